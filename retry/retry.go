@@ -1,0 +1,255 @@
+// Package retry holds the resilience parts of a token source: retries of
+// token requests (on github.com/hashicorp/go-retryablehttp), the circuit
+// breaker (on github.com/sony/gobreaker/v2), and the single retry after a
+// 401 (in the root package's Transport, whose rule lives here as
+// Replayable).
+//
+// Settings live in Policy and BreakerSettings; in both, a zero field means
+// the documented default.
+package retry
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// Defaults of Policy. With them a dead endpoint (refused connections, or
+// 5xx) fails a fetch after 3 attempts in well under a second of waiting.
+const (
+	DefaultMaxAttempts   = 3
+	DefaultMinWait       = 100 * time.Millisecond
+	DefaultMaxWait       = 2 * time.Second
+	DefaultMaxRetryAfter = 5 * time.Second
+)
+
+// Policy says how token requests are retried. The zero Policy is the
+// defaults above.
+//
+// Retried: network errors, 5xx (but 501) and 429. Never retried: any
+// other status, a cancelled or expired context, TLS certificate and
+// redirect errors. The wait is exponential with full jitter between
+// MinWait and MaxWait; a Retry-After of up to MaxRetryAfter is honored
+// instead, and a longer one ends the retries (the caller sees the error,
+// with the delay in it). No wait runs past the context's deadline: when
+// the next wait would, the last reply is returned at once.
+type Policy struct {
+	// MaxAttempts is the number of attempts, the first included. 1
+	// disables retries. Zero means DefaultMaxAttempts.
+	MaxAttempts int
+	// MinWait and MaxWait bound the backoff. Zero means DefaultMinWait
+	// and DefaultMaxWait.
+	MinWait, MaxWait time.Duration
+	// MaxRetryAfter is the longest Retry-After honored. Zero means
+	// DefaultMaxRetryAfter.
+	MaxRetryAfter time.Duration
+}
+
+func (p Policy) withDefaults() Policy {
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = DefaultMaxAttempts
+	}
+	if p.MinWait <= 0 {
+		p.MinWait = DefaultMinWait
+	}
+	if p.MaxWait <= 0 {
+		p.MaxWait = DefaultMaxWait
+	}
+	p.MaxWait = max(p.MaxWait, p.MinWait)
+	if p.MaxRetryAfter <= 0 {
+		p.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	return p
+}
+
+// Validate reports a Policy that makes no sense (negative values).
+func (p Policy) Validate() error {
+	if p.MaxAttempts < 0 || p.MinWait < 0 || p.MaxWait < 0 || p.MaxRetryAfter < 0 {
+		return errors.New("retry.Policy fields must not be negative")
+	}
+	return nil
+}
+
+// Attempt describes one failed attempt that will be retried, for
+// telemetry: its number (1 for the first), the status (0 for a network
+// error) and the wait before the next.
+type Attempt struct {
+	N      int
+	Status int
+	Err    error
+	Wait   time.Duration
+}
+
+// Replayable reports whether req can be sent a second time: it has no
+// body, or GetBody to make a new one. The Transport's single retry after a
+// 401 happens only for such requests.
+func Replayable(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+// Request is a token request to send with Do.
+type Request struct {
+	// Req is the request; its body must be replayable (GetBody), as
+	// http.NewRequest makes it for a bytes.Reader.
+	Req *http.Request
+	// Unsafe marks a request that must not reach the server twice (a
+	// rotating refresh token, a one-time password): it is retried only
+	// when the server surely did not act on it — a refused connection, a
+	// 429, or a 503.
+	Unsafe bool
+	// OnRetry, if set, is called before each wait.
+	OnRetry func(Attempt)
+}
+
+// Do sends r.Req with client under p and returns the last response (its
+// body unread, for the caller to decode and close) or the last error, and
+// the number of attempts made. The client should not follow redirects.
+func Do(client *http.Client, p Policy, r Request) (resp *http.Response, attempts int, err error) {
+	p = p.withDefaults()
+	ctx := r.Req.Context()
+	var wait time.Duration // the wait CheckRetry chose, for Backoff to return
+	rc := &retryablehttp.Client{
+		HTTPClient:   client,
+		Logger:       nil, // its default writes to stderr
+		RetryMax:     p.MaxAttempts - 1,
+		RetryWaitMin: p.MinWait,
+		RetryWaitMax: p.MaxWait,
+		ErrorHandler: keepLastReply,
+		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+			attempts++
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			retry, hard := shouldRetry(resp, err, r.Unsafe)
+			if hard != nil {
+				return false, hard
+			}
+			if !retry || attempts >= p.MaxAttempts {
+				return false, nil
+			}
+			w, ok := nextWait(p, attempts, resp)
+			if !ok {
+				return false, nil
+			}
+			if dl, has := ctx.Deadline(); has && time.Until(dl) <= w {
+				return false, nil // the wait would outlive the caller
+			}
+			wait = w
+			if r.OnRetry != nil {
+				a := Attempt{N: attempts, Err: err, Wait: w}
+				if resp != nil {
+					a.Status = resp.StatusCode
+				}
+				r.OnRetry(a)
+			}
+			return true, nil
+		},
+		Backoff: func(_, _ time.Duration, _ int, _ *http.Response) time.Duration { return wait },
+	}
+	rr, err := retryablehttp.FromRequest(r.Req)
+	if err != nil {
+		return nil, 0, err
+	}
+	rr.Request = rr.Request.WithContext(ctx)
+	resp, err = rc.Do(rr)
+	return resp, max(attempts, 1), err
+}
+
+// keepLastReply is the ErrorHandler: retryablehttp's default drops the
+// last reply; this returns it, so its body can be decoded. With an error
+// too (the context ended just after the reply came), the reply is closed
+// and only the error returned.
+func keepLastReply(resp *http.Response, err error, _ int) (*http.Response, error) {
+	if err != nil && resp != nil {
+		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+		resp.Body.Close()
+		return nil, err
+	}
+	return resp, err
+}
+
+// shouldRetry classifies an attempt's outcome. hard is an error that ends
+// the retries and replaces the outcome.
+func shouldRetry(resp *http.Response, err error, unsafe bool) (retry bool, hard error) {
+	if err != nil {
+		if unsafe {
+			return isDialError(err), nil
+		}
+		retry, hard = retryablehttp.DefaultRetryPolicy(context.Background(), nil, err)
+		if hard != nil {
+			return false, nil // not recoverable: Do returns err itself
+		}
+		return retry, nil
+	}
+	switch s := resp.StatusCode; {
+	case s == http.StatusTooManyRequests, s == http.StatusServiceUnavailable:
+		return true, nil
+	case unsafe:
+		return false, nil
+	case s >= 500 && s != http.StatusNotImplemented:
+		return true, nil
+	}
+	return false, nil
+}
+
+// isDialError reports an error from before the request was written.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// nextWait returns the wait before attempt n+1: the reply's Retry-After if
+// it has one (ok is false when that is over the cap: no retry), else
+// exponential backoff with full jitter.
+func nextWait(p Policy, n int, resp *http.Response) (time.Duration, bool) {
+	if resp != nil {
+		if h := resp.Header.Get("Retry-After"); h != "" {
+			if d, valid := ParseRetryAfter(h, time.Now()); valid {
+				if d > p.MaxRetryAfter {
+					return 0, false
+				}
+				return d, true
+			}
+		}
+	}
+	return Backoff(p.MinWait, p.MaxWait, n), true
+}
+
+// Backoff is exponential backoff with full jitter: a random wait in
+// [lo, lo·2^(n-1)], capped at hi; n counts from 1 (a smaller n is 1).
+func Backoff(lo, hi time.Duration, n int) time.Duration {
+	n = max(n, 1)
+	ceil := hi
+	if n < 31 && lo<<(n-1) > 0 && lo<<(n-1) < hi {
+		ceil = lo << (n - 1)
+	}
+	if ceil <= lo {
+		return lo
+	}
+	return lo + time.Duration(rand.Int64N(int64(ceil-lo)+1))
+}
+
+// ParseRetryAfter reads a Retry-After header: delay-seconds or an HTTP
+// date, relative to now. A past date is 0; the result is capped at 24
+// hours. valid is false for an empty or malformed header.
+func ParseRetryAfter(h string, now time.Time) (d time.Duration, valid bool) {
+	h = strings.TrimSpace(h)
+	if n, err := strconv.ParseUint(h, 10, 63); err == nil || errors.Is(err, strconv.ErrRange) {
+		if err != nil || n > uint64(24*time.Hour/time.Second) {
+			return 24 * time.Hour, true
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return min(max(t.Sub(now), 0), 24*time.Hour), true
+	}
+	return 0, false
+}

@@ -1,0 +1,417 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tokenhttp/tokenhttp/retry"
+	"github.com/tokenhttp/tokenhttp/telemetry"
+)
+
+// TokenSource supplies tokens.
+type TokenSource interface {
+	// Token returns a token that is valid now, or an error. ctx bounds
+	// how long this caller waits; it does not cancel a fetch other
+	// callers share.
+	Token(ctx context.Context) (*Token, error)
+}
+
+// Invalidator is implemented by a TokenSource that can be told an API
+// rejected a token. Invalidate drops rejected if it is still the current
+// token, so that the next Token call fetches a new one; a newer token that
+// another goroutine already fetched survives. It reports whether rejected
+// was dropped.
+type Invalidator interface {
+	Invalidate(rejected *Token) bool
+}
+
+// ErrBreakerOpen is matched (errors.Is) by the error Token returns while
+// the source's circuit breaker is open and no valid token is cached. The
+// error is a *retry.OpenError, which says when the next try will be.
+var ErrBreakerOpen = retry.ErrOpen
+
+// ErrClosed is returned by a CachedSource's Token after Close when it has
+// no valid token left.
+var ErrClosed = errors.New("source: the token source is closed")
+
+// Refresh ahead bounds.
+const (
+	maxAutoMargin = 5 * time.Minute
+	jitterShare   = 10 // the jitter is up to margin/jitterShare
+	// After a failed background renewal, the next one waits an eighth of
+	// the token's remaining life, within these bounds.
+	minRenewBackoff = 200 * time.Millisecond
+	maxRenewBackoff = 30 * time.Second
+)
+
+// CachedSource is the TokenSource that New returns: it caches the token,
+// fetches once for any number of concurrent callers, renews ahead of
+// expiry in the background, and can be told a token was rejected.
+//
+// It is safe for concurrent use. A Token call that finds a fresh token
+// reads one atomic pointer: it takes no lock and allocates nothing.
+type CachedSource struct {
+	ep        *endpoint
+	r         *resolved
+	breaker   *retry.Breaker         // nil when disabled
+	tel       *telemetry.Instruments // spans and metrics of fetches
+	unobserve func()                 // unregisters the gauges
+	host      string                 // the token endpoint's host, for spans
+	port      int                    //
+
+	cur      atomic.Pointer[entry] // the current token, nil when none
+	group    singleflight.Group    // one fetch at a time, shared by its waiters
+	ahead    atomic.Bool           // a background renewal is in flight
+	retry    atomic.Int64          // unix nanos before which a failed renewal is not retried
+	rejected atomic.Bool           // the last token was invalidated: the next fetch is "rejected"
+
+	fetchMu sync.Mutex // held by the fetch; guards refresh
+	refresh string     // the refresh token to renew with, "" when none
+
+	closeCtx context.Context    // done once Close is called; cancels fetches
+	closeFn  context.CancelFunc //
+	mu       sync.Mutex         // guards closed and the Add side of fetches
+	closed   bool               //
+	fetches  sync.WaitGroup     // fetches in flight
+}
+
+// entry is a token with the times the cache acts on.
+type entry struct {
+	tok       *Token
+	refreshAt time.Time // from then, renew in the background; zero: never
+	staleAt   time.Time // from then, never serve it; zero: never
+}
+
+// New validates cfg and returns a *CachedSource for it. Errors for a bad
+// Config wrap ErrInvalidConfig and say which field to fix.
+func New(cfg Config) (TokenSource, error) {
+	r, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	s := &CachedSource{ep: newEndpoint(r), r: r, tel: telemetry.New(cfg.Telemetry)}
+	s.host, s.port = hostPort(r.tokenURL)
+	s.breaker = retry.NewBreaker(r.p.Name, cfg.Breaker, breakerFailure, breakerExcluded)
+	s.closeCtx, s.closeFn = context.WithCancel(context.Background())
+	s.unobserve = s.tel.Observe(r.p.Name, s.ttl, s.breakerState)
+	return s, nil
+}
+
+// Token returns the cached token while it is fresh. Past its refresh time
+// it starts one background renewal and keeps returning the current token
+// until that token is about to expire; with no usable token, it waits for
+// the shared fetch or for ctx, whichever ends first. Every caller that
+// waited on a failed fetch gets its error.
+func (s *CachedSource) Token(ctx context.Context) (*Token, error) {
+	e := s.cur.Load()
+	if e != nil {
+		now := time.Now()
+		if e.refreshAt.IsZero() || now.Before(e.refreshAt) {
+			return e.tok, nil
+		}
+		if e.staleAt.IsZero() || now.Before(e.staleAt) {
+			s.renewAhead(ctx, now)
+			return e.tok, nil
+		}
+	}
+	reason := telemetry.ReasonCold
+	switch {
+	case e != nil:
+		reason = telemetry.ReasonExpired
+	case s.rejected.Load():
+		reason = telemetry.ReasonRejected
+	}
+	s.tel.CacheMiss(ctx, s.r.p.Name)
+	return s.wait(ctx, reason)
+}
+
+// Invalidate drops rejected if it is still the current token. It reports
+// whether it did. The next Token call fetches, with the refresh token
+// first when there is one.
+func (s *CachedSource) Invalidate(rejected *Token) bool {
+	e := s.cur.Load()
+	if e == nil || rejected == nil || e.tok != rejected {
+		return false
+	}
+	if !s.cur.CompareAndSwap(e, nil) {
+		return false
+	}
+	s.rejected.Store(true)
+	return true
+}
+
+// Close cancels a fetch in flight and waits for it to end. Afterwards
+// Token serves the cached token while it is usable, then returns
+// ErrClosed. Close is safe to call more than once.
+func (s *CachedSource) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.closeFn()
+	s.fetches.Wait()
+	s.unobserve()
+	return nil
+}
+
+// wait joins the shared fetch and waits for it or for ctx.
+func (s *CachedSource) wait(ctx context.Context, reason string) (*Token, error) {
+	ch := s.group.DoChan("token", func() (any, error) { return s.flight(ctx, reason) })
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*entry).tok, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("source: gave up waiting for a %s token: %w", s.r.p.Name, context.Cause(ctx))
+	}
+}
+
+// renewAhead starts one background renewal unless one is running. The
+// renewal is a flight like any other: a caller that needs a token joins it.
+func (s *CachedSource) renewAhead(ctx context.Context, now time.Time) {
+	if now.UnixNano() < s.retry.Load() || !s.ahead.CompareAndSwap(false, true) {
+		return
+	}
+	// The result channel is buffered: nobody needs to read it.
+	s.group.DoChan("token", func() (any, error) { return s.flight(ctx, telemetry.ReasonAhead) })
+}
+
+// flight is the shared fetch. It runs detached from every caller's
+// cancellation (keeping ctx's values, such as a trace) with its own
+// timeout, and ends early only on Close.
+func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	s.fetches.Add(1)
+	s.mu.Unlock()
+	defer s.fetches.Done()
+	defer s.ahead.Store(false)
+	defer func() { // a panic here would kill the process: singleflight re-panics
+		if p := recover(); p != nil {
+			v, err = nil, fmt.Errorf("source: the %s token fetch panicked: %s", s.r.p.Name, s.ep.scrub.clean(fmt.Sprint(p)))
+		}
+	}()
+
+	// A flight that starts right after another one stored a fresh token
+	// has nothing to do.
+	if e := s.cur.Load(); e != nil && (e.refreshAt.IsZero() || time.Now().Before(e.refreshAt)) {
+		return e, nil
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.r.fetchTimeout)
+	defer cancel()
+	stop := context.AfterFunc(s.closeCtx, cancel)
+	defer stop()
+
+	s.rejected.Store(false)
+	started := time.Now()
+	fctx, rec := s.tel.StartFetch(fctx, telemetry.FetchInfo{
+		Provider: s.r.p.Name, Grant: s.nextGrant(), Reason: reason, Host: s.host, Port: s.port})
+	st := &exchangeStats{onRetry: func(a retry.Attempt) { rec.Retry(a.N, a.Status, errorType(a.Err), a.Wait) }}
+	v, err = s.breaker.Do(func() (any, error) { return s.fetch(fctx, st) },
+		func(from, to retry.State) { rec.BreakerChange(from.String(), to.String()) })
+	rec.End(result(err, st))
+	if err != nil {
+		// While the current token is still usable, callers keep it; space
+		// out the background renewals instead of retrying on every call.
+		if e := s.cur.Load(); e != nil && !e.staleAt.IsZero() {
+			if left := time.Until(e.staleAt); left > 0 {
+				s.retry.Store(time.Now().Add(min(max(left/8, minRenewBackoff), maxRenewBackoff)).UnixNano())
+			}
+		}
+		return nil, err
+	}
+	s.retry.Store(0)
+	now := time.Now()
+	e := s.newEntry(v.(*Token), now, now.Sub(started))
+	s.cur.Store(e)
+	return e, nil
+}
+
+// fetch gets a new token: with the refresh token first when there is one,
+// falling back once to the configured grant when the endpoint refuses it.
+func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats) (*Token, error) {
+	s.fetchMu.Lock()
+	defer s.fetchMu.Unlock()
+	if rt := s.refresh; rt != "" {
+		tok, err := s.ep.exchange(ctx, RefreshToken, rt, st)
+		if err == nil {
+			if tok.RefreshToken == "" { // not rotated: keep using the old one
+				tok.RefreshToken = rt
+			}
+			s.refresh = tok.RefreshToken
+			return tok, nil
+		}
+		var te *Error
+		if !errors.As(err, &te) || te.Temporary() {
+			return nil, err // the endpoint is down: the refresh token may still be good
+		}
+		s.refresh = "" // refused: fall back to the grant, once
+	}
+	tok, err := s.ep.exchange(ctx, s.r.grant, "", st)
+	if err != nil {
+		return nil, err
+	}
+	s.refresh = tok.RefreshToken
+	return tok, nil
+}
+
+// newEntry computes when tok is renewed and when it stops being served.
+// took is how long its fetch took: an automatic margin leaves room for the
+// next renewal to land before the token stops being served.
+func (s *CachedSource) newEntry(tok *Token, now time.Time, took time.Duration) *entry {
+	e := &entry{tok: tok}
+	if tok.Expiry.IsZero() {
+		return e
+	}
+	life := tok.Expiry.Sub(now)
+	if life <= 0 { // expired on arrival: serve it to the callers who waited, once
+		e.refreshAt, e.staleAt = now, now
+		return e
+	}
+	guard := min(life/10, time.Second) // the token must outlive the request it rides on
+	margin := s.r.cfg.RefreshAhead
+	if margin == 0 {
+		margin = min(life/4, maxAutoMargin)
+		if j := int64(margin / jitterShare); j > 0 {
+			margin += time.Duration(rand.Int64N(j))
+		}
+		margin = max(margin, guard+2*took)
+	}
+	margin = min(margin, life/2)
+	e.refreshAt = tok.Expiry.Add(-margin)
+	e.staleAt = tok.Expiry.Add(-guard)
+	return e
+}
+
+// breakerFailure says which fetch errors count toward opening the breaker:
+// the endpoint failed (5xx, 429, no reply, a timeout). A 4xx means the
+// endpoint is up.
+func breakerFailure(err error) bool {
+	var te *Error
+	if errors.As(err, &te) {
+		return te.Temporary()
+	}
+	return true
+}
+
+// breakerExcluded says which errors say nothing of the endpoint: the
+// source was closed, or a user hook failed before a request was sent.
+func breakerExcluded(err error) bool {
+	var he *HookError
+	return errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed) || errors.As(err, &he)
+}
+
+// nextGrant is the grant the next fetch starts with.
+func (s *CachedSource) nextGrant() string {
+	s.fetchMu.Lock()
+	defer s.fetchMu.Unlock()
+	if s.refresh != "" {
+		return RefreshToken
+	}
+	return s.r.grant
+}
+
+// ttl reports the seconds until the current token expires, for the gauge.
+func (s *CachedSource) ttl() (float64, bool) {
+	e := s.cur.Load()
+	if e == nil || e.tok.Expiry.IsZero() {
+		return 0, false
+	}
+	return time.Until(e.tok.Expiry).Seconds(), true
+}
+
+// breakerState reports the breaker state for the gauge: 0 closed, 1
+// half-open, 2 open.
+func (s *CachedSource) breakerState() (int64, bool) {
+	if s.breaker == nil {
+		return 0, false
+	}
+	switch s.breaker.Current() {
+	case retry.StateHalfOpen:
+		return 1, true
+	case retry.StateOpen:
+		return 2, true
+	}
+	return 0, true
+}
+
+// result describes a fetch's end for telemetry: codes only, never text
+// from the provider.
+func result(err error, st *exchangeStats) telemetry.Result {
+	r := telemetry.Result{Outcome: telemetry.OutcomeSuccess, Status: st.status, Attempts: st.attempts}
+	if err == nil {
+		return r
+	}
+	r.ErrorType = errorType(err)
+	var te *Error
+	switch {
+	case errors.Is(err, ErrBreakerOpen):
+		r.Outcome = telemetry.OutcomeBreakerOpen
+	case errors.Is(err, context.Canceled), errors.Is(err, ErrClosed):
+		r.Outcome = telemetry.OutcomeError // the source was closed
+	case errors.As(err, &te):
+		r.OAuthError = te.Code
+		r.Outcome = telemetry.OutcomeRefused
+		if te.Temporary() {
+			r.Outcome = telemetry.OutcomeUnavailable
+		}
+	case errors.As(err, new(*FetchError)):
+		r.Outcome = telemetry.OutcomeUnavailable
+	default:
+		r.Outcome = telemetry.OutcomeError
+	}
+	return r
+}
+
+// errorType names an error's kind for error.type: a code, never text.
+func errorType(err error) string {
+	var te *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrBreakerOpen):
+		return "breaker_open"
+	case errors.As(err, &te):
+		return te.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, ErrClosed):
+		return "closed"
+	case errors.As(err, new(*HookError)):
+		return "hook"
+	case errors.As(err, new(*FetchError)):
+		return "network"
+	}
+	return "network"
+}
+
+// hostPort splits a URL's host and port (the scheme's default when none).
+func hostPort(raw string) (string, int) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", 0
+	}
+	p, _ := strconv.Atoi(u.Port())
+	if p == 0 {
+		p = 443
+		if u.Scheme == "http" {
+			p = 80
+		}
+	}
+	return u.Hostname(), p
+}

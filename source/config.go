@@ -1,0 +1,320 @@
+package source
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tokenhttp/tokenhttp/retry"
+	"github.com/tokenhttp/tokenhttp/telemetry"
+)
+
+// Config describes a credential and the token endpoint that takes it. New
+// validates it and returns a cached source.
+//
+// Config's String, GoString, Format, LogValue and MarshalJSON never show
+// ClientSecret or Password.
+type Config struct {
+	// Provider is the endpoint's dialect; nil means Standard.
+	Provider *Provider
+	// TokenURL overrides the provider's default token endpoint.
+	TokenURL string
+	// GrantType is ClientCredentials or Password. Empty means the
+	// Provider's grant, or ClientCredentials when it has none.
+	GrantType string
+	// ClientID and ClientSecret identify the client.
+	ClientID     string
+	ClientSecret string
+	// Username and Password are the resource owner's, for the Password
+	// grant.
+	Username string
+	Password string
+	// PasswordFunc, if set, is asked for the password on every password
+	// grant request, instead of Password: for one-time passwords. It runs
+	// inside the shared fetch, on a context that is not any caller's, and
+	// a panic in it becomes an error.
+	PasswordFunc func(ctx context.Context) (string, error)
+	// Scopes are requested, joined by spaces.
+	Scopes []string
+	// EndpointParams are extra fields for every token request (an
+	// "audience", say). They do not override the grant's own fields.
+	EndpointParams url.Values
+	// HTTPClient sends token requests; nil means a client over
+	// http.DefaultTransport. Its CheckRedirect is replaced: token requests
+	// never follow a redirect.
+	HTTPClient *http.Client
+
+	// Encoding overrides the Provider's body encoding when set to
+	// JSONEncoding (FormEncoding, the zero value, keeps the Provider's).
+	Encoding Encoding
+	// AuthStyle overrides the Provider's client-credential placement.
+	AuthStyle AuthStyle
+
+	// Lifetime asks for a token lifetime, for providers that take one
+	// (VaultID's "lifetime"). Zero means the provider's default.
+	Lifetime time.Duration
+	// Cloud is the VaultID "provider" field: the cloud the user belongs
+	// to.
+	Cloud string
+	// Origin is sent as the Origin header (gestao.plus: the customer's
+	// subdomain, "https://yourcompany.gestao.plus").
+	Origin string
+
+	// RefreshAhead is how long before expiry a token is renewed, at most
+	// half the lifetime. Zero means a margin that adapts to the lifetime:
+	// a quarter of it, at most 5 minutes, plus a random jitter of up to a
+	// tenth of the margin so that replicas do not renew at once, and never
+	// less than twice the last fetch's duration plus the guard below.
+	// Callers keep the current token while the renewal runs, until it is
+	// within min(lifetime/10, 1s) of expiry.
+	RefreshAhead time.Duration
+	// FetchTimeout bounds one token fetch, including its retries. Zero
+	// means 30 seconds.
+	FetchTimeout time.Duration
+	// Retry says how token requests are retried (5xx, 429 and network
+	// errors only). The zero value is retry's documented defaults.
+	Retry retry.Policy
+	// Breaker configures the circuit breaker over token fetches. The zero
+	// value is retry's documented defaults; while it is open a still-valid
+	// token keeps being served, and otherwise Token fails fast with an
+	// error that matches ErrBreakerOpen.
+	Breaker retry.BreakerSettings
+
+	// Telemetry says where spans and metrics of token fetches go; the zero
+	// value means the OpenTelemetry globals. Nothing secret is recorded,
+	// and a cached hit records nothing.
+	Telemetry telemetry.Providers
+
+	// AllowInsecureHTTP allows a cleartext http:// TokenURL to a host that
+	// is not loopback. Off, New refuses it: the client secret and the
+	// token would cross the network in the clear.
+	AllowInsecureHTTP bool
+}
+
+// DefaultFetchTimeout is the FetchTimeout used when Config leaves it zero.
+const DefaultFetchTimeout = 30 * time.Second
+
+// String returns a description of c that shows no secret.
+func (c Config) String() string {
+	b, _ := json.Marshal(c.redacted())
+	return "source.Config" + string(b)
+}
+
+// GoString is String, so %#v shows no secret.
+func (c Config) GoString() string { return c.String() }
+
+// Format implements fmt.Formatter: every verb prints the redacted String.
+func (c Config) Format(f fmt.State, verb rune) { formatRedacted(f, verb, c.String()) }
+
+// MarshalJSON encodes c with ClientSecret and Password redacted.
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.redacted()) }
+
+// LogValue implements slog.LogValuer with the secrets redacted.
+func (c Config) LogValue() slog.Value {
+	r := c.redacted()
+	return slog.GroupValue(
+		slog.String("provider", r.Provider),
+		slog.String("token_url", r.TokenURL),
+		slog.String("grant_type", r.GrantType),
+		slog.String("client_id", r.ClientID),
+		slog.String("client_secret", r.ClientSecret),
+		slog.String("username", r.Username),
+		slog.String("password", r.Password),
+		slog.Any("scopes", r.Scopes),
+	)
+}
+
+type redactedConfig struct {
+	Provider          string        `json:"provider"`
+	TokenURL          string        `json:"token_url,omitempty"`
+	GrantType         string        `json:"grant_type,omitempty"`
+	ClientID          string        `json:"client_id,omitempty"`
+	ClientSecret      string        `json:"client_secret,omitempty"`
+	Username          string        `json:"username,omitempty"`
+	Password          string        `json:"password,omitempty"`
+	PasswordFunc      bool          `json:"password_func,omitempty"`
+	Scopes            []string      `json:"scopes,omitempty"`
+	EndpointParams    []string      `json:"endpoint_params,omitempty"`
+	Lifetime          time.Duration `json:"lifetime,omitempty"`
+	Cloud             string        `json:"cloud,omitempty"`
+	Origin            string        `json:"origin,omitempty"`
+	AllowInsecureHTTP bool          `json:"allow_insecure_http,omitempty"`
+}
+
+func (c Config) redacted() redactedConfig {
+	r := redactedConfig{
+		Provider: providerOf(c).Name, TokenURL: redactURL(c.TokenURL), GrantType: c.GrantType,
+		ClientID: c.ClientID, ClientSecret: redact(c.ClientSecret), Username: c.Username,
+		Password: redact(c.Password), PasswordFunc: c.PasswordFunc != nil, Scopes: c.Scopes,
+		Lifetime: c.Lifetime, Cloud: c.Cloud, Origin: c.Origin, AllowInsecureHTTP: c.AllowInsecureHTTP,
+	}
+	for k := range c.EndpointParams { // names only: values may be secret
+		r.EndpointParams = append(r.EndpointParams, k)
+	}
+	return r
+}
+
+// redactURL hides what a URL may carry that is secret: a password and the
+// query's values (an api_key, say). The names of query parameters stay.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "[unparsable URL]"
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"REDACTED"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.Redacted()
+}
+
+func providerOf(c Config) *Provider {
+	if c.Provider == nil {
+		return Standard
+	}
+	return c.Provider
+}
+
+// validate checks c and returns the resolved settings an endpoint needs.
+func (c Config) validate() (*resolved, error) {
+	p := providerOf(c)
+	r := &resolved{cfg: c, p: p}
+
+	raw := c.TokenURL
+	if raw == "" {
+		raw = p.TokenURL
+	}
+	if raw == "" {
+		return nil, configError("Config.TokenURL is required for the %s provider (it has no default endpoint; give your deployment's token URL)", p.Name)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, configError("Config.TokenURL %q is not an absolute http(s) URL", redactURL(raw))
+	}
+	if u.User != nil {
+		return nil, configError("Config.TokenURL must not carry credentials; use ClientID and ClientSecret")
+	}
+	if u.Fragment != "" {
+		return nil, configError("Config.TokenURL %q has a fragment", redactURL(raw))
+	}
+	if u.Scheme == "http" && !IsLoopback(u.Hostname()) && !c.AllowInsecureHTTP {
+		return nil, configError("Config.TokenURL %q is cleartext http to a host that is not loopback; use https, or set AllowInsecureHTTP if the network is trusted", redactURL(raw))
+	}
+	r.tokenURL = u.String()
+
+	switch {
+	case c.GrantType != "":
+		r.grant = c.GrantType
+	case p.GrantType != "":
+		r.grant = p.GrantType
+	default:
+		r.grant = ClientCredentials
+	}
+	if r.grant != ClientCredentials && r.grant != Password {
+		return nil, configError("Config.GrantType %q is not supported; use source.ClientCredentials or source.Password", r.grant)
+	}
+	if p.GrantType != "" && r.grant != p.GrantType {
+		return nil, configError("Config.GrantType %q: the %s provider only takes the %q grant; leave GrantType empty", r.grant, p.Name, p.GrantType)
+	}
+
+	r.encoding = p.Encoding
+	if c.Encoding != FormEncoding {
+		r.encoding = c.Encoding
+	}
+	r.auth = p.AuthStyle
+	if c.AuthStyle != AuthDefault {
+		r.auth = c.AuthStyle
+	}
+	if r.auth == AuthDefault {
+		r.auth = AuthInHeader
+	}
+	if r.auth < AuthDefault || r.auth > AuthNone {
+		return nil, configError("Config.AuthStyle %d is not one of the AuthStyle constants", int(c.AuthStyle))
+	}
+	if c.Encoding < FormEncoding || c.Encoding > JSONEncoding {
+		return nil, configError("Config.Encoding %d is not one of the Encoding constants", int(c.Encoding))
+	}
+
+	if r.auth != AuthNone && c.ClientID == "" && !fixed(p, "client_id") {
+		return nil, configError("Config.ClientID is required for the %s provider", p.Name)
+	}
+	if r.grant == ClientCredentials && r.auth != AuthNone && c.ClientSecret == "" && !fixed(p, "client_secret") {
+		return nil, configError("Config.ClientSecret is required for the client_credentials grant")
+	}
+	if r.grant == Password {
+		if c.Username == "" {
+			return nil, configError("Config.Username is required for the password grant")
+		}
+		if c.Password == "" && c.PasswordFunc == nil {
+			return nil, configError("Config.Password or Config.PasswordFunc is required for the password grant")
+		}
+		if p.OneTimePassword && c.PasswordFunc == nil {
+			return nil, configError("the %s provider takes one-time passwords: set Config.PasswordFunc to supply a fresh one for each token request", p.Name)
+		}
+	}
+	if err := c.Retry.Validate(); err != nil {
+		return nil, configError("Config.Retry: %v", err)
+	}
+	if err := c.Breaker.Validate(); err != nil {
+		return nil, configError("Config.Breaker: %v", err)
+	}
+	if c.RefreshAhead < 0 || c.FetchTimeout < 0 || c.Lifetime < 0 {
+		return nil, configError("Config.RefreshAhead, FetchTimeout and Lifetime must not be negative")
+	}
+	for _, s := range c.Scopes {
+		if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") {
+			return nil, configError("Config.Scopes has %q: a scope is one non-empty word without spaces or quotes", s)
+		}
+	}
+	if strings.ContainsAny(c.Origin, "\r\n") {
+		return nil, configError("Config.Origin must not contain a line break")
+	}
+	if p.Validate != nil {
+		if err := p.Validate(&c); err != nil {
+			return nil, configError("%s provider: %w", p.Name, err)
+		}
+	}
+	r.fetchTimeout = c.FetchTimeout
+	if r.fetchTimeout == 0 {
+		r.fetchTimeout = DefaultFetchTimeout
+	}
+	return r, nil
+}
+
+func fixed(p *Provider, field string) bool {
+	_, ok := p.Fixed[field]
+	return ok
+}
+
+// resolved is a validated Config with every default applied.
+type resolved struct {
+	cfg          Config
+	p            *Provider
+	tokenURL     string
+	grant        string
+	encoding     Encoding
+	auth         AuthStyle
+	fetchTimeout time.Duration
+}
+
+// IsLoopback reports whether host (a host name or IP, without port) is the
+// loopback interface: "localhost", a name under ".localhost", 127.0.0.0/8
+// or ::1.
+func IsLoopback(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}

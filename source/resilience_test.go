@@ -1,0 +1,811 @@
+package source_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tokenhttp/tokenhttp/retry"
+	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+)
+
+// The resilience tests: token-endpoint retries, the circuit breaker and
+// stale-but-valid tokens, through source.New and the sourcetest
+// emulators' fault knobs. Time-based cases run in a synctest bubble over
+// an in-memory transport; the others over loopback sockets.
+
+// rsRetry keeps retry waits short; it has the default 3 attempts.
+var rsRetry = retry.Policy{MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond}
+
+const rsAttempts = retry.DefaultMaxAttempts
+
+// rsRoundTripper is an http.RoundTripper double.
+type rsRoundTripper func(*http.Request) (*http.Response, error)
+
+func (f rsRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// rsMemClient calls h in the calling goroutine, without sockets, so that
+// it works in a synctest bubble.
+func rsMemClient(h http.Handler) *http.Client {
+	return &http.Client{Transport: rsRoundTripper(func(r *http.Request) (*http.Response, error) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec.Result(), nil
+	})}
+}
+
+// rsLeakCheck fails t if a goroutine it started outlives it. Call it
+// first: its check runs after the other cleanups.
+func rsLeakCheck(t *testing.T) {
+	t.Helper()
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}
+
+// rsEmu registers emu to be closed at the end of t.
+func rsEmu(t *testing.T, emu *sourcetest.Server) *sourcetest.Server {
+	t.Cleanup(emu.Close)
+	return emu
+}
+
+// rsConfig is a client_credentials Config for a Standard emulator.
+func rsConfig(emu *sourcetest.Server) source.Config {
+	return source.Config{
+		TokenURL:     emu.TokenURL,
+		ClientID:     sourcetest.DefaultClientID,
+		ClientSecret: sourcetest.DefaultClientSecret,
+		Retry:        rsRetry,
+	}
+}
+
+// rsNew returns a source for cfg. Unless cfg has an HTTPClient, it gets
+// one over a Transport of its own. Both are closed at the end of t.
+func rsNew(t *testing.T, cfg source.Config) source.TokenSource {
+	t.Helper()
+	if cfg.HTTPClient == nil {
+		tr := &http.Transport{}
+		t.Cleanup(tr.CloseIdleConnections)
+		cfg.HTTPClient = &http.Client{Transport: tr}
+	}
+	src, err := source.New(cfg)
+	if err != nil {
+		t.Fatalf("source.New: %v", err)
+	}
+	t.Cleanup(func() { rsClose(src) })
+	return src
+}
+
+func rsClose(src source.TokenSource) {
+	if c, ok := src.(interface{ Close() error }); ok {
+		c.Close()
+	}
+}
+
+// rsTokenErr returns err as a *source.Error, failing t if it is not one.
+func rsTokenErr(t *testing.T, err error) *source.Error {
+	t.Helper()
+	var te *source.Error
+	if !errors.As(err, &te) {
+		t.Fatalf("error: got %v (%T), want a *source.Error", err, err)
+	}
+	return te
+}
+
+func TestResilienceBurstShorterThanAttempts(t *testing.T) {
+	for _, status := range []int{500, 502, 503, 504, 429} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			rsLeakCheck(t)
+			emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
+			src := rsNew(t, rsConfig(emu))
+			burst := rsAttempts - 1
+			emu.FailNext(burst, status, "")
+
+			tok, err := src.Token(context.Background())
+			if err != nil {
+				t.Fatalf("Token: got error %v, want a token after the burst", err)
+			}
+			if !tok.Valid() {
+				t.Errorf("Token: got an invalid token")
+			}
+			if got, want := emu.TokenRequests(), burst+1; got != want {
+				t.Errorf("token requests: got %d, want %d", got, want)
+			}
+			if got, want := emu.Issued(), 1; got != want {
+				t.Errorf("tokens issued: got %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+// TestResilienceBurstLongerThanAttempts checks that the last reply of an
+// exhausted fetch becomes the caller's *source.Error.
+func TestResilienceBurstLongerThanAttempts(t *testing.T) {
+	rsLeakCheck(t)
+	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
+	src := rsNew(t, rsConfig(emu))
+	emu.FailNext(rsAttempts, 503, "")
+
+	_, err := src.Token(context.Background())
+	te := rsTokenErr(t, err)
+	if got, want := te.StatusCode, 503; got != want {
+		t.Errorf("StatusCode: got %d, want %d", got, want)
+	}
+	if got, want := te.Code, source.CodeServerError; got != want {
+		t.Errorf("Code: got %q, want %q", got, want)
+	}
+	if !te.Temporary() {
+		t.Errorf("Temporary: got false, want true for a 503")
+	}
+	if got, want := emu.TokenRequests(), rsAttempts; got != want {
+		t.Errorf("token requests: got %d, want %d", got, want)
+	}
+	if _, err := src.Token(context.Background()); err != nil {
+		t.Errorf("Token after the burst: %v", err)
+	}
+}
+
+func TestResilienceRetryAfter(t *testing.T) {
+	rsLeakCheck(t)
+	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
+
+	t.Run("1 s then success", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			cfg := rsConfig(emu)
+			cfg.HTTPClient = rsMemClient(emu.Config.Handler)
+			src := rsNew(t, cfg)
+			before := emu.TokenRequests()
+			emu.FailNext(1, http.StatusTooManyRequests, "1")
+
+			start := time.Now()
+			tok, err := src.Token(context.Background())
+			elapsed := time.Since(start)
+			if err != nil {
+				t.Fatalf("Token: got error %v, want a token after the Retry-After", err)
+			}
+			if !tok.Valid() {
+				t.Errorf("Token: got an invalid token")
+			}
+			if elapsed < time.Second || elapsed > time.Second+50*time.Millisecond {
+				t.Errorf("elapsed: got %v, want the 1s Retry-After", elapsed)
+			}
+			if got, want := emu.TokenRequests()-before, 2; got != want {
+				t.Errorf("token requests: got %d, want %d", got, want)
+			}
+		})
+	})
+
+	// fetchTimeout is set past the Retry-After, so that the cap, not
+	// the fetch's deadline, is what stops the wait.
+	absurd := func(t *testing.T, client *http.Client, fetchTimeout time.Duration) {
+		cfg := rsConfig(emu)
+		cfg.HTTPClient = client
+		cfg.FetchTimeout = fetchTimeout
+		src := rsNew(t, cfg)
+		before := emu.TokenRequests()
+		emu.FailNext(1, http.StatusTooManyRequests, "3600")
+
+		start := time.Now()
+		_, err := src.Token(context.Background())
+		elapsed := time.Since(start)
+		if elapsed >= time.Second {
+			t.Errorf("elapsed: got %v, want under 1s (an absurd Retry-After is not waited)", elapsed)
+		}
+		if got, want := emu.TokenRequests()-before, 1; got != want {
+			t.Errorf("token requests: got %d, want %d", got, want)
+		}
+		te := rsTokenErr(t, err)
+		if got, want := te.RetryAfter, 3600*time.Second; got != want {
+			t.Errorf("RetryAfter: got %v, want %v", got, want)
+		}
+		if got, want := te.StatusCode, http.StatusTooManyRequests; got != want {
+			t.Errorf("StatusCode: got %d, want %d", got, want)
+		}
+		if got, want := te.Code, source.CodeTemporarilyUnavailable; got != want {
+			t.Errorf("Code: got %q, want %q", got, want)
+		}
+	}
+	t.Run("absurd 3600 fails fast", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) { absurd(t, rsMemClient(emu.Config.Handler), 2*time.Hour) })
+	})
+	t.Run("absurd 3600 fails fast over sockets", func(t *testing.T) { absurd(t, nil, 0) })
+}
+
+func TestResilienceHungEndpoint(t *testing.T) {
+	rsLeakCheck(t)
+	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
+	cfg := rsConfig(emu)
+	cfg.FetchTimeout = 500 * time.Millisecond
+	src := rsNew(t, cfg)
+	emu.HangNext(100)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := src.Token(ctx)
+	if elapsed := time.Since(start); elapsed > 450*time.Millisecond {
+		t.Errorf("caller with a 300ms deadline: returned after %v", elapsed)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("caller with a 300ms deadline: got %v, want its context's error", err)
+	}
+
+	// A caller without a deadline: the fetch ends by itself at FetchTimeout.
+	start = time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, err := src.Token(context.Background())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if elapsed := time.Since(start); elapsed > 1200*time.Millisecond {
+			t.Errorf("caller without a deadline: returned after %v, want within about FetchTimeout", elapsed)
+		}
+		if err == nil {
+			t.Fatalf("caller without a deadline: got a token from a hung endpoint")
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("caller without a deadline: got %v, want the fetch's timeout (context.DeadlineExceeded)", err)
+		}
+		if errors.Is(err, source.ErrBreakerOpen) {
+			t.Errorf("caller without a deadline: got %v, want a timeout, not the breaker", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("caller without a deadline: still waiting after 5s; FetchTimeout does not end a hung fetch")
+	}
+
+	emu.HangNext(0)
+	if _, err := src.Token(context.Background()); err != nil {
+		t.Errorf("Token once the endpoint answers: %v", err)
+	}
+}
+
+func TestResilienceConnectionReset(t *testing.T) {
+	for _, n := range []int{1, rsAttempts - 1} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			rsLeakCheck(t)
+			emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
+			src := rsNew(t, rsConfig(emu))
+			emu.ResetNext(n)
+			tok, err := src.Token(context.Background())
+			if err != nil {
+				t.Fatalf("Token: got %v, want the reset retried transparently", err)
+			}
+			if !tok.Valid() {
+				t.Errorf("Token: got an invalid token")
+			}
+			if got, want := emu.TokenRequests(), n+1; got != want {
+				t.Errorf("token requests: got %d, want %d", got, want)
+			}
+		})
+	}
+	t.Run("longer than the attempts", func(t *testing.T) {
+		rsLeakCheck(t)
+		emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
+		src := rsNew(t, rsConfig(emu))
+		emu.ResetNext(rsAttempts)
+		_, err := src.Token(context.Background())
+		var fe *source.FetchError
+		if !errors.As(err, &fe) {
+			t.Fatalf("Token: got %v (%T), want a *source.FetchError", err, err)
+		}
+		if got, want := emu.TokenRequests(), rsAttempts; got != want {
+			t.Errorf("token requests: got %d, want %d", got, want)
+		}
+	})
+}
+
+// rsBreakerCycle takes a source's breaker through closed, open, a failed
+// probe, open again, a good probe and closed. fast bounds a refusal.
+func rsBreakerCycle(t *testing.T, emu *sourcetest.Server, client *http.Client, openFor, fast time.Duration) {
+	const failures = 3
+	cfg := rsConfig(emu)
+	cfg.HTTPClient = client
+	var mu sync.Mutex
+	var changes []string
+	cfg.Breaker = retry.BreakerSettings{Failures: failures, OpenFor: openFor,
+		OnStateChange: func(from, to retry.State) {
+			mu.Lock()
+			defer mu.Unlock()
+			changes = append(changes, fmt.Sprintf("%v->%v", from, to))
+		}}
+	src := rsNew(t, cfg)
+	ctx := context.Background()
+	emu.FailNext(1<<20, http.StatusInternalServerError, "")
+	base := emu.TokenRequests()
+
+	for i := 1; i <= failures; i++ {
+		_, err := src.Token(ctx)
+		if errors.Is(err, source.ErrBreakerOpen) {
+			t.Fatalf("fetch %d: got %v, want the endpoint's error", i, err)
+		}
+		if got, want := rsTokenErr(t, err).StatusCode, 500; got != want {
+			t.Errorf("fetch %d: status %d, want %d", i, got, want)
+		}
+		if got, want := emu.TokenRequests()-base, i*rsAttempts; got != want {
+			t.Errorf("token requests after fetch %d: got %d, want %d", i, got, want)
+		}
+	}
+	wantOpen := func(what string) {
+		t.Helper()
+		before := emu.TokenRequests()
+		start := time.Now()
+		_, err := src.Token(ctx)
+		if elapsed := time.Since(start); elapsed > fast {
+			t.Errorf("%s: the refusal took %v, want under %v", what, elapsed, fast)
+		}
+		if !errors.Is(err, source.ErrBreakerOpen) {
+			t.Fatalf("%s: got %v, want an error matching source.ErrBreakerOpen", what, err)
+		}
+		var oe *retry.OpenError
+		if !errors.As(err, &oe) {
+			t.Fatalf("%s: got %T, want a *retry.OpenError", what, err)
+		}
+		if now := time.Now(); oe.Until.Before(now) || oe.Until.After(now.Add(openFor)) {
+			t.Errorf("%s: OpenError.Until %v, want within OpenFor (%v) from now", what, oe.Until, openFor)
+		}
+		if !strings.Contains(err.Error(), "next try") {
+			t.Errorf("%s: error %q does not say when the next try will be", what, err)
+		}
+		if got := emu.TokenRequests() - before; got != 0 {
+			t.Errorf("%s: the open breaker let %d token requests through", what, got)
+		}
+	}
+	wantOpen("open")
+
+	// After OpenFor: one probe, which fails and re-opens the breaker.
+	time.Sleep(openFor + openFor/10)
+	before := emu.TokenRequests()
+	_, err := src.Token(ctx)
+	if errors.Is(err, source.ErrBreakerOpen) {
+		t.Fatalf("probe: got %v, want it let through", err)
+	}
+	rsTokenErr(t, err)
+	if got, want := emu.TokenRequests()-before, rsAttempts; got != want {
+		t.Errorf("probe: %d token requests, want %d (one fetch)", got, want)
+	}
+	wantOpen("re-opened after a failed probe")
+
+	// After OpenFor again, with the endpoint healed: the probe closes it.
+	time.Sleep(openFor + openFor/10)
+	emu.FailNext(0, 0, "")
+	before = emu.TokenRequests()
+	tok, err := src.Token(ctx)
+	if err != nil {
+		t.Fatalf("probe on a healed endpoint: %v", err)
+	}
+	if got, want := emu.TokenRequests()-before, 1; got != want {
+		t.Errorf("probe on a healed endpoint: %d token requests, want %d", got, want)
+	}
+	if again, err := src.Token(ctx); err != nil || again != tok {
+		t.Errorf("Token after the probe: got %v, %v; want the cached token", again, err)
+	}
+	if !src.(source.Invalidator).Invalidate(tok) {
+		t.Fatalf("Invalidate: got false for the current token")
+	}
+	before = emu.TokenRequests()
+	if _, err := src.Token(ctx); err != nil {
+		t.Fatalf("Token after closing: %v", err)
+	}
+	if got, want := emu.TokenRequests()-before, 1; got != want {
+		t.Errorf("Token after closing: %d token requests, want %d", got, want)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"closed->open", "open->half-open", "half-open->open", "open->half-open", "half-open->closed"}
+	if strings.Join(changes, " ") != strings.Join(want, " ") {
+		t.Errorf("OnStateChange calls: got %q, want %q", changes, want)
+	}
+}
+
+func TestResilienceBreakerCycle(t *testing.T) {
+	rsLeakCheck(t)
+	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
+	t.Run("synctest", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			rsBreakerCycle(t, emu, rsMemClient(emu.Config.Handler), retry.DefaultOpenFor, time.Nanosecond)
+		})
+	})
+	t.Run("real clock", func(t *testing.T) {
+		rsBreakerCycle(t, emu, nil, 200*time.Millisecond, 100*time.Millisecond)
+	})
+}
+
+// TestResilienceBreakerShareProbe checks that callers who arrive during
+// the half-open probe wait for it and share its result.
+func TestResilienceBreakerShareProbe(t *testing.T) {
+	rsLeakCheck(t)
+	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
+	cfg := rsConfig(emu)
+	cfg.Retry.MaxAttempts = 1
+	cfg.Breaker = retry.BreakerSettings{Failures: 1, OpenFor: 100 * time.Millisecond}
+	src := rsNew(t, cfg)
+	emu.FailNext(1, 500, "")
+	if _, err := src.Token(context.Background()); err == nil {
+		t.Fatal("Token: got a token, want the injected 500")
+	}
+	time.Sleep(150 * time.Millisecond)
+	emu.SetLatency(100 * time.Millisecond)
+
+	var wg sync.WaitGroup
+	toks := make([]*source.Token, 20)
+	errs := make([]error, len(toks))
+	for i := range toks {
+		wg.Go(func() { toks[i], errs[i] = src.Token(context.Background()) })
+		if i == 0 {
+			time.Sleep(20 * time.Millisecond) // the first caller starts the probe
+		}
+	}
+	wg.Wait()
+	for i := range toks {
+		if errs[i] != nil {
+			t.Errorf("caller %d: got %v, want the probe's token", i, errs[i])
+		} else if toks[i] != toks[0] {
+			t.Errorf("caller %d: got another token than the probe's", i)
+		}
+	}
+	if got, want := emu.TokenRequests(), 2; got != want {
+		t.Errorf("token requests: got %d, want %d (the failure and one probe)", got, want)
+	}
+}
+
+func TestResilienceBreakerNotTrippedBy4xx(t *testing.T) {
+	tests := []struct {
+		name       string
+		fault      func(emu *sourcetest.Server)
+		wantStatus int
+		wantCode   string
+	}{
+		{"wrong client secret", func(emu *sourcetest.Server) {
+			emu.SetCredentials(sourcetest.Options{ClientSecret: "another-client-secret"})
+		}, 401, source.CodeInvalidClient},
+		{"400", func(emu *sourcetest.Server) { emu.FailNext(1<<20, 400, "") }, 400, source.CodeInvalidRequest},
+		{"403", func(emu *sourcetest.Server) { emu.FailNext(1<<20, 403, "") }, 403, "access_denied"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rsLeakCheck(t)
+			emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
+			cfg := rsConfig(emu)
+			cfg.Breaker = retry.BreakerSettings{Failures: 3, OpenFor: time.Minute}
+			src := rsNew(t, cfg)
+			tt.fault(emu)
+			for i := 1; i <= 20; i++ {
+				_, err := src.Token(context.Background())
+				if errors.Is(err, source.ErrBreakerOpen) {
+					t.Fatalf("call %d: got %v; a 4xx must not trip the breaker", i, err)
+				}
+				te := rsTokenErr(t, err)
+				if te.StatusCode != tt.wantStatus || te.Code != tt.wantCode {
+					t.Errorf("call %d: got %d %q, want %d %q", i, te.StatusCode, te.Code, tt.wantStatus, tt.wantCode)
+				}
+				if got, want := emu.TokenRequests(), i; got != want {
+					t.Fatalf("token requests after call %d: got %d, want %d (a 4xx is not retried)", i, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestResilienceStaleButValid: while background renewals fail, the
+// current token is served until it nearly expires, never after; then
+// callers get a fast, typed error.
+func TestResilienceStaleButValid(t *testing.T) {
+	rsLeakCheck(t)
+	const life = 2 * time.Second
+	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{Lifetime: life}))
+	synctest.Test(t, func(t *testing.T) {
+		const failures = 2
+		cfg := rsConfig(emu)
+		cfg.HTTPClient = rsMemClient(emu.Config.Handler)
+		cfg.RefreshAhead = 1500 * time.Millisecond
+		cfg.Breaker = retry.BreakerSettings{Failures: failures}
+		src := rsNew(t, cfg)
+		ctx := context.Background()
+
+		tok, err := src.Token(ctx)
+		if err != nil {
+			t.Fatalf("first Token: %v", err)
+		}
+		if got, want := tok.Expiry, time.Now().Add(life); !got.Equal(want) {
+			t.Fatalf("Expiry: got %v, want %v", got, want)
+		}
+		emu.FailNext(1<<20, 500, "")
+
+		var lastServed, firstErr time.Time
+		for now := time.Now(); now.Before(tok.Expiry.Add(500 * time.Millisecond)); now = time.Now() {
+			got, err := src.Token(ctx)
+			if time.Since(now) != 0 {
+				t.Fatalf("at %v before expiry: Token waited %v", tok.Expiry.Sub(now), time.Since(now))
+			}
+			switch {
+			case err == nil:
+				if !got.Expiry.After(time.Now()) {
+					t.Fatalf("at %v before expiry: got a token that expired at %v", tok.Expiry.Sub(now), got.Expiry)
+				}
+				if got != tok {
+					t.Fatalf("at %v before expiry: got another token; every renewal failed", tok.Expiry.Sub(now))
+				}
+				if !firstErr.IsZero() {
+					t.Fatalf("at %v before expiry: got the token again after an error at %v", tok.Expiry.Sub(now), tok.Expiry.Sub(firstErr))
+				}
+				lastServed = now
+			default:
+				if firstErr.IsZero() {
+					firstErr = now
+				}
+				if !errors.Is(err, source.ErrBreakerOpen) {
+					t.Fatalf("at %v before expiry: got %v, want the open breaker's error", tok.Expiry.Sub(now), err)
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+
+		if lastServed.IsZero() || tok.Expiry.Sub(lastServed) > 250*time.Millisecond {
+			t.Errorf("the token was served until %v before expiry, want until about 200ms before", tok.Expiry.Sub(lastServed))
+		}
+		if firstErr.IsZero() || firstErr.After(tok.Expiry) {
+			t.Errorf("first error: at %v before expiry, want one by expiry", tok.Expiry.Sub(firstErr))
+		}
+		// Renewals were tried, each with its retries, until the breaker opened.
+		if got, want := emu.TokenRequests(), 1+failures*rsAttempts; got != want {
+			t.Errorf("token requests: got %d, want %d (the first, then %d failed renewals of %d attempts)", got, want, failures, rsAttempts)
+		}
+	})
+}
+
+// TestResilienceOutage: many callers during an outage; the endpoint never
+// sees two requests at once, and the callers of one fetch share its error.
+func TestResilienceOutage(t *testing.T) {
+	rsLeakCheck(t)
+	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
+	emu.SetLatency(30 * time.Millisecond)
+	emu.FailNext(1<<20, http.StatusInternalServerError, "")
+
+	var inFlight, maxInFlight atomic.Int32
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	cfg := rsConfig(emu)
+	cfg.Breaker = retry.BreakerSettings{Failures: 1000}
+	cfg.HTTPClient = &http.Client{Transport: rsRoundTripper(func(r *http.Request) (*http.Response, error) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
+		}
+		return tr.RoundTrip(r)
+	})}
+	src := rsNew(t, cfg)
+
+	const callers, waves = 200, 3
+	errs := make([]error, 0, callers*waves)
+	var mu sync.Mutex
+	for range waves {
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for range callers {
+			wg.Go(func() {
+				<-start
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				tok, err := src.Token(ctx)
+				if tok != nil {
+					t.Errorf("Token: got a token during an outage")
+				}
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			})
+		}
+		close(start)
+		wg.Wait()
+	}
+
+	if got, want := maxInFlight.Load(), int32(1); got != want {
+		t.Errorf("token requests in flight at once: got at most %d, want %d", got, want)
+	}
+	requests := emu.TokenRequests()
+	if requests%rsAttempts != 0 {
+		t.Errorf("token requests: got %d, want a multiple of %d attempts", requests, rsAttempts)
+	}
+	flights := requests / rsAttempts
+	if flights < waves || flights > 2*waves {
+		t.Errorf("fetches: got %d for %d waves of %d callers, want about one a wave", flights, waves, callers)
+	}
+	distinct := map[error]int{}
+	for i, err := range errs {
+		if err == nil {
+			t.Fatalf("caller %d: got no error during an outage", i)
+		}
+		if te := rsTokenErr(t, err); te.StatusCode != 500 {
+			t.Errorf("caller %d: status %d, want 500", i, te.StatusCode)
+		}
+		distinct[err]++
+	}
+	if len(distinct) > flights {
+		t.Errorf("distinct errors: got %d for %d fetches, want the callers of a fetch to share its error", len(distinct), flights)
+	}
+}
+
+// TestResilienceOTPNotRetried: a one-time password is never sent twice,
+// whatever the failure.
+func TestResilienceOTPNotRetried(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault func(emu *sourcetest.Server)
+	}{
+		{"503", func(emu *sourcetest.Server) { emu.FailNext(1, 503, "") }},
+		{"500", func(emu *sourcetest.Server) { emu.FailNext(1, 500, "") }},
+		{"429 Retry-After 1", func(emu *sourcetest.Server) { emu.FailNext(1, 429, "1") }},
+		{"connection reset", func(emu *sourcetest.Server) { emu.ResetNext(1) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rsLeakCheck(t)
+			emu := rsEmu(t, sourcetest.NewVaultID(sourcetest.Options{}))
+			var calls atomic.Int32
+			var mu sync.Mutex
+			var otps []string
+			src := rsNew(t, source.Config{
+				Provider:     source.VaultID,
+				TokenURL:     emu.TokenURL,
+				ClientID:     sourcetest.DefaultClientID,
+				ClientSecret: sourcetest.DefaultClientSecret,
+				Username:     sourcetest.DefaultVaultIDUsername,
+				Cloud:        "cloud-1",
+				Retry:        rsRetry,
+				PasswordFunc: func(context.Context) (string, error) {
+					n := calls.Add(1)
+					otp := fmt.Sprintf("%06d", 100000+n)
+					mu.Lock()
+					otps = append(otps, otp)
+					mu.Unlock()
+					return otp, nil
+				},
+			})
+			tt.fault(emu)
+
+			start := time.Now()
+			_, err := src.Token(context.Background())
+			elapsed := time.Since(start)
+			if got, want := emu.TokenRequests(), 1; got != want {
+				t.Errorf("token requests: got %d, want %d (an OTP is sent once)", got, want)
+			}
+			if got, want := calls.Load(), int32(1); got != want {
+				t.Errorf("PasswordFunc calls: got %d, want %d", got, want)
+			}
+			if err == nil {
+				t.Fatalf("Token: got a token, want the injected failure")
+			}
+			if elapsed > 500*time.Millisecond {
+				t.Errorf("Token took %v; nothing should have been waited for", elapsed)
+			}
+
+			tok, err := src.Token(context.Background())
+			if err != nil {
+				t.Fatalf("Token with a fresh OTP: %v", err)
+			}
+			if !strings.HasPrefix(tok.HeaderValue(), "VCSchema ") {
+				t.Errorf("HeaderValue: got a value without the VCSchema scheme")
+			}
+			if got, want := emu.TokenRequests(), 2; got != want {
+				t.Errorf("token requests: got %d, want %d", got, want)
+			}
+			if got, want := calls.Load(), int32(2); got != want {
+				t.Errorf("PasswordFunc calls: got %d, want %d", got, want)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(otps) == 2 && otps[0] == otps[1] {
+				t.Errorf("the same OTP was used twice")
+			}
+		})
+	}
+}
+
+// TestResilienceRefreshNotRetried: a refresh token that may have reached
+// the server is not sent again; a 503 (the server did not act) is retried.
+func TestResilienceRefreshNotRetried(t *testing.T) {
+	providers := []struct {
+		name string
+		emu  func() *sourcetest.Server
+		cfg  func(emu *sourcetest.Server) source.Config
+	}{
+		{"standard", func() *sourcetest.Server {
+			return sourcetest.NewStandard(sourcetest.Options{RefreshTokens: true})
+		}, func(emu *sourcetest.Server) source.Config {
+			cfg := rsConfig(emu)
+			cfg.GrantType = source.Password
+			cfg.Username, cfg.Password = sourcetest.DefaultUsername, sourcetest.DefaultPassword
+			return cfg
+		}},
+		{"gestaoplus", func() *sourcetest.Server {
+			return sourcetest.NewGestaoPlus(sourcetest.Options{})
+		}, func(emu *sourcetest.Server) source.Config {
+			return source.Config{
+				Provider: source.GestaoPlus, TokenURL: emu.TokenURL, Retry: rsRetry,
+				Username: sourcetest.DefaultUsername, Password: sourcetest.DefaultPassword,
+			}
+		}},
+	}
+	faults := []struct {
+		name         string
+		fault        func(emu *sourcetest.Server)
+		wantRefresh  int // refresh requests for the Token call
+		wantErr      bool
+		wantFetchErr bool // a *source.FetchError rather than a *source.Error
+	}{
+		{"500 is not retried", func(emu *sourcetest.Server) { emu.FailNext(1, 500, "") }, 1, true, false},
+		{"502 is not retried", func(emu *sourcetest.Server) { emu.FailNext(1, 502, "") }, 1, true, false},
+		{"reset is not retried", func(emu *sourcetest.Server) { emu.ResetNext(1) }, 1, true, true},
+		{"503 is retried", func(emu *sourcetest.Server) { emu.FailNext(1, 503, "") }, 2, false, false},
+	}
+	for _, p := range providers {
+		for _, f := range faults {
+			t.Run(p.name+"/"+f.name, func(t *testing.T) {
+				rsLeakCheck(t)
+				emu := rsEmu(t, p.emu())
+				src := rsNew(t, p.cfg(emu))
+				ctx := context.Background()
+				tok, err := src.Token(ctx)
+				if err != nil {
+					t.Fatalf("first Token: %v", err)
+				}
+				if tok.RefreshToken == "" {
+					t.Fatalf("first Token: no refresh token issued")
+				}
+				if !src.(source.Invalidator).Invalidate(tok) {
+					t.Fatalf("Invalidate: got false for the current token")
+				}
+				f.fault(emu)
+
+				_, err = src.Token(ctx)
+				if got, want := emu.Requests("refresh_token"), f.wantRefresh; got != want {
+					t.Errorf("refresh_token requests: got %d, want %d", got, want)
+				}
+				if got, want := emu.Requests("password"), 1; got != want {
+					t.Errorf("password requests: got %d, want %d (no fallback when the endpoint fails)", got, want)
+				}
+				switch {
+				case !f.wantErr && err != nil:
+					t.Fatalf("Token: got %v, want a refreshed token", err)
+				case f.wantErr && err == nil:
+					t.Fatalf("Token: got a token, want the failure")
+				case f.wantFetchErr:
+					var fe *source.FetchError
+					if !errors.As(err, &fe) {
+						t.Errorf("Token: got %v (%T), want a *source.FetchError", err, err)
+					}
+				case f.wantErr:
+					if te := rsTokenErr(t, err); !te.Temporary() {
+						t.Errorf("Token: got %v, want a temporary error", err)
+					}
+				}
+				if !f.wantErr {
+					return
+				}
+				// The refresh token was not spent: the next call uses it.
+				if _, err := src.Token(ctx); err != nil {
+					t.Fatalf("Token after the failure: %v", err)
+				}
+				if got, want := emu.Requests("refresh_token"), f.wantRefresh+1; got != want {
+					t.Errorf("refresh_token requests after recovery: got %d, want %d", got, want)
+				}
+				if got, want := emu.Requests("password"), 1; got != want {
+					t.Errorf("password requests after recovery: got %d, want %d", got, want)
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,38 @@
+// Package sourcetest provides emulators of OAuth2 token endpoints for
+// tests, in the manner of net/http/httptest.
+//
+// Each emulator is an httptest.Server on loopback that speaks exactly one
+// provider's dialect: NewStandard (RFC 6749), NewVaultID, NewDirectLink,
+// NewScorePositivo, NewGestaoPlus and NewSerproID. It serves the token
+// endpoint at Server.TokenURL, in the provider's encoding and with the
+// provider's error shape, and a protected resource at Server.ResourceURL
+// that answers 200 for a valid token and 401 for a missing, unknown,
+// revoked or expired one. Knobs inject faults (FailNext, ResetNext,
+// HangNext, SetLatency), revoke tokens (RevokeAll, Revoke, RejectRefresh)
+// and rotate credentials (SetCredentials); counters tell what the client
+// did (TokenRequests, Requests, Issued, ResourceRequests).
+//
+// A test of a client that must survive an outage and a revocation, with
+// this module's source and tokenhttp packages:
+//
+//	srv := sourcetest.NewGestaoPlus(sourcetest.Options{})
+//	defer srv.Close()
+//	srv.FailNext(1, http.StatusServiceUnavailable, "1") // the first fetch gets a 503
+//	src, err := source.New(source.Config{Provider: source.GestaoPlus, TokenURL: srv.TokenURL,
+//		Username: sourcetest.DefaultUsername, Password: sourcetest.DefaultPassword, HTTPClient: srv.Client()})
+//	client := tokenhttp.NewClient(src)
+//	resp, err := client.Get(srv.ResourceURL) // fetch retried after the 503; 200
+//	srv.RevokeAll()
+//	resp, err = client.Get(srv.ResourceURL) // 401, a new token, 200
+//	if got, want := srv.Issued(), 2; got != want { t.Errorf("Issued() = %d, want %d", got, want) }
+//
+// Without a client library, any HTTP client will do: post the dialect's
+// body to TokenURL, then send the Authorization value to ResourceURL (see
+// the examples).
+//
+// Every Server method is safe for concurrent use. Tokens are random
+// (crypto/rand) and expire by the server's clock, so lifetimes as short as
+// a few milliseconds work (SetLifetime). The emulators keep secrets in
+// memory only: the resource echoes the method and body size, never what
+// the request carried.
+package sourcetest

@@ -1,0 +1,64 @@
+package sourcetest_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+)
+
+func ExampleNewStandard() {
+	srv := sourcetest.NewStandard(sourcetest.Options{})
+	defer srv.Close()
+
+	resp, err := http.PostForm(srv.TokenURL, url.Values{
+		"grant_type":    {"client_credentials"},
+		"client_id":     {sourcetest.DefaultClientID},
+		"client_secret": {sourcetest.DefaultClientSecret},
+	})
+	if err != nil {
+		panic(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+		ExpiresIn   int    `json:"expires_in"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, tok.TokenType, tok.ExpiresIn)
+
+	req, _ := http.NewRequest("GET", srv.ResourceURL, nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, srv.Issued(), srv.Requests("client_credentials"))
+	// Output:
+	// 200 Bearer 3600
+	// 200 1 1
+}
+
+func ExampleServer_FailNext() {
+	srv := sourcetest.NewSerproID(sourcetest.Options{})
+	defer srv.Close()
+	srv.FailNext(1, http.StatusInternalServerError, "2")
+
+	resp, err := http.PostForm(srv.TokenURL, url.Values{
+		"grant_type":    {"client_credentials"},
+		"client_id":     {sourcetest.DefaultClientID},
+		"client_secret": {sourcetest.DefaultClientSecret},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	var e struct{ Code string }
+	json.NewDecoder(resp.Body).Decode(&e)
+	fmt.Println(resp.StatusCode, resp.Header.Get("Retry-After"), e.Code)
+	// Output: 500 2 FALHA_TOKEN_MANUTENCAO_APLICACAO
+}

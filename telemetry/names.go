@@ -1,0 +1,93 @@
+// Package telemetry records tokenhttp's spans and metrics with
+// OpenTelemetry. It depends on the OpenTelemetry API only: the SDK, the
+// exporters and the providers are the application's; when none is given,
+// the OpenTelemetry globals are used.
+//
+// Nothing here ever records a token, a secret, a password or a body. The
+// path of a request that finds a valid cached token records nothing.
+//
+// Every name is declared once, in this file.
+package telemetry
+
+// ScopeName is the instrumentation scope of the tracer and the meter.
+const ScopeName = "github.com/tokenhttp/tokenhttp"
+
+// Span names.
+const (
+	// SpanFetch covers one token fetch, retries included.
+	SpanFetch = "tokenhttp.token.fetch"
+)
+
+// Event names.
+const (
+	// EventRetry is added to SpanFetch before each retry of a token
+	// request.
+	EventRetry = "tokenhttp.token.retry"
+	// EventBreakerState is added to SpanFetch when the circuit breaker
+	// changes state.
+	EventBreakerState = "tokenhttp.breaker.state_change"
+	// EventUnauthorizedRetry is added to the request's current span when
+	// the Transport retries a request after a 401.
+	EventUnauthorizedRetry = "tokenhttp.unauthorized_retry"
+)
+
+// Attribute keys. The first five are OpenTelemetry semantic conventions.
+const (
+	AttrServerAddress  = "server.address"
+	AttrServerPort     = "server.port"
+	AttrHTTPStatusCode = "http.response.status_code"
+	AttrErrorType      = "error.type"
+	AttrRetryCount     = "http.request.resend_count"
+
+	AttrProvider      = "tokenhttp.provider"
+	AttrGrantType     = "tokenhttp.grant_type"
+	AttrRefreshReason = "tokenhttp.refresh.reason"
+	AttrAttempts      = "tokenhttp.attempts"
+	AttrOutcome       = "tokenhttp.outcome"
+	AttrOAuthError    = "tokenhttp.oauth2.error"
+	AttrBreakerFrom   = "tokenhttp.breaker.from"
+	AttrBreakerTo     = "tokenhttp.breaker.to"
+	AttrBreakerState  = "tokenhttp.breaker.state"
+	AttrRetryWait     = "tokenhttp.retry.wait_ms"
+)
+
+// Refresh reasons (AttrRefreshReason).
+const (
+	ReasonCold     = "cold"     // no token yet
+	ReasonAhead    = "ahead"    // renewal ahead of expiry
+	ReasonExpired  = "expired"  // the token was too close to expiry to serve
+	ReasonRejected = "rejected" // an API rejected the token (401)
+)
+
+// Outcomes (AttrOutcome) of a fetch.
+const (
+	OutcomeSuccess     = "success"
+	OutcomeRefused     = "refused"     // the endpoint said no (4xx)
+	OutcomeUnavailable = "unavailable" // 5xx, 429, no reply, timeout
+	OutcomeBreakerOpen = "breaker_open"
+	OutcomeError       = "error" // anything else (a hook failed, the source closed)
+)
+
+// Metric names.
+const (
+	// MetricFetchDuration is a histogram of token fetch durations, in
+	// seconds, by provider and outcome.
+	MetricFetchDuration = "tokenhttp.token.fetch.duration"
+	// MetricFetches counts token fetches by provider, outcome and reason.
+	MetricFetches = "tokenhttp.token.fetches"
+	// MetricCacheMisses counts Token calls that had to wait for a fetch.
+	// Hits are not counted: counting them would cost every request.
+	MetricCacheMisses = "tokenhttp.token.cache.misses"
+	// MetricUnauthorizedRetries counts requests retried after a 401.
+	MetricUnauthorizedRetries = "tokenhttp.unauthorized_retries"
+	// MetricBreakerState is the breaker state: 0 closed, 1 half-open, 2
+	// open.
+	MetricBreakerState = "tokenhttp.breaker.state"
+	// MetricTokenTTL is the number of seconds until the current token
+	// expires (not reported for a source with no token, or a token
+	// without expiry).
+	MetricTokenTTL = "tokenhttp.token.ttl"
+	// MetricGatewayRejections counts requests the Middleware answered
+	// itself because no token could be had, by status.
+	MetricGatewayRejections = "tokenhttp.middleware.rejections"
+)

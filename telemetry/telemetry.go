@@ -1,0 +1,229 @@
+package telemetry
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Providers are where spans and metrics go. A nil field means the
+// OpenTelemetry global provider (which follows a provider installed later
+// with otel.SetTracerProvider / otel.SetMeterProvider).
+type Providers struct {
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+}
+
+// Instruments are the tracer and the metric instruments, created once.
+// A nil *Instruments records nothing. Safe for concurrent use.
+type Instruments struct {
+	tracer     trace.Tracer
+	meter      metric.Meter
+	fetchDur   metric.Float64Histogram
+	fetches    metric.Int64Counter
+	misses     metric.Int64Counter
+	retries401 metric.Int64Counter
+	rejections metric.Int64Counter
+	breaker    metric.Int64ObservableGauge
+	ttl        metric.Float64ObservableGauge
+}
+
+// New creates the instruments. An instrument that cannot be created is
+// reported to otel.Handle and replaced by a no-op: telemetry never fails
+// the caller.
+func New(p Providers) *Instruments {
+	tp, mp := p.TracerProvider, p.MeterProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	m := mp.Meter(ScopeName)
+	i := &Instruments{tracer: tp.Tracer(ScopeName), meter: m}
+	var err error
+	handle := func() {
+		if err != nil {
+			otel.Handle(err)
+		}
+	}
+	i.fetchDur, err = m.Float64Histogram(MetricFetchDuration, metric.WithUnit("s"),
+		metric.WithDescription("Duration of token fetches, retries included."),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+	handle()
+	i.fetches, err = m.Int64Counter(MetricFetches, metric.WithUnit("{fetch}"),
+		metric.WithDescription("Token fetches by outcome and reason."))
+	handle()
+	i.misses, err = m.Int64Counter(MetricCacheMisses, metric.WithUnit("{call}"),
+		metric.WithDescription("Token calls that waited for a fetch."))
+	handle()
+	i.retries401, err = m.Int64Counter(MetricUnauthorizedRetries, metric.WithUnit("{request}"),
+		metric.WithDescription("Requests retried with a new token after a 401."))
+	handle()
+	i.rejections, err = m.Int64Counter(MetricGatewayRejections, metric.WithUnit("{request}"),
+		metric.WithDescription("Requests the middleware answered because no token could be had."))
+	handle()
+	i.breaker, err = m.Int64ObservableGauge(MetricBreakerState, metric.WithUnit("{state}"),
+		metric.WithDescription("Circuit breaker state: 0 closed, 1 half-open, 2 open."))
+	handle()
+	i.ttl, err = m.Float64ObservableGauge(MetricTokenTTL, metric.WithUnit("s"),
+		metric.WithDescription("Seconds until the current token expires."))
+	handle()
+	return i
+}
+
+// FetchInfo describes a fetch as it starts.
+type FetchInfo struct {
+	Provider string
+	Grant    string
+	Reason   string // one of the Reason constants
+	Host     string // the token endpoint's host name
+	Port     int
+}
+
+// Fetch is a fetch being recorded.
+type Fetch struct {
+	i     *Instruments
+	span  trace.Span
+	start time.Time
+	info  FetchInfo
+}
+
+// StartFetch starts SpanFetch as a child of ctx's span.
+func (i *Instruments) StartFetch(ctx context.Context, info FetchInfo) (context.Context, *Fetch) {
+	if i == nil {
+		return ctx, nil
+	}
+	ctx, span := i.tracer.Start(ctx, SpanFetch, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String(AttrProvider, info.Provider),
+			attribute.String(AttrGrantType, info.Grant),
+			attribute.String(AttrRefreshReason, info.Reason),
+			attribute.String(AttrServerAddress, info.Host),
+			attribute.Int(AttrServerPort, info.Port),
+		))
+	return ctx, &Fetch{i: i, span: span, start: time.Now(), info: info}
+}
+
+// Retry records that attempt n failed (status 0: no reply; errType says
+// why) and the next one follows after wait.
+func (f *Fetch) Retry(n, status int, errType string, wait time.Duration) {
+	if f == nil {
+		return
+	}
+	attrs := []attribute.KeyValue{attribute.Int(AttrRetryCount, n), attribute.Int64(AttrRetryWait, wait.Milliseconds())}
+	if status != 0 {
+		attrs = append(attrs, attribute.Int(AttrHTTPStatusCode, status))
+	}
+	if errType != "" {
+		attrs = append(attrs, attribute.String(AttrErrorType, errType))
+	}
+	f.span.AddEvent(EventRetry, trace.WithAttributes(attrs...))
+}
+
+// BreakerChange records a change of the circuit breaker's state.
+func (f *Fetch) BreakerChange(from, to string) {
+	if f == nil {
+		return
+	}
+	f.span.AddEvent(EventBreakerState, trace.WithAttributes(
+		attribute.String(AttrBreakerFrom, from), attribute.String(AttrBreakerTo, to)))
+}
+
+// Result is how a fetch ended.
+type Result struct {
+	Outcome    string // one of the Outcome constants
+	Status     int    // the last HTTP status; 0 for none
+	Attempts   int
+	ErrorType  string // error.type: the OAuth2 code, "timeout", "network", ...; "" on success
+	OAuthError string // the normalized OAuth2 error code, if any
+}
+
+// End ends the span and records the metrics.
+func (f *Fetch) End(r Result) {
+	if f == nil {
+		return
+	}
+	attrs := []attribute.KeyValue{attribute.String(AttrOutcome, r.Outcome), attribute.Int(AttrAttempts, r.Attempts)}
+	if r.Status != 0 {
+		attrs = append(attrs, attribute.Int(AttrHTTPStatusCode, r.Status))
+	}
+	if r.ErrorType != "" {
+		attrs = append(attrs, attribute.String(AttrErrorType, r.ErrorType))
+	}
+	if r.OAuthError != "" {
+		attrs = append(attrs, attribute.String(AttrOAuthError, r.OAuthError))
+	}
+	f.span.SetAttributes(attrs...)
+	if r.Outcome != OutcomeSuccess {
+		f.span.SetStatus(codes.Error, r.ErrorType) // a code, never provider text
+	}
+	f.span.End()
+
+	ctx := context.Background()
+	set := metric.WithAttributes(attribute.String(AttrProvider, f.info.Provider), attribute.String(AttrOutcome, r.Outcome))
+	f.i.fetchDur.Record(ctx, time.Since(f.start).Seconds(), set)
+	f.i.fetches.Add(ctx, 1, metric.WithAttributes(attribute.String(AttrProvider, f.info.Provider),
+		attribute.String(AttrOutcome, r.Outcome), attribute.String(AttrRefreshReason, f.info.Reason)))
+}
+
+// CacheMiss counts a Token call that had to wait for a fetch.
+func (i *Instruments) CacheMiss(ctx context.Context, provider string) {
+	if i == nil {
+		return
+	}
+	i.misses.Add(ctx, 1, metric.WithAttributes(attribute.String(AttrProvider, provider)))
+}
+
+// UnauthorizedRetry records the Transport's retry after a 401: an event on
+// ctx's span and a count.
+func (i *Instruments) UnauthorizedRetry(ctx context.Context) {
+	if i == nil {
+		return
+	}
+	trace.SpanFromContext(ctx).AddEvent(EventUnauthorizedRetry)
+	i.retries401.Add(ctx, 1)
+}
+
+// GatewayRejection counts a request the middleware answered with status.
+func (i *Instruments) GatewayRejection(ctx context.Context, status int, errType string) {
+	if i == nil {
+		return
+	}
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String(AttrErrorType, errType))
+	i.rejections.Add(ctx, 1, metric.WithAttributes(attribute.Int(AttrHTTPStatusCode, status), attribute.String(AttrErrorType, errType)))
+}
+
+// Observe registers the gauges of one source: ttl returns the seconds until
+// its token expires (ok false: nothing to report), breaker its breaker state
+// (0 closed, 1 half-open, 2 open; ok false: no breaker). The returned
+// function unregisters them.
+func (i *Instruments) Observe(provider string, ttl func() (float64, bool), breaker func() (int64, bool)) (unregister func()) {
+	if i == nil {
+		return func() {}
+	}
+	set := metric.WithAttributes(attribute.String(AttrProvider, provider))
+	reg, err := i.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		if v, ok := ttl(); ok {
+			o.ObserveFloat64(i.ttl, v, set)
+		}
+		if v, ok := breaker(); ok {
+			o.ObserveInt64(i.breaker, v, set)
+		}
+		return nil
+	}, i.ttl, i.breaker)
+	if err != nil {
+		otel.Handle(err)
+		return func() {}
+	}
+	return func() {
+		if err := reg.Unregister(); err != nil {
+			otel.Handle(err)
+		}
+	}
+}

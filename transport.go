@@ -1,0 +1,265 @@
+package tokenhttp
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+
+	"github.com/tokenhttp/tokenhttp/retry"
+	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/telemetry"
+)
+
+// Transport is an http.RoundTripper that attaches a token from a
+// TokenSource to each request and, when the API answers 401, drops that
+// token, gets a new one and retries the request once.
+//
+// Transport follows the http.RoundTripper contract: it is safe for
+// concurrent use, never modifies the request it is given (it sends a copy
+// with its own Header), closes the request body on every path, and
+// returns either a response or an error.
+//
+// A token goes only where it belongs: a request that is a redirect to
+// another origin (scheme, host and port) is sent without it, and a token is
+// never sent over cleartext http to a host that is not loopback unless
+// WithInsecureHTTP is given.
+type Transport struct {
+	src      source.TokenSource
+	inv      source.Invalidator // src's, nil if it cannot invalidate
+	base     http.RoundTripper
+	insecure bool
+	tel      *telemetry.Instruments
+
+	hdr atomic.Pointer[header] // the header value of the last token seen
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// header is a token's Authorization value, built once per token.
+type header struct {
+	tok  *source.Token
+	vals []string // len 1, cap 1: appends copy; nobody writes it
+}
+
+// Option tunes a Transport or a Middleware.
+type Option interface{ apply(*options) }
+
+type options struct {
+	base     http.RoundTripper
+	insecure bool
+	tel      telemetry.Providers
+
+	// Middleware only (see middleware.go).
+	unmatched Unmatched                  // what a request no route matches gets
+	skip      []func(*http.Request) bool // requests that bypass the middleware
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+// WithBase sets the RoundTripper that sends requests. If rt is nil,
+// http.DefaultTransport is used.
+func WithBase(rt http.RoundTripper) Option {
+	return optionFunc(func(o *options) { o.base = rt })
+}
+
+// WithInsecureHTTP allows tokens over cleartext http to hosts that are not
+// loopback. Without it such a request fails before it is sent. Use it only
+// on a network you trust.
+func WithInsecureHTTP() Option {
+	return optionFunc(func(o *options) { o.insecure = true })
+}
+
+// WithTelemetry sets where the 401 retries (an event on the request's span,
+// and a count) and the middleware's rejections are recorded. Without it,
+// the OpenTelemetry globals are used.
+func WithTelemetry(p telemetry.Providers) Option {
+	return optionFunc(func(o *options) { o.tel = p })
+}
+
+func newOptions(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		if opt != nil {
+			opt.apply(&o)
+		}
+	}
+	if o.base == nil {
+		o.base = http.DefaultTransport
+	}
+	return o
+}
+
+// NewTransport returns a Transport that takes tokens from src. If src
+// implements source.Invalidator (the sources of source.New do), a 401
+// drops exactly the rejected token. It panics if src is nil.
+func NewTransport(src source.TokenSource, opts ...Option) *Transport {
+	if src == nil {
+		panic("tokenhttp: NewTransport needs a TokenSource, got nil")
+	}
+	o := newOptions(opts)
+	t := &Transport{src: src, base: o.base, insecure: o.insecure, tel: telemetry.New(o.tel)}
+	t.inv, _ = src.(source.Invalidator)
+	return t
+}
+
+// NewClient returns an *http.Client whose Transport is NewTransport(src,
+// opts...).
+func NewClient(src source.TokenSource, opts ...Option) *http.Client {
+	return &http.Client{Transport: NewTransport(src, opts...)}
+}
+
+// RoundTrip sends req with a token. See Transport for the rules.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil {
+		closeBody(req)
+		return nil, errors.New("tokenhttp: the request has no URL")
+	}
+	if req.Response != nil {
+		if first := firstRequest(req); first == nil || first.URL == nil || !sameOrigin(req.URL, first.URL) {
+			// A redirect to another origin, or one whose origin cannot be
+			// told: it gets no token.
+			return t.base.RoundTrip(req)
+		}
+	}
+	if req.URL.Scheme != "https" && !t.insecure && !source.IsLoopback(req.URL.Hostname()) {
+		closeBody(req)
+		return nil, fmt.Errorf("tokenhttp: refusing to send a token over cleartext %s to %s; use https, or WithInsecureHTTP if the network is trusted", req.URL.Scheme, req.URL.Host)
+	}
+	tok, err := t.src.Token(req.Context())
+	if err == nil && tok == nil {
+		err = errors.New("the TokenSource returned neither a token nor an error")
+	}
+	if err != nil {
+		closeBody(req)
+		return nil, fmt.Errorf("tokenhttp: no token for the request to %s: %w", req.URL.Host, err)
+	}
+	r2 := t.withToken(req, tok)
+	resp, err := t.send(r2)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	if t.inv != nil {
+		t.inv.Invalidate(tok) // even when this request cannot be retried
+	}
+	if !retry.Replayable(req) {
+		return resp, nil
+	}
+	return t.retryOnce(req, tok, resp)
+}
+
+// send calls the base and checks what it returned: a response whose
+// Request is set (so that a redirect's origin can be told) and whose Body
+// is not nil, or an error.
+func (t *Transport) send(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp == nil {
+		return nil, errors.New("tokenhttp: the base RoundTripper returned neither a response nor an error")
+	}
+	if resp.Request == nil || resp.Body == nil {
+		cp := *resp // the base's response may be shared: write a copy
+		resp = &cp
+		if resp.Request == nil {
+			resp.Request = req
+		}
+		if resp.Body == nil {
+			resp.Body = http.NoBody
+		}
+	}
+	return resp, nil
+}
+
+// retryOnce handles a 401 to a replayable request, whose token was
+// dropped: it gets a new token and sends req once more. When no other token
+// can be had, the 401 is returned as it came.
+func (t *Transport) retryOnce(req *http.Request, tok *source.Token, resp *http.Response) (*http.Response, error) {
+	fresh, err := t.src.Token(req.Context())
+	if err != nil || fresh == nil || fresh == tok || fresh.HeaderValue() == tok.HeaderValue() {
+		return resp, nil
+	}
+	r2 := req
+	if req.Body != nil && req.Body != http.NoBody {
+		body, err := req.GetBody()
+		if err != nil {
+			return resp, nil
+		}
+		r2 = shallowCopy(req)
+		r2.Body = body
+	}
+	drain(resp.Body)
+	t.tel.UnauthorizedRetry(req.Context())
+	return t.send(t.withToken(r2, fresh))
+}
+
+// withToken returns a shallow copy of req with its own Header carrying tok.
+func (t *Transport) withToken(req *http.Request, tok *source.Token) *http.Request {
+	h := t.hdr.Load()
+	if h == nil || h.tok != tok {
+		h = &header{tok: tok, vals: []string{tok.HeaderValue()}}
+		t.hdr.Store(h)
+	}
+	r2 := shallowCopy(req)
+	hdr := copyWithout(req.Header, len(req.Header)+1) // also a hand-built "authorization"
+	hdr["Authorization"] = h.vals
+	r2.Header = hdr
+	return r2
+}
+
+// shallowCopy copies req's fields; the Header map is still req's.
+func shallowCopy(req *http.Request) *http.Request {
+	r2 := new(http.Request)
+	*r2 = *req
+	return r2
+}
+
+// firstRequest walks a redirect chain back to the request the caller
+// made; nil when the chain is broken (a base that left Response.Request
+// unset), so that the origin is unknown and no token goes.
+func firstRequest(req *http.Request) *http.Request {
+	for req.Response != nil {
+		if req.Response.Request == nil {
+			return nil
+		}
+		req = req.Response.Request
+	}
+	return req
+}
+
+// sameOrigin compares scheme, host and port (default ports made explicit).
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) &&
+		strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
+}
+
+func port(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return "443"
+	case "http":
+		return "80"
+	}
+	return ""
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// drain reads a little of a body we drop, so the connection can be reused.
+func drain(body io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, body, 4<<10)
+	body.Close()
+}
