@@ -1,0 +1,251 @@
+package source_test
+
+// Long-running refresh-ahead checks of issue 7: steady traffic across many
+// token lifetimes never waits on a fetch, and a token is not refetched
+// more than about once per lifetime.
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+)
+
+// raSource returns a client_credentials source for srv. The caller closes
+// it.
+func raSource(t *testing.T, srv *sourcetest.Server) *source.CachedSource {
+	t.Helper()
+	src, err := source.New(source.Config{
+		TokenURL:     srv.TokenURL,
+		ClientID:     sourcetest.DefaultClientID,
+		ClientSecret: sourcetest.DefaultClientSecret,
+		HTTPClient:   srv.Client(),
+	})
+	if err != nil {
+		t.Fatalf("source.New: %v", err)
+	}
+	return src.(*source.CachedSource)
+}
+
+// raCall is one Token call seen by a caller.
+type raCall struct {
+	start, end time.Time
+	tok        *source.Token
+}
+
+// TestRefreshAheadNoWait: 3 s tokens from a 400 ms endpoint, 8 goroutines
+// calling Token every millisecond for 9 s. The renewals run in the
+// background: no call waits on a fetch, none gets an expired token, the
+// endpoint sees about one request per token lifetime, and nothing outlives
+// Close.
+func TestRefreshAheadNoWait(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const (
+		lifetime = 3 * time.Second
+		latency  = 400 * time.Millisecond
+		run      = 9 * time.Second
+		callers  = 8
+		pause    = time.Millisecond // between one caller's calls: steady traffic, not a spin
+		// A call that waited on a fetch takes up to the latency. Allow for
+		// the race detector and a loaded machine, far below the latency.
+		maxWait = 100 * time.Millisecond
+	)
+	srv := sourcetest.NewStandard(sourcetest.Options{Lifetime: lifetime, Latency: latency})
+	defer srv.Close()
+	src := raSource(t, srv)
+	defer src.Close()
+	ctx := context.Background()
+
+	if _, err := src.Token(ctx); err != nil { // the cold fetch waits, by design
+		t.Fatalf("Token: %v", err)
+	}
+
+	calls := make([][]raCall, callers)
+	errs := make([]error, callers)
+	stop := time.Now().Add(run)
+	var wg sync.WaitGroup
+	for g := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			log := make([]raCall, 0, int(run/pause)+1)
+			for time.Now().Before(stop) {
+				t0 := time.Now()
+				tok, err := src.Token(ctx)
+				t1 := time.Now()
+				if err != nil {
+					errs[g] = err
+					break
+				}
+				log = append(log, raCall{t0, t1, tok})
+				time.Sleep(pause)
+			}
+			calls[g] = log
+		}()
+	}
+	wg.Wait()
+	requests := srv.TokenRequests()
+	if err := src.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+
+	for g, err := range errs {
+		if err != nil {
+			t.Errorf("caller %d: Token: %v", g, err)
+		}
+	}
+	var (
+		durs      []time.Duration
+		expired   int
+		waited    int                             // calls that began before their token could exist
+		firstSeen = map[*source.Token]time.Time{} // when a caller first got each token
+	)
+	for _, log := range calls {
+		for _, c := range log {
+			durs = append(durs, c.end.Sub(c.start))
+			if !c.tok.Expiry.After(c.end) {
+				expired++
+			}
+			// The source dates a token from when it sent the request, and
+			// the endpoint answers no sooner than latency later: a call
+			// that began before then and got this token was held until
+			// its fetch ended, however short its measured wait.
+			if c.start.Before(c.tok.Expiry.Add(-lifetime + latency)) {
+				waited++
+			}
+			if f, ok := firstSeen[c.tok]; !ok || c.end.Before(f) {
+				firstSeen[c.tok] = c.end
+			}
+		}
+	}
+	if len(durs) == 0 {
+		t.Fatal("no Token call completed")
+	}
+	slices.Sort(durs)
+	maxDur := durs[len(durs)-1]
+	slow := 0 // calls over 5 ms: a wait, or the machine's noise
+	if i := slices.IndexFunc(durs, func(d time.Duration) bool { return d > 5*time.Millisecond }); i >= 0 {
+		slow = len(durs) - i
+	}
+
+	// How much life the old token had left when its successor first
+	// reached a caller: above the source's guard, no caller had to wait.
+	toks := make([]*source.Token, 0, len(firstSeen))
+	for tok := range firstSeen {
+		toks = append(toks, tok)
+	}
+	slices.SortFunc(toks, func(a, b *source.Token) int { return a.Expiry.Compare(b.Expiry) })
+	var spare []time.Duration
+	for i := 1; i < len(toks); i++ {
+		spare = append(spare, toks[i-1].Expiry.Sub(firstSeen[toks[i]]).Round(time.Millisecond))
+	}
+
+	t.Logf("%d calls by %d callers over %v; %d token requests, %d tokens served; "+
+		"call duration p50 %v, p99 %v, p99.9 %v, max %v; %d calls over 5 ms, %d held by a fetch; "+
+		"life the old token had left when the new one arrived: %v",
+		len(durs), callers, run, requests, len(toks),
+		raPercentile(durs, 50), raPercentile(durs, 99), raPercentile(durs, 99.9), maxDur, slow, waited, spare)
+
+	if maxDur >= maxWait {
+		t.Errorf("the slowest Token call took %v, want < %v (the endpoint takes %v: a call waited on a fetch)",
+			maxDur, maxWait, latency)
+	}
+	if waited != 0 {
+		t.Errorf("%d calls began before the renewal that served them could have ended: they waited on a fetch", waited)
+	}
+	if expired != 0 {
+		t.Errorf("%d calls returned a token that had already expired", expired)
+	}
+	// One cold fetch, then one renewal per lifetime less the margin:
+	// 9 s of 3 s tokens is 4 or 5 requests.
+	if requests < 3 || requests > 6 {
+		t.Errorf("token requests = %d over %v of %v tokens, want 3 to 6 (about one per lifetime)", requests, run, lifetime)
+	}
+	if len(toks) < 3 {
+		t.Errorf("callers saw %d distinct tokens over %v of %v tokens, want at least 3: renewals did not reach them",
+			len(toks), run, lifetime)
+	}
+}
+
+// TestRefreshAheadMargin: the automatic margin adapts to the lifetime. A
+// 4 s token is not refetched by 2 s of steady calls, and its renewal
+// starts about a quarter of its life (plus up to a tenth of that in
+// jitter) before it expires, not on every call and not at the last
+// moment.
+func TestRefreshAheadMargin(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const lifetime = 4 * time.Second
+	srv := sourcetest.NewStandard(sourcetest.Options{Lifetime: lifetime})
+	defer srv.Close()
+	src := raSource(t, srv)
+	defer src.Close()
+	ctx := context.Background()
+
+	first, err := src.Token(ctx)
+	if err != nil {
+		t.Fatalf("Token: %v", err)
+	}
+	call := func() *source.Token {
+		tok, err := src.Token(ctx)
+		if err != nil {
+			t.Fatalf("Token: %v", err)
+		}
+		return tok
+	}
+
+	for until := time.Now().Add(2 * time.Second); time.Now().Before(until); {
+		if tok := call(); tok != first {
+			t.Fatalf("Token returned a new token with %v of the first one's life left; want the first for 2 s of a %v token",
+				time.Until(first.Expiry).Round(time.Millisecond), lifetime)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := srv.TokenRequests(); n != 1 {
+		t.Fatalf("token requests after 2 s of calls = %d, want 1", n)
+	}
+
+	// Keep calling until the renewal is sent; note how much life the
+	// first token had left then.
+	var left time.Duration
+	for deadline := first.Expiry; ; time.Sleep(time.Millisecond) {
+		if tok := call(); tok != first && tok.Expiry.Before(first.Expiry) {
+			t.Fatalf("Token returned an older token")
+		}
+		if srv.TokenRequests() > 1 {
+			left = time.Until(first.Expiry)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no renewal before the token expired")
+		}
+	}
+	// The margin is a quarter of the life the token had on arrival (at
+	// most 4 s), plus up to a tenth of that. Allow for slow machines on
+	// the late side only.
+	const (
+		earliest = lifetime/4 + lifetime/40 + 100*time.Millisecond
+		latest   = lifetime/4 - 400*time.Millisecond
+	)
+	t.Logf("a %v token was renewed with %v of its life left", lifetime, left.Round(time.Millisecond))
+	if left > earliest || left < latest {
+		t.Errorf("the renewal was sent with %v of the token's life left, want between %v and %v",
+			left.Round(time.Millisecond), latest, earliest)
+	}
+	if n := srv.TokenRequests(); n != 2 {
+		t.Errorf("token requests = %d, want 2", n)
+	}
+}
+
+// raPercentile returns the p-th percentile (0..100) of sorted durations.
+func raPercentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[int(float64(len(sorted)-1)*p/100)]
+}
