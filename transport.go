@@ -141,7 +141,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	r2 := t.withToken(req, tok)
 	resp, err := t.send(r2)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !retry.RefreshOn401(resp.Header.Values("Www-Authenticate")) {
 		return resp, err
 	}
 	if t.inv != nil {

@@ -253,3 +253,105 @@ func ParseRetryAfter(h string, now time.Time) (d time.Duration, valid bool) {
 	}
 	return 0, false
 }
+
+// RefreshOn401 reports whether a 401 with these WWW-Authenticate values
+// calls for a new token. It does unless a Bearer challenge names an error
+// that a new token cannot fix (RFC 6750 §3.1: "insufficient_scope",
+// "invalid_request"). Junk, other schemes, or no header at all: refresh.
+func RefreshOn401(challenges []string) bool {
+	for _, h := range challenges {
+		for _, c := range parseChallenges(h) {
+			if !strings.EqualFold(c.scheme, "Bearer") {
+				continue
+			}
+			switch strings.ToLower(c.params["error"]) {
+			case "insufficient_scope", "invalid_request":
+				return false
+			}
+		}
+	}
+	return true
+}
+
+type challenge struct {
+	scheme string
+	params map[string]string
+}
+
+// maxChallengeBytes bounds the WWW-Authenticate text parsed.
+const maxChallengeBytes = 4 << 10
+
+// parseChallenges reads a WWW-Authenticate value (RFC 9110 §11.6.1):
+// challenges separated by commas, each a scheme and auth-params, values as
+// tokens or quoted strings. It is lenient: what it cannot read it skips.
+func parseChallenges(h string) []challenge {
+	if len(h) > maxChallengeBytes {
+		h = h[:maxChallengeBytes]
+	}
+	var out []challenge
+	var cur *challenge
+	i := 0
+	skipSpace := func() {
+		for i < len(h) && (h[i] == ' ' || h[i] == '\t' || h[i] == ',') {
+			i++
+		}
+	}
+	token := func() string {
+		start := i
+		for i < len(h) && h[i] != ' ' && h[i] != '\t' && h[i] != ',' && h[i] != '=' && h[i] != '"' {
+			i++
+		}
+		return h[start:i]
+	}
+	for {
+		skipSpace()
+		if i >= len(h) {
+			return out
+		}
+		word := token()
+		if word == "" { // a stray '=' or '"'
+			i++
+			continue
+		}
+		for i < len(h) && (h[i] == ' ' || h[i] == '\t') {
+			i++
+		}
+		if i < len(h) && h[i] == '=' && cur != nil {
+			i++
+			for i < len(h) && (h[i] == ' ' || h[i] == '\t') {
+				i++
+			}
+			cur.params[strings.ToLower(word)] = value(h, &i)
+			continue
+		}
+		out = append(out, challenge{scheme: word, params: map[string]string{}})
+		cur = &out[len(out)-1]
+	}
+}
+
+// value reads a token or a quoted string at h[*i:].
+func value(h string, i *int) string {
+	if *i < len(h) && h[*i] == '"' {
+		var b strings.Builder
+		for *i++; *i < len(h); *i++ {
+			switch c := h[*i]; c {
+			case '\\':
+				if *i+1 < len(h) {
+					*i++
+					b.WriteByte(h[*i])
+				}
+			case '"':
+				*i++
+				return b.String()
+			default:
+				b.WriteByte(c)
+			}
+		}
+		return b.String()
+	}
+	start := *i
+	for *i < len(h) && h[*i] != ',' && h[*i] != ' ' && h[*i] != '\t' {
+		*i++
+	}
+	return h[start:*i]
+}

@@ -222,6 +222,9 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	st := &exchangeStats{onRetry: func(a retry.Attempt) { rec.Retry(a.N, a.Status, errorType(a.Err), a.Wait) }}
 	v, err = s.breaker.Do(func() (any, error) { return s.fetch(fctx, st) },
 		func(from, to retry.State) { rec.BreakerChange(from.String(), to.String()) })
+	if err != nil && s.closeCtx.Err() != nil {
+		err = fmt.Errorf("source: the %s token fetch was cancelled by Close: %w", s.r.p.Name, ErrClosed)
+	}
 	rec.End(result(err, st))
 	if err != nil {
 		// While the current token is still usable, callers keep it; space

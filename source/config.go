@@ -19,7 +19,9 @@ import (
 // validates it and returns a cached source.
 //
 // Config's String, GoString, Format, LogValue and MarshalJSON never show
-// ClientSecret or Password.
+// ClientSecret or Password. (fmt cannot call methods on a value in an
+// unexported struct field: such a Config, printed with its parent's %+v,
+// shows its fields. Keep it in an exported field or print it on its own.)
 type Config struct {
 	// Provider is the endpoint's dialect; nil means Standard.
 	Provider *Provider
@@ -43,7 +45,8 @@ type Config struct {
 	// Scopes are requested, joined by spaces.
 	Scopes []string
 	// EndpointParams are extra fields for every token request (an
-	// "audience", say). They do not override the grant's own fields.
+	// "audience", say); a name with several values is repeated (a JSON
+	// array in a JSON body). They do not override the grant's own fields.
 	EndpointParams url.Values
 	// HTTPClient sends token requests; nil means a client over
 	// http.DefaultTransport. Its CheckRedirect is replaced: token requests
@@ -308,11 +311,11 @@ type resolved struct {
 }
 
 // IsLoopback reports whether host (a host name or IP, without port) is the
-// loopback interface: "localhost", a name under ".localhost", 127.0.0.0/8
-// or ::1.
+// loopback interface: "localhost", 127.0.0.0/8 or ::1. Names under
+// ".localhost" are not: Go resolves them through the ordinary resolver.
 func IsLoopback(host string) bool {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+	if host == "localhost" {
 		return true
 	}
 	ip := net.ParseIP(strings.Trim(host, "[]"))

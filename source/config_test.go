@@ -260,7 +260,7 @@ func TestIsLoopback(t *testing.T) {
 		{"[::1]", true},
 		{"localhost", true},
 		{"LocalHost", true},
-		{"api.localhost", true},
+		{"api.localhost", false},
 		{"localhost.example.com", false},
 		{"example.com", false},
 		{"10.0.0.1", false},

@@ -129,8 +129,13 @@ func (e *endpoint) build(ctx context.Context, grant, refresh string) (*http.Requ
 		tr.Header.Set("Authorization", "Basic "+basic)
 	}
 	for k, vs := range cfg.EndpointParams {
-		if _, taken := tr.Params[k]; !taken && len(vs) > 0 {
+		if _, taken := tr.Params[k]; taken || len(vs) == 0 {
+			continue
+		}
+		if len(vs) == 1 {
 			tr.Params[k] = vs[0]
+		} else {
+			tr.Params[k] = append([]string(nil), vs...) // repeated (RFC 8707 resource), a JSON array
 		}
 	}
 	for k, v := range p.Fixed {
@@ -176,7 +181,8 @@ func (e *endpoint) build(ctx context.Context, grant, refresh string) (*http.Requ
 	return req, scrub, nil
 }
 
-// formEncode encodes params sorted by key; nil values are omitted.
+// formEncode encodes params sorted by key; nil values are omitted and a
+// []string is a repeated parameter.
 func formEncode(params map[string]any) string {
 	keys := make([]string, 0, len(params))
 	for k := range params {
@@ -185,16 +191,23 @@ func formEncode(params map[string]any) string {
 	sort.Strings(keys)
 	var b strings.Builder
 	for _, k := range keys {
-		v := params[k]
-		if v == nil {
+		var vals []string
+		switch v := params[k].(type) {
+		case nil:
 			continue
+		case []string:
+			vals = v
+		default:
+			vals = []string{fmt.Sprint(v)}
 		}
-		if b.Len() > 0 {
-			b.WriteByte('&')
+		for _, v := range vals {
+			if b.Len() > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString(url.QueryEscape(k))
+			b.WriteByte('=')
+			b.WriteString(url.QueryEscape(v))
 		}
-		b.WriteString(url.QueryEscape(k))
-		b.WriteByte('=')
-		b.WriteString(url.QueryEscape(fmt.Sprint(v)))
 	}
 	return b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -563,7 +564,7 @@ func TestErrorReplies(t *testing.T) {
 			body: `{"error":"slow_down"}`, header: map[string]string{"Retry-After": "7"},
 			wantCode: "temporarily_unavailable", wantProvider: "slow_down", wantRetry: 7 * time.Second},
 		{name: "503 Retry-After date", status: 503, contentType: "text/plain", body: "maintenance",
-			header:   map[string]string{"Retry-After": time.Now().Add(2 * time.Minute).UTC().Format(http.TimeFormat)},
+			header:   map[string]string{"Retry-After": "<date in 2 minutes>"},
 			wantCode: "server_error", wantDesc: "maintenance", wantRetry: 2 * time.Minute},
 		{name: "200 HTML", status: 200, contentType: "text/html", body: "<html>login</html>", wantCode: "server_error"},
 		{name: "200 without access token", status: 200, contentType: "application/json", body: `{"token_type":"bearer"}`, wantCode: "server_error"},
@@ -577,6 +578,9 @@ func TestErrorReplies(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
 				for k, v := range tt.header {
+					if v == "<date in 2 minutes>" { // an HTTP date, as of the reply
+						v = time.Now().Add(2 * time.Minute).UTC().Format(http.TimeFormat)
+					}
 					w.Header().Set(k, v)
 				}
 				writeReply(w, tt.status, tt.contentType, tt.body)
@@ -1065,5 +1069,35 @@ func TestUnreachableEndpoint(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), testClientSecret) {
 		t.Errorf("error %q shows the client secret", err)
+	}
+}
+
+// A parameter with several values (RFC 8707 resource) is sent repeated in
+// a form and as an array in JSON; none is dropped.
+func TestRequestParamsRepeated(t *testing.T) {
+	ts := newTokenServer(t, replyToken(3600))
+	cfg := passwordConfig(ts)
+	cfg.EndpointParams = url.Values{"resource": {"urn:a", "urn:b"}}
+	for _, enc := range []source.Encoding{source.FormEncoding, source.JSONEncoding} {
+		t.Run(enc.String(), func(t *testing.T) {
+			cfg.Encoding = enc
+			n := ts.count()
+			if _, err := fetchToken(t, cfg); err != nil {
+				t.Fatalf("Token: %v", err)
+			}
+			r := ts.requests()[n]
+			var got []string
+			if enc == source.JSONEncoding {
+				arr, _ := r.json["resource"].([]any)
+				for _, v := range arr {
+					got = append(got, fmt.Sprint(v))
+				}
+			} else {
+				got = r.form["resource"]
+			}
+			if want := []string{"urn:a", "urn:b"}; !slices.Equal(got, want) {
+				t.Errorf("resource = %q, want %q (body %s)", got, want, r.body)
+			}
+		})
 	}
 }

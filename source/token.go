@@ -13,7 +13,9 @@ import (
 // A Token returned by a TokenSource is shared by every caller that got it
 // and must be treated as read-only. Its String, GoString, Format, LogValue
 // and MarshalJSON methods never show AccessToken, RefreshToken or
-// Authorization.
+// Authorization. (fmt cannot call methods on a value in an unexported
+// struct field: keep tokens in exported fields, or print them on their
+// own.)
 type Token struct {
 	// AccessToken is the token the provider issued.
 	AccessToken string
@@ -47,7 +49,9 @@ func (t *Token) Valid() bool {
 }
 
 // HeaderValue returns the value of the Authorization header to send:
-// Authorization if set, else "Bearer " + AccessToken.
+// Authorization if set, else "Bearer " + AccessToken. Another TokenType
+// ("DPoP", "mac") is not sent differently: such a scheme needs a Provider
+// whose reply sets Authorization.
 func (t *Token) HeaderValue() string {
 	if t.Authorization != "" {
 		return t.Authorization
