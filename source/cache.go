@@ -67,12 +67,15 @@ type CachedSource struct {
 	unobserve func()                 // unregisters the gauges
 	host      string                 // the token endpoint's host, for spans
 	port      int                    //
+	store     Store                  // shared tokens; nil: this source's memory only
+	key       string                 // the credential's name in store
 
 	cur      atomic.Pointer[entry] // the current token, nil when none
 	group    singleflight.Group    // one fetch at a time, shared by its waiters
 	ahead    atomic.Bool           // a background renewal is in flight
 	retry    atomic.Int64          // unix nanos before which a failed renewal is not retried
 	rejected atomic.Bool           // the last token was invalidated: the next fetch is "rejected"
+	lastBad  atomic.Pointer[Token] // the last token invalidated: never taken back from the store
 
 	fetchMu sync.Mutex // held by the fetch; guards refresh
 	refresh string     // the refresh token to renew with, "" when none
@@ -100,6 +103,9 @@ func New(cfg Config) (TokenSource, error) {
 	}
 	s := &CachedSource{ep: newEndpoint(r), r: r, tel: telemetry.New(cfg.Telemetry)}
 	s.host, s.port = hostPort(r.tokenURL)
+	if cfg.Store != nil {
+		s.store, s.key = cfg.Store, storeKey(r)
+	}
 	s.breaker = retry.NewBreaker(r.p.Name, cfg.Breaker, breakerFailure, breakerExcluded)
 	s.closeCtx, s.closeFn = context.WithCancel(context.Background())
 	s.unobserve = s.tel.Observe(r.p.Name, s.ttl, s.breakerState)
@@ -146,6 +152,14 @@ func (s *CachedSource) Invalidate(rejected *Token) bool {
 		return false
 	}
 	s.rejected.Store(true)
+	s.lastBad.Store(rejected)
+	if s.store != nil { // drop it for the fleet too, if it is still the stored one
+		ctx, cancel := context.WithTimeout(context.Background(), storeOpTimeout)
+		defer cancel()
+		if err := s.store.Delete(ctx, s.key, rejected); err != nil {
+			s.tel.StoreFallback(ctx, nil, s.r.p.Name, "delete")
+		}
+	}
 	return true
 }
 
@@ -220,8 +234,8 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	fctx, rec := s.tel.StartFetch(fctx, telemetry.FetchInfo{
 		Provider: s.r.p.Name, Grant: s.nextGrant(), Reason: reason, Host: s.host, Port: s.port})
 	st := &exchangeStats{onRetry: func(a retry.Attempt) { rec.Retry(a.N, a.Status, errorType(a.Err), a.Wait) }}
-	v, err = s.breaker.Do(func() (any, error) { return s.fetch(fctx, st) },
-		func(from, to retry.State) { rec.BreakerChange(from.String(), to.String()) })
+	var got obtained
+	got, err = s.obtain(fctx, st, rec)
 	if err != nil && s.closeCtx.Err() != nil {
 		err = fmt.Errorf("source: the %s token fetch was cancelled by Close: %w", s.r.p.Name, ErrClosed)
 	}
@@ -238,16 +252,120 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	}
 	s.retry.Store(0)
 	now := time.Now()
-	e := s.newEntry(v.(*Token), now, now.Sub(started))
+	e := s.newEntry(got.tok, got.at, now, now.Sub(started))
 	s.cur.Store(e)
 	return e, nil
 }
 
+// obtained is a token and when it was obtained (its lifetime counts from
+// then).
+type obtained struct {
+	tok *Token
+	at  time.Time
+}
+
+// storeOpTimeout bounds the store calls a source makes outside a fetch.
+const storeOpTimeout = time.Second
+
+// storeWait is the longest a source waits for another sharer's fetch
+// between two looks at the store.
+const storeWait = 250 * time.Millisecond
+
+// obtain gets a new token: from the store when another sharer has already
+// fetched one, else from the endpoint, through the breaker. With a store,
+// one sharer at a time fetches (the store's lock) and the others wait for
+// what it stores. A store that fails is left aside: the source fetches on
+// its own, and says so in telemetry.
+func (s *CachedSource) obtain(ctx context.Context, st *exchangeStats, rec *telemetry.Fetch) (obtained, error) {
+	if s.store == nil {
+		return s.fromEndpoint(ctx, st, rec, "")
+	}
+	for {
+		got, ok, _, err := s.fromStore(ctx)
+		if err != nil {
+			s.tel.StoreFallback(ctx, rec, s.r.p.Name, "load")
+			return s.fromEndpoint(ctx, st, rec, "")
+		}
+		if ok {
+			rec.From(telemetry.FromStore)
+			return got, nil
+		}
+		unlock, locked, err := s.store.Lock(ctx, s.key, s.r.fetchTimeout)
+		if err != nil {
+			s.tel.StoreFallback(ctx, rec, s.r.p.Name, "lock")
+			return s.fromEndpoint(ctx, st, rec, "")
+		}
+		if locked {
+			defer unlock()
+			// Another sharer may have stored a token just before the lock.
+			got, ok, stored, err := s.fromStore(ctx)
+			if err == nil && ok {
+				rec.From(telemetry.FromStore)
+				return got, nil
+			}
+			var hint string // the fleet's refresh token
+			if stored != nil && stored.Token != nil {
+				hint = stored.Token.RefreshToken
+			}
+			got, err = s.fromEndpoint(ctx, st, rec, hint)
+			if err != nil {
+				return got, err
+			}
+			if err := s.store.Save(ctx, s.key, StoredToken{Token: got.tok, Obtained: got.at}); err != nil {
+				s.tel.StoreFallback(ctx, rec, s.r.p.Name, "save")
+			}
+			return got, nil
+		}
+		s.store.Wait(ctx, s.key, storeWait)
+		if err := ctx.Err(); err != nil {
+			return obtained{}, &FetchError{Provider: s.r.p.Name, Err: err,
+				msg: "waited for another sharer's fetch until " + err.Error()}
+		}
+	}
+}
+
+// fromStore loads the stored token and reports whether this source may
+// use it: not the token it is replacing nor one an API rejected, and not
+// about to expire. stored is what the store held, usable or not.
+func (s *CachedSource) fromStore(ctx context.Context) (got obtained, ok bool, stored *StoredToken, err error) {
+	stored, err = s.store.Load(ctx, s.key)
+	if err != nil || stored == nil || stored.Token == nil {
+		return obtained{}, false, stored, err
+	}
+	tok := stored.Token
+	if cur := s.cur.Load(); cur != nil && sameCredential(cur.tok, tok) {
+		return obtained{}, false, stored, nil
+	}
+	if sameCredential(s.lastBad.Load(), tok) || CheckHeaderToken(tok.AccessToken, tok.Authorization) != nil {
+		return obtained{}, false, stored, nil
+	}
+	now := time.Now()
+	if e := s.newEntry(tok, stored.Obtained, now, 0); !e.staleAt.IsZero() && !now.Before(e.staleAt) {
+		return obtained{}, false, stored, nil
+	}
+	return obtained{tok: tok, at: stored.Obtained}, true, stored, nil
+}
+
+// fromEndpoint fetches from the token endpoint through the breaker.
+func (s *CachedSource) fromEndpoint(ctx context.Context, st *exchangeStats, rec *telemetry.Fetch, refreshHint string) (obtained, error) {
+	at := time.Now()
+	v, err := s.breaker.Do(func() (any, error) { return s.fetch(ctx, st, refreshHint) },
+		func(from, to retry.State) { rec.BreakerChange(from.String(), to.String()) })
+	if err != nil {
+		return obtained{}, err
+	}
+	rec.From(telemetry.FromEndpoint)
+	return obtained{tok: v.(*Token), at: at}, nil
+}
+
 // fetch gets a new token: with the refresh token first when there is one,
 // falling back once to the configured grant when the endpoint refuses it.
-func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats) (*Token, error) {
+func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats, refreshHint string) (*Token, error) {
 	s.fetchMu.Lock()
 	defer s.fetchMu.Unlock()
+	if refreshHint != "" { // a sharer's newer refresh token
+		s.refresh = refreshHint
+	}
 	if rt := s.refresh; rt != "" {
 		tok, err := s.ep.exchange(ctx, RefreshToken, rt, st)
 		if err == nil {
@@ -272,15 +390,16 @@ func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats) (*Token, er
 }
 
 // newEntry computes when tok is renewed and when it stops being served.
-// took is how long its fetch took: an automatic margin leaves room for the
-// next renewal to land before the token stops being served.
-func (s *CachedSource) newEntry(tok *Token, now time.Time, took time.Duration) *entry {
+// Its lifetime counts from at, when it was obtained. took is how long its
+// fetch took: an automatic margin leaves room for the next renewal to land
+// before the token stops being served.
+func (s *CachedSource) newEntry(tok *Token, at, now time.Time, took time.Duration) *entry {
 	e := &entry{tok: tok}
 	if tok.Expiry.IsZero() {
 		return e
 	}
-	life := tok.Expiry.Sub(now)
-	if life <= 0 { // expired on arrival: serve it to the callers who waited, once
+	life := tok.Expiry.Sub(at)
+	if life <= 0 || !tok.Expiry.After(now) { // expired on arrival: serve it to the callers who waited, once
 		e.refreshAt, e.staleAt = now, now
 		return e
 	}

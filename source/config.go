@@ -89,6 +89,11 @@ type Config struct {
 	// error that matches ErrBreakerOpen.
 	Breaker retry.BreakerSettings
 
+	// Store, if set, shares tokens with other sources: the replicas of a
+	// service (source/redisstore) or the sources of a process
+	// (NewMemoryStore). Nil keeps tokens in this source only.
+	Store Store
+
 	// Telemetry says where spans and metrics of token fetches go; the zero
 	// value means the OpenTelemetry globals. Nothing secret is recorded,
 	// and a cached hit records nothing.

@@ -29,6 +29,9 @@ const (
 	// EventUnauthorizedRetry is added to the request's current span when
 	// the Transport retries a request after a 401.
 	EventUnauthorizedRetry = "tokenhttp.unauthorized_retry"
+	// EventStoreFallback is added to SpanFetch when the shared token store
+	// failed and the source fetched on its own.
+	EventStoreFallback = "tokenhttp.store.fallback"
 )
 
 // Attribute keys. The first five are OpenTelemetry semantic conventions.
@@ -49,6 +52,14 @@ const (
 	AttrBreakerTo     = "tokenhttp.breaker.to"
 	AttrBreakerState  = "tokenhttp.breaker.state"
 	AttrRetryWait     = "tokenhttp.retry.wait_ms"
+	AttrTokenFrom     = "tokenhttp.token.from"
+	AttrStoreOp       = "tokenhttp.store.operation"
+)
+
+// Where a fetch got its token (AttrTokenFrom).
+const (
+	FromEndpoint = "endpoint" // this source fetched it
+	FromStore    = "store"    // another sharer of the Store fetched it
 )
 
 // Refresh reasons (AttrRefreshReason).
@@ -87,6 +98,9 @@ const (
 	// expires (not reported for a source with no token, or a token
 	// without expiry).
 	MetricTokenTTL = "tokenhttp.token.ttl"
+	// MetricStoreFallbacks counts store operations that failed (by
+	// operation), after which the source went on without the store.
+	MetricStoreFallbacks = "tokenhttp.store.fallbacks"
 	// MetricGatewayRejections counts requests the Middleware answered
 	// itself because no token could be had, by status.
 	MetricGatewayRejections = "tokenhttp.middleware.rejections"

@@ -29,6 +29,7 @@ type Instruments struct {
 	misses     metric.Int64Counter
 	retries401 metric.Int64Counter
 	rejections metric.Int64Counter
+	fallbacks  metric.Int64Counter
 	breaker    metric.Int64ObservableGauge
 	ttl        metric.Float64ObservableGauge
 }
@@ -67,6 +68,9 @@ func New(p Providers) *Instruments {
 	handle()
 	i.rejections, err = m.Int64Counter(MetricGatewayRejections, metric.WithUnit("{request}"),
 		metric.WithDescription("Requests the middleware answered because no token could be had."))
+	handle()
+	i.fallbacks, err = m.Int64Counter(MetricStoreFallbacks, metric.WithUnit("{operation}"),
+		metric.WithDescription("Shared store operations that failed; the source went on without the store."))
 	handle()
 	i.breaker, err = m.Int64ObservableGauge(MetricBreakerState, metric.WithUnit("{state}"),
 		metric.WithDescription("Circuit breaker state: 0 closed, 1 half-open, 2 open."))
@@ -170,6 +174,26 @@ func (f *Fetch) End(r Result) {
 	f.i.fetchDur.Record(ctx, time.Since(f.start).Seconds(), set)
 	f.i.fetches.Add(ctx, 1, metric.WithAttributes(attribute.String(AttrProvider, f.info.Provider),
 		attribute.String(AttrOutcome, r.Outcome), attribute.String(AttrRefreshReason, f.info.Reason)))
+}
+
+// From records where the fetch got its token (FromEndpoint, FromStore).
+func (f *Fetch) From(from string) {
+	if f == nil {
+		return
+	}
+	f.span.SetAttributes(attribute.String(AttrTokenFrom, from))
+}
+
+// StoreFallback records a failed store operation ("load", "lock",
+// "save", "delete"): an event on the fetch span f (if any) and a count.
+func (i *Instruments) StoreFallback(ctx context.Context, f *Fetch, provider, op string) {
+	if i == nil {
+		return
+	}
+	if f != nil {
+		f.span.AddEvent(EventStoreFallback, trace.WithAttributes(attribute.String(AttrStoreOp, op)))
+	}
+	i.fallbacks.Add(ctx, 1, metric.WithAttributes(attribute.String(AttrProvider, provider), attribute.String(AttrStoreOp, op)))
 }
 
 // CacheMiss counts a Token call that had to wait for a fetch.
