@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -49,11 +48,8 @@ func runCall(ctx context.Context, args []string, e env) int {
 	fs.Var(&headers, "H", `request header "Name: value" (repeatable)`)
 	include := fs.Bool("i", false, "print the response status and headers")
 	verbose := fs.Bool("v", false, "show the token traffic and the request (redacted) on standard error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(e.stderr, "tokenhttp call: give exactly one URL (flags go before it)")
@@ -68,11 +64,7 @@ func runCall(ctx context.Context, args []string, e env) int {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
-	cfg, err := cf.config(e, tokenClient(e, *verbose))
-	if err != nil {
-		return exitCode(e, err)
-	}
-	src, err := source.New(cfg)
+	src, _, err := cf.newSource(e, *verbose)
 	if err != nil {
 		return exitCode(e, err)
 	}

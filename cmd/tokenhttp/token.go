@@ -205,11 +205,8 @@ func runToken(ctx context.Context, args []string, e env) int {
 	show := fs.Bool("show-token", false, "also print the Authorization header value (a secret)")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	verbose := fs.Bool("v", false, "show the token traffic (redacted) on standard error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(e.stderr, "tokenhttp token: unexpected argument %q\n", fs.Arg(0))
@@ -217,11 +214,7 @@ func runToken(ctx context.Context, args []string, e env) int {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
-	cfg, err := cf.config(e, tokenClient(e, *verbose))
-	if err != nil {
-		return exitCode(e, err)
-	}
-	src, err := source.New(cfg)
+	src, cfg, err := cf.newSource(e, *verbose)
 	if err != nil {
 		return exitCode(e, err)
 	}
@@ -232,6 +225,31 @@ func runToken(ctx context.Context, args []string, e env) int {
 	}
 	printToken(e.stdout, cfg.Provider.Name, tok, *show, *asJSON)
 	return exitOK
+}
+
+// newSource builds the Config from the flags and the source from it; with
+// verbose, token traffic is logged (redacted).
+func (c *credFlags) newSource(e env, verbose bool) (source.TokenSource, source.Config, error) {
+	cfg, err := c.config(e, tokenClient(e, verbose))
+	if err != nil {
+		return nil, cfg, err
+	}
+	src, err := source.New(cfg)
+	return src, cfg, err
+}
+
+// parseFlags parses args; done is true when the command must end with
+// code (help was asked for, or a flag was bad).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK, true
+	default:
+		return exitUsage, true
+	}
 }
 
 func closeSource(src source.TokenSource) {
