@@ -1,0 +1,333 @@
+package redisstore_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/source/redisstore"
+	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+)
+
+// replica returns a source as one replica of a service would make it: its
+// own Redis client and Store over the Redis at addr.
+func replica(t testing.TB, emu *sourcetest.Server, addr string, mod func(*source.Config), opts ...redisstore.Option) *source.CachedSource {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	store, err := redisstore.New(c, append([]redisstore.Option{redisstore.WithKey(key32)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := source.Config{TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID,
+		ClientSecret: sourcetest.DefaultClientSecret, Store: store}
+	if mod != nil {
+		mod(&cfg)
+	}
+	src, err := source.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := src.(*source.CachedSource)
+	t.Cleanup(func() {
+		_ = cs.Close()
+		_ = c.Close()
+	})
+	return cs
+}
+
+// Replicas starting cold at once make one token request between them, and
+// a replica started later takes the stored token.
+func TestFleetSharesOneToken(t *testing.T) {
+	checkLeaks(t)
+	srv := startRedis(t)
+	emu := sourcetest.NewStandard(sourcetest.Options{Latency: 50 * time.Millisecond})
+	t.Cleanup(emu.Close)
+	var srcs []*source.CachedSource
+	for range 8 {
+		srcs = append(srcs, replica(t, emu, srv.Addr, nil))
+	}
+	ctx := ctxTimeout(t, 10*time.Second)
+	toks := make([]*source.Token, 64)
+	errs := make([]error, 64)
+	var wg sync.WaitGroup
+	for i := range toks {
+		wg.Go(func() { toks[i], errs[i] = srcs[i%len(srcs)].Token(ctx) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("caller %d: %v", i, err)
+		}
+		if toks[i].AccessToken != toks[0].AccessToken {
+			t.Fatalf("caller %d got another token", i)
+		}
+	}
+	if got, want := emu.TokenRequests(), 1; got != want {
+		t.Errorf("token requests = %d, want %d", got, want)
+	}
+	late := replica(t, emu, srv.Addr, nil)
+	tok, err := late.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.AccessToken != toks[0].AccessToken || emu.TokenRequests() != 1 {
+		t.Errorf("a late replica fetched again: token requests = %d", emu.TokenRequests())
+	}
+}
+
+// A token an API rejected is dropped from Redis only if it is still the
+// stored one: the second replica to see the 401 takes the newer token.
+func TestFleetInvalidate(t *testing.T) {
+	checkLeaks(t)
+	srv := startRedis(t)
+	emu := sourcetest.NewStandard(sourcetest.Options{})
+	t.Cleanup(emu.Close)
+	a, b := replica(t, emu, srv.Addr, nil), replica(t, emu, srv.Addr, nil)
+	ctx := ctxTimeout(t, 10*time.Second)
+	old, err := a.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.Token(ctx); got == nil || got.AccessToken != old.AccessToken {
+		t.Fatal("b did not share a's token")
+	}
+	emu.RevokeAll()
+	if !a.Invalidate(old) {
+		t.Fatal("a.Invalidate(old) = false")
+	}
+	fresh, err := a.Token(ctx)
+	if err != nil || fresh.AccessToken == old.AccessToken {
+		t.Fatalf("a after Invalidate: %v, same token %t", err, err == nil && fresh.AccessToken == old.AccessToken)
+	}
+	bOld, _ := b.Token(ctx) // b still holds the old token in memory
+	if !b.Invalidate(bOld) {
+		t.Fatal("b.Invalidate(old) = false")
+	}
+	got, err := b.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.AccessToken != fresh.AccessToken {
+		t.Error("b did not take the newer stored token")
+	}
+	if n := emu.TokenRequests(); n != 2 {
+		t.Errorf("token requests = %d, want 2", n)
+	}
+}
+
+// A replica that took the fetch lock and crashed holds it until its ttl;
+// then another replica fetches.
+func TestFleetCrashedLockHolder(t *testing.T) {
+	checkLeaks(t)
+	srv := startRedis(t)
+	c := srv.Client(t)
+	emu := sourcetest.NewStandard(sourcetest.Options{})
+	t.Cleanup(emu.Close)
+	ctx := ctxTimeout(t, 10*time.Second)
+	// Learn the Redis name of the credential from a probe replica.
+	if _, err := replica(t, emu, srv.Addr, nil).Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	name := onlyName(t, c)
+	if err := c.Del(ctx, name).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The crashed holder's lock: never released.
+	if ok, err := c.SetNX(ctx, name+":lock", "crashed-holder", 400*time.Millisecond).Result(); err != nil || !ok {
+		t.Fatalf("taking the lock: %t, %v", ok, err)
+	}
+	src := replica(t, emu, srv.Addr, nil)
+	start := time.Now()
+	if _, err := src.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 350*time.Millisecond || took > 2*time.Second {
+		t.Errorf("fetched after %v, want just after the dead holder's lock expired (400ms)", took)
+	}
+	if got, want := emu.TokenRequests(), 2; got != want {
+		t.Errorf("token requests = %d, want %d", got, want)
+	}
+}
+
+// Replicas whose Redis is unreachable, or dies while they run, keep
+// serving tokens: they fetch on their own.
+func TestFleetRedisDown(t *testing.T) {
+	checkLeaks(t)
+	emu := sourcetest.NewStandard(sourcetest.Options{})
+	t.Cleanup(emu.Close)
+	ctx := ctxTimeout(t, 20*time.Second)
+
+	alone := replica(t, emu, closedAddr(t), nil, redisstore.WithTimeout(100*time.Millisecond))
+	start := time.Now()
+	tok, err := alone.Token(ctx)
+	if err != nil {
+		t.Fatalf("Token with Redis unreachable: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Token with Redis unreachable took %v", took)
+	}
+	if !alone.Invalidate(tok) {
+		t.Fatal("Invalidate = false")
+	}
+	if _, err := alone.Token(ctx); err != nil {
+		t.Fatalf("Token after Invalidate with Redis unreachable: %v", err)
+	}
+
+	// Redis killed mid-run.
+	srv := startRedis(t)
+	emu.SetLifetime(time.Second)
+	var srcs []*source.CachedSource
+	for range 4 {
+		srcs = append(srcs, replica(t, emu, srv.Addr, nil, redisstore.WithTimeout(100*time.Millisecond)))
+	}
+	before := emu.TokenRequests()
+	end := time.Now().Add(3 * time.Second)
+	time.AfterFunc(time.Second, srv.Kill)
+	var wg sync.WaitGroup
+	var mu sync.Mutex // guards failures
+	var failures []error
+	for _, src := range srcs {
+		wg.Go(func() {
+			for time.Now().Before(end) {
+				if _, err := src.Token(ctx); err != nil {
+					mu.Lock()
+					failures = append(failures, err)
+					mu.Unlock()
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Errorf("%d Token calls failed with Redis killed mid-run; the first: %v", len(failures), failures[0])
+	}
+	if n := emu.TokenRequests() - before; n < 2 {
+		t.Errorf("token requests = %d, want the replicas to fetch on their own after the kill", n)
+	}
+}
+
+// Environment of a TestFleetChild process.
+const (
+	envChildRedis = "REDISSTORE_FLEET_REDIS"
+	envChildURL   = "REDISSTORE_FLEET_TOKEN_URL"
+	envChildFor   = "REDISSTORE_FLEET_DURATION"
+)
+
+// Several OS processes sharing one Redis make one token request per
+// token lifetime between them, not one each.
+func TestFleetProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes for seconds")
+	}
+	checkLeaks(t)
+	srv := startRedis(t)
+	const (
+		procs    = 4
+		lifetime = time.Second
+		run      = 3 * time.Second
+	)
+	emu := sourcetest.NewStandard(sourcetest.Options{Lifetime: lifetime})
+	t.Cleanup(emu.Close)
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type child struct {
+		cmd *exec.Cmd
+		out bytes.Buffer
+	}
+	children := make([]*child, procs)
+	for i := range children {
+		ch := &child{cmd: exec.Command(bin, "-test.run=^TestFleetChild$", "-test.count=1", "-test.v")}
+		ch.cmd.Env = append(os.Environ(), envChildRedis+"="+srv.Addr, envChildURL+"="+emu.TokenURL, envChildFor+"="+run.String())
+		ch.cmd.Stdout, ch.cmd.Stderr = &ch.out, &ch.out
+		if err := ch.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		children[i] = ch
+	}
+	tokens := 0
+	for i, ch := range children {
+		if err := ch.cmd.Wait(); err != nil {
+			t.Errorf("child %d: %v\n%s", i, err, ch.out.String())
+			continue
+		}
+		var distinct, failures int
+		found := false
+		sc := bufio.NewScanner(&ch.out)
+		for sc.Scan() {
+			if _, err := fmt.Sscanf(strings.TrimSpace(sc.Text()), "fleet-child: tokens=%d errors=%d", &distinct, &failures); err == nil {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("child %d reported nothing:\n%s", i, ch.out.String())
+			continue
+		}
+		if failures > 0 {
+			t.Errorf("child %d: %d Token calls failed", i, failures)
+		}
+		tokens = max(tokens, distinct)
+	}
+	// Alone, each process would fetch about once per lifetime less the
+	// renewal margin: procs times the requests below.
+	requests := emu.TokenRequests()
+	limit := int(run/(lifetime/2)) + 2
+	t.Logf("%d processes over %v of %v tokens: %d token requests (limit %d); a process saw up to %d tokens",
+		procs, run, lifetime, requests, limit, tokens)
+	if requests > limit {
+		t.Errorf("token requests = %d, want at most %d for %d processes sharing one Redis", requests, limit, procs)
+	}
+	if requests < int(run/lifetime) {
+		t.Errorf("token requests = %d, want at least %d (one per lifetime)", requests, int(run/lifetime))
+	}
+}
+
+// TestFleetChild is a replica process of TestFleetProcesses; on its own
+// it does nothing.
+func TestFleetChild(t *testing.T) {
+	addr := os.Getenv(envChildRedis)
+	if addr == "" {
+		return
+	}
+	d, err := time.ParseDuration(os.Getenv(envChildFor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	defer c.Close()
+	store, err := redisstore.New(c, redisstore.WithKey(key32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := source.New(source.Config{TokenURL: os.Getenv(envChildURL), ClientID: sourcetest.DefaultClientID,
+		ClientSecret: sourcetest.DefaultClientSecret, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.(*source.CachedSource).Close()
+	seen := map[string]bool{}
+	failures := 0
+	ctx := context.Background()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		tok, err := src.Token(ctx)
+		if err != nil {
+			failures++
+			t.Logf("Token: %v", err)
+			continue
+		}
+		seen[tok.AccessToken] = true
+	}
+	fmt.Printf("fleet-child: tokens=%d errors=%d\n", len(seen), failures)
+}
