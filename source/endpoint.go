@@ -387,7 +387,7 @@ func parseFields(contentType string, body []byte) (map[string]any, error) {
 	if m == nil {
 		return nil, errors.New("null")
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF { // More is false before a stray '}' or ']'
 		return nil, errors.New("trailing data")
 	}
 	return m, nil
