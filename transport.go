@@ -153,9 +153,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.retryOnce(req, tok, resp)
 }
 
-// send calls the base and checks what it returned: a response whose
-// Request is set (so that a redirect's origin can be told) and whose Body
-// is not nil, or an error.
+// send calls the base and checks what it returned: a response whose Body
+// is not nil, or an error. (A response whose Request the base left nil
+// stays so: a redirect after it cannot be traced to its origin and gets no
+// token.)
 func (t *Transport) send(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
@@ -164,15 +165,10 @@ func (t *Transport) send(req *http.Request) (*http.Response, error) {
 	if resp == nil {
 		return nil, errors.New("tokenhttp: the base RoundTripper returned neither a response nor an error")
 	}
-	if resp.Request == nil || resp.Body == nil {
+	if resp.Body == nil {
 		cp := *resp // the base's response may be shared: write a copy
+		cp.Body = http.NoBody
 		resp = &cp
-		if resp.Request == nil {
-			resp.Request = req
-		}
-		if resp.Body == nil {
-			resp.Body = http.NoBody
-		}
 	}
 	return resp, nil
 }
