@@ -269,21 +269,28 @@ func (s scrubber) clean(text string) string {
 		}
 	}
 	var b strings.Builder
-	space := false
+	space, cut := false, false
 	for _, r := range text {
 		if r == utf8.RuneError || unicode.IsControl(r) || unicode.IsSpace(r) {
-			if !space && b.Len() > 0 {
-				b.WriteByte(' ')
-			}
-			space = true
+			space = b.Len() > 0
 			continue
 		}
-		space = false
-		if b.Len()+utf8.RuneLen(r) > maxDescription {
-			b.WriteString("…")
+		n := utf8.RuneLen(r)
+		if space {
+			n++
+		}
+		if b.Len()+n > maxDescription {
+			cut = true
 			break
 		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
 		b.WriteRune(r)
+	}
+	if cut {
+		b.WriteString("…")
 	}
 	return strings.TrimSpace(b.String())
 }
