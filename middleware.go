@@ -208,10 +208,11 @@ func WithSkipPaths(paths ...string) Option {
 // A prefix matches whole path segments: "/orders" matches "/orders" and
 // "/orders/42", not "/ordersx"; a trailing slash makes no difference
 // ("/orders/" is "/orders"), and "/" matches every path. The longest
-// matching prefix wins. The request's path is cleaned (path.Clean) before
-// matching, so "/billing/../orders/1" and "//orders" are matched as
-// "/orders/1" and "/orders": a request is routed by what it names, not by
-// how it spells it. A path no prefix matches gets nil (unmatched).
+// matching prefix wins. A path that is not clean ("/billing/../orders/1",
+// "//orders", "/orders/./1") gets nil (unmatched), as does a path no prefix
+// matches: the router behind the middleware may read such a path
+// differently, and the credential must not go where the router sends it.
+// (http.ServeMux redirects such paths to their clean form first.)
 //
 // routes is copied; the function is safe for concurrent use. PrefixRoutes
 // panics if routes is empty, a prefix does not start with "/" or is not a
@@ -246,6 +247,11 @@ func PrefixRoutes(routes map[string]source.TokenSource) func(r *http.Request) so
 	})
 	return func(r *http.Request) source.TokenSource {
 		p := cleanPath(r.URL.Path)
+		if raw := r.URL.Path; raw != "" && p != raw && p+"/" != raw {
+			// A path that is not clean ("/billing/../orders") may be read
+			// differently by the router behind: no credential for it.
+			return nil
+		}
 		for _, rt := range list {
 			if underPrefix(p, rt.prefix) {
 				return rt.src

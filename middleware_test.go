@@ -823,12 +823,14 @@ func TestRoutePrefixRoutes(t *testing.T) {
 		{"/", "", "files"},
 		{"", "", "files"},
 		{"/API", "", "files"}, // paths are case-sensitive
-		{"/api/../admin/users", "admin", "files"},
-		{"/api/v2/../../admin", "admin", "files"},
-		{"/admin/../api/v2/x", "apiv2", "api"},
-		{"//api/v2", "apiv2", "api"},
-		{"/./api", "api", "api"},
-		{"/../api", "api", "api"},
+		// A path that is not clean is unmatched: a router behind that does
+		// not clean paths could send it elsewhere than its clean form.
+		{"/api/../admin/users", "", ""},
+		{"/api/v2/../../admin", "", ""},
+		{"/admin/../api/v2/x", "", ""},
+		{"//api/v2", "", ""},
+		{"/./api", "", ""},
+		{"/../api", "", ""},
 	}
 	name := func(s source.TokenSource) string {
 		if s == nil {

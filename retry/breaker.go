@@ -30,7 +30,8 @@ type BreakerSettings struct {
 	// Disabled turns the breaker off.
 	Disabled bool
 	// OnStateChange, if set, is called after each change of state, outside
-	// the breaker's lock (it may call State).
+	// the breaker's lock (it may call State). A panic in it is recovered
+	// and dropped.
 	OnStateChange func(from, to State)
 }
 
@@ -185,13 +186,19 @@ func (b *Breaker) report(changed func(from, to State)) {
 		b.pending.Store(false)
 		b.qmu.Unlock()
 		for _, c := range q {
-			if b.notify != nil {
-				b.notify(c.from, c.to)
-			}
-			if changed != nil {
-				changed(c.from, c.to)
-			}
+			call(b.notify, c)
+			call(changed, c)
 		}
 		b.reporting.Store(false)
 	}
+}
+
+// call runs a state-change callback; a panic in it is dropped, so that
+// one bad callback neither stops later reports nor fails the fetch.
+func call(f func(from, to State), c change) {
+	if f == nil {
+		return
+	}
+	defer func() { _ = recover() }()
+	f(c.from, c.to)
 }

@@ -521,3 +521,22 @@ func TestBreakerDoChanged(t *testing.T) {
 		}
 	})
 }
+
+// A panic in OnStateChange is dropped: later changes are still reported.
+func TestBreakerOnStateChangePanics(t *testing.T) {
+	var calls atomic.Int32
+	b := retry.NewBreaker("p", retry.BreakerSettings{Failures: 1, OpenFor: 20 * time.Millisecond,
+		OnStateChange: func(from, to retry.State) {
+			if calls.Add(1) == 1 {
+				panic("callback bug")
+			}
+		}}, func(error) bool { return true }, nil)
+	fail := func() (any, error) { return nil, errors.New("down") }
+	ok := func() (any, error) { return 1, nil }
+	b.Do(fail, nil) // closed -> open: the callback panics
+	time.Sleep(30 * time.Millisecond)
+	b.Do(ok, nil) // open -> half-open -> closed
+	if got, want := calls.Load(), int32(3); got != want {
+		t.Errorf("OnStateChange calls = %d, want %d", got, want)
+	}
+}

@@ -200,6 +200,10 @@ func shouldRetry(resp *http.Response, err error, unsafe bool) (retry bool, hard 
 	return false, nil
 }
 
+// NotSent reports whether err is from before a request was written (the
+// connection could not be made), so the server surely did not act on it.
+func NotSent(err error) bool { return isDialError(err) }
+
 // isDialError reports an error from before the request was written.
 func isDialError(err error) bool {
 	var op *net.OpError

@@ -142,7 +142,10 @@ func (s *CachedSource) Token(ctx context.Context) (*Token, error) {
 
 // Invalidate drops rejected if it is still the current token. It reports
 // whether it did. The next Token call fetches, with the refresh token
-// first when there is one.
+// first when there is one. With a Store, that fetch replaces the rejected
+// token in the store only if it is still the stored one (a newer token
+// another sharer stored is taken instead), and drops it from the store if
+// the fetch fails; Invalidate itself does not wait on the store.
 func (s *CachedSource) Invalidate(rejected *Token) bool {
 	e := s.cur.Load()
 	if e == nil || rejected == nil || e.tok != rejected {
@@ -153,13 +156,6 @@ func (s *CachedSource) Invalidate(rejected *Token) bool {
 	}
 	s.rejected.Store(true)
 	s.lastBad.Store(rejected)
-	if s.store != nil { // drop it for the fleet too, if it is still the stored one
-		ctx, cancel := context.WithTimeout(context.Background(), storeOpTimeout)
-		defer cancel()
-		if err := s.store.Delete(ctx, s.key, rejected); err != nil {
-			s.tel.StoreFallback(ctx, nil, s.r.p.Name, "delete")
-		}
-	}
 	return true
 }
 
@@ -196,8 +192,23 @@ func (s *CachedSource) renewAhead(ctx context.Context, now time.Time) {
 	if now.UnixNano() < s.retry.Load() || !s.ahead.CompareAndSwap(false, true) {
 		return
 	}
-	// The result channel is buffered: nobody needs to read it.
-	s.group.DoChan("token", func() (any, error) { return s.flight(ctx, telemetry.ReasonAhead) })
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.ahead.Store(false)
+		return
+	}
+	s.fetches.Add(1)
+	s.mu.Unlock()
+	ch := s.group.DoChan("token", func() (any, error) { return s.flight(ctx, telemetry.ReasonAhead) })
+	// The flag is cleared when the flight this call joined has ended (it
+	// may have joined one that was ending: clearing it inside the flight
+	// would leave the flag set for good).
+	go func() {
+		defer s.fetches.Done()
+		<-ch
+		s.ahead.Store(false)
+	}()
 }
 
 // flight is the shared fetch. It runs detached from every caller's
@@ -212,7 +223,6 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	s.fetches.Add(1)
 	s.mu.Unlock()
 	defer s.fetches.Done()
-	defer s.ahead.Store(false)
 	defer func() { // a panic here would kill the process: singleflight re-panics
 		if p := recover(); p != nil {
 			v, err = nil, fmt.Errorf("source: the %s token fetch panicked: %s", s.r.p.Name, s.ep.scrub.clean(fmt.Sprint(p)))
@@ -264,9 +274,6 @@ type obtained struct {
 	at  time.Time
 }
 
-// storeOpTimeout bounds the store calls a source makes outside a fetch.
-const storeOpTimeout = time.Second
-
 // storeWait is the longest a source waits for another sharer's fetch
 // between two looks at the store.
 const storeWait = 250 * time.Millisecond
@@ -303,12 +310,21 @@ func (s *CachedSource) obtain(ctx context.Context, st *exchangeStats, rec *telem
 				rec.From(telemetry.FromStore)
 				return got, nil
 			}
-			var hint string // the fleet's refresh token
+			// The stored token, usable or not (rejected, about to expire),
+			// holds the fleet's current refresh token.
+			var hint string
 			if stored != nil && stored.Token != nil {
 				hint = stored.Token.RefreshToken
 			}
 			got, err = s.fromEndpoint(ctx, st, rec, hint)
 			if err != nil {
+				// A token an API rejected must not be taken by the other
+				// sharers meanwhile: drop it if it is still the stored one.
+				if bad := s.lastBad.Load(); bad != nil && stored != nil && sameCredential(stored.Token, bad) {
+					if derr := s.store.Delete(ctx, s.key, bad); derr != nil {
+						s.tel.StoreFallback(ctx, rec, s.r.p.Name, "delete")
+					}
+				}
 				return got, err
 			}
 			if err := s.store.Save(ctx, s.key, StoredToken{Token: got.tok, Obtained: got.at}); err != nil {
@@ -363,10 +379,14 @@ func (s *CachedSource) fromEndpoint(ctx context.Context, st *exchangeStats, rec 
 func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats, refreshHint string) (*Token, error) {
 	s.fetchMu.Lock()
 	defer s.fetchMu.Unlock()
-	if refreshHint != "" { // a sharer's newer refresh token
-		s.refresh = refreshHint
+	rt := s.refresh
+	if s.store != nil {
+		// Sharing a store, only the fleet's refresh token is current: this
+		// source's own may have been rotated by another sharer already,
+		// and sending it again could revoke the whole token family.
+		rt = refreshHint
 	}
-	if rt := s.refresh; rt != "" {
+	if rt != "" {
 		tok, err := s.ep.exchange(ctx, RefreshToken, rt, st)
 		if err == nil {
 			if tok.RefreshToken == "" { // not rotated: keep using the old one
@@ -376,8 +396,16 @@ func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats, refreshHint
 			return tok, nil
 		}
 		var te *Error
-		if !errors.As(err, &te) || te.Temporary() {
+		switch {
+		case errors.As(err, &te) && te.Temporary():
 			return nil, err // the endpoint is down: the refresh token may still be good
+		case !errors.As(err, &te) && !retry.NotSent(err):
+			// No reply, but the request may have reached the server, which
+			// may have rotated the token: never send it again.
+			s.refresh = ""
+			return nil, err
+		case !errors.As(err, &te):
+			return nil, err // not sent at all: still good
 		}
 		s.refresh = "" // refused: fall back to the grant, once
 	}

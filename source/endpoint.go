@@ -71,8 +71,8 @@ func (e *endpoint) exchange(ctx context.Context, grant, refresh string, st *exch
 		return nil, err
 	}
 	pol := e.r.cfg.Retry
-	if e.r.p.OneTimePassword && grant == Password {
-		pol.MaxAttempts = 1 // an OTP is never sent twice
+	if grant == Password && (e.r.p.OneTimePassword || e.r.cfg.PasswordFunc != nil) {
+		pol.MaxAttempts = 1 // a password from PasswordFunc may be one-time: never sent twice
 	}
 	start := time.Now()
 	resp, n, err := retry.Do(e.client, pol, retry.Request{Req: req, Unsafe: grant == RefreshToken, OnRetry: st.onRetry})
@@ -533,7 +533,8 @@ func callPasswordFunc(ctx context.Context, f func(context.Context) (string, erro
 		return "", err
 	}
 	if pw == "" {
-		return "", errors.New("source: Config.PasswordFunc returned an empty password")
+		err := errors.New("it returned an empty password")
+		return "", &HookError{Hook: "Config.PasswordFunc", Err: err, msg: err.Error()}
 	}
 	return pw, nil
 }
@@ -543,7 +544,8 @@ func callPasswordFunc(ctx context.Context, f func(context.Context) (string, erro
 func callHook(name string, scrub scrubber, f func() error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("source: %s panicked: %s", name, scrub.clean(fmt.Sprint(v)))
+			perr := fmt.Errorf("panicked: %s", scrub.clean(fmt.Sprint(v)))
+			err = &HookError{Hook: name, Err: perr, msg: perr.Error()}
 		}
 	}()
 	if err := f(); err != nil {

@@ -74,10 +74,13 @@ func (e *Error) Error() string {
 }
 
 // Temporary reports whether trying again later may succeed: a 5xx, a 429,
-// or a code that says the endpoint is unavailable.
+// or a reply outside 4xx whose code says the endpoint failed (a 200 that
+// is not a usable token). Any other 4xx is final.
 func (e *Error) Temporary() bool {
-	return e.StatusCode >= 500 || e.StatusCode == http.StatusTooManyRequests ||
-		e.Code == CodeServerError || e.Code == CodeTemporarilyUnavailable
+	if e.StatusCode >= 400 && e.StatusCode < 500 {
+		return e.StatusCode == http.StatusTooManyRequests // a 4xx is final, whatever its body says
+	}
+	return e.StatusCode >= 500 || e.Code == CodeServerError || e.Code == CodeTemporarilyUnavailable
 }
 
 func hint(code string) string {

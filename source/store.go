@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -45,13 +46,21 @@ type StoredToken struct {
 	Obtained time.Time
 }
 
-// storeKey names a credential in a Store: a hash of the provider, token
-// URL, client id, username and scopes. It holds no secret; stores hash it
-// again with their own key before it reaches a server.
+// storeKey names a credential in a Store: a hash of everything that
+// decides which token the endpoint issues — the provider, token URL, grant,
+// client id, username, scopes, extra endpoint parameters (an audience),
+// Origin, Cloud and the requested lifetime. Two configs that differ in any
+// of them never share a token. It holds no secret; stores hash it again
+// with their own key before it reaches a server.
 func storeKey(r *resolved) string {
-	scopes := append([]string(nil), r.cfg.Scopes...)
+	params := make([]string, 0, len(r.cfg.EndpointParams))
+	for k, vs := range r.cfg.EndpointParams {
+		params = append(params, k+"="+strings.Join(vs, "\x00"))
+	}
+	sort.Strings(params)
 	h := sha256.New()
-	for _, part := range []string{"tokenhttp/v1", r.p.Name, r.tokenURL, r.grant, r.cfg.ClientID, r.cfg.Username, strings.Join(scopes, " ")} {
+	for _, part := range []string{"tokenhttp/v1", r.p.Name, r.tokenURL, r.grant, r.cfg.ClientID, r.cfg.Username,
+		strings.Join(r.cfg.Scopes, " "), strings.Join(params, "\x01"), r.cfg.Origin, r.cfg.Cloud, r.cfg.Lifetime.String()} {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,21 +115,24 @@ func TestStoreInvalidateOnlyTheStoredOne(t *testing.T) {
 }
 
 // brokenStore fails every operation, like a Redis that is down.
-type brokenStore struct{ calls int }
+type brokenStore struct{ calls atomic.Int64 }
 
 var errDown = errors.New("store down")
 
 func (b *brokenStore) Load(context.Context, string) (*source.StoredToken, error) {
-	b.calls++
+	b.calls.Add(1)
 	return nil, errDown
 }
 func (b *brokenStore) Save(context.Context, string, source.StoredToken) error {
-	b.calls++
+	b.calls.Add(1)
 	return errDown
 }
-func (b *brokenStore) Delete(context.Context, string, *source.Token) error { b.calls++; return errDown }
+func (b *brokenStore) Delete(context.Context, string, *source.Token) error {
+	b.calls.Add(1)
+	return errDown
+}
 func (b *brokenStore) Lock(context.Context, string, time.Duration) (func(), bool, error) {
-	b.calls++
+	b.calls.Add(1)
 	return nil, false, errDown
 }
 func (b *brokenStore) Wait(context.Context, string, time.Duration) {}
@@ -153,7 +157,7 @@ func TestStoreDownFallsBack(t *testing.T) {
 	if got, want := emu.TokenRequests(), 2; got != want {
 		t.Errorf("token requests = %d, want %d", got, want)
 	}
-	if store.calls == 0 {
+	if store.calls.Load() == 0 {
 		t.Error("the store was never asked")
 	}
 }
