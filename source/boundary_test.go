@@ -72,24 +72,6 @@ func bdConfig(url string) source.Config {
 	}
 }
 
-// bdNew returns a source for cfg over a Transport of its own (unless cfg
-// has an HTTPClient); the source is closed and the Transport's idle
-// connections dropped at the end of t.
-func bdNew(t *testing.T, cfg source.Config) source.TokenSource {
-	t.Helper()
-	if cfg.HTTPClient == nil {
-		tr := &http.Transport{}
-		t.Cleanup(tr.CloseIdleConnections)
-		cfg.HTTPClient = &http.Client{Transport: tr}
-	}
-	src, err := source.New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = src.(io.Closer).Close() })
-	return src
-}
-
 // bdClient is a tokenhttp client over src with a Transport of its own.
 func bdClient(t *testing.T, src source.TokenSource) *http.Client {
 	tr := &http.Transport{}
@@ -173,7 +155,7 @@ func TestBoundaryReplyUnsafeHeaderToken(t *testing.T) {
 			cfg.Provider = tt.provider
 
 			// Straight from the source.
-			tok, err := bdToken(bdNew(t, cfg))
+			tok, err := bdToken(rsNew(t, cfg))
 			if err == nil {
 				t.Fatalf("Token: got a token (header %q), want an error", tok.HeaderValue())
 			}
@@ -195,7 +177,7 @@ func TestBoundaryReplyUnsafeHeaderToken(t *testing.T) {
 			}
 
 			// Through a tokenhttp client: no request reaches the API.
-			client := bdClient(t, bdNew(t, cfg))
+			client := bdClient(t, rsNew(t, cfg))
 			resp, err := client.Get(api.URL + "/v1/things")
 			if err == nil {
 				resp.Body.Close()
@@ -308,7 +290,7 @@ func TestSlowlorisTokenEndpoint(t *testing.T) {
 			sl := bdSlowloris(t, mode, 200*time.Millisecond)
 			cfg := bdConfig(sl.srv.URL)
 			cfg.FetchTimeout = fetchTimeout
-			src := bdNew(t, cfg)
+			src := rsNew(t, cfg)
 
 			// A caller with a shorter deadline than the fetch's leaves at it.
 			ctx, cancel := context.WithTimeout(context.Background(), callerWait)
@@ -400,7 +382,7 @@ func TestBoundaryInvalidUTF8Description(t *testing.T) {
 			})
 			cfg := bdConfig(ts.URL)
 			cfg.Retry.MaxAttempts = 1
-			_, err := bdToken(bdNew(t, cfg))
+			_, err := bdToken(rsNew(t, cfg))
 			te := bdTokenError(t, err)
 			if got, want := te.Code, tt.wantCode; got != want {
 				t.Errorf("Code: got %q, want %q", got, want)
@@ -468,7 +450,7 @@ func TestBoundaryReplyDuplicateKeys(t *testing.T) {
 				seen = append(seen, r.Header.Values("Authorization")...)
 				mu.Unlock()
 			})
-			src := bdNew(t, bdConfig(ts.URL))
+			src := rsNew(t, bdConfig(ts.URL))
 			tok, err := bdToken(src)
 			if tt.want == "" {
 				if err == nil {
@@ -542,7 +524,7 @@ func TestBoundaryRetryAfterHuge(t *testing.T) {
 			t.Cleanup(emu.Close)
 			cfg := bdConfig(emu.TokenURL)
 			cfg.FetchTimeout = 48 * time.Hour // the cap, not the fetch's deadline, must stop the wait
-			src := bdNew(t, cfg)
+			src := rsNew(t, cfg)
 			emu.FailNext(1, http.StatusServiceUnavailable, tt.retryAfter)
 
 			start := time.Now()
@@ -630,7 +612,7 @@ func TestChallengeJunkOn401(t *testing.T) {
 				}
 				_, _ = io.WriteString(w, "ok")
 			})
-			src := bdNew(t, bdConfig(emu.TokenURL))
+			src := rsNew(t, bdConfig(emu.TokenURL))
 			client := bdClient(t, src)
 
 			resp, err := client.Get(api.URL + "/v1/orders")
@@ -791,7 +773,7 @@ func TestBoundaryReplySize(t *testing.T) {
 			tr := &http.Transport{DisableCompression: tt.noDecompress}
 			t.Cleanup(tr.CloseIdleConnections)
 			cfg.HTTPClient = &http.Client{Transport: tr}
-			src := bdNew(t, cfg)
+			src := rsNew(t, cfg)
 
 			runtime.GC()
 			before := bdTotalAlloc()
@@ -858,7 +840,7 @@ func TestBoundaryReplyNotObject(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			bdLeakCheck(t)
 			ts := bdReply(t, tt.body)
-			tok, err := bdToken(bdNew(t, bdConfig(ts.URL)))
+			tok, err := bdToken(rsNew(t, bdConfig(ts.URL)))
 			if err == nil {
 				t.Fatalf("Token: got a token (%v) from %q, want an error", tok, bdTrim(tt.body))
 			}

@@ -3,7 +3,6 @@ package source_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,7 +11,17 @@ import (
 
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+	"github.com/tokenhttp/tokenhttp/source/storetest"
 )
+
+// TestMemoryStoreConformance runs the Store contract over a MemoryStore
+// shared by every source of a scenario.
+func TestMemoryStoreConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.NewStore {
+		m := source.NewMemoryStore()
+		return func(*testing.T) source.Store { return m }
+	})
+}
 
 func stNew(t *testing.T, emu *sourcetest.Server, store source.Store, mod func(*source.Config)) *source.CachedSource {
 	t.Helper()
@@ -28,90 +37,6 @@ func stNew(t *testing.T, emu *sourcetest.Server, store source.Store, mod func(*s
 	cs := src.(*source.CachedSource)
 	t.Cleanup(func() { cs.Close() })
 	return cs
-}
-
-// Sources sharing a store make one token request between them, also when
-// they all start cold at once.
-func TestStoreSharedByManySources(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	emu := sourcetest.NewStandard(sourcetest.Options{Latency: 50 * time.Millisecond})
-	defer emu.Close()
-	store := source.NewMemoryStore()
-	var srcs []*source.CachedSource
-	for range 8 {
-		srcs = append(srcs, stNew(t, emu, store, nil))
-	}
-	var wg sync.WaitGroup
-	toks := make([]*source.Token, 64)
-	errs := make([]error, 64)
-	for i := range toks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			toks[i], errs[i] = srcs[i%len(srcs)].Token(context.Background())
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("caller %d: %v", i, err)
-		}
-		if toks[i].AccessToken != toks[0].AccessToken {
-			t.Fatalf("caller %d got another token", i)
-		}
-	}
-	if got, want := emu.TokenRequests(), 1; got != want {
-		t.Errorf("token requests = %d, want %d", got, want)
-	}
-	// A source started later takes the stored token.
-	late := stNew(t, emu, store, nil)
-	tok, err := late.Token(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok.AccessToken != toks[0].AccessToken || emu.TokenRequests() != 1 {
-		t.Errorf("a late source fetched again: token requests = %d", emu.TokenRequests())
-	}
-}
-
-// A rejected token is dropped from the store only if it is still the
-// stored one: the second source to see the 401 takes the newer token.
-func TestStoreInvalidateOnlyTheStoredOne(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	emu := sourcetest.NewStandard(sourcetest.Options{})
-	defer emu.Close()
-	store := source.NewMemoryStore()
-	a, b := stNew(t, emu, store, nil), stNew(t, emu, store, nil)
-	ctx := context.Background()
-	old, _ := a.Token(ctx)
-	if got, _ := b.Token(ctx); got.AccessToken != old.AccessToken {
-		t.Fatal("b did not share a's token")
-	}
-	emu.RevokeAll()
-	if !a.Invalidate(old) {
-		t.Fatal("a.Invalidate(old) = false")
-	}
-	fresh, err := a.Token(ctx)
-	if err != nil || fresh.AccessToken == old.AccessToken {
-		t.Fatalf("a after Invalidate: %v, same token %v", err, err == nil && fresh.AccessToken == old.AccessToken)
-	}
-	bOld, _ := b.Token(ctx) // b still holds the old token locally
-	if !b.Invalidate(bOld) {
-		t.Fatal("b.Invalidate(old) = false")
-	}
-	got, err := b.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.AccessToken != fresh.AccessToken {
-		t.Errorf("b did not take the newer stored token")
-	}
-	if n := emu.TokenRequests(); n != 2 {
-		t.Errorf("token requests = %d, want 2", n)
-	}
-	if st, _ := store.Load(ctx, "x"); st != nil {
-		t.Errorf("an unknown key loaded a token")
-	}
 }
 
 // brokenStore fails every operation, like a Redis that is down.
@@ -160,48 +85,6 @@ func TestStoreDownFallsBack(t *testing.T) {
 	if store.calls.Load() == 0 {
 		t.Error("the store was never asked")
 	}
-}
-
-// A sharer that took the fetch lock and died holds it until its ttl; then
-// another fetches.
-func TestStoreCrashedLockHolder(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	emu := sourcetest.NewStandard(sourcetest.Options{})
-	defer emu.Close()
-	store := source.NewMemoryStore()
-	src := stNew(t, emu, store, func(c *source.Config) { c.FetchTimeout = 5 * time.Second })
-	// Take the lock under the key the source uses: find it by letting a
-	// probe source store a token, then clear it.
-	probe := stNew(t, emu, store, nil)
-	tok, _ := probe.Token(context.Background())
-	key := findKey(t, store, tok)
-	if err := store.Delete(context.Background(), key, tok); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok, _ := store.Lock(context.Background(), key, 400*time.Millisecond); !ok { // never unlocked: the holder "crashed"
-		t.Fatal("could not take the lock")
-	}
-	start := time.Now()
-	if _, err := src.Token(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if took := time.Since(start); took < 350*time.Millisecond {
-		t.Errorf("fetched after %v, before the dead holder's lock expired", took)
-	}
-	if got, want := emu.TokenRequests(), 2; got != want {
-		t.Errorf("token requests = %d, want %d", got, want)
-	}
-}
-
-// findKey finds the store key holding tok (MemoryStore keys are the
-// source's credential hash).
-func findKey(t *testing.T, m *source.MemoryStore, tok *source.Token) string {
-	t.Helper()
-	key, ok := source.MemoryStoreKeyOf(m, tok)
-	if !ok {
-		t.Fatal("token not in the store")
-	}
-	return key
 }
 
 // When the stored token nears its end, the sharer that renews it uses the

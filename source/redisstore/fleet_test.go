@@ -17,7 +17,30 @@ import (
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/redisstore"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+	"github.com/tokenhttp/tokenhttp/source/storetest"
 )
+
+// TestStoreConformance runs the Store contract over one Redis, each
+// scenario under a prefix of its own, each source with its own client and
+// Store, as replicas would.
+func TestStoreConformance(t *testing.T) {
+	checkLeaks(t)
+	srv := startRedis(t)
+	n := 0
+	storetest.Run(t, func(t *testing.T) storetest.NewStore {
+		n++
+		prefix := fmt.Sprintf("conformance%d:", n)
+		return func(t *testing.T) source.Store {
+			c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
+			t.Cleanup(func() { _ = c.Close() })
+			store, err := redisstore.New(c, redisstore.WithKey(key32), redisstore.WithPrefix(prefix))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return store
+		}
+	})
+}
 
 // replica returns a source as one replica of a service would make it: its
 // own Redis client and Store over the Redis at addr.
@@ -43,120 +66,6 @@ func replica(t testing.TB, emu *sourcetest.Server, addr string, mod func(*source
 		_ = c.Close()
 	})
 	return cs
-}
-
-// Replicas starting cold at once make one token request between them, and
-// a replica started later takes the stored token.
-func TestFleetSharesOneToken(t *testing.T) {
-	checkLeaks(t)
-	srv := startRedis(t)
-	emu := sourcetest.NewStandard(sourcetest.Options{Latency: 50 * time.Millisecond})
-	t.Cleanup(emu.Close)
-	var srcs []*source.CachedSource
-	for range 8 {
-		srcs = append(srcs, replica(t, emu, srv.Addr, nil))
-	}
-	ctx := ctxTimeout(t, 10*time.Second)
-	toks := make([]*source.Token, 64)
-	errs := make([]error, 64)
-	var wg sync.WaitGroup
-	for i := range toks {
-		wg.Go(func() { toks[i], errs[i] = srcs[i%len(srcs)].Token(ctx) })
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("caller %d: %v", i, err)
-		}
-		if toks[i].AccessToken != toks[0].AccessToken {
-			t.Fatalf("caller %d got another token", i)
-		}
-	}
-	if got, want := emu.TokenRequests(), 1; got != want {
-		t.Errorf("token requests = %d, want %d", got, want)
-	}
-	late := replica(t, emu, srv.Addr, nil)
-	tok, err := late.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok.AccessToken != toks[0].AccessToken || emu.TokenRequests() != 1 {
-		t.Errorf("a late replica fetched again: token requests = %d", emu.TokenRequests())
-	}
-}
-
-// A token an API rejected is dropped from Redis only if it is still the
-// stored one: the second replica to see the 401 takes the newer token.
-func TestFleetInvalidate(t *testing.T) {
-	checkLeaks(t)
-	srv := startRedis(t)
-	emu := sourcetest.NewStandard(sourcetest.Options{})
-	t.Cleanup(emu.Close)
-	a, b := replica(t, emu, srv.Addr, nil), replica(t, emu, srv.Addr, nil)
-	ctx := ctxTimeout(t, 10*time.Second)
-	old, err := a.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := b.Token(ctx); got == nil || got.AccessToken != old.AccessToken {
-		t.Fatal("b did not share a's token")
-	}
-	emu.RevokeAll()
-	if !a.Invalidate(old) {
-		t.Fatal("a.Invalidate(old) = false")
-	}
-	fresh, err := a.Token(ctx)
-	if err != nil || fresh.AccessToken == old.AccessToken {
-		t.Fatalf("a after Invalidate: %v, same token %t", err, err == nil && fresh.AccessToken == old.AccessToken)
-	}
-	bOld, _ := b.Token(ctx) // b still holds the old token in memory
-	if !b.Invalidate(bOld) {
-		t.Fatal("b.Invalidate(old) = false")
-	}
-	got, err := b.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.AccessToken != fresh.AccessToken {
-		t.Error("b did not take the newer stored token")
-	}
-	if n := emu.TokenRequests(); n != 2 {
-		t.Errorf("token requests = %d, want 2", n)
-	}
-}
-
-// A replica that took the fetch lock and crashed holds it until its ttl;
-// then another replica fetches.
-func TestFleetCrashedLockHolder(t *testing.T) {
-	checkLeaks(t)
-	srv := startRedis(t)
-	c := srv.Client(t)
-	emu := sourcetest.NewStandard(sourcetest.Options{})
-	t.Cleanup(emu.Close)
-	ctx := ctxTimeout(t, 10*time.Second)
-	// Learn the Redis name of the credential from a probe replica.
-	if _, err := replica(t, emu, srv.Addr, nil).Token(ctx); err != nil {
-		t.Fatal(err)
-	}
-	name := onlyName(t, c)
-	if err := c.Del(ctx, name).Err(); err != nil {
-		t.Fatal(err)
-	}
-	// The crashed holder's lock: never released.
-	if ok, err := c.SetNX(ctx, name+":lock", "crashed-holder", 400*time.Millisecond).Result(); err != nil || !ok {
-		t.Fatalf("taking the lock: %t, %v", ok, err)
-	}
-	src := replica(t, emu, srv.Addr, nil)
-	start := time.Now()
-	if _, err := src.Token(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if took := time.Since(start); took < 350*time.Millisecond || took > 2*time.Second {
-		t.Errorf("fetched after %v, want just after the dead holder's lock expired (400ms)", took)
-	}
-	if got, want := emu.TokenRequests(), 2; got != want {
-		t.Errorf("token requests = %d, want %d", got, want)
-	}
 }
 
 // Replicas whose Redis is unreachable, or dies while they run, keep

@@ -1,0 +1,282 @@
+// Package storetest checks that a source.Store keeps the contract sources
+// rely on, by running sources over it against sourcetest emulators. A
+// Store implementation's tests call Run:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) source.Store { return mystore.New(...) })
+//	}
+//
+// Each scenario gets its own emulator; newStore is called once per sharer,
+// so that each source has a Store of its own over the same backing data
+// (as the replicas of a service would), and must return stores that share
+// their data within one scenario but not across scenarios.
+package storetest
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+)
+
+// NewStore returns a Store over the scenario's shared data. It is called
+// with the scenario's t, once per source.
+type NewStore func(t *testing.T) source.Store
+
+// Run runs every scenario as a subtest. newScenario is called once per
+// scenario and returns the NewStore for it (fresh shared data each time).
+func Run(t *testing.T, newScenario func(t *testing.T) NewStore) {
+	for _, sc := range []struct {
+		name string
+		run  func(t *testing.T, newStore NewStore)
+	}{
+		{"SharedByManySources", sharedByManySources},
+		{"InvalidateOnlyTheStoredOne", invalidateOnlyTheStoredOne},
+		{"KeySeparatesConfigs", keySeparatesConfigs},
+		{"NeverResendsARotatedRefreshToken", neverResendsARotatedRefreshToken},
+		{"CrashedLockHolder", crashedLockHolder},
+	} {
+		t.Run(sc.name, func(t *testing.T) { sc.run(t, newScenario(t)) })
+	}
+}
+
+// newSource returns a source over its own Store, closed at the end of t.
+func newSource(t *testing.T, emu *sourcetest.Server, store source.Store, mod func(*source.Config)) *source.CachedSource {
+	t.Helper()
+	cfg := source.Config{TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID,
+		ClientSecret: sourcetest.DefaultClientSecret, Store: store}
+	if mod != nil {
+		mod(&cfg)
+	}
+	src, err := source.New(cfg)
+	if err != nil {
+		t.Fatalf("source.New: %v", err)
+	}
+	cs := src.(*source.CachedSource)
+	t.Cleanup(func() { _ = cs.Close() })
+	return cs
+}
+
+func newEmu(t *testing.T, newEmulator func(sourcetest.Options) *sourcetest.Server, o sourcetest.Options) *sourcetest.Server {
+	emu := newEmulator(o)
+	t.Cleanup(emu.Close)
+	return emu
+}
+
+// Sources starting cold at once make one token request between them, and
+// a source started later takes the stored token.
+func sharedByManySources(t *testing.T, newStore NewStore) {
+	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{Latency: 50 * time.Millisecond})
+	var srcs []*source.CachedSource
+	for range 8 {
+		srcs = append(srcs, newSource(t, emu, newStore(t), nil))
+	}
+	toks := make([]*source.Token, 64)
+	errs := make([]error, len(toks))
+	var wg sync.WaitGroup
+	for i := range toks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			toks[i], errs[i] = srcs[i%len(srcs)].Token(context.Background())
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("caller %d: %v", i, err)
+		}
+		if toks[i].AccessToken != toks[0].AccessToken {
+			t.Fatalf("caller %d got another token", i)
+		}
+	}
+	if got, want := emu.TokenRequests(), 1; got != want {
+		t.Errorf("token requests = %d, want %d", got, want)
+	}
+	late := newSource(t, emu, newStore(t), nil)
+	tok, err := late.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.AccessToken != toks[0].AccessToken || emu.TokenRequests() != 1 {
+		t.Errorf("a late source fetched again: token requests = %d", emu.TokenRequests())
+	}
+}
+
+// A rejected token is replaced in the store only while it is the stored
+// one: the second source to see the 401 takes the newer token.
+func invalidateOnlyTheStoredOne(t *testing.T, newStore NewStore) {
+	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{})
+	a, b := newSource(t, emu, newStore(t), nil), newSource(t, emu, newStore(t), nil)
+	ctx := context.Background()
+	old, err := a.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.Token(ctx); got == nil || got.AccessToken != old.AccessToken {
+		t.Fatal("b did not share a's token")
+	}
+	emu.RevokeAll()
+	if !a.Invalidate(old) {
+		t.Fatal("a.Invalidate(old) = false")
+	}
+	fresh, err := a.Token(ctx)
+	if err != nil || fresh.AccessToken == old.AccessToken {
+		t.Fatalf("a after Invalidate: err %v, same token %v", err, err == nil && fresh.AccessToken == old.AccessToken)
+	}
+	bOld, _ := b.Token(ctx) // b still holds the old token in memory
+	if !b.Invalidate(bOld) {
+		t.Fatal("b.Invalidate(old) = false")
+	}
+	got, err := b.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.AccessToken != fresh.AccessToken {
+		t.Error("b did not take the newer stored token")
+	}
+	if n := emu.TokenRequests(); n != 2 {
+		t.Errorf("token requests = %d, want 2", n)
+	}
+}
+
+// Configs that differ in what decides the token (here an audience) never
+// share a token.
+func keySeparatesConfigs(t *testing.T, newStore NewStore) {
+	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{})
+	orders := newSource(t, emu, newStore(t), func(c *source.Config) { c.EndpointParams = url.Values{"audience": {"orders"}} })
+	billing := newSource(t, emu, newStore(t), func(c *source.Config) { c.EndpointParams = url.Values{"audience": {"billing"}} })
+	a, err := orders.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := billing.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.AccessToken == b.AccessToken {
+		t.Error("the billing source got the orders source's token")
+	}
+	if got, want := emu.TokenRequests(), 2; got != want {
+		t.Errorf("token requests = %d, want %d", got, want)
+	}
+}
+
+// A source renews only with the refresh token stored for all sharers, never
+// its own copy, which another sharer may have rotated: with reuse detection
+// on, resending it would revoke the whole token family.
+func neverResendsARotatedRefreshToken(t *testing.T, newStore NewStore) {
+	emu := newEmu(t, sourcetest.NewGestaoPlus, sourcetest.Options{})
+	emu.RevokeOnRefreshReuse(true)
+	cfg := func(c *source.Config) {
+		c.Provider, c.ClientID, c.ClientSecret = source.GestaoPlus, "", ""
+		c.Username, c.Password = sourcetest.DefaultUsername, sourcetest.DefaultPassword
+	}
+	ctx := context.Background()
+	bStore := newStore(t)
+	b := newSource(t, emu, bStore, cfg)
+	t0, err := b.Token(ctx) // b holds RT0
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := &recorder{Store: newStore(t)}
+	a := newSource(t, emu, keys, cfg)
+	aT0, _ := a.Token(ctx)
+	if aT0 == nil || aT0.AccessToken != t0.AccessToken {
+		t.Fatal("a did not take the stored token")
+	}
+	emu.Revoke(t0.AccessToken) // the API rejects T0: a renews with the stored RT0
+	if !a.Invalidate(aT0) {
+		t.Fatal("a.Invalidate(T0) = false")
+	}
+	t1, err := a.Token(ctx)
+	if err != nil || t1.AccessToken == t0.AccessToken {
+		t.Fatalf("a's renewal: %v", err)
+	}
+	// The stored token disappears (expired, say); b, which still holds RT0
+	// of its own, must not send it.
+	if err := bStore.Delete(ctx, keys.key(t), t1); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Invalidate(t0) {
+		t.Fatal("b.Invalidate(T0) = false")
+	}
+	if _, err := b.Token(ctx); err != nil {
+		t.Fatalf("b's renewal: %v", err)
+	}
+	if got := emu.Requests("refresh_token"); got != 1 {
+		t.Errorf("refresh_token requests = %d, want 1 (RT0 sent once, by a)", got)
+	}
+	req, _ := http.NewRequest(http.MethodGet, emu.ResourceURL, nil)
+	req.Header.Set("Authorization", t1.HeaderValue())
+	client := emu.Client()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	client.CloseIdleConnections()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("T1 at the API: %d, want 200 (the token family was revoked)", resp.StatusCode)
+	}
+}
+
+// A sharer that took the fetch lock and died holds it until its ttl; then
+// another fetches.
+func crashedLockHolder(t *testing.T, newStore NewStore) {
+	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{})
+	keys := &recorder{Store: newStore(t)}
+	probe := newSource(t, emu, keys, nil)
+	tok, err := probe.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := newStore(t)
+	ctx := context.Background()
+	if err := dead.Delete(ctx, keys.key(t), tok); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := dead.Lock(ctx, keys.key(t), 400*time.Millisecond); err != nil || !ok { // never unlocked
+		t.Fatalf("could not take the lock: %v", err)
+	}
+	src := newSource(t, emu, newStore(t), func(c *source.Config) { c.FetchTimeout = 5 * time.Second })
+	start := time.Now()
+	if _, err := src.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 350*time.Millisecond {
+		t.Errorf("fetched after %v, before the dead holder's lock expired", took)
+	}
+	if got, want := emu.TokenRequests(), 2; got != want {
+		t.Errorf("token requests = %d, want %d", got, want)
+	}
+}
+
+// recorder is a Store that remembers the key its source uses.
+type recorder struct {
+	source.Store
+	mu   sync.Mutex
+	last string
+}
+
+func (r *recorder) Load(ctx context.Context, key string) (*source.StoredToken, error) {
+	r.mu.Lock()
+	r.last = key
+	r.mu.Unlock()
+	return r.Store.Load(ctx, key)
+}
+
+func (r *recorder) key(t *testing.T) string {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last == "" {
+		t.Fatal("the source never asked the store")
+	}
+	return r.last
+}
