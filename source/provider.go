@@ -25,6 +25,7 @@ const (
 	JSONEncoding
 )
 
+// String returns "form" or "json".
 func (e Encoding) String() string {
 	if e == JSONEncoding {
 		return "json"
@@ -48,6 +49,7 @@ const (
 	AuthNone
 )
 
+// String returns "header", "body", "none" or "default".
 func (a AuthStyle) String() string {
 	switch a {
 	case AuthInHeader:
