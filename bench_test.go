@@ -242,16 +242,7 @@ func BenchmarkCachedHitParallel(b *testing.B) {
 // flight.
 func coldHerd(tb testing.TB, srv *sourcetest.Server, n int) ([]time.Duration, map[string]int) {
 	tb.Helper()
-	src, err := source.New(source.Config{
-		TokenURL:     srv.TokenURL,
-		ClientID:     sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret,
-		HTTPClient:   srv.Client(),
-	})
-	if err != nil {
-		tb.Fatalf("source.New: %v", err)
-	}
-	defer src.(*source.CachedSource).Close()
+	src := newBenchSource(tb, srv)
 	chk := newBenchCheck()
 	rt := tokenhttp.NewTransport(src, tokenhttp.WithBase(chk))
 

@@ -86,16 +86,6 @@ func bdToken(src source.TokenSource) (*source.Token, error) {
 	return src.Token(ctx)
 }
 
-// bdTokenError returns err as a *source.Error, failing t if it is not.
-func bdTokenError(t *testing.T, err error) *source.Error {
-	t.Helper()
-	var te *source.Error
-	if !errors.As(err, &te) {
-		t.Fatalf("error: got %v (%T), want a *source.Error", err, err)
-	}
-	return te
-}
-
 // bdJSON marshals v, failing t on error.
 func bdJSON(t *testing.T, v any) string {
 	t.Helper()
@@ -159,7 +149,7 @@ func TestBoundaryReplyUnsafeHeaderToken(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Token: got a token (header %q), want an error", tok.HeaderValue())
 			}
-			te := bdTokenError(t, err)
+			te := tokenError(t, err)
 			if got, want := te.Code, source.CodeServerError; got != want {
 				t.Errorf("Code: got %q, want %q", got, want)
 			}
@@ -183,7 +173,7 @@ func TestBoundaryReplyUnsafeHeaderToken(t *testing.T) {
 				resp.Body.Close()
 				t.Fatalf("client.Get: got HTTP %d, want an error", resp.StatusCode)
 			}
-			bdTokenError(t, err)
+			tokenError(t, err)
 			if strings.Contains(err.Error(), bdSecret) {
 				t.Errorf("client error shows the token: %v", err)
 			}
@@ -383,7 +373,7 @@ func TestBoundaryInvalidUTF8Description(t *testing.T) {
 			cfg := bdConfig(ts.URL)
 			cfg.Retry.MaxAttempts = 1
 			_, err := bdToken(rsNew(t, cfg))
-			te := bdTokenError(t, err)
+			te := tokenError(t, err)
 			if got, want := te.Code, tt.wantCode; got != want {
 				t.Errorf("Code: got %q, want %q", got, want)
 			}
@@ -456,7 +446,7 @@ func TestBoundaryReplyDuplicateKeys(t *testing.T) {
 				if err == nil {
 					t.Fatalf("Token: got a token, want an error")
 				}
-				te := bdTokenError(t, err)
+				te := tokenError(t, err)
 				if got, want := te.Code, source.CodeServerError; got != want {
 					t.Errorf("Code: got %q, want %q", got, want)
 				}
@@ -533,7 +523,7 @@ func TestBoundaryRetryAfterHuge(t *testing.T) {
 			if elapsed >= time.Second {
 				t.Errorf("elapsed: got %v, want under 1s (an absurd Retry-After is not waited)", elapsed)
 			}
-			te := bdTokenError(t, err)
+			te := tokenError(t, err)
 			if got, want := te.RetryAfter, 24*time.Hour; got != want {
 				t.Errorf("RetryAfter: got %v, want %v", got, want)
 			}
@@ -798,7 +788,7 @@ func TestBoundaryReplySize(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Token: got a token, want an error")
 			}
-			te := bdTokenError(t, err)
+			te := tokenError(t, err)
 			if got, want := te.Code, source.CodeServerError; got != want {
 				t.Errorf("Code: got %q, want %q", got, want)
 			}
@@ -844,7 +834,7 @@ func TestBoundaryReplyNotObject(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Token: got a token (%v) from %q, want an error", tok, bdTrim(tt.body))
 			}
-			te := bdTokenError(t, err)
+			te := tokenError(t, err)
 			if got, want := te.Code, source.CodeServerError; got != want {
 				t.Errorf("Code: got %q, want %q (%v)", got, want, err)
 			}

@@ -88,19 +88,6 @@ func pvGet(t *testing.T, client *http.Client, u string) int {
 	return resp.StatusCode
 }
 
-// pvTokenErr returns err as a *source.Error, or fails the test.
-func pvTokenErr(t *testing.T, err error) *source.Error {
-	t.Helper()
-	if err == nil {
-		t.Fatal("Token: got no error, want a *source.Error")
-	}
-	var te *source.Error
-	if !errors.As(err, &te) {
-		t.Fatalf("Token: got %T %q, want a *source.Error", err, err)
-	}
-	return te
-}
-
 // pvNoSecret checks that neither err's text nor any string field of the
 // *source.Error it wraps contains one of secrets.
 func pvNoSecret(t *testing.T, err error, secrets ...string) {
@@ -454,7 +441,7 @@ func TestProvidersErrorsHoldNoSecret(t *testing.T) {
 			cfg.Retry = retry.Policy{MaxAttempts: 1}
 			src := pvNew(t, cfg)
 			_, err := src.Token(t.Context())
-			te := pvTokenErr(t, err)
+			te := tokenError(t, err)
 			if got, want := te.Code, c.wantCode; got != want {
 				t.Errorf("Code = %q, want %q (error %q)", got, want, err)
 			}
@@ -468,7 +455,7 @@ func TestProvidersErrorsHoldNoSecret(t *testing.T) {
 			if err == nil {
 				t.Fatal("GET resource: got no error, want the token error")
 			}
-			pvTokenErr(t, err)
+			tokenError(t, err)
 			pvNoSecret(t, err, append(otps, cfg.ClientSecret, cfg.Password, pvSecret, pvPassword)...)
 		})
 	}
@@ -535,7 +522,7 @@ func pvEchoErr(t *testing.T, c pvCase, shape func(http.ResponseWriter, string), 
 	}
 	cfg.Retry = retry.Policy{MaxAttempts: 1}
 	_, err := pvNew(t, cfg).Token(t.Context())
-	pvTokenErr(t, err)
+	tokenError(t, err)
 	return otps, err
 }
 
@@ -632,7 +619,7 @@ func TestProvidersUndocumentedErrorBodies(t *testing.T) {
 					secret = cfg.ClientSecret + cfg.Password // one of them is set
 					cfg.Retry = retry.Policy{MaxAttempts: 1}
 					_, err := pvNew(t, cfg).Token(t.Context())
-					te := pvTokenErr(t, err)
+					te := tokenError(t, err)
 					want := s.want
 					if c.name == "DirectLink" && s.status == 401 {
 						want = source.CodeInvalidGrant // DirectLink's 401 is a wrong user or password
@@ -814,7 +801,7 @@ func TestVaultID(t *testing.T) {
 		src.(source.Invalidator).Invalidate(tok2)
 		before := emu.TokenRequests()
 		_, err = src.Token(t.Context())
-		if te := pvTokenErr(t, err); te.Code != source.CodeServerError {
+		if te := tokenError(t, err); te.Code != source.CodeServerError {
 			t.Errorf("Code = %q, want %q", te.Code, source.CodeServerError)
 		}
 		if got, want := emu.TokenRequests()-before, 1; got != want {
@@ -851,7 +838,7 @@ func TestVaultID(t *testing.T) {
 				}
 				src.(source.Invalidator).Invalidate(tok)
 				_, err = src.Token(t.Context())
-				te := pvTokenErr(t, err)
+				te := tokenError(t, err)
 				if got, want := te.Code, source.CodeInvalidGrant; got != want {
 					t.Errorf("Code = %q, want %q (error %q)", got, want, err)
 				}
@@ -873,7 +860,7 @@ func TestVaultID(t *testing.T) {
 		cfg := config(emu, otp)
 		cfg.ClientSecret = pvSecret + "-wrong"
 		_, err := pvNew(t, cfg).Token(t.Context())
-		te := pvTokenErr(t, err)
+		te := tokenError(t, err)
 		if got, want := te.StatusCode, http.StatusUnauthorized; got != want {
 			t.Errorf("StatusCode = %d, want %d", got, want)
 		}
@@ -1039,7 +1026,7 @@ func TestDirectLink(t *testing.T) {
 			cfg := config(emu)
 			tc.edit(&cfg, emu)
 			_, err := pvNew(t, cfg).Token(t.Context())
-			te := pvTokenErr(t, err)
+			te := tokenError(t, err)
 			if got, want := te.StatusCode, tc.status; got != want {
 				t.Errorf("StatusCode = %d, want %d", got, want)
 			}
@@ -1131,7 +1118,7 @@ func TestScorePositivo(t *testing.T) {
 			cfg := config(emu)
 			tc.edit(&cfg, emu)
 			_, err := pvNew(t, cfg).Token(t.Context())
-			te := pvTokenErr(t, err)
+			te := tokenError(t, err)
 			if got, want := te.StatusCode, tc.status; got != want {
 				t.Errorf("StatusCode = %d, want %d", got, want)
 			}
@@ -1285,7 +1272,7 @@ func TestGestaoPlus(t *testing.T) {
 		emu.SetCredentials(sourcetest.Options{Password: "changed-" + pvPassword})
 		src.(source.Invalidator).Invalidate(tok)
 		_, err = src.Token(t.Context())
-		if te := pvTokenErr(t, err); te.Code != source.CodeInvalidGrant {
+		if te := tokenError(t, err); te.Code != source.CodeInvalidGrant {
 			t.Errorf("Code = %q, want %q", te.Code, source.CodeInvalidGrant)
 		}
 		if got, want := emu.TokenRequests(), 3; got != want {
@@ -1299,7 +1286,7 @@ func TestGestaoPlus(t *testing.T) {
 		cfg := config(emu)
 		cfg.Password = "wrong-" + pvPassword
 		_, err := pvNew(t, cfg).Token(t.Context())
-		te := pvTokenErr(t, err)
+		te := tokenError(t, err)
 		if got, want := te.StatusCode, http.StatusUnauthorized; got != want {
 			t.Errorf("StatusCode = %d, want %d", got, want)
 		}
@@ -1341,7 +1328,7 @@ func TestGestaoPlus(t *testing.T) {
 					}
 					return
 				}
-				te := pvTokenErr(t, err)
+				te := tokenError(t, err)
 				if got, want := te.Code, source.CodeInvalidClient; got != want {
 					t.Errorf("Code = %q, want %q", got, want)
 				}
@@ -1419,7 +1406,7 @@ func TestSerproID(t *testing.T) {
 			cfg := config(emu)
 			tc.edit(&cfg, emu)
 			_, err := pvNew(t, cfg).Token(t.Context())
-			te := pvTokenErr(t, err)
+			te := tokenError(t, err)
 			if got, want := te.StatusCode, tc.status; got != want {
 				t.Errorf("StatusCode = %d, want %d", got, want)
 			}

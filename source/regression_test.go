@@ -13,6 +13,7 @@ import (
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+	"github.com/tokenhttp/tokenhttp/source/storetest"
 )
 
 // A password from PasswordFunc may be one-time: the password grant is not
@@ -23,7 +24,7 @@ func TestPasswordFuncNotRetried(t *testing.T) {
 	defer emu.Close()
 	emu.FailNext(2, http.StatusServiceUnavailable, "")
 	var asked atomic.Int32
-	src := stNew(t, emu, nil, func(c *source.Config) {
+	src := storetest.NewSource(t, emu, nil, func(c *source.Config) {
 		c.GrantType, c.Username = source.Password, sourcetest.DefaultUsername
 		c.PasswordFunc = func(context.Context) (string, error) { asked.Add(1); return sourcetest.DefaultPassword, nil }
 	})
@@ -45,7 +46,7 @@ func TestBreakerIgnoresHooksAnd4xx(t *testing.T) {
 	t.Run("empty one-time password", func(t *testing.T) {
 		emu := sourcetest.NewStandard(sourcetest.Options{})
 		defer emu.Close()
-		src := stNew(t, emu, nil, func(c *source.Config) {
+		src := storetest.NewSource(t, emu, nil, func(c *source.Config) {
 			c.GrantType, c.Username = source.Password, sourcetest.DefaultUsername
 			c.PasswordFunc = func(context.Context) (string, error) { return "", nil }
 			c.Breaker = retry.BreakerSettings{Failures: 2, OpenFor: time.Minute}
@@ -61,7 +62,7 @@ func TestBreakerIgnoresHooksAnd4xx(t *testing.T) {
 	t.Run("400 temporarily_unavailable", func(t *testing.T) {
 		emu := sourcetest.NewStandard(sourcetest.Options{})
 		defer emu.Close()
-		src := stNew(t, emu, nil, func(c *source.Config) {
+		src := storetest.NewSource(t, emu, nil, func(c *source.Config) {
 			c.Breaker = retry.BreakerSettings{Failures: 2, OpenFor: time.Minute}
 			c.ClientSecret = "wrong"
 		})

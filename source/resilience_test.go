@@ -92,16 +92,6 @@ func rsClose(src source.TokenSource) {
 	}
 }
 
-// rsTokenErr returns err as a *source.Error, failing t if it is not one.
-func rsTokenErr(t *testing.T, err error) *source.Error {
-	t.Helper()
-	var te *source.Error
-	if !errors.As(err, &te) {
-		t.Fatalf("error: got %v (%T), want a *source.Error", err, err)
-	}
-	return te
-}
-
 func TestResilienceBurstShorterThanAttempts(t *testing.T) {
 	for _, status := range []int{500, 502, 503, 504, 429} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
@@ -137,7 +127,7 @@ func TestResilienceBurstLongerThanAttempts(t *testing.T) {
 	emu.FailNext(rsAttempts, 503, "")
 
 	_, err := src.Token(context.Background())
-	te := rsTokenErr(t, err)
+	te := tokenError(t, err)
 	if got, want := te.StatusCode, 503; got != want {
 		t.Errorf("StatusCode: got %d, want %d", got, want)
 	}
@@ -204,7 +194,7 @@ func TestResilienceRetryAfter(t *testing.T) {
 		if got, want := emu.TokenRequests()-before, 1; got != want {
 			t.Errorf("token requests: got %d, want %d", got, want)
 		}
-		te := rsTokenErr(t, err)
+		te := tokenError(t, err)
 		if got, want := te.RetryAfter, 3600*time.Second; got != want {
 			t.Errorf("RetryAfter: got %v, want %v", got, want)
 		}
@@ -330,7 +320,7 @@ func rsBreakerCycle(t *testing.T, emu *sourcetest.Server, client *http.Client, o
 		if errors.Is(err, source.ErrBreakerOpen) {
 			t.Fatalf("fetch %d: got %v, want the endpoint's error", i, err)
 		}
-		if got, want := rsTokenErr(t, err).StatusCode, 500; got != want {
+		if got, want := tokenError(t, err).StatusCode, 500; got != want {
 			t.Errorf("fetch %d: status %d, want %d", i, got, want)
 		}
 		if got, want := emu.TokenRequests()-base, i*rsAttempts; got != want {
@@ -371,7 +361,7 @@ func rsBreakerCycle(t *testing.T, emu *sourcetest.Server, client *http.Client, o
 	if errors.Is(err, source.ErrBreakerOpen) {
 		t.Fatalf("probe: got %v, want it let through", err)
 	}
-	rsTokenErr(t, err)
+	tokenError(t, err)
 	if got, want := emu.TokenRequests()-before, rsAttempts; got != want {
 		t.Errorf("probe: %d token requests, want %d (one fetch)", got, want)
 	}
@@ -487,7 +477,7 @@ func TestResilienceBreakerNotTrippedBy4xx(t *testing.T) {
 				if errors.Is(err, source.ErrBreakerOpen) {
 					t.Fatalf("call %d: got %v; a 4xx must not trip the breaker", i, err)
 				}
-				te := rsTokenErr(t, err)
+				te := tokenError(t, err)
 				if te.StatusCode != tt.wantStatus || te.Code != tt.wantCode {
 					t.Errorf("call %d: got %d %q, want %d %q", i, te.StatusCode, te.Code, tt.wantStatus, tt.wantCode)
 				}
@@ -628,7 +618,7 @@ func TestResilienceOutage(t *testing.T) {
 		if err == nil {
 			t.Fatalf("caller %d: got no error during an outage", i)
 		}
-		if te := rsTokenErr(t, err); te.StatusCode != 500 {
+		if te := tokenError(t, err); te.StatusCode != 500 {
 			t.Errorf("caller %d: status %d, want 500", i, te.StatusCode)
 		}
 		distinct[err]++
@@ -788,7 +778,7 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 						t.Errorf("Token: got %v (%T), want a *source.FetchError", err, err)
 					}
 				case f.wantErr:
-					if te := rsTokenErr(t, err); !te.Temporary() {
+					if te := tokenError(t, err); !te.Temporary() {
 						t.Errorf("Token: got %v, want a temporary error", err)
 					}
 				}

@@ -23,22 +23,6 @@ func TestMemoryStoreConformance(t *testing.T) {
 	})
 }
 
-func stNew(t *testing.T, emu *sourcetest.Server, store source.Store, mod func(*source.Config)) *source.CachedSource {
-	t.Helper()
-	cfg := source.Config{TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret, Store: store}
-	if mod != nil {
-		mod(&cfg)
-	}
-	src, err := source.New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	cs := src.(*source.CachedSource)
-	t.Cleanup(func() { cs.Close() })
-	return cs
-}
-
 // brokenStore fails every operation, like a Redis that is down.
 type brokenStore struct{ calls atomic.Int64 }
 
@@ -68,7 +52,7 @@ func TestStoreDownFallsBack(t *testing.T) {
 	emu := sourcetest.NewStandard(sourcetest.Options{})
 	defer emu.Close()
 	store := &brokenStore{}
-	src := stNew(t, emu, store, nil)
+	src := storetest.NewSource(t, emu, store, nil)
 	tok, err := src.Token(context.Background())
 	if err != nil {
 		t.Fatalf("Token with the store down: %v", err)
@@ -98,13 +82,13 @@ func TestStoreSharedRefreshToken(t *testing.T) {
 		c.GrantType, c.Username, c.Password = source.Password, sourcetest.DefaultUsername, sourcetest.DefaultPassword
 		c.RefreshAhead = time.Second
 	}
-	a := stNew(t, emu, store, pw)
+	a := storetest.NewSource(t, emu, store, pw)
 	ctx := context.Background()
 	first, err := a.Token(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := stNew(t, emu, store, pw)
+	b := storetest.NewSource(t, emu, store, pw)
 	if got, _ := b.Token(ctx); got.AccessToken != first.AccessToken {
 		t.Fatal("b did not take the stored token")
 	}

@@ -45,8 +45,10 @@ func Run(t *testing.T, newScenario func(t *testing.T) NewStore) {
 	}
 }
 
-// newSource returns a source over its own Store, closed at the end of t.
-func newSource(t *testing.T, emu *sourcetest.Server, store source.Store, mod func(*source.Config)) *source.CachedSource {
+// NewSource returns a client_credentials source for emu over store (nil:
+// none), with mod applied to its Config, closed at the end of t: for a
+// Store's own further scenarios.
+func NewSource(t *testing.T, emu *sourcetest.Server, store source.Store, mod func(*source.Config)) *source.CachedSource {
 	t.Helper()
 	cfg := source.Config{TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID,
 		ClientSecret: sourcetest.DefaultClientSecret, Store: store}
@@ -74,7 +76,7 @@ func sharedByManySources(t *testing.T, newStore NewStore) {
 	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{Latency: 50 * time.Millisecond})
 	var srcs []*source.CachedSource
 	for range 8 {
-		srcs = append(srcs, newSource(t, emu, newStore(t), nil))
+		srcs = append(srcs, NewSource(t, emu, newStore(t), nil))
 	}
 	toks := make([]*source.Token, 64)
 	errs := make([]error, len(toks))
@@ -98,7 +100,7 @@ func sharedByManySources(t *testing.T, newStore NewStore) {
 	if got, want := emu.TokenRequests(), 1; got != want {
 		t.Errorf("token requests = %d, want %d", got, want)
 	}
-	late := newSource(t, emu, newStore(t), nil)
+	late := NewSource(t, emu, newStore(t), nil)
 	tok, err := late.Token(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +114,7 @@ func sharedByManySources(t *testing.T, newStore NewStore) {
 // one: the second source to see the 401 takes the newer token.
 func invalidateOnlyTheStoredOne(t *testing.T, newStore NewStore) {
 	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{})
-	a, b := newSource(t, emu, newStore(t), nil), newSource(t, emu, newStore(t), nil)
+	a, b := NewSource(t, emu, newStore(t), nil), NewSource(t, emu, newStore(t), nil)
 	ctx := context.Background()
 	old, err := a.Token(ctx)
 	if err != nil {
@@ -149,8 +151,8 @@ func invalidateOnlyTheStoredOne(t *testing.T, newStore NewStore) {
 // share a token.
 func keySeparatesConfigs(t *testing.T, newStore NewStore) {
 	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{})
-	orders := newSource(t, emu, newStore(t), func(c *source.Config) { c.EndpointParams = url.Values{"audience": {"orders"}} })
-	billing := newSource(t, emu, newStore(t), func(c *source.Config) { c.EndpointParams = url.Values{"audience": {"billing"}} })
+	orders := NewSource(t, emu, newStore(t), func(c *source.Config) { c.EndpointParams = url.Values{"audience": {"orders"}} })
+	billing := NewSource(t, emu, newStore(t), func(c *source.Config) { c.EndpointParams = url.Values{"audience": {"billing"}} })
 	a, err := orders.Token(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -179,13 +181,13 @@ func neverResendsARotatedRefreshToken(t *testing.T, newStore NewStore) {
 	}
 	ctx := context.Background()
 	bStore := newStore(t)
-	b := newSource(t, emu, bStore, cfg)
+	b := NewSource(t, emu, bStore, cfg)
 	t0, err := b.Token(ctx) // b holds RT0
 	if err != nil {
 		t.Fatal(err)
 	}
 	keys := &recorder{Store: newStore(t)}
-	a := newSource(t, emu, keys, cfg)
+	a := NewSource(t, emu, keys, cfg)
 	aT0, _ := a.Token(ctx)
 	if aT0 == nil || aT0.AccessToken != t0.AccessToken {
 		t.Fatal("a did not take the stored token")
@@ -231,7 +233,7 @@ func neverResendsARotatedRefreshToken(t *testing.T, newStore NewStore) {
 func crashedLockHolder(t *testing.T, newStore NewStore) {
 	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{})
 	keys := &recorder{Store: newStore(t)}
-	probe := newSource(t, emu, keys, nil)
+	probe := NewSource(t, emu, keys, nil)
 	tok, err := probe.Token(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +246,7 @@ func crashedLockHolder(t *testing.T, newStore NewStore) {
 	if _, ok, err := dead.Lock(ctx, keys.key(t), 400*time.Millisecond); err != nil || !ok { // never unlocked
 		t.Fatalf("could not take the lock: %v", err)
 	}
-	src := newSource(t, emu, newStore(t), func(c *source.Config) { c.FetchTimeout = 5 * time.Second })
+	src := NewSource(t, emu, newStore(t), func(c *source.Config) { c.FetchTimeout = 5 * time.Second })
 	start := time.Now()
 	if _, err := src.Token(ctx); err != nil {
 		t.Fatal(err)
