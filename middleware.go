@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path"
 	"slices"
 	"strconv"
@@ -212,7 +213,12 @@ func WithSkipPaths(paths ...string) Option {
 // "//orders", "/orders/./1") gets nil (unmatched), as does a path no prefix
 // matches: the router behind the middleware may read such a path
 // differently, and the credential must not go where the router sends it.
-// (http.ServeMux redirects such paths to their clean form first.)
+// (http.ServeMux redirects such paths to their clean form first.) So does
+// a path with an encoded separator ("/orders/v2%2F42", "%5C") or a
+// backslash: http.ServeMux matches the escaped path segment by segment
+// and would serve "/orders/v2%2F42" from "/orders/", while its decoded
+// form reads "/orders/v2/42". A route function of your own decides such
+// paths for itself.
 //
 // routes is copied; the function is safe for concurrent use. PrefixRoutes
 // panics if routes is empty, a prefix does not start with "/" or is not a
@@ -246,6 +252,9 @@ func PrefixRoutes(routes map[string]source.TokenSource) func(r *http.Request) so
 		return cmp.Or(cmp.Compare(len(b.prefix), len(a.prefix)), strings.Compare(a.prefix, b.prefix))
 	})
 	return func(r *http.Request) source.TokenSource {
+		if ambiguousSegments(r.URL) {
+			return nil
+		}
 		p := cleanPath(r.URL.Path)
 		if raw := r.URL.Path; raw != "" && p != raw && p+"/" != raw {
 			// A path that is not clean ("/billing/../orders") may be read
@@ -259,6 +268,32 @@ func PrefixRoutes(routes map[string]source.TokenSource) func(r *http.Request) so
 		}
 		return nil
 	}
+}
+
+// ambiguousSegments reports whether u's escaped and decoded paths may
+// disagree on where segments end: an encoded "/" or "\\" ("%2F", "%5C"),
+// or a backslash, which some servers take as a separator. http.ServeMux
+// matches the escaped path segment by segment ("/orders/v2%2F42" is served
+// by "/orders/"), while the decoded path reads "/orders/v2/42": routing on
+// either could hand one upstream another's credential. It allocates only
+// when the path has escapes that Go would not write itself.
+func ambiguousSegments(u *url.URL) bool {
+	if strings.IndexByte(u.Path, '\\') >= 0 {
+		return true
+	}
+	if u.RawPath == "" {
+		return false // the escaped path is the default encoding of Path: no %2F or %5C
+	}
+	esc := u.EscapedPath()
+	for i := 0; i+2 < len(esc); i++ {
+		if esc[i] != '%' {
+			continue
+		}
+		if h, l := esc[i+1], esc[i+2]|0x20; (h == '2' && l == 'f') || (h == '5' && l == 'c') {
+			return true
+		}
+	}
+	return false
 }
 
 // prefixRoute is one route of PrefixRoutes; prefix is clean, without a

@@ -1160,3 +1160,47 @@ func TestMiddlewareUnmatchedString(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteEncodedSeparators sends paths with encoded separators through
+// PrefixRoutes in front of an http.ServeMux, which matches the escaped
+// path segment by segment: "/orders/v2%2F42" is served by "/orders/", so
+// it must not get the "/orders/v2" credential (nor any other).
+func TestRouteEncodedSeparators(t *testing.T) {
+	v1, v2 := gwStaticSource{&source.Token{AccessToken: "v1"}}, gwStaticSource{&source.Token{AccessToken: "v2"}}
+	mw := tokenhttp.MiddlewareFunc(tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/orders": v1, "/orders/v2": v2}))
+	mux := http.NewServeMux()
+	got := map[string]string{} // handler -> Authorization it received
+	for _, pattern := range []string{"/orders/", "/orders/v2/"} {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) { got[pattern] = r.Header.Get("Authorization") })
+	}
+	h := mw(mux)
+	for _, tt := range []struct {
+		target  string
+		handler string // the mux handler that serves it; "" when the gateway answers
+		want    string // the Authorization that handler gets
+	}{
+		{"/orders/v2/42", "/orders/v2/", "Bearer v2"},
+		{"/orders/42", "/orders/", "Bearer v1"},
+		{"/ord%65rs/v2/42", "/orders/v2/", "Bearer v2"}, // an escaped letter is the same segment
+		{"/orders/v2%2F42", "", ""},
+		{"/orders/v2%2f42", "", ""},
+		{"/orders%2Fv2/42", "", ""},
+		{"/orders/v2%5C42", "", ""},
+		{"/orders/v2%5c..%5c42", "", ""},
+	} {
+		t.Run(tt.target, func(t *testing.T) {
+			clear(got)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.target, nil))
+			if tt.handler == "" {
+				if rec.Code != http.StatusNotFound || len(got) != 0 {
+					t.Errorf("GET %s = %d, handlers reached %v; want 404 from the gateway and no handler", tt.target, rec.Code, got)
+				}
+				return
+			}
+			if auth, ok := got[tt.handler]; !ok || auth != tt.want || len(got) != 1 {
+				t.Errorf("GET %s reached %v, want only %s with %q", tt.target, got, tt.handler, tt.want)
+			}
+		})
+	}
+}
