@@ -103,12 +103,12 @@ func (s *telSDK) dump(t testing.TB, rm metricdata.ResourceMetrics) string {
 	for _, sp := range s.spans.Ended() {
 		fmt.Fprintf(&b, "%s %q\n", sp.Name(), sp.Status().Description)
 		for _, kv := range sp.Attributes() {
-			fmt.Fprintf(&b, "%s=%s\n", kv.Key, kv.Value.Emit())
+			fmt.Fprintf(&b, "%s=%s\n", kv.Key, kv.Value.String())
 		}
 		for _, ev := range sp.Events() {
 			fmt.Fprintf(&b, "event %s\n", ev.Name)
 			for _, kv := range ev.Attributes {
-				fmt.Fprintf(&b, "%s=%s\n", kv.Key, kv.Value.Emit())
+				fmt.Fprintf(&b, "%s=%s\n", kv.Key, kv.Value.String())
 			}
 		}
 	}
@@ -201,7 +201,7 @@ func telMetricValues(rm metricdata.ResourceMetrics, name string) map[string]stri
 func telSetKey(s attribute.Set) string {
 	var parts []string
 	for _, kv := range s.ToSlice() {
-		parts = append(parts, string(kv.Key)+"="+kv.Value.Emit())
+		parts = append(parts, string(kv.Key)+"="+kv.Value.String())
 	}
 	return strings.Join(parts, ",")
 }
@@ -209,7 +209,7 @@ func telSetKey(s attribute.Set) string {
 func telAttrs(kvs []attribute.KeyValue) map[string]string {
 	m := make(map[string]string, len(kvs))
 	for _, kv := range kvs {
-		m[string(kv.Key)] = kv.Value.Emit()
+		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
 }

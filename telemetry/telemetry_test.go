@@ -67,13 +67,10 @@ func (s *sdk) metrics(t *testing.T) map[string]metricdata.Metrics {
 func attrMap(kvs []attribute.KeyValue) map[string]string {
 	m := make(map[string]string, len(kvs))
 	for _, kv := range kvs {
-		m[string(kv.Key)] = kv.Value.Emit()
+		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
 }
-
-// setMap turns an attribute set into "key" -> emitted value.
-func setMap(s attribute.Set) map[string]string { return attrMap(s.ToSlice()) }
 
 func checkAttrs(t *testing.T, what string, got, want map[string]string) {
 	t.Helper()
@@ -116,7 +113,7 @@ func sums(t *testing.T, ms map[string]metricdata.Metrics, name string) map[strin
 func setKey(s attribute.Set) string {
 	var parts []string
 	for _, kv := range s.ToSlice() {
-		parts = append(parts, string(kv.Key)+"="+kv.Value.Emit())
+		parts = append(parts, string(kv.Key)+"="+kv.Value.String())
 	}
 	return strings.Join(parts, ",")
 }
@@ -377,11 +374,13 @@ func TestCountersAndEvents(t *testing.T) {
 	}
 }
 
+type ctxKey struct{}
+
 // TestNilInstruments checks that a nil *Instruments and a nil *Fetch
 // record nothing and do not panic.
 func TestNilInstruments(t *testing.T) {
 	var i *Instruments
-	ctx := context.WithValue(context.Background(), struct{}{}, "v")
+	ctx := context.WithValue(context.Background(), ctxKey{}, "v")
 	got, f := i.StartFetch(ctx, FetchInfo{Provider: "p"})
 	if got != ctx {
 		t.Errorf("StartFetch on nil returned another context")
@@ -439,12 +438,12 @@ func TestObserve(t *testing.T) {
 				t.Errorf("%s unit = %q, want s", MetricTokenTTL, m.Unit)
 			}
 			for _, dp := range m.Data.(metricdata.Gauge[float64]).DataPoints {
-				g.ttl[setKey(dp.Attributes)] = attribute.Float64Value(dp.Value).Emit()
+				g.ttl[setKey(dp.Attributes)] = attribute.Float64Value(dp.Value).String()
 			}
 		}
 		if m, ok := ms[MetricBreakerState]; ok {
 			for _, dp := range m.Data.(metricdata.Gauge[int64]).DataPoints {
-				g.breaker[setKey(dp.Attributes)] = attribute.Int64Value(dp.Value).Emit()
+				g.breaker[setKey(dp.Attributes)] = attribute.Int64Value(dp.Value).String()
 			}
 		}
 		return g

@@ -90,14 +90,14 @@ func printSpans(w io.Writer, start time.Time, spans []sdktrace.ReadOnlySpan) {
 	for _, s := range spans {
 		a := map[string]string{}
 		for _, kv := range s.Attributes() {
-			a[string(kv.Key)] = kv.Value.Emit()
+			a[string(kv.Key)] = kv.Value.String()
 		}
 		var events []string
 		for _, ev := range s.Events() {
 			name := map[string]string{telemetry.EventRetry: "retry", telemetry.EventBreakerState: "breaker"}[ev.Name]
 			for _, kv := range ev.Attributes {
 				if kv.Key == telemetry.AttrBreakerTo {
-					name += "->" + kv.Value.Emit()
+					name += "->" + kv.Value.String()
 				}
 			}
 			events = append(events, name)
