@@ -239,6 +239,57 @@ func (m *MemoryStore) notify() {
 	m.changed = make(chan struct{})
 }
 
+// credSetSize is how many fingerprints a credSet keeps.
+const credSetSize = 16
+
+// credSet is a small set of the last fingerprints added. It is safe for
+// concurrent use.
+type credSet struct {
+	mu  sync.Mutex // guards the fields below
+	fps [credSetSize][sha256.Size]byte
+	n   int // how many were ever added
+}
+
+func (c *credSet) add(fp [sha256.Size]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fps[c.n%credSetSize] = fp
+	c.n++
+}
+
+func (c *credSet) has(fp [sha256.Size]byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range min(c.n, credSetSize) {
+		if c.fps[i] == fp {
+			return true
+		}
+	}
+	return false
+}
+
+// credential fingerprints the credential a token carries (AccessToken and
+// Authorization), as sameCredential compares them.
+func credential(t *Token) [sha256.Size]byte {
+	var b keyBuilder
+	b.str("credential")
+	b.str(t.AccessToken)
+	b.str(t.Authorization)
+	var fp [sha256.Size]byte
+	b.h.Sum(fp[:0])
+	return fp
+}
+
+// refreshFingerprint fingerprints a refresh token.
+func refreshFingerprint(rt string) [sha256.Size]byte {
+	var b keyBuilder
+	b.str("refresh")
+	b.str(rt)
+	var fp [sha256.Size]byte
+	b.h.Sum(fp[:0])
+	return fp
+}
+
 // sameCredential reports whether a and b carry the same credential.
 func sameCredential(a, b *Token) bool {
 	return a != nil && b != nil && a.AccessToken == b.AccessToken && a.Authorization == b.Authorization

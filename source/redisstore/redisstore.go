@@ -203,6 +203,11 @@ func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (unlock
 	return func() { once.Do(func() { release(detached) }) }, true, nil
 }
 
+// Timeout returns the bound of each Redis operation (WithTimeout). A
+// source spends at most that long in all the store calls of one fetch
+// before it fetches on its own.
+func (s *Store) Timeout() time.Duration { return s.timeout }
+
 // Wait returns after a random duration between half the poll interval
 // and the whole of it, after d if that is shorter, or when ctx is done:
 // its caller then looks again for the token.
