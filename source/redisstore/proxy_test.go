@@ -21,6 +21,8 @@ type proxy struct {
 	dropOn  atomic.Pointer[[]byte] // drop the reply to the next command containing it
 	dropped atomic.Int64           // replies dropped
 	delay   atomic.Int64           // nanoseconds each reply is held
+	slowOn  atomic.Pointer[[]byte] // after the reply to a command containing it, delay replies
+	slowBy  atomic.Int64           // the delay slowOn sets
 
 	mu    sync.Mutex // guards conns
 	conns []net.Conn
@@ -51,6 +53,14 @@ func (p *proxy) DropReplyTo(marker string) {
 // SetDelay holds every reply for d before it is forwarded.
 func (p *proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
 
+// SlowAfter arms the proxy: once the reply to a command that contains
+// marker is forwarded, every reply is held for d.
+func (p *proxy) SlowAfter(marker string, d time.Duration) {
+	m := []byte(marker)
+	p.slowBy.Store(int64(d))
+	p.slowOn.Store(&m)
+}
+
 // Close stops the proxy and closes its connections.
 func (p *proxy) Close() {
 	_ = p.ln.Close()
@@ -77,7 +87,7 @@ func (p *proxy) accept() {
 		p.mu.Lock()
 		p.conns = append(p.conns, client, server)
 		p.mu.Unlock()
-		var dropping atomic.Bool
+		var dropping, slowing atomic.Bool
 		p.wg.Add(2)
 		go func() { // client to server
 			defer p.wg.Done()
@@ -88,6 +98,9 @@ func (p *proxy) accept() {
 				if n > 0 {
 					if m := p.dropOn.Load(); m != nil && bytes.Contains(buf[:n], *m) && p.dropOn.CompareAndSwap(m, nil) {
 						dropping.Store(true)
+					}
+					if m := p.slowOn.Load(); m != nil && bytes.Contains(buf[:n], *m) && p.slowOn.CompareAndSwap(m, nil) {
+						slowing.Store(true)
 					}
 					if _, err := server.Write(buf[:n]); err != nil {
 						return
@@ -115,6 +128,9 @@ func (p *proxy) accept() {
 					}
 					if _, err := client.Write(buf[:n]); err != nil {
 						return
+					}
+					if slowing.CompareAndSwap(true, false) {
+						p.delay.Store(p.slowBy.Load())
 					}
 				}
 				if err != nil {
