@@ -24,7 +24,12 @@ import (
 //
 // A Store must be safe for concurrent use. Its errors never fail a caller:
 // when the store is down or slow, a source fetches on its own and records
-// the fallback (telemetry.EventStoreFallback, MetricStoreFallbacks).
+// the fallback (telemetry.EventStoreFallback, MetricStoreFallbacks). A
+// Store that bounds its calls may say so with a method
+// Timeout() time.Duration (redisstore.Store has one): a fetch then spends
+// at most that long in all its store calls before it reaches the
+// endpoint. A source saves a new token and unlocks after it hands the
+// token out, in the background; Close waits for that.
 type Store interface {
 	// Load returns the token stored under key, or nil and no error when
 	// there is none (a value that cannot be read is none).
