@@ -91,8 +91,20 @@ type Config struct {
 
 	// Store, if set, shares tokens with other sources: the replicas of a
 	// service (source/redisstore) or the sources of a process
-	// (NewMemoryStore). Nil keeps tokens in this source only.
+	// (NewMemoryStore). Nil keeps tokens in this source only. Sources
+	// share a stored token only when everything that decides which token
+	// is issued is equal: see StoreKey.
 	Store Store
+	// StoreKey, with a Store, names what a Provider.Prepare hook adds to
+	// the token request: the store key covers every other field of the
+	// Config and the Provider that shapes the request, but cannot see what
+	// a hook does. Sources share a stored token only when their StoreKey
+	// is equal too. New refuses a Config with a Store whose Provider has a
+	// Prepare hook (other than those of the package's own providers, whose
+	// hooks read only fields the key covers) and no StoreKey: give each
+	// distinct request a distinct StoreKey ("tenant-a", say). It is
+	// hashed, never stored or shown as such.
+	StoreKey string
 
 	// Telemetry says where spans and metrics of token fetches go; the zero
 	// value means the OpenTelemetry globals. Nothing secret is recorded,
@@ -287,6 +299,9 @@ func (c Config) validate() (*resolved, error) {
 	if strings.ContainsAny(c.Origin, "\r\n") {
 		return nil, configError("Config.Origin must not contain a line break")
 	}
+	if c.Store != nil && p.Prepare != nil && c.StoreKey == "" && !builtin(p) {
+		return nil, configError("Config.StoreKey is required with a Store when the %s provider has a Prepare hook: the store key cannot see what the hook changes in the request, so name it (sources share a token only when their StoreKey is equal)", p.Name)
+	}
 	if p.Validate != nil {
 		if err := p.Validate(&c); err != nil {
 			return nil, configError("%s provider: %w", p.Name, err)
@@ -297,6 +312,15 @@ func (c Config) validate() (*resolved, error) {
 		r.fetchTimeout = DefaultFetchTimeout
 	}
 	return r, nil
+}
+
+// builtin reports whether p is one of the package's providers.
+func builtin(p *Provider) bool {
+	switch p {
+	case Standard, VaultID, DirectLink, ScorePositivo, GestaoPlus, SerproID:
+		return true
+	}
+	return false
 }
 
 func fixed(p *Provider, field string) bool {

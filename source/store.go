@@ -3,9 +3,14 @@ package source
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"net/url"
 	"sort"
-	"strings"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -19,7 +24,12 @@ import (
 //
 // A Store must be safe for concurrent use. Its errors never fail a caller:
 // when the store is down or slow, a source fetches on its own and records
-// the fallback (telemetry.EventStoreFallback, MetricStoreFallbacks).
+// the fallback (telemetry.EventStoreFallback, MetricStoreFallbacks). A
+// Store that bounds its calls may say so with a method
+// Timeout() time.Duration (redisstore.Store has one): a fetch then spends
+// at most that long in all its store calls before it reaches the
+// endpoint. A source saves a new token and unlocks after it hands the
+// token out, in the background; Close waits for that.
 type Store interface {
 	// Load returns the token stored under key, or nil and no error when
 	// there is none (a value that cannot be read is none).
@@ -47,24 +57,102 @@ type StoredToken struct {
 }
 
 // storeKey names a credential in a Store: a hash of everything that
-// decides which token the endpoint issues — the provider, token URL, grant,
-// client id, username, scopes, extra endpoint parameters (an audience),
-// Origin, Cloud and the requested lifetime. Two configs that differ in any
-// of them never share a token. It holds no secret; stores hash it again
-// with their own key before it reaches a server.
+// decides which token the endpoint issues — the token URL, grant, client
+// id, username, scopes, extra endpoint parameters (an audience), Origin,
+// Cloud, the requested lifetime, Config.StoreKey, and every declarative
+// field of the Provider (name, encoding, client auth style, one-time
+// passwords, field names, fixed fields, headers, reply fields, default
+// lifetime). Two configs that differ in any of them never share a token.
+// Every part is length-prefixed before it is hashed, so no two lists of
+// parts encode alike. It holds no secret; stores hash it again with their
+// own key before it reaches a server.
 func storeKey(r *resolved) string {
-	params := make([]string, 0, len(r.cfg.EndpointParams))
-	for k, vs := range r.cfg.EndpointParams {
-		params = append(params, k+"="+strings.Join(vs, "\x00"))
+	p := r.p
+	var b keyBuilder
+	b.str("tokenhttp/v2")
+	b.str(r.tokenURL)
+	b.str(r.grant)
+	b.str(r.cfg.ClientID)
+	b.str(r.cfg.Username)
+	b.strs(r.cfg.Scopes)
+	b.multi(r.cfg.EndpointParams)
+	b.str(r.cfg.Origin)
+	b.str(r.cfg.Cloud)
+	b.str(r.cfg.Lifetime.String())
+	b.str(r.cfg.StoreKey)
+	b.str(p.Name)
+	b.str(r.encoding.String())
+	b.str(r.auth.String())
+	b.str(strconv.FormatBool(p.OneTimePassword))
+	b.str(p.DefaultLifetime.String())
+	names := make([]string, 0, len(p.Fields))
+	for k := range p.Fields {
+		names = append(names, k)
 	}
-	sort.Strings(params)
-	h := sha256.New()
-	for _, part := range []string{"tokenhttp/v1", r.p.Name, r.tokenURL, r.grant, r.cfg.ClientID, r.cfg.Username,
-		strings.Join(r.cfg.Scopes, " "), strings.Join(params, "\x01"), r.cfg.Origin, r.cfg.Cloud, r.cfg.Lifetime.String()} {
-		h.Write([]byte(part))
-		h.Write([]byte{0})
+	sort.Strings(names)
+	b.num(len(names))
+	for _, k := range names {
+		b.str(k)
+		b.str(p.Fields[k])
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	names = names[:0]
+	for k := range p.Fixed {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	b.num(len(names))
+	for _, k := range names {
+		b.str(k)
+		v, err := json.Marshal(p.Fixed[k]) // typed: 1 and "1" differ
+		if err != nil {
+			v = []byte(fmt.Sprintf("%T %#v", p.Fixed[k], p.Fixed[k]))
+		}
+		b.str(string(v))
+	}
+	b.multi(url.Values(p.Header))
+	rf := p.Reply.resolve()
+	b.strs([]string{rf.AccessToken, rf.TokenType, rf.ExpiresIn, rf.RefreshToken, rf.Scope, rf.HeaderValue})
+	return hex.EncodeToString(b.h.Sum(nil))
+}
+
+// keyBuilder hashes a list of parts unambiguously: each string is
+// written as its length, then its bytes; each list as its length, then
+// its items.
+type keyBuilder struct{ h hash.Hash }
+
+func (b *keyBuilder) num(n int) {
+	if b.h == nil {
+		b.h = sha256.New()
+	}
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], uint64(n))
+	b.h.Write(buf[:])
+}
+
+func (b *keyBuilder) str(s string) {
+	b.num(len(s))
+	b.h.Write([]byte(s))
+}
+
+func (b *keyBuilder) strs(ss []string) {
+	b.num(len(ss))
+	for _, s := range ss {
+		b.str(s)
+	}
+}
+
+// multi writes a map of lists in the order of its sorted names.
+func (b *keyBuilder) multi(m map[string][]string) {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	b.num(len(names))
+	for _, k := range names {
+		b.str(k)
+		b.strs(m[k])
+	}
 }
 
 // MemoryStore is a Store in this process's memory: sources that share one
@@ -154,6 +242,57 @@ func (m *MemoryStore) Wait(ctx context.Context, _ string, d time.Duration) {
 func (m *MemoryStore) notify() {
 	close(m.changed)
 	m.changed = make(chan struct{})
+}
+
+// credSetSize is how many fingerprints a credSet keeps.
+const credSetSize = 16
+
+// credSet is a small set of the last fingerprints added. It is safe for
+// concurrent use.
+type credSet struct {
+	mu  sync.Mutex // guards the fields below
+	fps [credSetSize][sha256.Size]byte
+	n   int // how many were ever added
+}
+
+func (c *credSet) add(fp [sha256.Size]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fps[c.n%credSetSize] = fp
+	c.n++
+}
+
+func (c *credSet) has(fp [sha256.Size]byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range min(c.n, credSetSize) {
+		if c.fps[i] == fp {
+			return true
+		}
+	}
+	return false
+}
+
+// credential fingerprints the credential a token carries (AccessToken and
+// Authorization), as sameCredential compares them.
+func credential(t *Token) [sha256.Size]byte {
+	var b keyBuilder
+	b.str("credential")
+	b.str(t.AccessToken)
+	b.str(t.Authorization)
+	var fp [sha256.Size]byte
+	b.h.Sum(fp[:0])
+	return fp
+}
+
+// refreshFingerprint fingerprints a refresh token.
+func refreshFingerprint(rt string) [sha256.Size]byte {
+	var b keyBuilder
+	b.str("refresh")
+	b.str(rt)
+	var fp [sha256.Size]byte
+	b.h.Sum(fp[:0])
+	return fp
 }
 
 // sameCredential reports whether a and b carry the same credential.

@@ -3,12 +3,14 @@ package source_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 	"github.com/tokenhttp/tokenhttp/source/storetest"
@@ -109,5 +111,173 @@ func TestStoreSharedRefreshToken(t *testing.T) {
 	}
 	if got := emu.Requests("refresh_token"); got < 1 {
 		t.Errorf("refresh_token grants = %d, want at least 1 (b used the fleet's refresh token)", got)
+	}
+}
+
+// failSaveStore is a MemoryStore whose Save and Delete fail while fail is
+// set.
+type failSaveStore struct {
+	*source.MemoryStore
+	fail  atomic.Bool
+	mu    sync.Mutex // guards key
+	key   string
+	saves atomic.Int64 // Saves that succeeded
+}
+
+func (f *failSaveStore) Load(ctx context.Context, key string) (*source.StoredToken, error) {
+	f.mu.Lock()
+	f.key = key
+	f.mu.Unlock()
+	return f.MemoryStore.Load(ctx, key)
+}
+
+func (f *failSaveStore) Save(ctx context.Context, key string, t source.StoredToken) error {
+	if f.fail.Load() {
+		return errDown
+	}
+	f.saves.Add(1)
+	return f.MemoryStore.Save(ctx, key, t)
+}
+
+func (f *failSaveStore) Delete(ctx context.Context, key string, rejected *source.Token) error {
+	if f.fail.Load() {
+		return errDown
+	}
+	return f.MemoryStore.Delete(ctx, key, rejected)
+}
+
+// holds waits until the store holds tok (its Save runs in the
+// background, after Token returned).
+func (f *failSaveStore) holds(t *testing.T, tok *source.Token) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.mu.Lock()
+		key := f.key
+		f.mu.Unlock()
+		if st, _ := f.MemoryStore.Load(context.Background(), key); st != nil && st.Token.AccessToken == tok.AccessToken {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the store never held the token")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// After a Save fails, the store still holds a token the API rejected
+// earlier: the source never serves it again, however many tokens were
+// rejected since.
+func TestStoreNeverReservesARejectedToken(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	emu := sourcetest.NewStandard(sourcetest.Options{})
+	defer emu.Close()
+	store := &failSaveStore{MemoryStore: source.NewMemoryStore()}
+	src := storetest.NewSource(t, emu, store, nil)
+	ctx := context.Background()
+	t1, err := src.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.holds(t, t1)
+	store.fail.Store(true) // from now on the store keeps t1
+	rejected := map[string]bool{}
+	tok := t1
+	for range 4 {
+		rejected[tok.AccessToken] = true
+		if !src.Invalidate(tok) {
+			t.Fatal("Invalidate = false")
+		}
+		if tok, err = src.Token(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if rejected[tok.AccessToken] {
+			t.Fatalf("after %d rejections the source served a rejected token again", len(rejected))
+		}
+	}
+}
+
+// gestaoPlusStore configures a gestao.plus source (password grant,
+// rotating refresh tokens) with one attempt per fetch.
+func gestaoPlusStore(c *source.Config) {
+	c.Provider, c.ClientID, c.ClientSecret = source.GestaoPlus, "", ""
+	c.Username, c.Password = sourcetest.DefaultUsername, sourcetest.DefaultPassword
+	c.Retry = retry.Policy{MaxAttempts: 1}
+}
+
+// A refresh token this source rotated is never sent again, even when the
+// rotation could not be saved and the store still holds it: the source
+// falls back to the password grant, and the token family survives.
+func TestStoreNeverResendsAnUnsavedRotation(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	emu := sourcetest.NewGestaoPlus(sourcetest.Options{})
+	defer emu.Close()
+	emu.RevokeOnRefreshReuse(true)
+	store := &failSaveStore{MemoryStore: source.NewMemoryStore()}
+	src := storetest.NewSource(t, emu, store, gestaoPlusStore)
+	ctx := context.Background()
+	t0, err := src.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.holds(t, t0)
+	store.fail.Store(true) // the store keeps T0 and RT0
+	if !src.Invalidate(t0) {
+		t.Fatal("Invalidate(T0) = false")
+	}
+	t1, err := src.Token(ctx) // RT0 rotated to RT1; the save fails
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := emu.Requests("refresh_token"); got != 1 {
+		t.Fatalf("refresh_token requests = %d, want 1", got)
+	}
+	if !src.Invalidate(t1) {
+		t.Fatal("Invalidate(T1) = false")
+	}
+	if _, err := src.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := emu.Requests("refresh_token"); got != 1 {
+		t.Errorf("refresh_token requests = %d, want 1: the rotated RT0 was sent again", got)
+	}
+	if got := emu.Requests("password"); got != 2 {
+		t.Errorf("password grants = %d, want 2 (the first, and the fallback)", got)
+	}
+}
+
+// A refresh whose reply was lost (the connection reset after the request
+// was sent) may have rotated the token: with a Store, as without one, it
+// is never sent again, also when the store could not drop the token that
+// holds it.
+func TestStoreNeverResendsAnUnansweredRefresh(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	emu := sourcetest.NewGestaoPlus(sourcetest.Options{})
+	defer emu.Close()
+	emu.RevokeOnRefreshReuse(true)
+	store := &failSaveStore{MemoryStore: source.NewMemoryStore()}
+	src := storetest.NewSource(t, emu, store, gestaoPlusStore)
+	ctx := context.Background()
+	t0, err := src.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.holds(t, t0)
+	store.fail.Store(true) // the store keeps T0 and RT0
+	if !src.Invalidate(t0) {
+		t.Fatal("Invalidate(T0) = false")
+	}
+	emu.ResetNext(1)
+	if _, err := src.Token(ctx); err == nil {
+		t.Fatal("Token with the refresh reply lost: no error")
+	}
+	if got := emu.Requests("refresh_token"); got != 1 {
+		t.Fatalf("refresh_token requests = %d, want 1", got)
+	}
+	if _, err := src.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := emu.Requests("refresh_token"); got != 1 {
+		t.Errorf("refresh_token requests = %d, want 1: the unanswered RT0 was sent again", got)
 	}
 }

@@ -185,7 +185,8 @@ func (f *Fetch) From(from string) {
 }
 
 // StoreFallback records a failed store operation ("load", "lock",
-// "save", "delete"): an event on the fetch span f (if any) and a count.
+// "save", "delete", or "wait": another sharer's fetch took too long and
+// this one took over): an event on the fetch span f (if any) and a count.
 func (i *Instruments) StoreFallback(ctx context.Context, f *Fetch, provider, op string) {
 	if i == nil {
 		return

@@ -35,8 +35,10 @@
 //
 // # Failures
 //
-// Delete and the unlock of a lock run Lua scripts: the Redis user needs
-// GETRANGE, SET, DEL, EVAL and EVALSHA on the prefix's keys.
+// Lock, Delete and the unlock of a lock run Lua scripts: the Redis user
+// needs GETRANGE, GET, SET, PEXPIRE, DEL, EVAL and EVALSHA on the prefix's
+// keys. A lock whose reply is lost and that the client sends again finds
+// its own value and is the caller's.
 //
 // Every operation is bounded by WithTimeout, whatever the client's own
 // timeouts, and its error starts with "redisstore:", wraps the Redis or

@@ -240,3 +240,90 @@ func TestFleetChild(t *testing.T) {
 	}
 	fmt.Printf("fleet-child: tokens=%d errors=%d\n", len(seen), failures)
 }
+
+// A slow Redis costs a caller at most one store timeout beyond the
+// endpoint's own time: the store calls before the fetch share one
+// timeout, and the save and the unlock run after the token is handed out.
+func TestFleetSlowRedis(t *testing.T) {
+	checkLeaks(t)
+	const (
+		timeout = 300 * time.Millisecond
+		delay   = 250 * time.Millisecond // each reply: slow, but within the timeout
+		latency = 50 * time.Millisecond  // the endpoint's
+		slack   = 200 * time.Millisecond // scheduling, the race detector
+	)
+	emu := sourcetest.NewStandard(sourcetest.Options{Latency: latency})
+	t.Cleanup(emu.Close)
+	srv := startRedis(t)
+	px := newProxy(t, srv.Addr)
+	ctx := ctxTimeout(t, 20*time.Second)
+	for _, tc := range []struct {
+		name  string
+		delay func()
+	}{
+		{"slow from the start", func() { px.SetDelay(delay) }},
+		{"slow once locked", func() { px.SlowAfter(":lock", delay) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			px.SetDelay(0)
+			src := replica(t, emu, px.Addr, nil, redisstore.WithTimeout(timeout), redisstore.WithPrefix(tc.name))
+			tc.delay()
+			start := time.Now()
+			if _, err := src.Token(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if took, most := time.Since(start), timeout+latency+slack; took > most {
+				t.Errorf("cold Token with Redis slow took %v, want at most %v (one store timeout beyond the endpoint)", took, most)
+			}
+			closed := time.Now()
+			_ = src.Close() // waits for the save and unlock in the background
+			if took := time.Since(closed); took > 2*timeout+slack {
+				t.Errorf("Close took %v", took)
+			}
+		})
+	}
+}
+
+// A replica whose lock reply is lost holds the lock all the same: it
+// fetches at once instead of waiting for a lock nobody will release.
+func TestFleetLockReplyLost(t *testing.T) {
+	checkLeaks(t)
+	emu := sourcetest.NewStandard(sourcetest.Options{})
+	t.Cleanup(emu.Close)
+	srv := startRedis(t)
+	px := newProxy(t, srv.Addr)
+	ctx := ctxTimeout(t, 20*time.Second)
+	const fetchTimeout = 4 * time.Second
+	src := replica(t, emu, px.Addr, func(c *source.Config) { c.FetchTimeout = fetchTimeout })
+	// Load the lock script through the proxy first.
+	if _, ok, err := mustStore(t, px.Addr).Lock(ctx, "warm-up", time.Second); err != nil || !ok {
+		t.Fatalf("warm-up Lock = %t, %v", ok, err)
+	}
+	px.DropReplyTo(":lock")
+	start := time.Now()
+	if _, err := src.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if px.dropped.Load() != 1 {
+		t.Fatalf("replies dropped = %d, want 1", px.dropped.Load())
+	}
+	if took := time.Since(start); took > fetchTimeout/4 {
+		t.Errorf("Token after a lost lock reply took %v: it waited for its own lock", took)
+	}
+	if got, want := emu.TokenRequests(), 1; got != want {
+		t.Errorf("token requests = %d, want %d", got, want)
+	}
+}
+
+// mustStore returns a Store over the Redis at addr, its client closed
+// when t ends.
+func mustStore(t *testing.T, addr string) *redisstore.Store {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = c.Close() })
+	s, err := redisstore.New(c, redisstore.WithKey(key32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

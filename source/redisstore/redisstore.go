@@ -52,6 +52,22 @@ end
 return 0
 `)
 
+// lockScript takes the lock KEYS[1] for ARGV[2] milliseconds with the
+// value ARGV[1] if it is free, or confirms it if it already holds ARGV[1]:
+// a command whose reply was lost, sent again by the client, finds the
+// lock its first attempt took. It returns 1 when the lock is the
+// caller's, 0 when another holds it.
+var lockScript = redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+	return 1
+end
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then
+	redis.call('PEXPIRE', KEYS[1], ARGV[2])
+	return 1
+end
+return 0
+`)
+
 // Store is a source.Store in Redis, shared by every process that uses the
 // same Redis, prefix and key. It is safe for concurrent use and holds no
 // state beyond its configuration.
@@ -154,7 +170,9 @@ func (s *Store) Delete(ctx context.Context, key string, rejected *source.Token) 
 }
 
 // Lock tries to take key's fetch lock for ttl (at least a millisecond):
-// SET NX PX with a random value. ok is false when another holds it.
+// SET NX PX with a random value, in a script that also says ok when the
+// lock already holds this call's value (the client sent the command again
+// after its reply was lost). ok is false when another holds it.
 // unlock releases it, within the Store's timeout, only if it still holds
 // this caller's value; it may be called more than once. A holder that
 // dies loses the lock when ttl passes.
@@ -168,7 +186,8 @@ func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (unlock
 		}, nil)
 	}
 	ok, err = run(ctx, s, "lock", func(ctx context.Context) (bool, error) {
-		return s.client.SetNX(ctx, name, id, ttl).Result()
+		n, err := lockScript.Run(ctx, s.client, []string{name}, id, ttl.Milliseconds()).Int()
+		return n == 1, err
 	}, func(ok bool) {
 		// The caller left before Redis answered: free the lock it did
 		// not get to use.
@@ -183,6 +202,11 @@ func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (unlock
 	var once sync.Once
 	return func() { once.Do(func() { release(detached) }) }, true, nil
 }
+
+// Timeout returns the bound of each Redis operation (WithTimeout). A
+// source spends at most that long in all the store calls of one fetch
+// before it fetches on its own.
+func (s *Store) Timeout() time.Duration { return s.timeout }
 
 // Wait returns after a random duration between half the poll interval
 // and the whole of it, after d if that is shorter, or when ctx is done:

@@ -1027,3 +1027,39 @@ func TestLockAbandoned(t *testing.T) {
 		t.Errorf("Lock after the abandoned one = %t, %v", ok, err)
 	}
 }
+
+// A lock whose reply is lost is still this caller's: go-redis sends the
+// command again on another connection, and that attempt finds the lock
+// held by this very caller. Lock must say ok, not leave the caller
+// waiting for a lock nobody will release.
+func TestLockReplyLost(t *testing.T) {
+	checkLeaks(t)
+	srv := startRedis(t)
+	px := newProxy(t, srv.Addr)
+	c := redis.NewClient(&redis.Options{Addr: px.Addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = c.Close() })
+	s := newStore(t, c, redisstore.WithKey(key32), redisstore.WithTimeout(2*time.Second))
+	ctx := ctxTimeout(t, 10*time.Second)
+	// A first lock through the proxy, so that any script is loaded.
+	unlock, ok, err := s.Lock(ctx, "warm-up", time.Second)
+	if err != nil || !ok {
+		t.Fatalf("Lock = %t, %v", ok, err)
+	}
+	unlock()
+	px.DropReplyTo(":lock")
+	unlock, ok, err = s.Lock(ctx, identity, 10*time.Second)
+	if got := px.dropped.Load(); got != 1 {
+		t.Fatalf("replies dropped = %d, want 1", got)
+	}
+	if err != nil || !ok {
+		t.Fatalf("Lock after its reply was lost = %t, %v; want ok: the lock is this caller's", ok, err)
+	}
+	other := newStore(t, srv.Client(t), redisstore.WithKey(key32))
+	if _, ok, _ := other.Lock(ctx, identity, time.Second); ok {
+		t.Fatal("another replica took the lock too")
+	}
+	unlock()
+	if _, ok, err := other.Lock(ctx, identity, time.Second); err != nil || !ok {
+		t.Fatalf("the lock is not free after unlock: %t, %v", ok, err)
+	}
+}

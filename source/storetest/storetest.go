@@ -40,6 +40,7 @@ func Run(t *testing.T, newScenario func(t *testing.T) NewStore) {
 		{"KeySeparatesConfigs", keySeparatesConfigs},
 		{"NeverResendsARotatedRefreshToken", neverResendsARotatedRefreshToken},
 		{"CrashedLockHolder", crashedLockHolder},
+		{"CrashedLockHolderTakeover", crashedLockHolderTakeover},
 	} {
 		t.Run(sc.name, func(t *testing.T) { sc.run(t, newScenario(t)) })
 	}
@@ -240,6 +241,7 @@ func crashedLockHolder(t *testing.T, newStore NewStore) {
 	}
 	dead := newStore(t)
 	ctx := context.Background()
+	waitStored(t, dead, keys.key(t), tok)
 	if err := dead.Delete(ctx, keys.key(t), tok); err != nil {
 		t.Fatal(err)
 	}
@@ -256,6 +258,56 @@ func crashedLockHolder(t *testing.T, newStore NewStore) {
 	}
 	if got, want := emu.TokenRequests(), 2; got != want {
 		t.Errorf("token requests = %d, want %d", got, want)
+	}
+}
+
+// A sharer that took the fetch lock for as long as the waiter's whole
+// fetch timeout and died does not fail the waiter: after half its fetch
+// timeout the waiter takes over and fetches on its own.
+func crashedLockHolderTakeover(t *testing.T, newStore NewStore) {
+	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{})
+	keys := &recorder{Store: newStore(t)}
+	probe := NewSource(t, emu, keys, nil)
+	tok, err := probe.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const fetchTimeout = time.Second
+	dead := newStore(t)
+	ctx := context.Background()
+	waitStored(t, dead, keys.key(t), tok)
+	if err := dead.Delete(ctx, keys.key(t), tok); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := dead.Lock(ctx, keys.key(t), 10*fetchTimeout); err != nil || !ok { // never unlocked
+		t.Fatalf("could not take the lock: %v", err)
+	}
+	src := NewSource(t, emu, newStore(t), func(c *source.Config) { c.FetchTimeout = fetchTimeout })
+	start := time.Now()
+	if _, err := src.Token(ctx); err != nil {
+		t.Fatalf("Token while a crashed sharer holds the lock: %v", err)
+	}
+	if took := time.Since(start); took > fetchTimeout {
+		t.Errorf("took over after %v, want within the fetch timeout %v", took, fetchTimeout)
+	}
+	if got, want := emu.TokenRequests(), 2; got != want {
+		t.Errorf("token requests = %d, want %d", got, want)
+	}
+}
+
+// waitStored waits until store holds tok under key: a source saves after
+// it hands the token out.
+func waitStored(t *testing.T, store source.Store, key string, tok *source.Token) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if st, err := store.Load(context.Background(), key); err == nil && st != nil && st.Token != nil && st.Token.AccessToken == tok.AccessToken {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the store never held the token")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
