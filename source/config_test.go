@@ -267,6 +267,11 @@ func TestIsLoopback(t *testing.T) {
 		{"0.0.0.0", false},
 		{"::", false},
 		{"", false},
+		{"LOCALHOST.", true},
+		{"::ffff:127.0.0.1", true},
+		{"[::1", false},
+		{"::1%lo", false},
+		{"127.1", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.host, func(t *testing.T) {
@@ -274,5 +279,14 @@ func TestIsLoopback(t *testing.T) {
 				t.Errorf("IsLoopback(%q) = %v, want %v", tt.host, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestIsLoopbackAllocs: the Transport asks on every cleartext request.
+func TestIsLoopbackAllocs(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "[::1]", "::1", "LocalHost", "localhost.", "example.com", "10.0.0.1", "::ffff:127.0.0.1"} {
+		if n := testing.AllocsPerRun(100, func() { source.IsLoopback(host) }); n != 0 {
+			t.Errorf("IsLoopback(%q) allocates %v times, want 0", host, n)
+		}
 	}
 }
