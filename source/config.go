@@ -98,6 +98,13 @@ type Config struct {
 	// value means the OpenTelemetry globals. Nothing secret is recorded,
 	// and a cached hit records nothing.
 	Telemetry telemetry.Providers
+	// Name, if set, tells this source apart from others of the same
+	// provider in telemetry (the telemetry.AttrSource attribute of its
+	// gauges, fetch metrics and spans). Empty means a short hash of the
+	// credential's non-secret identity (provider, token URL without query
+	// values, grant, client id, username, scopes ...). It must not hold a
+	// secret.
+	Name string
 
 	// AllowInsecureHTTP allows a cleartext http:// TokenURL to a host that
 	// is not loopback. Off, New refuses it: the client secret and the
