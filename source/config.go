@@ -63,7 +63,7 @@ type Config struct {
 	// (VaultID's "lifetime"). Zero means the provider's default.
 	Lifetime time.Duration
 	// Cloud is the VaultID "provider" field: the cloud the user belongs
-	// to.
+	// to. Empty: the field is not sent.
 	Cloud string
 	// Origin is sent as the Origin header (gestao.plus: the customer's
 	// subdomain, "https://yourcompany.gestao.plus").

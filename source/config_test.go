@@ -157,8 +157,6 @@ func TestNewRejects(t *testing.T) {
 		{"vaultid CNPJ over 30 days", vault("12.345.678/0001-95", 30*day+time.Second), []string{"Config.Lifetime", "30 days"}},
 		{"vaultid username not a CPF", vault("alice", 0), []string{"Config.Username"}},
 		{"vaultid username too long", vault("123456789012345", 0), []string{"Config.Username"}},
-		{"vaultid without Cloud", source.Config{Provider: source.VaultID, ClientID: "id", ClientSecret: cfgSecret,
-			Username: "12345678909", PasswordFunc: otp}, []string{"Config.Cloud"}},
 		{"vaultid without PasswordFunc", source.Config{Provider: source.VaultID, ClientID: "id", ClientSecret: cfgSecret,
 			Username: "12345678909", Password: cfgPassword, Cloud: "cloud-a"}, []string{"Config.PasswordFunc"}},
 	}
@@ -231,6 +229,11 @@ func TestNewAccepts(t *testing.T) {
 			Username: "12.345.678/0001-95", PasswordFunc: otp, Lifetime: 30 * day, Cloud: "cloud-a"}},
 		{"vaultid CNPJ 8 days", source.Config{Provider: source.VaultID, ClientID: "id", ClientSecret: cfgSecret,
 			Username: "12345678000195", PasswordFunc: otp, Lifetime: 8 * day, Cloud: "cloud-a"}},
+		// The seed marks no VaultID field required.
+		{"vaultid without Cloud", source.Config{Provider: source.VaultID, ClientID: "id", ClientSecret: cfgSecret,
+			Username: "12345678909", PasswordFunc: otp}},
+		{"vaultid without ClientSecret", source.Config{Provider: source.VaultID, ClientID: "id",
+			Username: "12345678909", PasswordFunc: otp}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
