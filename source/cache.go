@@ -69,6 +69,7 @@ type CachedSource struct {
 	port      int                    //
 	store     Store                  // shared tokens; nil: this source's memory only
 	key       string                 // the credential's name in store
+	id        string                 // telemetry.AttrSource
 
 	cur      atomic.Pointer[entry] // the current token, nil when none
 	group    singleflight.Group    // one fetch at a time, shared by its waiters
@@ -110,7 +111,10 @@ func New(cfg Config) (TokenSource, error) {
 	}
 	s.breaker = retry.NewBreaker(r.p.Name, cfg.Breaker, breakerFailure, breakerExcluded)
 	s.closeCtx, s.closeFn = context.WithCancel(context.Background())
-	s.unobserve = s.tel.Observe(r.p.Name, s.ttl, s.breakerState)
+	s.id = sourceID(r)
+	// Held weakly: a source dropped without Close is still collected.
+	s.unobserve = telemetry.ObserveSource(s.tel, telemetry.Gauge{Provider: r.p.Name, Source: s.id}, s,
+		(*CachedSource).ttl, (*CachedSource).breakerState)
 	return s, nil
 }
 
@@ -245,7 +249,7 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	s.rejected.Store(false)
 	started := time.Now()
 	fctx, rec := s.tel.StartFetch(fctx, telemetry.FetchInfo{
-		Provider: s.r.p.Name, Grant: s.nextGrant(), Reason: reason, Host: s.host, Port: s.port})
+		Provider: s.r.p.Name, Source: s.id, Grant: s.nextGrant(), Reason: reason, Host: s.host, Port: s.port})
 	st := &exchangeStats{onRetry: func(a retry.Attempt) { rec.Retry(a.N, a.Status, errorType(a.Err), a.Wait) }}
 	var got obtained
 	got, err = s.obtain(fctx, st, rec)

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -63,7 +63,7 @@ type Config struct {
 	// (VaultID's "lifetime"). Zero means the provider's default.
 	Lifetime time.Duration
 	// Cloud is the VaultID "provider" field: the cloud the user belongs
-	// to.
+	// to. Empty: the field is not sent.
 	Cloud string
 	// Origin is sent as the Origin header (gestao.plus: the customer's
 	// subdomain, "https://yourcompany.gestao.plus").
@@ -110,6 +110,13 @@ type Config struct {
 	// value means the OpenTelemetry globals. Nothing secret is recorded,
 	// and a cached hit records nothing.
 	Telemetry telemetry.Providers
+	// Name, if set, tells this source apart from others of the same
+	// provider in telemetry (the telemetry.AttrSource attribute of its
+	// gauges, fetch metrics and spans). Empty means a short hash of the
+	// credential's non-secret identity (provider, token URL without query
+	// values, grant, client id, username, scopes ...). It must not hold a
+	// secret.
+	Name string
 
 	// AllowInsecureHTTP allows a cleartext http:// TokenURL to a host that
 	// is not loopback. Off, New refuses it: the client secret and the
@@ -342,11 +349,34 @@ type resolved struct {
 // IsLoopback reports whether host (a host name or IP, without port) is the
 // loopback interface: "localhost", 127.0.0.0/8 or ::1. Names under
 // ".localhost" are not: Go resolves them through the ordinary resolver.
+// It does not allocate.
 func IsLoopback(host string) bool {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if host == "localhost" {
+	host = strings.TrimSuffix(host, ".")
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
+	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	if !maybeIP(host) {
+		return false // a name, or a zone: netip's error would allocate
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// maybeIP reports whether s has only the characters of an IPv4 address
+// (digits and dots) or of an IPv6 one (hex digits, colons and dots, at
+// least one colon). A zone ("%eth0") is not taken.
+func maybeIP(s string) bool {
+	v6 := strings.IndexByte(s, ':') >= 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9', c == '.':
+		case v6 && (c == ':' || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')):
+		default:
+			return false
+		}
+	}
+	return s != ""
 }

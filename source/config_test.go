@@ -157,8 +157,6 @@ func TestNewRejects(t *testing.T) {
 		{"vaultid CNPJ over 30 days", vault("12.345.678/0001-95", 30*day+time.Second), []string{"Config.Lifetime", "30 days"}},
 		{"vaultid username not a CPF", vault("alice", 0), []string{"Config.Username"}},
 		{"vaultid username too long", vault("123456789012345", 0), []string{"Config.Username"}},
-		{"vaultid without Cloud", source.Config{Provider: source.VaultID, ClientID: "id", ClientSecret: cfgSecret,
-			Username: "12345678909", PasswordFunc: otp}, []string{"Config.Cloud"}},
 		{"vaultid without PasswordFunc", source.Config{Provider: source.VaultID, ClientID: "id", ClientSecret: cfgSecret,
 			Username: "12345678909", Password: cfgPassword, Cloud: "cloud-a"}, []string{"Config.PasswordFunc"}},
 	}
@@ -231,6 +229,11 @@ func TestNewAccepts(t *testing.T) {
 			Username: "12.345.678/0001-95", PasswordFunc: otp, Lifetime: 30 * day, Cloud: "cloud-a"}},
 		{"vaultid CNPJ 8 days", source.Config{Provider: source.VaultID, ClientID: "id", ClientSecret: cfgSecret,
 			Username: "12345678000195", PasswordFunc: otp, Lifetime: 8 * day, Cloud: "cloud-a"}},
+		// The seed marks no VaultID field required.
+		{"vaultid without Cloud", source.Config{Provider: source.VaultID, ClientID: "id", ClientSecret: cfgSecret,
+			Username: "12345678909", PasswordFunc: otp}},
+		{"vaultid without ClientSecret", source.Config{Provider: source.VaultID, ClientID: "id",
+			Username: "12345678909", PasswordFunc: otp}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -267,6 +270,11 @@ func TestIsLoopback(t *testing.T) {
 		{"0.0.0.0", false},
 		{"::", false},
 		{"", false},
+		{"LOCALHOST.", true},
+		{"::ffff:127.0.0.1", true},
+		{"[::1", false},
+		{"::1%lo", false},
+		{"127.1", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.host, func(t *testing.T) {
@@ -274,5 +282,14 @@ func TestIsLoopback(t *testing.T) {
 				t.Errorf("IsLoopback(%q) = %v, want %v", tt.host, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestIsLoopbackAllocs: the Transport asks on every cleartext request.
+func TestIsLoopbackAllocs(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "[::1]", "::1", "LocalHost", "localhost.", "example.com", "10.0.0.1", "::ffff:127.0.0.1"} {
+		if n := testing.AllocsPerRun(100, func() { source.IsLoopback(host) }); n != 0 {
+			t.Errorf("IsLoopback(%q) allocates %v times, want 0", host, n)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,8 +49,64 @@ func newEndpoint(r *resolved) *endpoint {
 	c.CheckRedirect = noRedirect
 	return &endpoint{
 		r: r, client: c, reply: r.p.Reply.resolve(),
-		scrub: scrubber{}.with(r.cfg.ClientSecret, r.cfg.Password),
+		scrub: scrubber{}.with(configSecrets(r)...),
 	}
+}
+
+// configSecrets are the values of r's Config that are secret, or may be:
+// the client secret, the password, every value of EndpointParams (a
+// client_assertion, an api_key) and of the token URL's query. Config's
+// String redacts the same.
+func configSecrets(r *resolved) []string {
+	out := []string{r.cfg.ClientSecret, r.cfg.Password}
+	for _, vs := range r.cfg.EndpointParams {
+		out = append(out, vs...)
+	}
+	if u, err := url.Parse(r.tokenURL); err == nil {
+		for _, vs := range u.Query() {
+			out = append(out, vs...)
+		}
+	}
+	return out
+}
+
+// publicParams are the request fields whose values are not secret, and
+// which error descriptions name ("unknown client_id app"): the scrubber
+// leaves them. Every other value a request carries is scrubbed.
+var publicParams = []string{"grant_type", "client_id", "username", "scope"}
+
+// publicHeaders are the request headers whose values are not secret.
+var publicHeaders = []string{"Accept", "Content-Type", "Origin"}
+
+// sentSecrets returns the values of tr that are not public: whatever the
+// provider's Fixed fields, Prepare hook or EndpointParams put there.
+func sentSecrets(p *Provider, tr *TokenRequest) []string {
+	public := func(k string) bool {
+		for _, pk := range publicParams {
+			if k == pk || (p.Fields[pk] != "" && k == p.Fields[pk]) {
+				return true
+			}
+		}
+		return false
+	}
+	var out []string
+	for k, v := range tr.Params {
+		if public(k) {
+			continue
+		}
+		switch v := v.(type) {
+		case string:
+			out = append(out, v)
+		case []string:
+			out = append(out, v...)
+		}
+	}
+	for k, vs := range tr.Header {
+		if !slices.Contains(publicHeaders, http.CanonicalHeaderKey(k)) {
+			out = append(out, vs...)
+		}
+	}
+	return out
 }
 
 // exchangeStats is what telemetry learns of the exchanges of one fetch.
@@ -159,6 +216,7 @@ func (e *endpoint) build(ctx context.Context, grant, refresh string) (*http.Requ
 			return nil, scrub, err
 		}
 	}
+	scrub = scrub.with(sentSecrets(p, tr)...)
 
 	var body []byte
 	if e.r.encoding == JSONEncoding {
@@ -263,7 +321,7 @@ func (e *endpoint) decode(resp *http.Response, body []byte, start time.Time, scr
 	str := func(k string) string { s, _ := fields[k].(string); return s }
 	if str(e.reply.AccessToken) == "" && (e.reply.HeaderValue == "" || str(e.reply.HeaderValue) == "") {
 		// RFC 6749 §5.2 errors sometimes come with a 200.
-		if info, ok := e.decodeInfo(status, resp.Header, body); ok {
+		if info, ok := e.decodeInfo(status, resp.Header, []byte(scrub.scrub(string(body)))); ok {
 			return nil, e.newError(resp, status, info, scrub)
 		}
 		return nil, &Error{Provider: e.r.p.Name, StatusCode: status, Code: CodeServerError,
@@ -325,6 +383,10 @@ func (e *endpoint) decode(resp *http.Response, body []byte, start time.Time, scr
 
 // errorReply builds the *Error for a non-2xx reply.
 func (e *endpoint) errorReply(resp *http.Response, body []byte, scrub scrubber) error {
+	// Secrets go before anything else is done to the text: stripping an
+	// HTML page's tags would cut a secret holding '<', and bounding it
+	// could cut one in two, leaving a part that no longer matches.
+	body = []byte(scrub.scrub(string(body)))
 	info, _ := e.decodeInfo(resp.StatusCode, resp.Header, body)
 	return e.newError(resp, resp.StatusCode, info, scrub)
 }

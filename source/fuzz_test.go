@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"html"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -17,6 +21,8 @@ import (
 const (
 	fuzzSecret   = "fz-client-Secret-9q"
 	fuzzPassword = "fz-Passw0rd-77"
+	// fuzzSpecial holds every character HTML, URL and JSON escapers change.
+	fuzzSpecial = `fz<&"'>%+/\ Spc-42`
 )
 
 // seedReplies are the seed documents' example replies, and the error
@@ -99,9 +105,15 @@ func FuzzErrorBody(f *testing.F) {
 	}
 	f.Add("application/problem+json", `{"title":"x","status":400}`)
 	f.Add("application/x-www-form-urlencoded", "error=invalid_grant&error_description="+fuzzPassword)
-	scrub := scrubber{}.with(fuzzSecret, fuzzPassword)
+	f.Add("text/html", "<html><body>"+fuzzSpecial+"</body></html>")
+	f.Add("text/html", "<p>"+html.EscapeString(fuzzSpecial)+"</p>")
+	f.Add("application/json", `{"error":"invalid_grant","error_description":"`+jsonEscape(html.EscapeString(fuzzSpecial), false)+`"}`)
+	f.Add("text/plain", "bad "+strings.ToLower(url.QueryEscape(fuzzSpecial)))
+	f.Add("text/plain", "bad fz&#60;&amp;&quot;&#x27;&gt;%+/\\ Spc-42")
+	scrub := scrubber{}.with(fuzzSecret, fuzzPassword, fuzzSpecial)
 	f.Fuzz(func(t *testing.T, contentType, body string) {
-		info, _ := decodeErrorBody(contentType, []byte(body))
+		// As the endpoint does: secrets go before the body is decoded.
+		info, _ := decodeErrorBody(contentType, []byte(scrub.scrub(body)))
 		for _, s := range []string{info.Code, info.Description, info.URI} {
 			c := scrub.clean(s)
 			if len(c) > maxDescription+len("…") {
@@ -110,7 +122,7 @@ func FuzzErrorBody(f *testing.F) {
 			if !utf8.ValidString(c) {
 				t.Fatalf("clean gave invalid UTF-8: %q", c)
 			}
-			if strings.Contains(c, fuzzSecret) || strings.Contains(c, fuzzPassword) {
+			if strings.Contains(c, fuzzSecret) || strings.Contains(c, fuzzPassword) || strings.Contains(c, fuzzSpecial) {
 				t.Fatalf("secret survived scrubbing: %q", c)
 			}
 		}
@@ -179,4 +191,41 @@ func checkNoSecret(t *testing.T, err error) {
 			t.Fatalf("error shows a secret: %q", s)
 		}
 	}
+}
+
+// FuzzScrub plants a secret in any text, in each encoding a server may
+// echo it in: whatever the secret and the text around it, clean shows no
+// secret of at least minSecretLen bytes.
+func FuzzScrub(f *testing.F) {
+	f.Add(fuzzSpecial, "error: ", " rejected", uint8(0))
+	f.Add(`a<b&c"d`, "<p>", "</p>", uint8(5))
+	f.Add("pass word", "x", "y", uint8(6))
+	f.Add("ab", "password ", " wrong", uint8(0))
+	encodings := []func(string) string{
+		func(v string) string { return v },
+		url.QueryEscape, url.PathEscape,
+		func(v string) string { return strings.ToLower(url.QueryEscape(v)) },
+		func(v string) string { return jsonEscape(v, true) },
+		html.EscapeString,
+		func(v string) string { return htmlEscapeNamed(v) },
+		func(v string) string { // every byte a decimal entity
+			var b strings.Builder
+			for _, r := range v {
+				fmt.Fprintf(&b, "&#%d;", r)
+			}
+			return b.String()
+		},
+	}
+	f.Fuzz(func(t *testing.T, secret, before, after string, enc uint8) {
+		if len(secret) < minSecretLen || !utf8.ValidString(secret) || strings.TrimSpace(secret) != secret ||
+			strings.ContainsFunc(secret, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) && r != ' ' }) ||
+			strings.Contains(secret, "  ") {
+			return // clean folds white space: such a secret is not shown as it is anyway
+		}
+		s := scrubber{}.with(secret)
+		text := before + encodings[int(enc)%len(encodings)](secret) + after
+		if out := s.clean(text); strings.Contains(out, secret) {
+			t.Fatalf("clean(%q) = %q shows the secret %q", text, out, secret)
+		}
+	})
 }

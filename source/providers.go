@@ -14,10 +14,16 @@ var (
 	// VaultID is VaultID CESS: the password grant with a one-time password
 	// (Config.PasswordFunc, asked once per token request and never sent
 	// twice), a JSON body with the client credentials, the user's CPF (11
-	// digits) or CNPJ (14) as Username, Config.Cloud (the "provider"
-	// field, required) and an optional Config.Lifetime (at most 7 days for
-	// a CPF, 30 for a CNPJ). The reply's "Authorization" field ("VCSchema
-	// ...") is the header value, sent verbatim.
+	// digits) or CNPJ (14) as Username, and, when set, Config.Cloud (the
+	// "provider" field: the cloud the user belongs to) and
+	// Config.Lifetime (at most 7 days for a CPF, 30 for a CNPJ). The seed
+	// document marks no field required: a field left empty is not sent.
+	// The reply's "Authorization" field ("VCSchema ...") is the header
+	// value, sent verbatim.
+	//
+	// Its default TokenURL, https://cess.lab.vaultid.com.br/oauth, is the
+	// endpoint the provider's documentation gives, a lab (test) host: in
+	// production, set Config.TokenURL to the endpoint VaultID gives you.
 	VaultID = &Provider{
 		Name:            "vaultid",
 		TokenURL:        "https://cess.lab.vaultid.com.br/oauth",
@@ -127,12 +133,6 @@ func validateVaultID(cfg *Config) error {
 	if cfg.Lifetime > limit {
 		return fmt.Errorf("Config.Lifetime %s is over the provider's limit of %s", cfg.Lifetime, kind)
 	}
-	if cfg.Cloud == "" {
-		return errors.New(`Config.Cloud is required: the cloud the user belongs to, sent as the "provider" field`)
-	}
-	if cfg.ClientSecret == "" {
-		return errors.New("Config.ClientSecret is required")
-	}
 	if cfg.Lifetime > 0 && cfg.Lifetime < time.Second {
 		return errors.New("Config.Lifetime is in whole seconds: give at least 1s")
 	}
@@ -153,6 +153,9 @@ func prepareVaultID(cfg *Config, req *TokenRequest) error {
 	}
 	if cfg.Cloud != "" {
 		req.Params["provider"] = cfg.Cloud
+	}
+	if cfg.ClientSecret == "" {
+		delete(req.Params, "client_secret") // the seed marks no field required: send what is set
 	}
 	return nil
 }

@@ -928,20 +928,21 @@ func TestVaultID(t *testing.T) {
 	})
 
 	t.Run("without Cloud", func(t *testing.T) {
-		// The provider field is required: New says so, naming the field.
+		// The seed marks no field required: without Cloud, no "provider"
+		// field is sent, and the endpoint picks the user's cloud.
 		emu := newEmu(t)
 		otp, _ := pvOTPs()
 		cfg := config(emu, otp)
 		cfg.Cloud = ""
-		_, err := source.New(cfg)
-		if !errors.Is(err, source.ErrInvalidConfig) {
-			t.Fatalf("New: got %v, want an error matching ErrInvalidConfig", err)
+		tok, err := pvNew(t, cfg).Token(t.Context())
+		if err != nil {
+			t.Fatalf("Token: %v", err)
 		}
-		if !strings.Contains(err.Error(), "Config.Cloud") {
-			t.Errorf("New: %v, want it to name Config.Cloud", err)
+		if _, sent := pvJSON(t, emu.LastTokenRequest())["provider"]; sent {
+			t.Errorf("the request carries a provider field; want none without Config.Cloud")
 		}
-		if got := emu.TokenRequests(); got != 0 {
-			t.Errorf("TokenRequests() = %d, want 0", got)
+		if tok.Authorization == "" {
+			t.Errorf("Authorization is empty; want the VCSchema value")
 		}
 	})
 }

@@ -393,10 +393,10 @@ func telCases() []telCase {
 		return strings.Join(parts, ",")
 	}
 	std := func(outcome, reason string) string {
-		return key(telemetry.AttrOutcome, outcome, telemetry.AttrProvider, "standard", telemetry.AttrRefreshReason, reason)
+		return key(telemetry.AttrOutcome, outcome, telemetry.AttrProvider, "standard", telemetry.AttrRefreshReason, reason, telemetry.AttrSource, "tel")
 	}
 	durKey := func(outcome string) string {
-		return key(telemetry.AttrOutcome, outcome, telemetry.AttrProvider, "standard")
+		return key(telemetry.AttrOutcome, outcome, telemetry.AttrProvider, "standard", telemetry.AttrSource, "tel")
 	}
 	miss := key(telemetry.AttrProvider, "standard")
 	return []telCase{
@@ -770,6 +770,7 @@ func TestTelemetryScenarios(t *testing.T) {
 				HTTPClient:   &http.Client{Transport: r.cap},
 				Retry:        retry.Policy{MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond},
 				Telemetry:    r.sdk.providers(),
+				Name:         "tel",
 			}
 			if tc.cfg != nil {
 				tc.cfg(&r.cfg)
@@ -790,7 +791,7 @@ func TestTelemetryScenarios(t *testing.T) {
 				ttl := telMetricValues(rm, telemetry.MetricTokenTTL)
 				last := tc.want[len(tc.want)-1].attrs[telemetry.AttrOutcome]
 				if last == telemetry.OutcomeSuccess {
-					v, ok := ttl[telemetry.AttrProvider+"=standard"]
+					v, ok := ttl[telemetry.AttrProvider+"=standard,"+telemetry.AttrSource+"=tel"]
 					f, _ := strconv.ParseFloat(v, 64)
 					if !ok || len(ttl) != 1 || f <= 0 || f > 3600 {
 						t.Errorf("%s = %v, want one positive value for provider standard", telemetry.MetricTokenTTL, ttl)
@@ -798,7 +799,7 @@ func TestTelemetryScenarios(t *testing.T) {
 				} else if len(ttl) != 0 {
 					t.Errorf("%s = %v with no token cached, want no data point", telemetry.MetricTokenTTL, ttl)
 				}
-				if got, want := telMetricValues(rm, telemetry.MetricBreakerState), map[string]string{telemetry.AttrProvider + "=standard": "0"}; !telMapsEqual(got, want) {
+				if got, want := telMetricValues(rm, telemetry.MetricBreakerState), map[string]string{telemetry.AttrProvider + "=standard," + telemetry.AttrSource + "=tel": "0"}; !telMapsEqual(got, want) {
 					t.Errorf("%s = %v, want %v", telemetry.MetricBreakerState, got, want)
 				}
 			}
@@ -874,7 +875,7 @@ func TestTelemetryScenarios(t *testing.T) {
 					t.Errorf("%s = %v, want %v", name, got, want)
 				}
 			}
-			allowed := []string{telemetry.AttrProvider, telemetry.AttrOutcome, telemetry.AttrRefreshReason}
+			allowed := []string{telemetry.AttrProvider, telemetry.AttrSource, telemetry.AttrOutcome, telemetry.AttrRefreshReason}
 			for _, sm := range rm.ScopeMetrics {
 				for _, m := range sm.Metrics {
 					for _, set := range telDataPointSets(m) {

@@ -139,22 +139,3 @@ func (t Token) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(r)
 }
-
-// redact returns "[REDACTED]" for a non-empty secret.
-func redact(s string) string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-const redacted = "[REDACTED]"
-
-// formatRedacted writes s for any verb, quoting it for %q.
-func formatRedacted(f fmt.State, verb rune, s string) {
-	if verb == 'q' {
-		fmt.Fprintf(f, "%q", s)
-		return
-	}
-	_, _ = f.Write([]byte(s))
-}

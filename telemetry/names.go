@@ -42,7 +42,12 @@ const (
 	AttrErrorType      = "error.type"
 	AttrRetryCount     = "http.request.resend_count"
 
-	AttrProvider      = "tokenhttp.provider"
+	AttrProvider = "tokenhttp.provider"
+	// AttrSource tells apart the sources of one provider: the Config's
+	// Name, or a short hash of the credential's non-secret identity
+	// (provider, token URL without its query values, grant, client id,
+	// username, scopes ...). It never holds a secret.
+	AttrSource        = "tokenhttp.source"
 	AttrGrantType     = "tokenhttp.grant_type"
 	AttrRefreshReason = "tokenhttp.refresh.reason"
 	AttrAttempts      = "tokenhttp.attempts"
@@ -82,10 +87,16 @@ const (
 // Metric names.
 const (
 	// MetricFetchDuration is a histogram of token fetch durations, in
-	// seconds, by provider and outcome.
+	// seconds, by provider, source and outcome (fetches from the token
+	// endpoint only, like MetricFetches).
 	MetricFetchDuration = "tokenhttp.token.fetch.duration"
-	// MetricFetches counts token fetches by provider, outcome and reason.
+	// MetricFetches counts token fetches from the token endpoint by
+	// provider, source, outcome and reason. A token taken from a shared
+	// Store is not a fetch: it is counted by MetricStoreHits.
 	MetricFetches = "tokenhttp.token.fetches"
+	// MetricStoreHits counts renewals that took a token another sharer of
+	// the Store had fetched, by provider, source and reason.
+	MetricStoreHits = "tokenhttp.store.hits"
 	// MetricCacheMisses counts Token calls that had to wait for a fetch.
 	// Hits are not counted: counting them would cost every request.
 	MetricCacheMisses = "tokenhttp.token.cache.misses"

@@ -2,7 +2,10 @@ package telemetry
 
 import (
 	"context"
+	"runtime"
+	"sync"
 	"time"
+	"weak"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -30,6 +33,7 @@ type Instruments struct {
 	retries401 metric.Int64Counter
 	rejections metric.Int64Counter
 	fallbacks  metric.Int64Counter
+	storeHits  metric.Int64Counter
 	breaker    metric.Int64ObservableGauge
 	ttl        metric.Float64ObservableGauge
 }
@@ -72,6 +76,9 @@ func New(p Providers) *Instruments {
 	i.fallbacks, err = m.Int64Counter(MetricStoreFallbacks, metric.WithUnit("{operation}"),
 		metric.WithDescription("Shared store operations that failed; the source went on without the store."))
 	handle()
+	i.storeHits, err = m.Int64Counter(MetricStoreHits, metric.WithUnit("{renewal}"),
+		metric.WithDescription("Renewals that took a token another sharer of the store had fetched."))
+	handle()
 	i.breaker, err = m.Int64ObservableGauge(MetricBreakerState, metric.WithUnit("{state}"),
 		metric.WithDescription("Circuit breaker state: 0 closed, 1 half-open, 2 open."))
 	handle()
@@ -84,6 +91,7 @@ func New(p Providers) *Instruments {
 // FetchInfo describes a fetch as it starts.
 type FetchInfo struct {
 	Provider string
+	Source   string // AttrSource: the source's name or identity hash; "" for none
 	Grant    string
 	Reason   string // one of the Reason constants
 	Host     string // the token endpoint's host name
@@ -96,6 +104,7 @@ type Fetch struct {
 	span  trace.Span
 	start time.Time
 	info  FetchInfo
+	from  string // FromEndpoint, FromStore, or "" when not known
 }
 
 // StartFetch starts SpanFetch as a child of ctx's span.
@@ -103,14 +112,17 @@ func (i *Instruments) StartFetch(ctx context.Context, info FetchInfo) (context.C
 	if i == nil {
 		return ctx, nil
 	}
-	ctx, span := i.tracer.Start(ctx, SpanFetch, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(
-			attribute.String(AttrProvider, info.Provider),
-			attribute.String(AttrGrantType, info.Grant),
-			attribute.String(AttrRefreshReason, info.Reason),
-			attribute.String(AttrServerAddress, info.Host),
-			attribute.Int(AttrServerPort, info.Port),
-		))
+	attrs := []attribute.KeyValue{
+		attribute.String(AttrProvider, info.Provider),
+		attribute.String(AttrGrantType, info.Grant),
+		attribute.String(AttrRefreshReason, info.Reason),
+		attribute.String(AttrServerAddress, info.Host),
+		attribute.Int(AttrServerPort, info.Port),
+	}
+	if info.Source != "" {
+		attrs = append(attrs, attribute.String(AttrSource, info.Source))
+	}
+	ctx, span := i.tracer.Start(ctx, SpanFetch, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	return ctx, &Fetch{i: i, span: span, start: time.Now(), info: info}
 }
 
@@ -170,17 +182,28 @@ func (f *Fetch) End(r Result) {
 	f.span.End()
 
 	ctx := context.Background()
-	set := metric.WithAttributes(attribute.String(AttrProvider, f.info.Provider), attribute.String(AttrOutcome, r.Outcome))
-	f.i.fetchDur.Record(ctx, time.Since(f.start).Seconds(), set)
-	f.i.fetches.Add(ctx, 1, metric.WithAttributes(attribute.String(AttrProvider, f.info.Provider),
-		attribute.String(AttrOutcome, r.Outcome), attribute.String(AttrRefreshReason, f.info.Reason)))
+	base := []attribute.KeyValue{attribute.String(AttrProvider, f.info.Provider)}
+	if f.info.Source != "" {
+		base = append(base, attribute.String(AttrSource, f.info.Source))
+	}
+	if f.from == FromStore && r.Outcome == OutcomeSuccess {
+		// Another sharer fetched it: not a fetch of this source.
+		f.i.storeHits.Add(ctx, 1, metric.WithAttributes(append(base, attribute.String(AttrRefreshReason, f.info.Reason))...))
+		return
+	}
+	withOutcome := append(base, attribute.String(AttrOutcome, r.Outcome))
+	f.i.fetchDur.Record(ctx, time.Since(f.start).Seconds(), metric.WithAttributes(withOutcome...))
+	f.i.fetches.Add(ctx, 1, metric.WithAttributes(append(withOutcome, attribute.String(AttrRefreshReason, f.info.Reason))...))
 }
 
 // From records where the fetch got its token (FromEndpoint, FromStore).
+// A fetch that ends with a token from the store is counted by
+// MetricStoreHits instead of MetricFetches. Call it before End.
 func (f *Fetch) From(from string) {
 	if f == nil {
 		return
 	}
+	f.from = from
 	f.span.SetAttributes(attribute.String(AttrTokenFrom, from))
 }
 
@@ -224,10 +247,12 @@ func (i *Instruments) GatewayRejection(ctx context.Context, status int, errType 
 	i.rejections.Add(ctx, 1, metric.WithAttributes(attribute.Int(AttrHTTPStatusCode, status), attribute.String(AttrErrorType, errType)))
 }
 
-// Observe registers the gauges of one source: ttl returns the seconds until
+// Observe registers the gauges of one source, labelled by provider only:
+// ttl returns the seconds until
 // its token expires (ok false: nothing to report), breaker its breaker state
 // (0 closed, 1 half-open, 2 open; ok false: no breaker). The returned
-// function unregisters them.
+// function unregisters them. The meter holds ttl and breaker, and what they
+// reference, until then; ObserveSource does not keep its source reachable.
 func (i *Instruments) Observe(provider string, ttl func() (float64, bool), breaker func() (int64, bool)) (unregister func()) {
 	if i == nil {
 		return func() {}
@@ -250,5 +275,60 @@ func (i *Instruments) Observe(provider string, ttl func() (float64, bool), break
 		if err := reg.Unregister(); err != nil {
 			otel.Handle(err)
 		}
+	}
+}
+
+// Gauge names the source whose gauges ObserveSource reports.
+type Gauge struct {
+	Provider string // AttrProvider
+	Source   string // AttrSource; "" for none
+}
+
+// ObserveSource registers the gauges of src, labelled by g: ttl(src)
+// returns the seconds until its token expires (ok false: nothing to
+// report), breaker(src) its breaker state (0 closed, 1 half-open, 2 open;
+// ok false: no breaker). ttl and breaker must not hold src themselves
+// (use method expressions).
+//
+// The registration holds src weakly: a source dropped without calling the
+// returned unregister function is still collected, and its gauges are
+// unregistered once it is. The returned function unregisters them at once;
+// it is safe to call more than once.
+func ObserveSource[T any](i *Instruments, g Gauge, src *T, ttl func(*T) (float64, bool), breaker func(*T) (int64, bool)) (unregister func()) {
+	if i == nil || src == nil {
+		return func() {}
+	}
+	attrs := []attribute.KeyValue{attribute.String(AttrProvider, g.Provider)}
+	if g.Source != "" {
+		attrs = append(attrs, attribute.String(AttrSource, g.Source))
+	}
+	set := metric.WithAttributes(attrs...)
+	wp := weak.Make(src)
+	reg, err := i.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		s := wp.Value()
+		if s == nil {
+			return nil // collected; the cleanup below unregisters
+		}
+		if v, ok := ttl(s); ok {
+			o.ObserveFloat64(i.ttl, v, set)
+		}
+		if v, ok := breaker(s); ok {
+			o.ObserveInt64(i.breaker, v, set)
+		}
+		return nil
+	}, i.ttl, i.breaker)
+	if err != nil {
+		otel.Handle(err)
+		return func() {}
+	}
+	unreg := sync.OnceFunc(func() {
+		if err := reg.Unregister(); err != nil {
+			otel.Handle(err)
+		}
+	})
+	cleanup := runtime.AddCleanup(src, func(f func()) { f() }, unreg)
+	return func() {
+		cleanup.Stop()
+		unreg()
 	}
 }

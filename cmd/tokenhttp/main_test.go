@@ -578,7 +578,6 @@ func TestTokenUsage(t *testing.T) {
 		{"extra argument", append(ok, "extra"), "", `unexpected argument "extra"`},
 		{"missing secret file", append([]string{"--client-secret-file", "/nonexistent/secret"}, ok...), "", "secret file"},
 		{"empty --password-stdin", []string{"--provider", "gestaoplus", "--token-url", emu.TokenURL, "--username", "u", "--password-stdin"}, "", "standard input"},
-		{"vaultid without --cloud", []string{"--provider", "vaultid", "--token-url", emu.TokenURL, "--client-id", "x", "--username", sourcetest.DefaultVaultIDUsername, "--password-stdin"}, "123456\n", "--cloud is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -130,14 +130,20 @@ func writePassportError(_ *Server, w http.ResponseWriter, e *tokenError) {
 const problemType = "http://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html"
 
 // writeProblemError writes gestao.plus's RFC 7807 problem, with the OAuth
-// code as its title.
+// code as its title. The seed documents one 400, "Corpo da requisição
+// inválido" (an invalid request body), whose title is invalid_client:
+// every 400 has that title.
 func writeProblemError(_ *Server, w http.ResponseWriter, e *tokenError) {
+	title := e.code
+	if e.status == http.StatusBadRequest {
+		title = "invalid_client"
+	}
 	writeJSON(w, e.status, "application/problem+json", struct {
 		Type   string `json:"type"`
 		Title  string `json:"title"`
 		Status int    `json:"status"`
 		Detail string `json:"detail"`
-	}{problemType, e.code, e.status, e.desc})
+	}{problemType, title, e.status, e.desc})
 }
 
 // SerproID's error codes. All but serproTooMany are documented; SerproID

@@ -389,7 +389,7 @@ func TestWrongEncoding(t *testing.T) {
 		{emulators[1], formType, "grant_type=password", 400, rfcError("invalid_request")},
 		{emulators[2], jsonType, `{"grant_type":"password"}`, 400, directLinkError(400, "Bad Request")},
 		{emulators[3], formType, "grant_type=client_credentials", 400, passportError("invalid_request")},
-		{emulators[4], formType, "grant_type=password", 400, problem(400, "invalid_request")},
+		{emulators[4], formType, "grant_type=password", 400, problem(400, "invalid_client")}, // the seed's 400
 		{emulators[5], jsonType, `{"grant_type":"client_credentials"}`, 400, serproError("VALOR_PARAMETRO_INVALIDO", "Valor do parâmetro Content-Type inválido")},
 	}
 	for _, tt := range tests {
@@ -578,7 +578,15 @@ func TestVaultID(t *testing.T) {
 		{"wrong user", sourcetest.Options{}, []string{vaultIDReq("123456", "username", "10987654321")}, 400, "invalid_grant", 0},
 		{"wrong client", sourcetest.Options{}, []string{vaultIDReq("123456", "client_secret", "x")}, 401, "invalid_client", 0},
 		{"grant_type", sourcetest.Options{}, []string{vaultIDReq("123456", "grant_type", "client_credentials")}, 400, "unsupported_grant_type", 0},
-		{"no provider", sourcetest.Options{}, []string{vaultIDReq("123456", "provider", nil)}, 400, "invalid_request", 0},
+		// The seed marks no field required, and a username "may be" a string:
+		// a number is taken, its leading zeros put back.
+		{"no provider", sourcetest.Options{}, []string{vaultIDReq("123456", "provider", nil)}, 200, "", 604800},
+		{"provider not a string", sourcetest.Options{}, []string{vaultIDReq("123456", "provider", 7)}, 400, "invalid_request", 0},
+		{"numeric CPF", sourcetest.Options{}, []string{vaultIDReq("123456", "username", 12345678901)}, 200, "", 604800},
+		{"numeric CPF with a leading zero", sourcetest.Options{Username: "01234567890"}, []string{vaultIDReq("123456", "username", 1234567890)}, 200, "", 604800},
+		{"numeric CNPJ", sourcetest.Options{Username: cnpj}, []string{vaultIDReq("123456", "username", 12345678000190, "lifetime", 2592000)}, 200, "", 2592000},
+		{"numeric username too long", sourcetest.Options{}, []string{vaultIDReq("123456", "username", 123456789012345)}, 400, "invalid_request", 0},
+		{"username not a number", sourcetest.Options{}, []string{vaultIDReq("123456", "username", 1.5)}, 400, "invalid_request", 0},
 		{"server lifetime wins", sourcetest.Options{Lifetime: time.Minute}, []string{vaultIDReq("123456", "lifetime", 600)}, 200, "", 60},
 	}
 	for _, tt := range tests {
@@ -711,9 +719,10 @@ func TestGestaoPlusErrors(t *testing.T) {
 		{"string secret configured", sourcetest.Options{ClientSecret: "s"}, req("client_secret", "s"), nil, 200, ""},
 		{"null secret with secret configured", sourcetest.Options{ClientSecret: "s"}, req(), nil, 200, ""},
 		{"wrong string secret", sourcetest.Options{ClientSecret: "s"}, req("client_secret", "t"), nil, 400, "invalid_client"},
-		{"missing client_secret", sourcetest.Options{}, req("client_secret", "DELETE"), nil, 400, "invalid_request"},
-		{"missing username", sourcetest.Options{}, req("username", "DELETE"), nil, 400, "invalid_request"},
-		{"unknown grant", sourcetest.Options{}, req("grant_type", "client_credentials"), nil, 400, "unsupported_grant_type"},
+		// The seed documents one 400, "invalid request body", titled invalid_client.
+		{"missing client_secret", sourcetest.Options{}, req("client_secret", "DELETE"), nil, 400, "invalid_client"},
+		{"missing username", sourcetest.Options{}, req("username", "DELETE"), nil, 400, "invalid_client"},
+		{"unknown grant", sourcetest.Options{}, req("grant_type", "client_credentials"), nil, 400, "invalid_client"},
 		{"unknown refresh token", sourcetest.Options{}, req("grant_type", "refresh_token", "refresh_token", "x"), nil, 401, "invalid_grant"},
 		{"origin required", sourcetest.Options{RequireOrigin: "https://acme.gestao.plus"}, req(), nil, 400, "invalid_client"},
 		{"wrong origin", sourcetest.Options{RequireOrigin: "https://acme.gestao.plus"}, req(), []string{"Origin", "https://evil.gestao.plus"}, 400, "invalid_client"},

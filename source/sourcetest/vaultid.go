@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -16,10 +17,13 @@ const (
 
 // NewVaultID starts a VaultID CESS token endpoint at /oauth. It takes a
 // JSON body only, with client_id, client_secret, username (a CPF of 11
-// digits or a CNPJ of 14), password (a one-time password, accepted once;
-// see Options.OTPs), grant_type "password", provider (the user's cloud),
-// and optionally scope (default "authentication_session") and lifetime
-// (seconds, at most 7 days for a CPF and 30 for a CNPJ; default 604800).
+// digits or a CNPJ of 14 as a zero-padded string, or as a JSON number,
+// whose lost leading zeros are put back), password (a one-time password,
+// accepted once; see Options.OTPs), grant_type "password", and optionally
+// provider (the user's cloud; default "SOLUTIHOM", the seed's example),
+// scope (default "authentication_session") and lifetime (seconds, at most
+// 7 days for a CPF and 30 for a CNPJ; default 604800). The seed marks no
+// field required; those the emulator needs to authenticate are.
 //
 // The reply carries token_type "bearer", the provider, and an
 // Authorization value "VCSchema " + base64(provider + "-|" + access_token),
@@ -56,7 +60,7 @@ func vaultIDToken(s *Server, q *tokenRequest) (any, *tokenError) {
 	if e != nil {
 		return nil, e
 	}
-	if m := f.missing("client_id", "client_secret", "username", "password", "grant_type", "provider"); m != "" {
+	if m := f.missing("client_id", "client_secret", "password", "grant_type"); m != "" {
 		return nil, missingParam(m)
 	}
 	if gt, _ := f.str("grant_type"); gt != "password" {
@@ -68,7 +72,10 @@ func vaultIDToken(s *Server, q *tokenRequest) (any, *tokenError) {
 	if id != c.clientID || secret != c.clientSecret {
 		return nil, &tokenError{status: http.StatusUnauthorized, code: "invalid_client", desc: "client authentication failed"}
 	}
-	user, _ := f.str("username")
+	user, ok := vaultIDUsername(f)
+	if !ok {
+		return nil, missingParam("username")
+	}
 	limit := 0
 	switch {
 	case len(user) == 11 && digits(user):
@@ -105,7 +112,13 @@ func vaultIDToken(s *Server, q *tokenRequest) (any, *tokenError) {
 	if reason, ok := s.useOTP(otp); !ok {
 		return nil, &tokenError{status: http.StatusBadRequest, code: "invalid_grant", desc: reason}
 	}
-	provider, _ := f.str("provider")
+	provider, ok := f.str("provider")
+	if v, present := f["provider"]; present && v.kind == kindOther {
+		return nil, missingParam("provider")
+	}
+	if !ok {
+		provider = vaultIDDefaultCloud
+	}
 	t := s.issue(grant{
 		requested: time.Duration(lifetime) * time.Second,
 		scope:     scope,
@@ -122,4 +135,32 @@ func vaultIDToken(s *Server, q *tokenRequest) (any, *tokenError) {
 		Provider:      provider,
 		Authorization: t.header,
 	}, nil
+}
+
+// vaultIDDefaultCloud is the cloud of a request without "provider": the
+// seed's example.
+const vaultIDDefaultCloud = "SOLUTIHOM"
+
+// vaultIDUsername returns the username as a string: a JSON string as it
+// is, or a JSON number of up to 14 digits ("Pode ser do tipo string":
+// a number loses its leading zeros, which are put back to 11 digits for a
+// CPF or 14 for a CNPJ).
+func vaultIDUsername(f fields) (string, bool) {
+	if u, ok := f.str("username"); ok {
+		return u, true
+	}
+	v, ok := f["username"]
+	if !ok || v.kind != kindOther {
+		return "", false
+	}
+	n := string(v.raw)
+	if n == "" || len(n) > 14 || !digits(n) {
+		return n, true // not a CPF or CNPJ: refused as such below
+	}
+	switch {
+	case len(n) <= 11:
+		return strings.Repeat("0", 11-len(n)) + n, true
+	default:
+		return strings.Repeat("0", 14-len(n)) + n, true
+	}
 }
