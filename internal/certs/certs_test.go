@@ -1,8 +1,12 @@
 package certs_test
 
 import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -15,6 +19,7 @@ import (
 
 	"github.com/tokenhttp/tokenhttp/internal/certs"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+	"software.sslmate.com/src/go-pkcs12"
 )
 
 const password = "p12-s3cret-pass"
@@ -223,5 +228,39 @@ func TestExpiresSoon(t *testing.T) {
 	}
 	if _, soon := certs.ExpiresSoon(nil, now); soon {
 		t.Error("ExpiresSoon(nil) = true")
+	}
+}
+
+// TestPKCS12Encodings loads files as tools write them: modern (AES,
+// PBKDF2) and legacy (3DES, RC2), with RSA keys as ICP-Brasil A1
+// certificates have.
+func TestPKCS12Encodings(t *testing.T) {
+	ca := sourcetest.NewCA()
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for name, enc := range map[string]*pkcs12.Encoder{
+		"Modern2023": pkcs12.Modern2023, "LegacyDES": pkcs12.LegacyDES, "LegacyRC2": pkcs12.LegacyRC2,
+	} {
+		for _, key := range []crypto.Signer{rsaKey, nil} {
+			c := ca.Issue(sourcetest.CertOptions{CommonName: name, Key: key})
+			b, err := enc.Encode(c.PrivateKey, c.Leaf, []*x509.Certificate{ca.Certificate}, password)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := certs.FromPKCS12(b, password, now)
+			if err != nil {
+				t.Errorf("%s %T: %v", name, c.PrivateKey, err)
+				continue
+			}
+			if got.Leaf.Subject.CommonName != name || len(got.Certificate) != 2 {
+				t.Errorf("%s: CN %q, %d certificates", name, got.Leaf.Subject.CommonName, len(got.Certificate))
+			}
+			if _, err := certs.FromPKCS12(b, "not-"+password, now); !errors.Is(err, certs.ErrIncorrectPassword) {
+				t.Errorf("%s, wrong password: %v, want ErrIncorrectPassword", name, err)
+			}
+		}
 	}
 }

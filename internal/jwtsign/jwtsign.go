@@ -90,7 +90,7 @@ func Algorithm(pub crypto.PublicKey, override string) (jose.SignatureAlgorithm, 
 	default:
 		return "", fmt.Errorf("jwtsign: unsupported key type %T (want RSA, ECDSA P-256 or Ed25519)", pub)
 	}
-	return "", fmt.Errorf("jwtsign: algorithm %q is not valid for a %s key", override, keyType(pub))
+	return "", fmt.Errorf("jwtsign: algorithm %q is not valid for this %s key", override, keyType(pub))
 }
 
 func keyType(pub crypto.PublicKey) string {
@@ -170,22 +170,13 @@ func sign(signer crypto.Signer, alg, kid string, c map[string]any, now time.Time
 	}
 	s, err := jwt.Signed(js).Claims(c).Serialize()
 	if err != nil {
-		return "", fmt.Errorf("jwtsign: signing with %s: %w", a, redact(err))
+		return "", fmt.Errorf("jwtsign: signing with %s: %w", a, err)
 	}
 	return s, nil
 }
 
-// redact keeps err's identity for errors.Is but, for errors that are not
-// ours, drops a message that could echo key material from a signer.
-func redact(err error) error {
-	var se *signError
-	if errors.As(err, &se) {
-		return se
-	}
-	return err
-}
-
-// signError is a failure of the crypto.Signer.
+// signError is a failure of the crypto.Signer (a KMS, an HSM), kept for
+// errors.Is and errors.As.
 type signError struct{ err error }
 
 func (e *signError) Error() string { return "key signer failed: " + e.err.Error() }

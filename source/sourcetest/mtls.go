@@ -80,7 +80,10 @@ type MTLSOptions struct {
 // invalid_client; mtls_endpoint_aliases.token_endpoint is TokenURL.
 //
 // Options.ClientSecret, Username, Password, OTPs, RefreshTokens and TLS
-// are ignored; the server always speaks TLS.
+// are ignored; the server always speaks TLS. The embedded httptest
+// Server's Client trusts the server but presents no certificate, so its
+// handshakes fail: use ClientWithCertificate, or clone its Transport and
+// set TLSClientConfig.GetClientCertificate.
 type MTLSServer struct {
 	*Server
 
@@ -99,7 +102,7 @@ type mtlsState struct {
 	pub            crypto.PublicKey // immutable
 	algs           []jose.SignatureAlgorithm
 	requireSubject bool
-	audiences      []string // accepted "aud" values; set once before serving
+	audiences      []string // accepted "aud" values; set by NewMTLS before it returns the URL to anyone
 
 	// mu guards every field below.
 	mu         sync.Mutex
