@@ -264,3 +264,39 @@ func TestPKCS12Encodings(t *testing.T) {
 		}
 	}
 }
+
+// TestFilesConcurrent calls GetClientCertificate from many handshakes at
+// once while the files rotate (run with -race).
+func TestFilesConcurrent(t *testing.T) {
+	ca := sourcetest.NewCA()
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	writePEM(t, certFile, keyFile, ca.ClientCertificate("a"))
+	clk := &clock{t: time.Now()}
+	f, err := certs.NewPEMFiles(certFile, keyFile, clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				if _, err := f.GetClientCertificate(nil); err != nil {
+					t.Error(err)
+					return
+				}
+				clk.Add(100 * time.Millisecond)
+			}
+		})
+	}
+	writePEM(t, certFile, keyFile, ca.ClientCertificate("bb"))
+	wg.Wait()
+	clk.Add(time.Second)
+	c, err := f.GetClientCertificate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Leaf.Subject.CommonName; got != "bb" {
+		t.Errorf("after the rotation: CN %q, want bb", got)
+	}
+}
