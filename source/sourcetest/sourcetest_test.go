@@ -35,6 +35,11 @@ func (r reply) str(key string) string {
 	return s
 }
 
+func (r reply) num(key string) float64 {
+	n, _ := r.json[key].(float64)
+	return n
+}
+
 // do sends a request to srv and reads the reply. hdr holds header names and
 // values, alternately.
 func do(t *testing.T, srv *sourcetest.Server, method, url, ctype, body string, hdr ...string) reply {
