@@ -420,8 +420,9 @@ func scopeString(v any) string {
 
 // ParseExpiresIn reads an expires_in value: a JSON number, a decimal
 // string ("43200", as gestao.plus sends), or nil. Zero, a negative value
-// and nil mean "not given" and return 0. A value past 100 years is capped.
-// Anything else is an error.
+// and nil mean "not given" and return 0. A value past 100 years is capped,
+// also one past float64's range (1e400, or 400 digits): it means "far
+// future". Anything else is an error.
 func ParseExpiresIn(v any) (time.Duration, error) {
 	var f float64
 	switch x := v.(type) {
@@ -429,7 +430,7 @@ func ParseExpiresIn(v any) (time.Duration, error) {
 		return 0, nil
 	case json.Number:
 		var err error
-		if f, err = strconv.ParseFloat(string(x), 64); err != nil {
+		if f, err = parseSeconds(string(x)); err != nil {
 			return 0, errors.New("not a number")
 		}
 	case float64:
@@ -444,7 +445,7 @@ func ParseExpiresIn(v any) (time.Duration, error) {
 			return 0, nil
 		}
 		var err error
-		if f, err = strconv.ParseFloat(s, 64); err != nil {
+		if f, err = parseSeconds(s); err != nil {
 			return 0, errors.New("not a number of seconds")
 		}
 	default:
@@ -460,6 +461,17 @@ func ParseExpiresIn(v any) (time.Duration, error) {
 		return maxLifetime, nil
 	}
 	return time.Duration(f * float64(time.Second)), nil
+}
+
+// parseSeconds parses a decimal number. A well-formed number past
+// float64's range is ±Inf and no error (ParseFloat says ErrRange); "Inf"
+// and "NaN" spelled out are returned as they are, for the caller to refuse.
+func parseSeconds(s string) (float64, error) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil && errors.Is(err, strconv.ErrRange) && math.IsInf(f, 0) {
+		return math.Copysign(math.MaxFloat64, f), nil // past any lifetime: capped below
+	}
+	return f, err
 }
 
 // CheckHeaderToken reports whether a token can be sent as a header: the
