@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
@@ -397,15 +398,15 @@ func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats, refreshHint
 		}
 		var te *Error
 		switch {
-		case errors.As(err, &te) && te.Temporary():
-			return nil, err // the endpoint is down: the refresh token may still be good
-		case !errors.As(err, &te) && !retry.NotSent(err):
-			// No reply, but the request may have reached the server, which
-			// may have rotated the token: never send it again.
+		case refreshUnspent(err):
+			return nil, err // the server surely did not act on it: still good
+		case !errors.As(err, &te) || te.Temporary():
+			// The server may have acted on the request (a 5xx, no reply
+			// after it was written) or certainly did (a 2xx the source
+			// cannot use) and rotated the token: never send it again. The
+			// next fetch uses the configured grant.
 			s.refresh = ""
 			return nil, err
-		case !errors.As(err, &te):
-			return nil, err // not sent at all: still good
 		}
 		s.refresh = "" // refused: fall back to the grant, once
 	}
@@ -415,6 +416,19 @@ func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats, refreshHint
 	}
 	s.refresh = tok.RefreshToken
 	return tok, nil
+}
+
+// refreshUnspent reports whether a failed refresh request surely did not
+// spend the refresh token: it was never sent (the connection was refused,
+// a hook failed before it), or the server said it did not act on it (429,
+// 503). Any other failure may have rotated it at the server.
+func refreshUnspent(err error) bool {
+	var te *Error
+	if errors.As(err, &te) {
+		return te.StatusCode == http.StatusTooManyRequests || te.StatusCode == http.StatusServiceUnavailable
+	}
+	var he *HookError
+	return retry.NotSent(err) || errors.As(err, &he)
 }
 
 // newEntry computes when tok is renewed and when it stops being served.

@@ -705,7 +705,9 @@ func TestResilienceOTPNotRetried(t *testing.T) {
 }
 
 // TestResilienceRefreshNotRetried: a refresh token that may have reached
-// the server is not sent again; a 503 (the server did not act) is retried.
+// the server is not sent again, neither by a retry nor by the next fetch
+// (which uses the grant instead); a 429 or 503 (the server did not act) is
+// retried.
 func TestResilienceRefreshNotRetried(t *testing.T) {
 	providers := []struct {
 		name string
@@ -738,8 +740,10 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 	}{
 		{"500 is not retried", func(emu *sourcetest.Server) { emu.FailNext(1, 500, "") }, 1, true, false},
 		{"502 is not retried", func(emu *sourcetest.Server) { emu.FailNext(1, 502, "") }, 1, true, false},
+		{"504 is not retried", func(emu *sourcetest.Server) { emu.FailNext(1, 504, "") }, 1, true, false},
 		{"reset is not retried", func(emu *sourcetest.Server) { emu.ResetNext(1) }, 1, true, true},
 		{"503 is retried", func(emu *sourcetest.Server) { emu.FailNext(1, 503, "") }, 2, false, false},
+		{"429 is retried", func(emu *sourcetest.Server) { emu.FailNext(1, 429, "") }, 2, false, false},
 	}
 	for _, p := range providers {
 		for _, f := range faults {
@@ -785,17 +789,13 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 				if !f.wantErr {
 					return
 				}
-				// After a 5xx the refresh token was not spent: the next call
-				// uses it. After a reset (the request was written, the
-				// server may have rotated it) it is never sent again: the
-				// next call uses the password grant.
+				// After a 5xx or a reset the server may have rotated the
+				// refresh token: it is never sent again, and the next call
+				// uses the password grant.
 				if _, err := src.Token(ctx); err != nil {
 					t.Fatalf("Token after the failure: %v", err)
 				}
-				wantRefresh, wantPassword := f.wantRefresh+1, 1
-				if f.wantFetchErr {
-					wantRefresh, wantPassword = f.wantRefresh, 2
-				}
+				wantRefresh, wantPassword := f.wantRefresh, 2
 				if got := emu.Requests("refresh_token"); got != wantRefresh {
 					t.Errorf("refresh_token requests after recovery: got %d, want %d", got, wantRefresh)
 				}
