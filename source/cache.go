@@ -372,6 +372,9 @@ func (s *CachedSource) fromEndpoint(ctx context.Context, st *exchangeStats, rec 
 		return obtained{}, err
 	}
 	rec.From(telemetry.FromEndpoint)
+	if !st.sent.IsZero() {
+		at = st.sent // the start of the attempt that was answered
+	}
 	return obtained{tok: v.(*Token), at: at}, nil
 }
 

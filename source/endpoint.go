@@ -54,14 +54,16 @@ func newEndpoint(r *resolved) *endpoint {
 
 // exchangeStats is what telemetry learns of the exchanges of one fetch.
 type exchangeStats struct {
-	status   int // the last HTTP status, 0 for none
-	attempts int // requests sent
+	status   int       // the last HTTP status, 0 for none
+	attempts int       // requests sent
+	sent     time.Time // when the attempt that got the last reply started
 	onRetry  func(retry.Attempt)
 }
 
 // exchange makes one token request with grant; refresh is the refresh
 // token for the RefreshToken grant. A refusal is an *Error. st, if not
-// nil, is updated with the attempts and the last status.
+// nil, is updated with the attempts, the last status and when the
+// answered attempt started (the token's Expiry counts from then).
 func (e *endpoint) exchange(ctx context.Context, grant, refresh string, st *exchangeStats) (*Token, error) {
 	if st == nil {
 		st = &exchangeStats{}
@@ -74,9 +76,13 @@ func (e *endpoint) exchange(ctx context.Context, grant, refresh string, st *exch
 	if grant == Password && (e.r.p.OneTimePassword || e.r.cfg.PasswordFunc != nil) {
 		pol.MaxAttempts = 1 // a password from PasswordFunc may be one-time: never sent twice
 	}
+	// A lifetime counts from the start of the attempt that was answered:
+	// an earlier attempt's 429 and the wait after it are not the token's.
 	start := time.Now()
-	resp, n, err := retry.Do(e.client, pol, retry.Request{Req: req, Unsafe: grant == RefreshToken, OnRetry: st.onRetry})
+	onSend := func(int) { start = time.Now() }
+	resp, n, err := retry.Do(e.client, pol, retry.Request{Req: req, Unsafe: grant == RefreshToken, OnRetry: st.onRetry, OnSend: onSend})
 	st.attempts += n
+	st.sent = start
 	if err != nil {
 		st.status = 0
 		return nil, e.transportError(err, scrub)

@@ -806,3 +806,56 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 		}
 	}
 }
+
+// TestResilienceLifetimeFromAnsweredAttempt: a token's lifetime counts
+// from the start of the attempt that got the reply, not from the first
+// attempt: after a 429 with Retry-After: 1, a token issued with expires_in
+// 3 has 3 s left, and the store records when that attempt started.
+func TestResilienceLifetimeFromAnsweredAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var n atomic.Int32
+		var answered time.Time
+		client := &http.Client{Transport: rsRoundTripper(func(r *http.Request) (*http.Response, error) {
+			rec := httptest.NewRecorder()
+			rec.Header().Set("Content-Type", "application/json")
+			if n.Add(1) == 1 {
+				rec.Header().Set("Retry-After", "1")
+				rec.WriteHeader(http.StatusTooManyRequests)
+				fmt.Fprint(rec, `{"error":"slow_down"}`)
+				return rec.Result(), nil
+			}
+			answered = time.Now()
+			time.Sleep(100 * time.Millisecond) // the endpoint's latency
+			fmt.Fprint(rec, `{"access_token":"tok","token_type":"bearer","expires_in":3}`)
+			return rec.Result(), nil
+		})}
+		store := &rsSavingStore{Store: source.NewMemoryStore()}
+		src := rsNew(t, source.Config{TokenURL: "https://auth.example/token", ClientID: "id", ClientSecret: "secret",
+			HTTPClient: client, Store: store})
+		start := time.Now()
+		tok, err := src.Token(context.Background())
+		if err != nil {
+			t.Fatalf("Token: %v", err)
+		}
+		if got, want := answered.Sub(start), time.Second; got != want {
+			t.Fatalf("second attempt after %v, want %v", got, want)
+		}
+		if got, want := tok.Expiry, answered.Add(3*time.Second); !got.Equal(want) {
+			t.Errorf("Expiry: got %v after the answered attempt, want 3s", got.Sub(answered))
+		}
+		if got := store.saved; len(got) != 1 || !got[0].Obtained.Equal(answered) {
+			t.Errorf("stored: got %v, want one token obtained when the answered attempt started", got)
+		}
+	})
+}
+
+// rsSavingStore records what is saved.
+type rsSavingStore struct {
+	source.Store
+	saved []source.StoredToken
+}
+
+func (s *rsSavingStore) Save(ctx context.Context, key string, t source.StoredToken) error {
+	s.saved = append(s.saved, t)
+	return s.Store.Save(ctx, key, t)
+}
