@@ -44,6 +44,23 @@ var ErrBreakerOpen = retry.ErrOpen
 // no valid token left.
 var ErrClosed = errors.New("source: the token source is closed")
 
+// ExpiredError is returned by Token when the token endpoint issued a token
+// that had expired by the time its reply arrived: its lifetime was shorter
+// than the request took, or the endpoint's idea of time is not ours. Such
+// a token is neither returned nor cached: a TokenSource returns a token
+// that is valid now, or an error.
+type ExpiredError struct {
+	Provider string
+	Lifetime time.Duration // the lifetime the endpoint granted (expires_in)
+	Took     time.Duration // how long the answered request took
+}
+
+// Error says what happened and what to check. It carries no secret.
+func (e *ExpiredError) Error() string {
+	return fmt.Sprintf("source: the %s token endpoint issued a token that expired before it arrived (lifetime %v, the request took %v); check the clocks, the latency to the token endpoint, and the lifetime it grants",
+		e.Provider, e.Lifetime, e.Took)
+}
+
 // Refresh ahead bounds.
 const (
 	maxAutoMargin = 5 * time.Minute
@@ -250,6 +267,9 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	if err != nil && s.closeCtx.Err() != nil {
 		err = fmt.Errorf("source: the %s token fetch was cancelled by Close: %w", s.r.p.Name, ErrClosed)
 	}
+	if now := time.Now(); err == nil && !got.tok.Expiry.IsZero() && !got.tok.Expiry.After(now) {
+		err = &ExpiredError{Provider: s.r.p.Name, Lifetime: got.tok.Expiry.Sub(got.at), Took: now.Sub(got.at)}
+	}
 	rec.End(result(err, st))
 	if err != nil {
 		// While the current token is still usable, callers keep it; space
@@ -444,7 +464,7 @@ func (s *CachedSource) newEntry(tok *Token, at, now time.Time, took time.Duratio
 		return e
 	}
 	life := tok.Expiry.Sub(at)
-	if life <= 0 || !tok.Expiry.After(now) { // expired on arrival: serve it to the callers who waited, once
+	if life <= 0 || !tok.Expiry.After(now) { // expired (flight returns an *ExpiredError instead): never served
 		e.refreshAt, e.staleAt = now, now
 		return e
 	}
@@ -563,6 +583,8 @@ func errorType(err error) string {
 		return "hook"
 	case errors.As(err, new(*FetchError)):
 		return "network"
+	case errors.As(err, new(*ExpiredError)):
+		return "expired_on_arrival"
 	}
 	return "network"
 }

@@ -859,3 +859,47 @@ func (s *rsSavingStore) Save(ctx context.Context, key string, t source.StoredTok
 	s.saved = append(s.saved, t)
 	return s.Store.Save(ctx, key, t)
 }
+
+// TestResilienceExpiredOnArrival: an endpoint that takes 1.2 s to issue a
+// 1 s token: Token returns no expired token but an *ExpiredError that says
+// so, and the Transport-facing contract "valid now, or an error" holds for
+// every caller that waited on the fetch.
+func TestResilienceExpiredOnArrival(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client := &http.Client{Transport: rsRoundTripper(func(r *http.Request) (*http.Response, error) {
+			time.Sleep(1200 * time.Millisecond)
+			rec := httptest.NewRecorder()
+			rec.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(rec, `{"access_token":"tok-late","token_type":"bearer","expires_in":1}`)
+			return rec.Result(), nil
+		})}
+		src := rsNew(t, source.Config{TokenURL: "https://auth.example/token", ClientID: "id", ClientSecret: "secret",
+			HTTPClient: client})
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				tok, err := src.Token(context.Background())
+				if err == nil {
+					t.Errorf("Token: got %v (valid now: %v), want an error", tok, tok.Valid())
+					return
+				}
+				var ee *source.ExpiredError
+				if !errors.As(err, &ee) {
+					t.Fatalf("Token: got %v (%T), want a *source.ExpiredError", err, err)
+				}
+				if ee.Lifetime != time.Second || ee.Took != 1200*time.Millisecond {
+					t.Errorf("ExpiredError: got lifetime %v, took %v; want 1s, 1.2s", ee.Lifetime, ee.Took)
+				}
+				for _, want := range []string{"expired before it arrived", "clock", "latency"} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q does not say %q", err, want)
+					}
+				}
+				if strings.Contains(err.Error(), "tok-late") {
+					t.Errorf("error %q shows the token", err)
+				}
+			})
+		}
+		wg.Wait()
+	})
+}
