@@ -262,6 +262,14 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	fctx, rec := s.tel.StartFetch(fctx, telemetry.FetchInfo{
 		Provider: s.r.p.Name, Grant: s.nextGrant(), Reason: reason, Host: s.host, Port: s.port})
 	st := &exchangeStats{onRetry: func(a retry.Attempt) { rec.Retry(a.N, a.Status, errorType(a.Err), a.Wait) }}
+	st.onFallback = func(grant string, err error) {
+		var status int
+		var code string
+		if te := (*Error)(nil); errors.As(err, &te) {
+			status, code = te.StatusCode, te.Code
+		}
+		rec.GrantFallback(grant, status, code, errorType(err))
+	}
 	var got obtained
 	got, err = s.obtain(fctx, st, rec)
 	if err != nil && s.closeCtx.Err() != nil {
@@ -432,6 +440,9 @@ func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats, refreshHint
 			return nil, err
 		}
 		s.refresh = "" // refused: fall back to the grant, once
+		if st.onFallback != nil {
+			st.onFallback(RefreshToken, err)
+		}
 	}
 	tok, err := s.ep.exchange(ctx, s.r.grant, "", st)
 	if err != nil {
@@ -538,7 +549,7 @@ func (s *CachedSource) breakerState() (int64, bool) {
 // result describes a fetch's end for telemetry: codes only, never text
 // from the provider.
 func result(err error, st *exchangeStats) telemetry.Result {
-	r := telemetry.Result{Outcome: telemetry.OutcomeSuccess, Status: st.status, Attempts: st.attempts}
+	r := telemetry.Result{Grant: st.grant, Outcome: telemetry.OutcomeSuccess, Status: st.status, Attempts: st.attempts}
 	if err == nil {
 		return r
 	}

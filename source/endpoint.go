@@ -57,7 +57,11 @@ type exchangeStats struct {
 	status   int       // the last HTTP status, 0 for none
 	attempts int       // requests sent
 	sent     time.Time // when the attempt that got the last reply started
+	grant    string    // the last grant tried
 	onRetry  func(retry.Attempt)
+	// onFallback, if set, is told that grant was refused with err and the
+	// fetch falls back to the configured grant.
+	onFallback func(grant string, err error)
 }
 
 // exchange makes one token request with grant; refresh is the refresh
@@ -68,6 +72,7 @@ func (e *endpoint) exchange(ctx context.Context, grant, refresh string, st *exch
 	if st == nil {
 		st = &exchangeStats{}
 	}
+	st.grant = grant
 	req, scrub, err := e.build(ctx, grant, refresh)
 	if err != nil {
 		return nil, err

@@ -139,8 +139,32 @@ func (f *Fetch) BreakerChange(from, to string) {
 		attribute.String(AttrBreakerFrom, from), attribute.String(AttrBreakerTo, to)))
 }
 
+// GrantFallback records that the endpoint refused grant (status, the
+// normalized OAuth2 code and error.type) and the fetch fell back to the
+// configured grant.
+func (f *Fetch) GrantFallback(grant string, status int, oauthErr, errType string) {
+	if f == nil {
+		return
+	}
+	attrs := []attribute.KeyValue{attribute.String(AttrGrantType, grant)}
+	if status != 0 {
+		attrs = append(attrs, attribute.Int(AttrHTTPStatusCode, status))
+	}
+	if oauthErr != "" {
+		attrs = append(attrs, attribute.String(AttrOAuthError, oauthErr))
+	}
+	if errType != "" {
+		attrs = append(attrs, attribute.String(AttrErrorType, errType))
+	}
+	f.span.AddEvent(EventGrantFallback, trace.WithAttributes(attrs...))
+}
+
 // Result is how a fetch ended.
 type Result struct {
+	// Grant is the grant that produced the token, or on failure the last
+	// one tried; "" keeps the grant the span started with (a token another
+	// sharer fetched).
+	Grant      string
 	Outcome    string // one of the Outcome constants
 	Status     int    // the last HTTP status; 0 for none
 	Attempts   int
@@ -154,6 +178,9 @@ func (f *Fetch) End(r Result) {
 		return
 	}
 	attrs := []attribute.KeyValue{attribute.String(AttrOutcome, r.Outcome), attribute.Int(AttrAttempts, r.Attempts)}
+	if r.Grant != "" {
+		attrs = append(attrs, attribute.String(AttrGrantType, r.Grant))
+	}
 	if r.Status != 0 {
 		attrs = append(attrs, attribute.Int(AttrHTTPStatusCode, r.Status))
 	}
