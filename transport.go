@@ -18,6 +18,11 @@ import (
 // TokenSource to each request and, when the API answers 401, drops that
 // token, gets a new one and retries the request once.
 //
+// It tells a source that implements source.Acceptor which tokens the API
+// accepted, so that the source can bound forced renewals: when an API
+// rejects every token, a source.New source stops replacing tokens a fresh
+// one of which was rejected too, backs off, and the API's 401 is returned.
+//
 // Transport follows the http.RoundTripper contract: it is safe for
 // concurrent use, never modifies the request it is given (it sends a copy
 // with its own Header), closes the request body on every path, and
@@ -30,6 +35,7 @@ import (
 type Transport struct {
 	src      source.TokenSource
 	inv      source.Invalidator // src's, nil if it cannot invalidate
+	acc      source.Acceptor    // src's, nil if it does not want to know
 	base     http.RoundTripper
 	insecure bool
 	tel      *telemetry.Instruments
@@ -105,6 +111,7 @@ func NewTransport(src source.TokenSource, opts ...Option) *Transport {
 	o := newOptions(opts)
 	t := &Transport{src: src, base: o.base, insecure: o.insecure, tel: telemetry.New(o.tel)}
 	t.inv, _ = src.(source.Invalidator)
+	t.acc, _ = src.(source.Acceptor)
 	return t
 }
 
@@ -141,7 +148,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	r2 := t.withToken(req, tok)
 	resp, err := t.send(r2)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !retry.RefreshOn401(resp.Header.Values("Www-Authenticate")) {
+	if err == nil && resp.StatusCode != http.StatusUnauthorized {
+		t.accepted(tok)
+		return resp, nil
+	}
+	if err != nil || !retry.RefreshOn401(resp.Header.Values("Www-Authenticate")) {
 		return resp, err
 	}
 	if t.inv != nil {
@@ -192,7 +203,19 @@ func (t *Transport) retryOnce(req *http.Request, tok *source.Token, resp *http.R
 	}
 	drain(resp.Body)
 	t.tel.UnauthorizedRetry(req.Context())
-	return t.send(t.withToken(r2, fresh))
+	resp, err = t.send(t.withToken(r2, fresh))
+	if err == nil && resp.StatusCode != http.StatusUnauthorized {
+		t.accepted(fresh)
+	}
+	return resp, err
+}
+
+// accepted tells the source that the API accepted tok, so that a later
+// 401 for it is believed at once (see source.Acceptor).
+func (t *Transport) accepted(tok *source.Token) {
+	if t.acc != nil {
+		t.acc.Accepted(tok)
+	}
 }
 
 // withToken returns a shallow copy of req with its own Header carrying tok.

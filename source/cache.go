@@ -35,6 +35,15 @@ type Invalidator interface {
 	Invalidate(rejected *Token) bool
 }
 
+// Acceptor is implemented by a TokenSource that can be told an API
+// accepted a token (answered anything but 401 to a request carrying it).
+// The Transport tells it; a source uses it to tell an API that rejects
+// every token from one that revoked a token (see CachedSource.Invalidate).
+// Accepted must be cheap: it runs on every request.
+type Acceptor interface {
+	Accepted(tok *Token)
+}
+
 // ErrBreakerOpen is matched (errors.Is) by the error Token returns while
 // the source's circuit breaker is open and no valid token is cached. The
 // error is a *retry.OpenError, which says when the next try will be.
@@ -69,6 +78,12 @@ const (
 	// the token's remaining life, within these bounds.
 	minRenewBackoff = 200 * time.Millisecond
 	maxRenewBackoff = 30 * time.Second
+	// A token fetched to replace a rejected one and rejected too before
+	// any API accepted it is kept (the API is not rejecting the token)
+	// until minRejectBackoff after it was obtained, doubling with each
+	// such token in a row up to maxRejectBackoff.
+	minRejectBackoff = time.Second
+	maxRejectBackoff = time.Minute
 )
 
 // CachedSource is the TokenSource that New returns: it caches the token,
@@ -93,6 +108,7 @@ type CachedSource struct {
 	ahead    atomic.Bool           // a background renewal is in flight
 	retry    atomic.Int64          // unix nanos before which a failed renewal is not retried
 	rejected atomic.Bool           // the last token was invalidated: the next fetch is "rejected"
+	nextRej  atomic.Int32          // rejections in a row before the token the next fetch gets
 	lastBad  atomic.Pointer[Token] // the last token invalidated: never taken back from the store
 
 	fetchMu sync.Mutex // held by the fetch; guards refresh
@@ -108,8 +124,11 @@ type CachedSource struct {
 // entry is a token with the times the cache acts on.
 type entry struct {
 	tok       *Token
-	refreshAt time.Time // from then, renew in the background; zero: never
-	staleAt   time.Time // from then, never serve it; zero: never
+	refreshAt time.Time   // from then, renew in the background; zero: never
+	staleAt   time.Time   // from then, never serve it; zero: never
+	rej       int         // tokens rejected in a row before this one was fetched
+	probeAt   time.Time   // with rej > 0: before then, a rejection of tok is not believed
+	accepted  atomic.Bool // an API accepted tok
 }
 
 // New validates cfg and returns a *CachedSource for it. Errors for a bad
@@ -164,17 +183,45 @@ func (s *CachedSource) Token(ctx context.Context) (*Token, error) {
 // token in the store only if it is still the stored one (a newer token
 // another sharer stored is taken instead), and drops it from the store if
 // the fetch fails; Invalidate itself does not wait on the store.
+//
+// Renewals forced by rejections are bounded. A token that was fetched to
+// replace a rejected one, and is rejected too before any API accepted it
+// (see Acceptor), says the API is not rejecting the token: Invalidate keeps
+// it (and reports false) until a backoff after it was obtained — 1 s,
+// doubling with each such token in a row, at most 1 min — and counts
+// telemetry.MetricSuppressedInvalidations. A token an API accepted, or the
+// first one rejected, is dropped at once. With a Store the count of
+// rejections in a row is stored with the token (StoredToken.Rejections),
+// so the whole fleet backs off.
 func (s *CachedSource) Invalidate(rejected *Token) bool {
 	e := s.cur.Load()
 	if e == nil || rejected == nil || e.tok != rejected {
 		return false
 	}
+	suspect := e.rej > 0 && !e.accepted.Load() // rejected, and so was the token before it
+	if suspect && time.Now().Before(e.probeAt) {
+		s.tel.SuppressedInvalidation(context.Background(), s.r.p.Name)
+		return false
+	}
 	if !s.cur.CompareAndSwap(e, nil) {
 		return false
 	}
+	next := int32(1)
+	if suspect {
+		next = int32(min(e.rej, 30)) + 1
+	}
+	s.nextRej.Store(next)
 	s.rejected.Store(true)
 	s.lastBad.Store(rejected)
 	return true
+}
+
+// Accepted records that an API accepted tok: a later rejection of it is
+// believed at once. It takes no lock and allocates nothing.
+func (s *CachedSource) Accepted(tok *Token) {
+	if e := s.cur.Load(); e != nil && e.tok == tok && e.rej > 0 && !e.accepted.Load() {
+		e.accepted.Store(true)
+	}
 }
 
 // Close cancels a fetch in flight and waits for it to end. Afterwards
@@ -292,8 +339,21 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	s.retry.Store(0)
 	now := time.Now()
 	e := s.newEntry(got.tok, got.at, now, now.Sub(started))
+	if e.rej = got.rej; e.rej > 0 {
+		e.probeAt = got.at.Add(rejectBackoff(e.rej))
+	}
+	s.nextRej.Store(0)
 	s.cur.Store(e)
 	return e, nil
+}
+
+// rejectBackoff is how long a token that follows n rejected ones in a row
+// is kept when it is rejected too before any API accepted it.
+func rejectBackoff(n int) time.Duration {
+	if n > 6 { // 1s << 6 is past the cap
+		return maxRejectBackoff
+	}
+	return min(minRejectBackoff<<(n-1), maxRejectBackoff)
 }
 
 // obtained is a token and when it was obtained (its lifetime counts from
@@ -301,6 +361,7 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 type obtained struct {
 	tok *Token
 	at  time.Time
+	rej int // tokens rejected in a row before it was fetched
 }
 
 // storeWait is the longest a source waits for another sharer's fetch
@@ -356,7 +417,7 @@ func (s *CachedSource) obtain(ctx context.Context, st *exchangeStats, rec *telem
 				}
 				return got, err
 			}
-			if err := s.store.Save(ctx, s.key, StoredToken{Token: got.tok, Obtained: got.at}); err != nil {
+			if err := s.store.Save(ctx, s.key, StoredToken{Token: got.tok, Obtained: got.at, Rejections: got.rej}); err != nil {
 				s.tel.StoreFallback(ctx, rec, s.r.p.Name, "save")
 			}
 			return got, nil
@@ -388,7 +449,7 @@ func (s *CachedSource) fromStore(ctx context.Context) (got obtained, ok bool, st
 	if e := s.newEntry(tok, stored.Obtained, now, 0); !e.staleAt.IsZero() && !now.Before(e.staleAt) {
 		return obtained{}, false, stored, nil
 	}
-	return obtained{tok: tok, at: stored.Obtained}, true, stored, nil
+	return obtained{tok: tok, at: stored.Obtained, rej: stored.Rejections}, true, stored, nil
 }
 
 // fromEndpoint fetches from the token endpoint through the breaker.
@@ -403,7 +464,7 @@ func (s *CachedSource) fromEndpoint(ctx context.Context, st *exchangeStats, rec 
 	if !st.sent.IsZero() {
 		at = st.sent // the start of the attempt that was answered
 	}
-	return obtained{tok: v.(*Token), at: at}, nil
+	return obtained{tok: v.(*Token), at: at, rej: int(s.nextRej.Load())}, nil
 }
 
 // fetch gets a new token: with the refresh token first when there is one,

@@ -111,4 +111,9 @@ const (
 	// MetricGatewayRejections counts requests the Middleware answered
 	// itself because no token could be had, by status.
 	MetricGatewayRejections = "tokenhttp.middleware.rejections"
+	// MetricSuppressedInvalidations counts 401s after which a source kept
+	// the token instead of fetching another, by provider: a token fetched
+	// to replace a rejected one was rejected too before any API accepted
+	// it, so the API is not rejecting the token, and the source backs off.
+	MetricSuppressedInvalidations = "tokenhttp.token.invalidations.suppressed"
 )

@@ -30,6 +30,7 @@ type Instruments struct {
 	retries401 metric.Int64Counter
 	rejections metric.Int64Counter
 	fallbacks  metric.Int64Counter
+	suppressed metric.Int64Counter
 	breaker    metric.Int64ObservableGauge
 	ttl        metric.Float64ObservableGauge
 }
@@ -71,6 +72,9 @@ func New(p Providers) *Instruments {
 	handle()
 	i.fallbacks, err = m.Int64Counter(MetricStoreFallbacks, metric.WithUnit("{operation}"),
 		metric.WithDescription("Shared store operations that failed; the source went on without the store."))
+	handle()
+	i.suppressed, err = m.Int64Counter(MetricSuppressedInvalidations, metric.WithUnit("{rejection}"),
+		metric.WithDescription("401s after which the source kept its token: a fresh token was rejected too, so the source backs off."))
 	handle()
 	i.breaker, err = m.Int64ObservableGauge(MetricBreakerState, metric.WithUnit("{state}"),
 		metric.WithDescription("Circuit breaker state: 0 closed, 1 half-open, 2 open."))
@@ -221,6 +225,15 @@ func (i *Instruments) StoreFallback(ctx context.Context, f *Fetch, provider, op 
 		f.span.AddEvent(EventStoreFallback, trace.WithAttributes(attribute.String(AttrStoreOp, op)))
 	}
 	i.fallbacks.Add(ctx, 1, metric.WithAttributes(attribute.String(AttrProvider, provider), attribute.String(AttrStoreOp, op)))
+}
+
+// SuppressedInvalidation counts a 401 after which a source kept its token
+// and backed off (MetricSuppressedInvalidations).
+func (i *Instruments) SuppressedInvalidation(ctx context.Context, provider string) {
+	if i == nil {
+		return
+	}
+	i.suppressed.Add(ctx, 1, metric.WithAttributes(attribute.String(AttrProvider, provider)))
 }
 
 // CacheMiss counts a Token call that had to wait for a fetch.

@@ -40,6 +40,7 @@ func Run(t *testing.T, newScenario func(t *testing.T) NewStore) {
 		{"KeySeparatesConfigs", keySeparatesConfigs},
 		{"NeverResendsARotatedRefreshToken", neverResendsARotatedRefreshToken},
 		{"CrashedLockHolder", crashedLockHolder},
+		{"FleetBacksOffUnderRejections", fleetBacksOffUnderRejections},
 	} {
 		t.Run(sc.name, func(t *testing.T) { sc.run(t, newScenario(t)) })
 	}
@@ -144,6 +145,32 @@ func invalidateOnlyTheStoredOne(t *testing.T, newStore NewStore) {
 	}
 	if n := emu.TokenRequests(); n != 2 {
 		t.Errorf("token requests = %d, want 2", n)
+	}
+}
+
+// An API that rejects every token (no source ever hears a token was
+// accepted): the first rejection is believed and the token replaced once;
+// the replacement, rejected too, is kept by every sharer — the store
+// carries StoredToken.Rejections — so the fleet makes two token requests,
+// not one per source per rejection.
+func fleetBacksOffUnderRejections(t *testing.T, newStore NewStore) {
+	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{})
+	var srcs []*source.CachedSource
+	for range 4 {
+		srcs = append(srcs, NewSource(t, emu, newStore(t), nil))
+	}
+	ctx := context.Background()
+	for round := range 5 {
+		for i, src := range srcs {
+			tok, err := src.Token(ctx)
+			if err != nil {
+				t.Fatalf("round %d, source %d: %v", round, i, err)
+			}
+			src.Invalidate(tok) // the API said 401
+		}
+	}
+	if got, want := emu.TokenRequests(), 2; got != want {
+		t.Errorf("token requests = %d, want %d (the first token and one replacement for the fleet)", got, want)
 	}
 }
 
