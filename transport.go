@@ -18,10 +18,11 @@ import (
 // TokenSource to each request and, when the API answers 401, drops that
 // token, gets a new one and retries the request once.
 //
-// It tells a source that implements source.Acceptor which tokens the API
-// accepted, so that the source can bound forced renewals: when an API
-// rejects every token, a source.New source stops replacing tokens a fresh
-// one of which was rejected too, backs off, and the API's 401 is returned.
+// When the retried request gets a 401 too, it tells a source that
+// implements source.RenewalRejecter, so that the source can bound forced
+// renewals: when an API rejects every token, a source.New source keeps the
+// freshly fetched token for a while instead of replacing it on every 401,
+// and the API's 401 is returned.
 //
 // Transport follows the http.RoundTripper contract: it is safe for
 // concurrent use, never modifies the request it is given (it sends a copy
@@ -34,8 +35,8 @@ import (
 // WithInsecureHTTP is given.
 type Transport struct {
 	src      source.TokenSource
-	inv      source.Invalidator // src's, nil if it cannot invalidate
-	acc      source.Acceptor    // src's, nil if it does not want to know
+	inv      source.Invalidator     // src's, nil if it cannot invalidate
+	lim      source.RenewalRejecter // src's, nil if it does not bound renewals
 	base     http.RoundTripper
 	insecure bool
 	tel      *telemetry.Instruments
@@ -111,7 +112,7 @@ func NewTransport(src source.TokenSource, opts ...Option) *Transport {
 	o := newOptions(opts)
 	t := &Transport{src: src, base: o.base, insecure: o.insecure, tel: telemetry.New(o.tel)}
 	t.inv, _ = src.(source.Invalidator)
-	t.acc, _ = src.(source.Acceptor)
+	t.lim, _ = src.(source.RenewalRejecter)
 	return t
 }
 
@@ -148,11 +149,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	r2 := t.withToken(req, tok)
 	resp, err := t.send(r2)
-	if err == nil && resp.StatusCode != http.StatusUnauthorized {
-		t.accepted(tok)
-		return resp, nil
-	}
-	if err != nil || !retry.RefreshOn401(resp.Header.Values("Www-Authenticate")) {
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !retry.RefreshOn401(resp.Header.Values("Www-Authenticate")) {
 		return resp, err
 	}
 	if t.inv != nil {
@@ -204,18 +201,11 @@ func (t *Transport) retryOnce(req *http.Request, tok *source.Token, resp *http.R
 	drain(resp.Body)
 	t.tel.UnauthorizedRetry(req.Context())
 	resp, err = t.send(t.withToken(r2, fresh))
-	if err == nil && resp.StatusCode != http.StatusUnauthorized {
-		t.accepted(fresh)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && t.lim != nil &&
+		retry.RefreshOn401(resp.Header.Values("Www-Authenticate")) {
+		t.lim.RejectedAfterRenewal(fresh) // the new token was rejected too
 	}
 	return resp, err
-}
-
-// accepted tells the source that the API accepted tok, so that a later
-// 401 for it is believed at once (see source.Acceptor).
-func (t *Transport) accepted(tok *source.Token) {
-	if t.acc != nil {
-		t.acc.Accepted(tok)
-	}
 }
 
 // withToken returns a shallow copy of req with its own Header carrying tok.

@@ -35,13 +35,15 @@ type Invalidator interface {
 	Invalidate(rejected *Token) bool
 }
 
-// Acceptor is implemented by a TokenSource that can be told an API
-// accepted a token (answered anything but 401 to a request carrying it).
-// The Transport tells it; a source uses it to tell an API that rejects
-// every token from one that revoked a token (see CachedSource.Invalidate).
-// Accepted must be cheap: it runs on every request.
-type Acceptor interface {
-	Accepted(tok *Token)
+// RenewalRejecter is implemented by a TokenSource that bounds the renewals
+// an API's 401s force. The Transport calls RejectedAfterRenewal when a
+// request that got a 401, and was retried with the new token the source
+// gave after Invalidate, got a 401 again: the API rejected a freshly
+// fetched token too, so it is not rejecting the token. The source then
+// keeps tok for a while when told to invalidate it (see
+// CachedSource.Invalidate).
+type RenewalRejecter interface {
+	RejectedAfterRenewal(tok *Token)
 }
 
 // ErrBreakerOpen is matched (errors.Is) by the error Token returns while
@@ -127,8 +129,8 @@ type entry struct {
 	refreshAt time.Time   // from then, renew in the background; zero: never
 	staleAt   time.Time   // from then, never serve it; zero: never
 	rej       int         // tokens rejected in a row before this one was fetched
-	probeAt   time.Time   // with rej > 0: before then, a rejection of tok is not believed
-	accepted  atomic.Bool // an API accepted tok
+	probeAt   time.Time   // once suspect: before then, a rejection of tok is not believed
+	suspect   atomic.Bool // tok replaced a rejected token and was rejected too
 }
 
 // New validates cfg and returns a *CachedSource for it. Errors for a bad
@@ -185,20 +187,21 @@ func (s *CachedSource) Token(ctx context.Context) (*Token, error) {
 // the fetch fails; Invalidate itself does not wait on the store.
 //
 // Renewals forced by rejections are bounded. A token that was fetched to
-// replace a rejected one, and is rejected too before any API accepted it
-// (see Acceptor), says the API is not rejecting the token: Invalidate keeps
-// it (and reports false) until a backoff after it was obtained — 1 s,
-// doubling with each such token in a row, at most 1 min — and counts
-// telemetry.MetricSuppressedInvalidations. A token an API accepted, or the
-// first one rejected, is dropped at once. With a Store the count of
-// rejections in a row is stored with the token (StoredToken.Rejections),
-// so the whole fleet backs off.
+// replace a rejected one and was rejected too (RejectedAfterRenewal) says
+// the API is not rejecting the token: Invalidate keeps it (and reports
+// false) until a backoff after it was obtained — 1 s, doubling with each
+// such token in a row, at most 1 min — and counts
+// telemetry.MetricSuppressedInvalidations. Any other token is dropped at
+// once. With a Store the count of rejections in a row is stored with the
+// token (StoredToken.Rejections), and a token another sharer fetched to
+// replace a rejected one is held to the same backoff, so the whole fleet
+// backs off alike.
 func (s *CachedSource) Invalidate(rejected *Token) bool {
 	e := s.cur.Load()
 	if e == nil || rejected == nil || e.tok != rejected {
 		return false
 	}
-	suspect := e.rej > 0 && !e.accepted.Load() // rejected, and so was the token before it
+	suspect := e.suspect.Load()
 	if suspect && time.Now().Before(e.probeAt) {
 		s.tel.SuppressedInvalidation(context.Background(), s.r.p.Name)
 		return false
@@ -216,11 +219,12 @@ func (s *CachedSource) Invalidate(rejected *Token) bool {
 	return true
 }
 
-// Accepted records that an API accepted tok: a later rejection of it is
-// believed at once. It takes no lock and allocates nothing.
-func (s *CachedSource) Accepted(tok *Token) {
-	if e := s.cur.Load(); e != nil && e.tok == tok && e.rej > 0 && !e.accepted.Load() {
-		e.accepted.Store(true)
+// RejectedAfterRenewal records that tok, the token given after a rejected
+// one was invalidated, was rejected too: until a backoff after tok was
+// obtained, Invalidate keeps it. It does nothing if tok is not current.
+func (s *CachedSource) RejectedAfterRenewal(tok *Token) {
+	if e := s.cur.Load(); e != nil && e.tok == tok {
+		e.suspect.Store(true)
 	}
 }
 
@@ -339,8 +343,13 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	s.retry.Store(0)
 	now := time.Now()
 	e := s.newEntry(got.tok, got.at, now, now.Sub(started))
-	if e.rej = got.rej; e.rej > 0 {
-		e.probeAt = got.at.Add(rejectBackoff(e.rej))
+	e.rej = got.rej
+	e.probeAt = got.at.Add(rejectBackoff(max(e.rej, 1)))
+	if got.shared && got.rej > 0 {
+		// Another sharer fetched it to replace a rejected token: if it is
+		// rejected too before the backoff, this source did not see the
+		// sharer's retry, but the fleet backs off alike.
+		e.suspect.Store(true)
 	}
 	s.nextRej.Store(0)
 	s.cur.Store(e)
@@ -359,9 +368,10 @@ func rejectBackoff(n int) time.Duration {
 // obtained is a token and when it was obtained (its lifetime counts from
 // then).
 type obtained struct {
-	tok *Token
-	at  time.Time
-	rej int // tokens rejected in a row before it was fetched
+	tok    *Token
+	at     time.Time
+	rej    int  // tokens rejected in a row before it was fetched
+	shared bool // another sharer of the store fetched it
 }
 
 // storeWait is the longest a source waits for another sharer's fetch
@@ -449,7 +459,7 @@ func (s *CachedSource) fromStore(ctx context.Context) (got obtained, ok bool, st
 	if e := s.newEntry(tok, stored.Obtained, now, 0); !e.staleAt.IsZero() && !now.Before(e.staleAt) {
 		return obtained{}, false, stored, nil
 	}
-	return obtained{tok: tok, at: stored.Obtained, rej: stored.Rejections}, true, stored, nil
+	return obtained{tok: tok, at: stored.Obtained, rej: stored.Rejections, shared: true}, true, stored, nil
 }
 
 // fromEndpoint fetches from the token endpoint through the breaker.
