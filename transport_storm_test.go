@@ -58,6 +58,7 @@ func TestTransport401StormBounded(t *testing.T) {
 	if got, want := statuses[http.StatusUnauthorized], goroutines*calls; got != want {
 		t.Errorf("401s returned: got %d (statuses %v), want %d: the API's 401 comes back", got, statuses, want)
 	}
+	t.Logf("%d calls, %d token requests", goroutines*calls, ts.requests.Load())
 	if got := ts.requests.Load(); got > 5 {
 		t.Errorf("token requests: got %d, want at most 5 for %d calls that all get 401", got, goroutines*calls)
 	}
