@@ -18,6 +18,12 @@ import (
 // TokenSource to each request and, when the API answers 401, drops that
 // token, gets a new one and retries the request once.
 //
+// When the retried request gets a 401 too, it tells a source that
+// implements source.RenewalRejecter, so that the source can bound forced
+// renewals: when an API rejects every token, a source.New source keeps the
+// freshly fetched token for a while instead of replacing it on every 401,
+// and the API's 401 is returned.
+//
 // Transport follows the http.RoundTripper contract: it is safe for
 // concurrent use, never modifies the request it is given (it sends a copy
 // with its own Header), closes the request body on every path, and
@@ -29,7 +35,8 @@ import (
 // WithInsecureHTTP is given.
 type Transport struct {
 	src      source.TokenSource
-	inv      source.Invalidator // src's, nil if it cannot invalidate
+	inv      source.Invalidator     // src's, nil if it cannot invalidate
+	lim      source.RenewalRejecter // src's, nil if it does not bound renewals
 	base     http.RoundTripper
 	insecure bool
 	tel      *telemetry.Instruments
@@ -105,6 +112,7 @@ func NewTransport(src source.TokenSource, opts ...Option) *Transport {
 	o := newOptions(opts)
 	t := &Transport{src: src, base: o.base, insecure: o.insecure, tel: telemetry.New(o.tel)}
 	t.inv, _ = src.(source.Invalidator)
+	t.lim, _ = src.(source.RenewalRejecter)
 	return t
 }
 
@@ -192,7 +200,12 @@ func (t *Transport) retryOnce(req *http.Request, tok *source.Token, resp *http.R
 	}
 	drain(resp.Body)
 	t.tel.UnauthorizedRetry(req.Context())
-	return t.send(t.withToken(r2, fresh))
+	resp, err = t.send(t.withToken(r2, fresh))
+	if err == nil && resp.StatusCode == http.StatusUnauthorized && t.lim != nil &&
+		retry.RefreshOn401(resp.Header.Values("Www-Authenticate")) {
+		t.lim.RejectedAfterRenewal(fresh) // the new token was rejected too
+	}
+	return resp, err
 }
 
 // withToken returns a shallow copy of req with its own Header carrying tok.

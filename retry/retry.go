@@ -107,6 +107,10 @@ type Request struct {
 	Unsafe bool
 	// OnRetry, if set, is called before each wait.
 	OnRetry func(Attempt)
+	// OnSend, if set, is called just before each attempt is sent, the
+	// first included; n counts from 1. The last call is the start of the
+	// attempt whose reply or error Do returns.
+	OnSend func(n int)
 }
 
 // Do sends r.Req with client under p and returns the last response (its
@@ -153,6 +157,9 @@ func Do(client *http.Client, p Policy, r Request) (resp *http.Response, attempts
 			return true, nil
 		},
 		Backoff: func(_, _ time.Duration, _ int, _ *http.Response) time.Duration { return wait },
+	}
+	if r.OnSend != nil {
+		rc.RequestLogHook = func(_ retryablehttp.Logger, _ *http.Request, i int) { r.OnSend(i + 1) }
 	}
 	rr, err := retryablehttp.FromRequest(r.Req)
 	if err != nil {

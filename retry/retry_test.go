@@ -143,6 +143,7 @@ func TestDoStatuses(t *testing.T) {
 		},
 		{"unsafe: 500 is not retried", []reply{{status: 500}}, true, 1, 500, "reply 1"},
 		{"unsafe: 502 is not retried", []reply{{status: 502}}, true, 1, 502, "reply 1"},
+		{"unsafe: 504 is not retried", []reply{{status: 504}}, true, 1, 504, "reply 1"},
 		{"unsafe: 503 is retried", []reply{{status: 503}}, true, 2, 200, "reply 2"},
 		{"unsafe: 429 is retried", []reply{{status: 429}}, true, 2, 200, "reply 2"},
 		{"unsafe: 400 is final", []reply{{status: 400}}, true, 1, 400, "reply 1"},

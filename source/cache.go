@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
@@ -34,6 +35,17 @@ type Invalidator interface {
 	Invalidate(rejected *Token) bool
 }
 
+// RenewalRejecter is implemented by a TokenSource that bounds the renewals
+// an API's 401s force. The Transport calls RejectedAfterRenewal when a
+// request that got a 401, and was retried with the new token the source
+// gave after Invalidate, got a 401 again: the API rejected a freshly
+// fetched token too, so it is not rejecting the token. The source then
+// keeps tok for a while when told to invalidate it (see
+// CachedSource.Invalidate).
+type RenewalRejecter interface {
+	RejectedAfterRenewal(tok *Token)
+}
+
 // ErrBreakerOpen is matched (errors.Is) by the error Token returns while
 // the source's circuit breaker is open and no valid token is cached. The
 // error is a *retry.OpenError, which says when the next try will be.
@@ -43,6 +55,23 @@ var ErrBreakerOpen = retry.ErrOpen
 // no valid token left.
 var ErrClosed = errors.New("source: the token source is closed")
 
+// ExpiredError is returned by Token when the token endpoint issued a token
+// that had expired by the time its reply arrived: its lifetime was shorter
+// than the request took, or the endpoint's idea of time is not ours. Such
+// a token is neither returned nor cached: a TokenSource returns a token
+// that is valid now, or an error.
+type ExpiredError struct {
+	Provider string
+	Lifetime time.Duration // the lifetime the endpoint granted (expires_in)
+	Took     time.Duration // how long the answered request took
+}
+
+// Error says what happened and what to check. It carries no secret.
+func (e *ExpiredError) Error() string {
+	return fmt.Sprintf("source: the %s token endpoint issued a token that expired before it arrived (lifetime %v, the request took %v); check the clocks, the latency to the token endpoint, and the lifetime it grants",
+		e.Provider, e.Lifetime, e.Took)
+}
+
 // Refresh ahead bounds.
 const (
 	maxAutoMargin = 5 * time.Minute
@@ -51,6 +80,12 @@ const (
 	// the token's remaining life, within these bounds.
 	minRenewBackoff = 200 * time.Millisecond
 	maxRenewBackoff = 30 * time.Second
+	// A token fetched to replace a rejected one and rejected too before
+	// any API accepted it is kept (the API is not rejecting the token)
+	// until minRejectBackoff after it was obtained, doubling with each
+	// such token in a row up to maxRejectBackoff.
+	minRejectBackoff = time.Second
+	maxRejectBackoff = time.Minute
 )
 
 // CachedSource is the TokenSource that New returns: it caches the token,
@@ -76,7 +111,7 @@ type CachedSource struct {
 	ahead    atomic.Bool           // a background renewal is in flight
 	retry    atomic.Int64          // unix nanos before which a failed renewal is not retried
 	rejected atomic.Bool           // the last token was invalidated: the next fetch is "rejected"
-	lastBad  atomic.Pointer[Token] // the last token invalidated: never taken back from the store
+	nextRej  atomic.Int32          // rejections in a row before the token the next fetch gets
 	bad      credSet               // the last tokens invalidated: never taken back from the store
 	spent    credSet               // refresh tokens sent that may be rotated or refused: never sent again
 
@@ -93,8 +128,11 @@ type CachedSource struct {
 // entry is a token with the times the cache acts on.
 type entry struct {
 	tok       *Token
-	refreshAt time.Time // from then, renew in the background; zero: never
-	staleAt   time.Time // from then, never serve it; zero: never
+	refreshAt time.Time   // from then, renew in the background; zero: never
+	staleAt   time.Time   // from then, never serve it; zero: never
+	rej       int         // tokens rejected in a row before this one was fetched
+	probeAt   time.Time   // once suspect: before then, a rejection of tok is not believed
+	suspect   atomic.Bool // tok replaced a rejected token and was rejected too
 }
 
 // New validates cfg and returns a *CachedSource for it. Errors for a bad
@@ -152,18 +190,47 @@ func (s *CachedSource) Token(ctx context.Context) (*Token, error) {
 // token in the store only if it is still the stored one (a newer token
 // another sharer stored is taken instead), and drops it from the store if
 // the fetch fails; Invalidate itself does not wait on the store.
+//
+// Renewals forced by rejections are bounded. A token that was fetched to
+// replace a rejected one and was rejected too (RejectedAfterRenewal) says
+// the API is not rejecting the token: Invalidate keeps it (and reports
+// false) until a backoff after it was obtained — 1 s, doubling with each
+// such token in a row, at most 1 min — and counts
+// telemetry.MetricSuppressedInvalidations. Any other token is dropped at
+// once. With a Store the count of rejections in a row is stored with the
+// token (StoredToken.Rejections), and a token another sharer fetched to
+// replace a rejected one is held to the same backoff, so the whole fleet
+// backs off alike.
 func (s *CachedSource) Invalidate(rejected *Token) bool {
 	e := s.cur.Load()
 	if e == nil || rejected == nil || e.tok != rejected {
 		return false
 	}
+	suspect := e.suspect.Load()
+	if suspect && time.Now().Before(e.probeAt) {
+		s.tel.SuppressedInvalidation(context.Background(), s.r.p.Name)
+		return false
+	}
 	if !s.cur.CompareAndSwap(e, nil) {
 		return false
 	}
+	next := int32(1)
+	if suspect {
+		next = int32(min(e.rej, 30)) + 1
+	}
+	s.nextRej.Store(next)
 	s.rejected.Store(true)
-	s.lastBad.Store(rejected)
 	s.bad.add(credential(rejected))
 	return true
+}
+
+// RejectedAfterRenewal records that tok, the token given after a rejected
+// one was invalidated, was rejected too: until a backoff after tok was
+// obtained, Invalidate keeps it. It does nothing if tok is not current.
+func (s *CachedSource) RejectedAfterRenewal(tok *Token) {
+	if e := s.cur.Load(); e != nil && e.tok == tok {
+		e.suspect.Store(true)
+	}
 }
 
 // Close cancels a fetch in flight and waits for it to end. Afterwards
@@ -251,10 +318,21 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	fctx, rec := s.tel.StartFetch(fctx, telemetry.FetchInfo{
 		Provider: s.r.p.Name, Source: s.id, Grant: s.nextGrant(), Reason: reason, Host: s.host, Port: s.port})
 	st := &exchangeStats{onRetry: func(a retry.Attempt) { rec.Retry(a.N, a.Status, errorType(a.Err), a.Wait) }}
+	st.onFallback = func(grant string, err error) {
+		var status int
+		var code string
+		if te := (*Error)(nil); errors.As(err, &te) {
+			status, code = te.StatusCode, te.Code
+		}
+		rec.GrantFallback(grant, status, code, errorType(err))
+	}
 	var got obtained
 	got, err = s.obtain(fctx, st, rec)
 	if err != nil && s.closeCtx.Err() != nil {
 		err = fmt.Errorf("source: the %s token fetch was cancelled by Close: %w", s.r.p.Name, ErrClosed)
+	}
+	if now := time.Now(); err == nil && !got.tok.Expiry.IsZero() && !got.tok.Expiry.After(now) {
+		err = &ExpiredError{Provider: s.r.p.Name, Lifetime: got.tok.Expiry.Sub(got.at), Took: now.Sub(got.at)}
 	}
 	rec.End(result(err, st))
 	if err != nil {
@@ -270,15 +348,35 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	s.retry.Store(0)
 	now := time.Now()
 	e := s.newEntry(got.tok, got.at, now, now.Sub(started))
+	e.rej = got.rej
+	e.probeAt = got.at.Add(rejectBackoff(max(e.rej, 1)))
+	if got.shared && got.rej > 0 {
+		// Another sharer fetched it to replace a rejected token: if it is
+		// rejected too before the backoff, this source did not see the
+		// sharer's retry, but the fleet backs off alike.
+		e.suspect.Store(true)
+	}
+	s.nextRej.Store(0)
 	s.cur.Store(e)
 	return e, nil
+}
+
+// rejectBackoff is how long a token that follows n rejected ones in a row
+// is kept when it is rejected too before any API accepted it.
+func rejectBackoff(n int) time.Duration {
+	if n > 6 { // 1s << 6 is past the cap
+		return maxRejectBackoff
+	}
+	return min(minRejectBackoff<<(n-1), maxRejectBackoff)
 }
 
 // obtained is a token and when it was obtained (its lifetime counts from
 // then).
 type obtained struct {
-	tok *Token
-	at  time.Time
+	tok    *Token
+	at     time.Time
+	rej    int  // tokens rejected in a row before it was fetched
+	shared bool // another sharer of the store fetched it
 }
 
 // storeWait is the longest a source waits for another sharer's fetch
@@ -433,7 +531,7 @@ func (s *CachedSource) afterFetch(ctx context.Context, got obtained, bad *Token,
 		defer cancel()
 		switch {
 		case got.tok != nil:
-			if err := s.store.Save(ctx, s.key, StoredToken{Token: got.tok, Obtained: got.at}); err != nil {
+			if err := s.store.Save(ctx, s.key, StoredToken{Token: got.tok, Obtained: got.at, Rejections: got.rej}); err != nil {
 				s.tel.StoreFallback(ctx, nil, s.r.p.Name, "save")
 			}
 		case bad != nil:
@@ -472,7 +570,7 @@ func (s *CachedSource) fromStore(ctx context.Context) (got obtained, ok bool, st
 	if e := s.newEntry(tok, stored.Obtained, now, 0); !e.staleAt.IsZero() && !now.Before(e.staleAt) {
 		return obtained{}, false, stored, nil
 	}
-	return obtained{tok: tok, at: stored.Obtained}, true, stored, nil
+	return obtained{tok: tok, at: stored.Obtained, rej: stored.Rejections, shared: true}, true, stored, nil
 }
 
 // fromEndpoint fetches from the token endpoint through the breaker.
@@ -484,7 +582,10 @@ func (s *CachedSource) fromEndpoint(ctx context.Context, st *exchangeStats, rec 
 		return obtained{}, err
 	}
 	rec.From(telemetry.FromEndpoint)
-	return obtained{tok: v.(*Token), at: at}, nil
+	if !st.sent.IsZero() {
+		at = st.sent // the start of the attempt that was answered
+	}
+	return obtained{tok: v.(*Token), at: at, rej: int(s.nextRej.Load())}, nil
 }
 
 // fetch gets a new token: with the refresh token first when there is one,
@@ -518,19 +619,22 @@ func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats, refreshHint
 		}
 		var te *Error
 		switch {
-		case errors.As(err, &te) && te.Temporary():
-			return nil, err // the endpoint is down: the refresh token may still be good
-		case !errors.As(err, &te) && !retry.NotSent(err):
-			// No reply, but the request may have reached the server, which
-			// may have rotated the token: never send it again.
+		case refreshUnspent(err):
+			return nil, err // the server surely did not act on it: still good
+		case !errors.As(err, &te) || te.Temporary():
+			// The server may have acted on the request (a 5xx, no reply
+			// after it was written) or certainly did (a 2xx the source
+			// cannot use) and rotated the token: never send it again. The
+			// next fetch uses the configured grant.
 			s.refresh = ""
 			s.spent.add(refreshFingerprint(rt))
 			return nil, err
-		case !errors.As(err, &te):
-			return nil, err // not sent at all: still good
 		}
 		s.refresh = "" // refused: fall back to the grant, once
 		s.spent.add(refreshFingerprint(rt))
+		if st.onFallback != nil {
+			st.onFallback(RefreshToken, err)
+		}
 	}
 	tok, err := s.ep.exchange(ctx, s.r.grant, "", st)
 	if err != nil {
@@ -538,6 +642,19 @@ func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats, refreshHint
 	}
 	s.refresh = tok.RefreshToken
 	return tok, nil
+}
+
+// refreshUnspent reports whether a failed refresh request surely did not
+// spend the refresh token: it was never sent (the connection was refused,
+// a hook failed before it), or the server said it did not act on it (429,
+// 503). Any other failure may have rotated it at the server.
+func refreshUnspent(err error) bool {
+	var te *Error
+	if errors.As(err, &te) {
+		return te.StatusCode == http.StatusTooManyRequests || te.StatusCode == http.StatusServiceUnavailable
+	}
+	var he *HookError
+	return retry.NotSent(err) || errors.As(err, &he)
 }
 
 // newEntry computes when tok is renewed and when it stops being served.
@@ -550,7 +667,7 @@ func (s *CachedSource) newEntry(tok *Token, at, now time.Time, took time.Duratio
 		return e
 	}
 	life := tok.Expiry.Sub(at)
-	if life <= 0 || !tok.Expiry.After(now) { // expired on arrival: serve it to the callers who waited, once
+	if life <= 0 || !tok.Expiry.After(now) { // expired (flight returns an *ExpiredError instead): never served
 		e.refreshAt, e.staleAt = now, now
 		return e
 	}
@@ -624,7 +741,7 @@ func (s *CachedSource) breakerState() (int64, bool) {
 // result describes a fetch's end for telemetry: codes only, never text
 // from the provider.
 func result(err error, st *exchangeStats) telemetry.Result {
-	r := telemetry.Result{Outcome: telemetry.OutcomeSuccess, Status: st.status, Attempts: st.attempts}
+	r := telemetry.Result{Grant: st.grant, Outcome: telemetry.OutcomeSuccess, Status: st.status, Attempts: st.attempts}
 	if err == nil {
 		return r
 	}
@@ -669,6 +786,8 @@ func errorType(err error) string {
 		return "hook"
 	case errors.As(err, new(*FetchError)):
 		return "network"
+	case errors.As(err, new(*ExpiredError)):
+		return "expired_on_arrival"
 	}
 	return "network"
 }

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 )
 
@@ -490,33 +491,51 @@ func TestCacheRefreshAndGrantRefused(t *testing.T) {
 }
 
 // TestCacheRefreshFailureDoesNotFallBack: when the endpoint fails a
-// refresh (5xx, no reply), the source does not fall back to the password
-// grant in that fetch. After a 5xx it keeps the refresh token for the next
-// try; after a request that got no reply it never sends that token again
-// (the server may have rotated it) and the next fetch uses the grant. The endpoint keeps
-// failing refreshes while failing is set, so the test holds whatever the
-// retry policy does.
+// refresh, the source does not fall back to the password grant in that
+// fetch. It keeps the refresh token for the next try only when the server
+// surely did not act on the request (a 429 or a 503 says so); after any
+// reply or failure from which the server may have acted on it (a 500, 502,
+// 504, a 2xx the source cannot use — which certainly rotated it — or a
+// connection dropped after the request was written) it never sends that
+// token again, and the next fetch uses the password grant. The endpoint
+// keeps failing refreshes while failing is set, so the test holds whatever
+// the retry policy does.
 func TestCacheRefreshFailureDoesNotFallBack(t *testing.T) {
+	wantStatus := func(status int, code string) func(t *testing.T, err error) {
+		return func(t *testing.T, err error) {
+			if te := tokenError(t, err); te.StatusCode != status || te.Code != code {
+				t.Errorf("error = %v, want HTTP %d %s", err, status, code)
+			}
+		}
+	}
 	tests := []struct {
 		name  string
+		keep  bool // the refresh token is tried again by the next fetch
 		reply func(w http.ResponseWriter)
 		check func(t *testing.T, err error)
 	}{
-		{"503", func(w http.ResponseWriter) {
+		{"503", true, func(w http.ResponseWriter) {
 			writeJSON(w, 503, `{"error":"temporarily_unavailable"}`)
-		}, func(t *testing.T, err error) {
-			if te := tokenError(t, err); te.StatusCode != 503 || te.Code != source.CodeTemporarilyUnavailable {
-				t.Errorf("error = %v, want the 503", err)
-			}
-		}},
-		{"500 HTML", func(w http.ResponseWriter) {
+		}, wantStatus(503, source.CodeTemporarilyUnavailable)},
+		{"429", true, func(w http.ResponseWriter) {
+			writeJSON(w, 429, `{"error":"slow_down"}`)
+		}, wantStatus(429, source.CodeTemporarilyUnavailable)},
+		{"500 HTML", false, func(w http.ResponseWriter) {
 			writeReply(w, 500, "text/html", "<h1>Internal Server Error</h1>")
-		}, func(t *testing.T, err error) {
-			if te := tokenError(t, err); te.StatusCode != 500 || te.Code != source.CodeServerError {
-				t.Errorf("error = %v, want the 500", err)
-			}
-		}},
-		{"connection dropped", func(w http.ResponseWriter) {
+		}, wantStatus(500, source.CodeServerError)},
+		{"502", false, func(w http.ResponseWriter) {
+			writeReply(w, 502, "text/plain", "bad gateway")
+		}, wantStatus(502, source.CodeServerError)},
+		{"504", false, func(w http.ResponseWriter) {
+			writeReply(w, 504, "text/plain", "gateway timeout")
+		}, wantStatus(504, source.CodeServerError)},
+		{"200 unsafe token", false, func(w http.ResponseWriter) {
+			writeJSON(w, 200, `{"access_token":"tok\r\nX: 1","token_type":"bearer","expires_in":3600,"refresh_token":"rt-2"}`)
+		}, wantStatus(200, source.CodeServerError)},
+		{"200 expires_in soon", false, func(w http.ResponseWriter) {
+			writeJSON(w, 200, `{"access_token":"tok-x","token_type":"bearer","expires_in":"soon","refresh_token":"rt-2"}`)
+		}, wantStatus(200, source.CodeServerError)},
+		{"connection dropped", false, func(w http.ResponseWriter) {
 			panic(http.ErrAbortHandler)
 		}, func(t *testing.T, err error) {
 			var fe *source.FetchError
@@ -540,7 +559,9 @@ func TestCacheRefreshFailureDoesNotFallBack(t *testing.T) {
 					writeJSON(w, 200, tokenJSON("tok-refreshed", 3600, "rt-2"))
 				}
 			})
-			src := newSource(t, passwordConfig(ts))
+			cfg := passwordConfig(ts)
+			cfg.Retry = retry.Policy{MinWait: time.Millisecond, MaxWait: 2 * time.Millisecond}
+			src := newSource(t, cfg)
 			tok1, err := src.Token(context.Background())
 			if err != nil {
 				t.Fatalf("Token: %v", err)
@@ -556,11 +577,9 @@ func TestCacheRefreshFailureDoesNotFallBack(t *testing.T) {
 			tok, err := src.Token(context.Background())
 			reqs := ts.requests()
 			r := reqs[len(reqs)-1]
-			var fe *source.FetchError
-			if errors.As(err, &fe) || (err == nil && tt.name == "connection dropped") {
-				// No reply, but the request was written: the server may
-				// have rotated the refresh token, so it is never sent
-				// again; the next fetch uses the password grant.
+			if !tt.keep {
+				// The server may have rotated the refresh token: it is
+				// never sent again; the next fetch uses the password grant.
 				if err != nil || tok.AccessToken != "tok-2" {
 					t.Fatalf("Token = %v, %v, want tok-2 from the password grant", tok, err)
 				}
@@ -569,7 +588,7 @@ func TestCacheRefreshFailureDoesNotFallBack(t *testing.T) {
 				}
 				return
 			}
-			// A 5xx: the refresh token was kept; the next fetch tries it again.
+			// The server did not act on it: the next fetch tries it again.
 			if err != nil || tok.AccessToken != "tok-refreshed" {
 				t.Fatalf("Token = %v, %v, want tok-refreshed", tok, err)
 			}

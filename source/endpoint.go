@@ -111,18 +111,25 @@ func sentSecrets(p *Provider, tr *TokenRequest) []string {
 
 // exchangeStats is what telemetry learns of the exchanges of one fetch.
 type exchangeStats struct {
-	status   int // the last HTTP status, 0 for none
-	attempts int // requests sent
+	status   int       // the last HTTP status, 0 for none
+	attempts int       // requests sent
+	sent     time.Time // when the attempt that got the last reply started
+	grant    string    // the last grant tried
 	onRetry  func(retry.Attempt)
+	// onFallback, if set, is told that grant was refused with err and the
+	// fetch falls back to the configured grant.
+	onFallback func(grant string, err error)
 }
 
 // exchange makes one token request with grant; refresh is the refresh
 // token for the RefreshToken grant. A refusal is an *Error. st, if not
-// nil, is updated with the attempts and the last status.
+// nil, is updated with the attempts, the last status and when the
+// answered attempt started (the token's Expiry counts from then).
 func (e *endpoint) exchange(ctx context.Context, grant, refresh string, st *exchangeStats) (*Token, error) {
 	if st == nil {
 		st = &exchangeStats{}
 	}
+	st.grant = grant
 	req, scrub, err := e.build(ctx, grant, refresh)
 	if err != nil {
 		return nil, err
@@ -131,9 +138,13 @@ func (e *endpoint) exchange(ctx context.Context, grant, refresh string, st *exch
 	if grant == Password && (e.r.p.OneTimePassword || e.r.cfg.PasswordFunc != nil) {
 		pol.MaxAttempts = 1 // a password from PasswordFunc may be one-time: never sent twice
 	}
+	// A lifetime counts from the start of the attempt that was answered:
+	// an earlier attempt's 429 and the wait after it are not the token's.
 	start := time.Now()
-	resp, n, err := retry.Do(e.client, pol, retry.Request{Req: req, Unsafe: grant == RefreshToken, OnRetry: st.onRetry})
+	onSend := func(int) { start = time.Now() }
+	resp, n, err := retry.Do(e.client, pol, retry.Request{Req: req, Unsafe: grant == RefreshToken, OnRetry: st.onRetry, OnSend: onSend})
 	st.attempts += n
+	st.sent = start
 	if err != nil {
 		st.status = 0
 		return nil, e.transportError(err, scrub)
@@ -482,8 +493,9 @@ func scopeString(v any) string {
 
 // ParseExpiresIn reads an expires_in value: a JSON number, a decimal
 // string ("43200", as gestao.plus sends), or nil. Zero, a negative value
-// and nil mean "not given" and return 0. A value past 100 years is capped.
-// Anything else is an error.
+// and nil mean "not given" and return 0. A value past 100 years is capped,
+// also one past float64's range (1e400, or 400 digits): it means "far
+// future". Anything else is an error.
 func ParseExpiresIn(v any) (time.Duration, error) {
 	var f float64
 	switch x := v.(type) {
@@ -491,7 +503,7 @@ func ParseExpiresIn(v any) (time.Duration, error) {
 		return 0, nil
 	case json.Number:
 		var err error
-		if f, err = strconv.ParseFloat(string(x), 64); err != nil {
+		if f, err = parseSeconds(string(x)); err != nil {
 			return 0, errors.New("not a number")
 		}
 	case float64:
@@ -506,7 +518,7 @@ func ParseExpiresIn(v any) (time.Duration, error) {
 			return 0, nil
 		}
 		var err error
-		if f, err = strconv.ParseFloat(s, 64); err != nil {
+		if f, err = parseSeconds(s); err != nil {
 			return 0, errors.New("not a number of seconds")
 		}
 	default:
@@ -522,6 +534,17 @@ func ParseExpiresIn(v any) (time.Duration, error) {
 		return maxLifetime, nil
 	}
 	return time.Duration(f * float64(time.Second)), nil
+}
+
+// parseSeconds parses a decimal number. A well-formed number past
+// float64's range is ±Inf and no error (ParseFloat says ErrRange); "Inf"
+// and "NaN" spelled out are returned as they are, for the caller to refuse.
+func parseSeconds(s string) (float64, error) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil && errors.Is(err, strconv.ErrRange) && math.IsInf(f, 0) {
+		return math.Copysign(math.MaxFloat64, f), nil // past any lifetime: capped below
+	}
+	return f, err
 }
 
 // CheckHeaderToken reports whether a token can be sent as a header: the

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -705,7 +706,9 @@ func TestResilienceOTPNotRetried(t *testing.T) {
 }
 
 // TestResilienceRefreshNotRetried: a refresh token that may have reached
-// the server is not sent again; a 503 (the server did not act) is retried.
+// the server is not sent again, neither by a retry nor by the next fetch
+// (which uses the grant instead); a 429 or 503 (the server did not act) is
+// retried.
 func TestResilienceRefreshNotRetried(t *testing.T) {
 	providers := []struct {
 		name string
@@ -738,8 +741,10 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 	}{
 		{"500 is not retried", func(emu *sourcetest.Server) { emu.FailNext(1, 500, "") }, 1, true, false},
 		{"502 is not retried", func(emu *sourcetest.Server) { emu.FailNext(1, 502, "") }, 1, true, false},
+		{"504 is not retried", func(emu *sourcetest.Server) { emu.FailNext(1, 504, "") }, 1, true, false},
 		{"reset is not retried", func(emu *sourcetest.Server) { emu.ResetNext(1) }, 1, true, true},
 		{"503 is retried", func(emu *sourcetest.Server) { emu.FailNext(1, 503, "") }, 2, false, false},
+		{"429 is retried", func(emu *sourcetest.Server) { emu.FailNext(1, 429, "") }, 2, false, false},
 	}
 	for _, p := range providers {
 		for _, f := range faults {
@@ -785,17 +790,13 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 				if !f.wantErr {
 					return
 				}
-				// After a 5xx the refresh token was not spent: the next call
-				// uses it. After a reset (the request was written, the
-				// server may have rotated it) it is never sent again: the
-				// next call uses the password grant.
+				// After a 5xx or a reset the server may have rotated the
+				// refresh token: it is never sent again, and the next call
+				// uses the password grant.
 				if _, err := src.Token(ctx); err != nil {
 					t.Fatalf("Token after the failure: %v", err)
 				}
-				wantRefresh, wantPassword := f.wantRefresh+1, 1
-				if f.wantFetchErr {
-					wantRefresh, wantPassword = f.wantRefresh, 2
-				}
+				wantRefresh, wantPassword := f.wantRefresh, 2
 				if got := emu.Requests("refresh_token"); got != wantRefresh {
 					t.Errorf("refresh_token requests after recovery: got %d, want %d", got, wantRefresh)
 				}
@@ -805,4 +806,111 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestResilienceLifetimeFromAnsweredAttempt: a token's lifetime counts
+// from the start of the attempt that got the reply, not from the first
+// attempt: after a 429 with Retry-After: 1, a token issued with expires_in
+// 3 has 3 s left, and the store records when that attempt started.
+func TestResilienceLifetimeFromAnsweredAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var n atomic.Int32
+		var answered time.Time
+		client := &http.Client{Transport: rsRoundTripper(func(r *http.Request) (*http.Response, error) {
+			rec := httptest.NewRecorder()
+			rec.Header().Set("Content-Type", "application/json")
+			if n.Add(1) == 1 {
+				rec.Header().Set("Retry-After", "1")
+				rec.WriteHeader(http.StatusTooManyRequests)
+				fmt.Fprint(rec, `{"error":"slow_down"}`)
+				return rec.Result(), nil
+			}
+			answered = time.Now()
+			time.Sleep(100 * time.Millisecond) // the endpoint's latency
+			fmt.Fprint(rec, `{"access_token":"tok","token_type":"bearer","expires_in":3}`)
+			return rec.Result(), nil
+		})}
+		store := &rsSavingStore{Store: source.NewMemoryStore()}
+		src := rsNew(t, source.Config{TokenURL: "https://auth.example/token", ClientID: "id", ClientSecret: "secret",
+			HTTPClient: client, Store: store})
+		start := time.Now()
+		tok, err := src.Token(context.Background())
+		if err != nil {
+			t.Fatalf("Token: %v", err)
+		}
+		if got, want := answered.Sub(start), time.Second; got != want {
+			t.Fatalf("second attempt after %v, want %v", got, want)
+		}
+		if got, want := tok.Expiry, answered.Add(3*time.Second); !got.Equal(want) {
+			t.Errorf("Expiry: got %v after the answered attempt, want 3s", got.Sub(answered))
+		}
+		synctest.Wait() // the store is written after the token is handed out
+		if got := store.savedTokens(); len(got) != 1 || !got[0].Obtained.Equal(answered) {
+			t.Errorf("stored: got %v, want one token obtained when the answered attempt started", got)
+		}
+	})
+}
+
+// rsSavingStore records what is saved.
+type rsSavingStore struct {
+	source.Store
+	mu    sync.Mutex
+	saved []source.StoredToken
+}
+
+func (s *rsSavingStore) Save(ctx context.Context, key string, t source.StoredToken) error {
+	s.mu.Lock()
+	s.saved = append(s.saved, t)
+	s.mu.Unlock()
+	return s.Store.Save(ctx, key, t)
+}
+
+func (s *rsSavingStore) savedTokens() []source.StoredToken {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.saved)
+}
+
+// TestResilienceExpiredOnArrival: an endpoint that takes 1.2 s to issue a
+// 1 s token: Token returns no expired token but an *ExpiredError that says
+// so, and the Transport-facing contract "valid now, or an error" holds for
+// every caller that waited on the fetch.
+func TestResilienceExpiredOnArrival(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client := &http.Client{Transport: rsRoundTripper(func(r *http.Request) (*http.Response, error) {
+			time.Sleep(1200 * time.Millisecond)
+			rec := httptest.NewRecorder()
+			rec.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(rec, `{"access_token":"tok-late","token_type":"bearer","expires_in":1}`)
+			return rec.Result(), nil
+		})}
+		src := rsNew(t, source.Config{TokenURL: "https://auth.example/token", ClientID: "id", ClientSecret: "secret",
+			HTTPClient: client})
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				tok, err := src.Token(context.Background())
+				if err == nil {
+					t.Errorf("Token: got %v (valid now: %v), want an error", tok, tok.Valid())
+					return
+				}
+				var ee *source.ExpiredError
+				if !errors.As(err, &ee) {
+					t.Fatalf("Token: got %v (%T), want a *source.ExpiredError", err, err)
+				}
+				if ee.Lifetime != time.Second || ee.Took != 1200*time.Millisecond {
+					t.Errorf("ExpiredError: got lifetime %v, took %v; want 1s, 1.2s", ee.Lifetime, ee.Took)
+				}
+				for _, want := range []string{"expired before it arrived", "clock", "latency"} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q does not say %q", err, want)
+					}
+				}
+				if strings.Contains(err.Error(), "tok-late") {
+					t.Errorf("error %q shows the token", err)
+				}
+			})
+		}
+		wg.Wait()
+	})
 }

@@ -54,6 +54,13 @@ type Store interface {
 type StoredToken struct {
 	Token    *Token
 	Obtained time.Time
+	// Rejections is how many tokens in a row an API rejected before this
+	// one was fetched; zero for a token fetched for any other reason. A
+	// sharer keeps such a token a while when it is rejected too, before
+	// any API accepted it (see CachedSource.Invalidate), so that a fleet
+	// under an API that rejects every token backs off as one. A Store that
+	// does not keep it makes each sharer back off on its own.
+	Rejections int
 }
 
 // storeKey names a credential in a Store: a hash of everything that

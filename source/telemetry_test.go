@@ -341,7 +341,9 @@ type telSpan struct {
 	attrs   map[string]string
 	retries []map[string]string // the EventRetry events' attributes
 	breaker []string            // the EventBreakerState events, "from->to"
-	desc    string              // the status description; "" means status Unset
+	// fallbacks are the EventGrantFallback events' attributes.
+	fallbacks []map[string]string
+	desc      string // the status description; "" means status Unset
 }
 
 // span expectations shared by the cases.
@@ -631,6 +633,39 @@ func telCases() []telCase {
 			},
 		},
 		{
+			name: "password grant, refresh token revoked, falls back to the password grant",
+			opts: func(o *sourcetest.Options) { o.RefreshTokens = true },
+			cfg: func(c *source.Config) {
+				c.GrantType = source.Password
+				c.Username = sourcetest.DefaultUsername
+				c.Password = telPassword
+			},
+			run: func(r *telRun) {
+				tok := r.mustToken()
+				r.emu.RejectRefresh(true)
+				r.src.Invalidate(tok)
+				r.mustToken()
+				if got, want := r.emu.Requests(source.Password), 2; got != want {
+					r.t.Errorf("password requests = %d, want %d", got, want)
+				}
+			},
+			want: []telSpan{
+				{attrs: telOK(telPW, telemetry.ReasonCold, "1")},
+				// The token came from the password grant: the span says so,
+				// and an event says the refresh token was refused first.
+				{attrs: telOK(telPW, telemetry.ReasonRejected, "2"), fallbacks: []map[string]string{{
+					telemetry.AttrGrantType: telRT, telemetry.AttrOAuthError: "invalid_grant",
+					telemetry.AttrErrorType: "invalid_grant", telemetry.AttrHTTPStatusCode: "400",
+				}}},
+			},
+			metrics: map[string]map[string]string{
+				telemetry.MetricFetches: {
+					std(telemetry.OutcomeSuccess, telemetry.ReasonCold):     "1",
+					std(telemetry.OutcomeSuccess, telemetry.ReasonRejected): "1",
+				},
+			},
+		},
+		{
 			name: "renewal ahead of expiry",
 			opts: func(o *sourcetest.Options) { o.Lifetime = 2 * time.Second },
 			cfg:  func(c *source.Config) { c.RefreshAhead = time.Second },
@@ -835,9 +870,12 @@ func TestTelemetryScenarios(t *testing.T) {
 				}
 				var retries []map[string]string
 				var breaker []string
+				var fallbacks []map[string]string
 				for _, ev := range sp.Events() {
 					a := telAttrs(ev.Attributes)
 					switch ev.Name {
+					case telemetry.EventGrantFallback:
+						fallbacks = append(fallbacks, a)
 					case telemetry.EventRetry:
 						retries = append(retries, a)
 					case telemetry.EventBreakerState:
@@ -854,6 +892,15 @@ func TestTelemetryScenarios(t *testing.T) {
 							if gv, ok := retries[i][key]; wv == "" && ok || wv != "" && gv != wv {
 								t.Errorf("%s: retry event %d: %s = %q, want %q", what, i, key, gv, wv)
 							}
+						}
+					}
+				}
+				if got, want := len(fallbacks), len(w.fallbacks); got != want {
+					t.Errorf("%s: %s events = %d, want %d", what, telemetry.EventGrantFallback, got, want)
+				} else {
+					for i, wa := range w.fallbacks {
+						if !telMapsEqual(fallbacks[i], wa) {
+							t.Errorf("%s: fallback event %d = %v, want %v", what, i, fallbacks[i], wa)
 						}
 					}
 				}

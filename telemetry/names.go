@@ -32,6 +32,13 @@ const (
 	// EventStoreFallback is added to SpanFetch when the shared token store
 	// failed and the source fetched on its own.
 	EventStoreFallback = "tokenhttp.store.fallback"
+	// EventGrantFallback is added to SpanFetch for each grant the endpoint
+	// refused before the fetch fell back to the configured grant (a
+	// revoked refresh token): AttrGrantType is the refused grant,
+	// AttrOAuthError and AttrErrorType its code. The span's own
+	// AttrGrantType is the grant that produced the token (or, on failure,
+	// the last one tried).
+	EventGrantFallback = "tokenhttp.grant.fallback"
 )
 
 // Attribute keys. The first five are OpenTelemetry semantic conventions.
@@ -115,4 +122,9 @@ const (
 	// MetricGatewayRejections counts requests the Middleware answered
 	// itself because no token could be had, by status.
 	MetricGatewayRejections = "tokenhttp.middleware.rejections"
+	// MetricSuppressedInvalidations counts 401s after which a source kept
+	// the token instead of fetching another, by provider: a token fetched
+	// to replace a rejected one was rejected too before any API accepted
+	// it, so the API is not rejecting the token, and the source backs off.
+	MetricSuppressedInvalidations = "tokenhttp.token.invalidations.suppressed"
 )

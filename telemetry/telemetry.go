@@ -34,6 +34,7 @@ type Instruments struct {
 	rejections metric.Int64Counter
 	fallbacks  metric.Int64Counter
 	storeHits  metric.Int64Counter
+	suppressed metric.Int64Counter
 	breaker    metric.Int64ObservableGauge
 	ttl        metric.Float64ObservableGauge
 }
@@ -78,6 +79,8 @@ func New(p Providers) *Instruments {
 	handle()
 	i.storeHits, err = m.Int64Counter(MetricStoreHits, metric.WithUnit("{renewal}"),
 		metric.WithDescription("Renewals that took a token another sharer of the store had fetched."))
+	i.suppressed, err = m.Int64Counter(MetricSuppressedInvalidations, metric.WithUnit("{rejection}"),
+		metric.WithDescription("401s after which the source kept its token: a fresh token was rejected too, so the source backs off."))
 	handle()
 	i.breaker, err = m.Int64ObservableGauge(MetricBreakerState, metric.WithUnit("{state}"),
 		metric.WithDescription("Circuit breaker state: 0 closed, 1 half-open, 2 open."))
@@ -151,8 +154,32 @@ func (f *Fetch) BreakerChange(from, to string) {
 		attribute.String(AttrBreakerFrom, from), attribute.String(AttrBreakerTo, to)))
 }
 
+// GrantFallback records that the endpoint refused grant (status, the
+// normalized OAuth2 code and error.type) and the fetch fell back to the
+// configured grant.
+func (f *Fetch) GrantFallback(grant string, status int, oauthErr, errType string) {
+	if f == nil {
+		return
+	}
+	attrs := []attribute.KeyValue{attribute.String(AttrGrantType, grant)}
+	if status != 0 {
+		attrs = append(attrs, attribute.Int(AttrHTTPStatusCode, status))
+	}
+	if oauthErr != "" {
+		attrs = append(attrs, attribute.String(AttrOAuthError, oauthErr))
+	}
+	if errType != "" {
+		attrs = append(attrs, attribute.String(AttrErrorType, errType))
+	}
+	f.span.AddEvent(EventGrantFallback, trace.WithAttributes(attrs...))
+}
+
 // Result is how a fetch ended.
 type Result struct {
+	// Grant is the grant that produced the token, or on failure the last
+	// one tried; "" keeps the grant the span started with (a token another
+	// sharer fetched).
+	Grant      string
 	Outcome    string // one of the Outcome constants
 	Status     int    // the last HTTP status; 0 for none
 	Attempts   int
@@ -166,6 +193,9 @@ func (f *Fetch) End(r Result) {
 		return
 	}
 	attrs := []attribute.KeyValue{attribute.String(AttrOutcome, r.Outcome), attribute.Int(AttrAttempts, r.Attempts)}
+	if r.Grant != "" {
+		attrs = append(attrs, attribute.String(AttrGrantType, r.Grant))
+	}
 	if r.Status != 0 {
 		attrs = append(attrs, attribute.Int(AttrHTTPStatusCode, r.Status))
 	}
@@ -218,6 +248,15 @@ func (i *Instruments) StoreFallback(ctx context.Context, f *Fetch, provider, op 
 		f.span.AddEvent(EventStoreFallback, trace.WithAttributes(attribute.String(AttrStoreOp, op)))
 	}
 	i.fallbacks.Add(ctx, 1, metric.WithAttributes(attribute.String(AttrProvider, provider), attribute.String(AttrStoreOp, op)))
+}
+
+// SuppressedInvalidation counts a 401 after which a source kept its token
+// and backed off (MetricSuppressedInvalidations).
+func (i *Instruments) SuppressedInvalidation(ctx context.Context, provider string) {
+	if i == nil {
+		return
+	}
+	i.suppressed.Add(ctx, 1, metric.WithAttributes(attribute.String(AttrProvider, provider)))
 }
 
 // CacheMiss counts a Token call that had to wait for a fetch.

@@ -39,6 +39,7 @@ type record struct {
 	Authorization string         `json:"authorization,omitempty"`
 	Extra         map[string]any `json:"extra,omitempty"`
 	Obtained      time.Time      `json:"obtained,omitzero"`
+	Rejections    int            `json:"rejections,omitempty"`
 }
 
 // errEncode is Save's error for a token that is not JSON. The encoder's
@@ -84,7 +85,7 @@ func (s *Store) seal(name string, t source.StoredToken) (string, error) {
 	js, err := json.Marshal(record{
 		AccessToken: tok.AccessToken, TokenType: tok.TokenType, RefreshToken: tok.RefreshToken,
 		Expiry: tok.Expiry, Scope: tok.Scope, Authorization: tok.Authorization, Extra: tok.Extra,
-		Obtained: t.Obtained,
+		Obtained: t.Obtained, Rejections: t.Rejections,
 	})
 	if err != nil {
 		return "", errEncode
@@ -142,5 +143,5 @@ func (s *Store) open(name, v string) *source.StoredToken {
 	if !hmac.Equal([]byte(fp), []byte(s.fingerprint(tok))) {
 		return nil // a fingerprint that does not match would defeat Delete
 	}
-	return &source.StoredToken{Token: tok, Obtained: r.Obtained}
+	return &source.StoredToken{Token: tok, Obtained: r.Obtained, Rejections: r.Rejections}
 }

@@ -41,6 +41,7 @@ func Run(t *testing.T, newScenario func(t *testing.T) NewStore) {
 		{"NeverResendsARotatedRefreshToken", neverResendsARotatedRefreshToken},
 		{"CrashedLockHolder", crashedLockHolder},
 		{"CrashedLockHolderTakeover", crashedLockHolderTakeover},
+		{"FleetBacksOffUnderRejections", fleetBacksOffUnderRejections},
 	} {
 		t.Run(sc.name, func(t *testing.T) { sc.run(t, newScenario(t)) })
 	}
@@ -145,6 +146,50 @@ func invalidateOnlyTheStoredOne(t *testing.T, newStore NewStore) {
 	}
 	if n := emu.TokenRequests(); n != 2 {
 		t.Errorf("token requests = %d, want 2", n)
+	}
+}
+
+// An API that rejects every token, each source acting as the Transport
+// does on a 401 (Invalidate, a new token, and RejectedAfterRenewal when the
+// retry with it gets a 401 too): the first rejection is believed and the
+// token replaced once, through the store; the replacement, rejected too,
+// is kept by every sharer, so the fleet makes two token requests, not one
+// per source per rejection.
+func fleetBacksOffUnderRejections(t *testing.T, newStore NewStore) {
+	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{})
+	keys := &recorder{Store: newStore(t)}
+	srcs := []*source.CachedSource{NewSource(t, emu, keys, nil)}
+	for range 3 {
+		srcs = append(srcs, NewSource(t, emu, newStore(t), nil))
+	}
+	ctx := context.Background()
+	for round := range 5 {
+		for i, src := range srcs {
+			tok, err := src.Token(ctx)
+			if err != nil {
+				t.Fatalf("round %d, source %d: %v", round, i, err)
+			}
+			src.Invalidate(tok) // the API said 401
+			fresh, err := src.Token(ctx)
+			if err != nil {
+				t.Fatalf("round %d, source %d, after Invalidate: %v", round, i, err)
+			}
+			if fresh != tok {
+				src.RejectedAfterRenewal(fresh) // the retry got a 401 too
+			}
+		}
+	}
+	if got, want := emu.TokenRequests(), 2; got != want {
+		t.Errorf("token requests = %d, want %d (the first token and one replacement for the fleet)", got, want)
+	}
+	// The replacement is stored with the rejections before it, for every
+	// sharer to back off alike.
+	st, err := keys.Load(ctx, keys.key(t))
+	if err != nil || st == nil {
+		t.Fatalf("Load: %v, %v", st, err)
+	}
+	if got, want := st.Rejections, 1; got != want {
+		t.Errorf("stored Rejections = %d, want %d", got, want)
 	}
 }
 
