@@ -88,7 +88,12 @@ func tokenMessage(err error, timeout string) string {
 	var te *source.Error
 	switch {
 	case errors.As(err, &te) && wrongURL(te):
-		msg += fmt.Sprintf("; HTTP %d means --token-url is not the token endpoint (the credentials were not checked)", te.StatusCode)
+		what := fmt.Sprintf("answered HTTP %d", te.StatusCode)
+		if te.StatusCode >= 200 && te.StatusCode < 300 {
+			what = fmt.Sprintf("answered HTTP %d with something that is not a token", te.StatusCode)
+		}
+		msg = fmt.Sprintf("the %s token URL %s (%s): it is not a token endpoint; check --token-url (the credentials were not checked)",
+			te.Provider, what, cliText(te.Description))
 	case errors.Is(err, context.DeadlineExceeded) && !errors.As(err, new(*source.FetchError)):
 		msg = "the token endpoint did not answer within --timeout " + timeout + " (" + msg + ")"
 	case errors.Is(err, context.DeadlineExceeded):

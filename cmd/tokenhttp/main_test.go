@@ -33,8 +33,9 @@ func (r result) output() string { return r.stdout + r.stderr }
 
 // invocation describes one run: the fake environment and streams.
 type invocation struct {
-	vars  map[string]string // the environment; nothing else is visible
-	stdin string
+	vars           map[string]string // the environment; nothing else is visible
+	stdin          string
+	stdoutTerminal bool
 }
 
 // exec runs the command in-process with buffers and a fake getenv.
