@@ -45,11 +45,13 @@ var dialects = map[string]dialect{
 
 func dialectOf(p *source.Provider) dialect { return dialects[p.Name] }
 
-// tokenFields are reply and request fields whose values are credentials.
-var tokenFields = map[string]bool{
-	"access_token": true, "refresh_token": true, "id_token": true, "authorization": true,
-	"token": true, "assertion": true, "client_assertion": true, "subject_token": true,
-	"actor_token": true, "password": true, "client_secret": true, "code": true, "code_verifier": true,
+// secretFields are the fields whose values are credentials: in a token
+// request (">") and in a reply ("<"; an error reply's "code" is not one).
+var secretFields = map[string]map[string]bool{
+	">": {"password": true, "client_secret": true, "refresh_token": true, "assertion": true,
+		"client_assertion": true, "subject_token": true, "actor_token": true, "code": true, "code_verifier": true},
+	"<": {"access_token": true, "refresh_token": true, "id_token": true, "authorization": true,
+		"token": true, "issued_token": true},
 }
 
 // fingerprint names a secret without showing it: a SHA-256 prefix.
@@ -373,19 +375,19 @@ func (t *tracer) fieldsLocked(dir, contentType string, body []byte) {
 	}
 	slices.Sort(names)
 	for _, k := range names {
-		t.printLocked("%s   %-15s %s", dir, k, t.valueLocked(k, fields[k]))
+		t.printLocked("%s   %-15s %s", dir, k, t.valueLocked(secretFields[dir], k, fields[k]))
 	}
 }
 
 // valueLocked shows one body field's value.
-func (t *tracer) valueLocked(name string, v any) string {
+func (t *tracer) valueLocked(secret map[string]bool, name string, v any) string {
 	s, isString := v.(string)
 	if isString {
 		if label, ok := t.secrets[s]; ok {
 			return "[" + label + "]"
 		}
 	}
-	if tokenFields[strings.ToLower(name)] && v != nil {
+	if secret[strings.ToLower(name)] && v != nil {
 		if !isString {
 			b, _ := json.Marshal(v)
 			s = string(b)
