@@ -29,7 +29,7 @@ const exitTable = `Exit codes:
   3    the token endpoint refused the credentials (invalid_client, invalid_grant, other 4xx)
   4    the token endpoint is unavailable: 5xx, 429, connection refused or reset,
        no reply within --timeout, circuit breaker open
-  5    the token URL is wrong: the endpoint answered 404, 405, a redirect, or a
+  5    the token URL is wrong: the endpoint answered 404, 405, 410, a redirect, or a
        reply that is not a token (the credentials were not checked)
   130  interrupted (Ctrl-C)
 `

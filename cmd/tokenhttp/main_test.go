@@ -45,11 +45,12 @@ func exec(t *testing.T, in invocation, args ...string) result {
 	defer cancel()
 	var stdout, stderr strings.Builder
 	e := env{
-		stdin:   strings.NewReader(in.stdin),
-		stdout:  &stdout,
-		stderr:  &stderr,
-		getenv:  func(k string) string { return in.vars[k] },
-		stdinFD: -1,
+		stdin:          strings.NewReader(in.stdin),
+		stdout:         &stdout,
+		stderr:         &stderr,
+		getenv:         func(k string) string { return in.vars[k] },
+		stdinFD:        -1,
+		stdoutTerminal: in.stdoutTerminal,
 	}
 	code := run(ctx, args, e)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
