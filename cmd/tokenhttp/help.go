@@ -38,6 +38,11 @@ func runHelp(ctx context.Context, args []string, e env) int {
 		fmt.Fprint(e.stdout, usage())
 		return exitOK
 	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		fmt.Fprint(e.stdout, helpHelp)
+		return exitOK
+	}
 	c, ok := lookup(args[0])
 	if !ok {
 		fmt.Fprintf(e.stderr, "tokenhttp: unknown command %q\n\n%s", args[0], usage())

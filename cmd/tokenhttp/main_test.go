@@ -187,7 +187,7 @@ func TestTopLevel(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, cmd := range []string{"demo", "token", "call"} {
+	for _, cmd := range []string{"demo", "token", "call", "emulate", "version", "help"} {
 		for _, args := range [][]string{{cmd, "--help"}, {cmd, "-h"}, {"help", cmd}} {
 			t.Run(strings.Join(args, " "), func(t *testing.T) {
 				r := exec(t, invocation{}, args...)
