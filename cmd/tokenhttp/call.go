@@ -69,13 +69,15 @@ func runCall(ctx context.Context, args []string, e env) int {
 		return flagError(e, "call", usagef("%s is cleartext http to a host that is not loopback: the token would cross the network in the clear; use https, or --insecure if the network is trusted", redactURL(req.URL.String())))
 	}
 	tr := newTracer(e.stderr, *verbose, *show)
-	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
+	// The flags and secrets first: a prompt is not bounded by --timeout
+	// (Ctrl-C ends it).
 	src, pw, err := cf.newSource(ctx, e, tr)
 	if err != nil {
 		return fail(e, tr, "call", err, cf.timeout)
 	}
 	defer closeSource(src)
+	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	defer cancel()
 	// The token first, so that its errors have the token endpoint's exit
 	// codes; the Transport then takes it from the cache.
 	start := time.Now()

@@ -67,7 +67,7 @@ func (c *credFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.cloud, "cloud", "", "the user's cloud, sent as \"provider\" (vaultid)")
 	fs.StringVar(&c.origin, "origin", "", "Origin header for token requests (gestaoplus: https://yourcompany.gestao.plus)")
 	fs.BoolVar(&c.insecure, "insecure", false, "allow cleartext http to hosts that are not loopback")
-	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "time limit of the whole command")
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "time limit of the token requests and the call (a prompt is not counted)")
 }
 
 // listFlag is a repeatable flag whose values may also be space-separated.

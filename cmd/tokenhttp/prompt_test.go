@@ -81,21 +81,16 @@ func (term *terminal) waitFor(t *testing.T, s string) {
 // in between, a test can).
 func (term *terminal) typeLine(t *testing.T, s string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		tio, err := unix.IoctlGetTermios(int(term.tty.Fd()), unix.TCGETS)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tio.Lflag&unix.ECHO == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the terminal's echo is still on after the prompt %q", term.display())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitEcho(t, term, false)
 	if _, err := term.ptmx.Write([]byte(s + "\r")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// typeLineEcho types Enter whatever the echo.
+func (term *terminal) typeLineEcho(t *testing.T) {
+	t.Helper()
+	if _, err := term.ptmx.Write([]byte("\r")); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -105,6 +100,12 @@ func (term *terminal) typeLine(t *testing.T, s string) {
 // returns at once; wait returns the exit code and standard output.
 func runAt(t *testing.T, term *terminal, vars map[string]string, args ...string) (wait func() (int, string)) {
 	t.Helper()
+	return runAtCtx(t, context.Background(), term, vars, args...)
+}
+
+// runAtCtx is runAt with a context (cancel it for Ctrl-C).
+func runAtCtx(t *testing.T, parent context.Context, term *terminal, vars map[string]string, args ...string) (wait func() (int, string)) {
+	t.Helper()
 	out, err := os.Create(filepath.Join(t.TempDir(), "stdout"))
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +114,7 @@ func runAt(t *testing.T, term *terminal, vars map[string]string, args ...string)
 	if !e.terminal() {
 		t.Fatal("osEnv: the pty is not seen as a terminal")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(parent, 30*time.Second)
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, e) }()
 	return func() (int, string) {
@@ -221,6 +222,47 @@ func TestPromptNoEcho(t *testing.T) {
 			t.Errorf("the terminal shows an OTP: %q", term.display())
 		}
 	})
+}
+
+// TestPromptInterrupted: Ctrl-C at the prompt ends the command with 130
+// and gives the terminal its echo back.
+func TestPromptInterrupted(t *testing.T) {
+	t.Cleanup(noLeaks(t)) // after the terminal's own cleanup
+	emu := sourcetest.NewGestaoPlus(sourcetest.Options{})
+	defer emu.Close()
+	term := newTerminal(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := runAtCtx(t, ctx, term, nil, "token", "--provider", "gestaoplus", "--token-url", emu.TokenURL, "--username", sourcetest.DefaultUsername)
+	term.waitFor(t, "(not echoed): ")
+	waitEcho(t, term, false)
+	cancel() // what the SIGINT handler does
+	if code, _ := wait(); code != exitInterrupted {
+		t.Errorf("exit code: got %d, want %d", code, exitInterrupted)
+	}
+	waitEcho(t, term, true)
+	if got := emu.TokenRequests(); got != 0 {
+		t.Errorf("token requests: got %d, want 0", got)
+	}
+	term.typeLineEcho(t) // the read left behind by the prompt ends
+}
+
+// waitEcho waits until the terminal's echo is on or off.
+func waitEcho(t *testing.T, term *terminal, on bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tio, err := unix.IoctlGetTermios(int(term.tty.Fd()), unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (tio.Lflag&unix.ECHO != 0) == on {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the terminal's echo: got %v, want %v", !on, on)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // TestNoPromptWithoutTerminal: /dev/null is a character device but not a

@@ -125,15 +125,14 @@ func (c *credFlags) password(ctx context.Context, e env, p *source.Provider, tr 
 		pw.first, pw.origin = v, "standard input"
 	case c.passwordEnv != "" && e.getenv(c.passwordEnv) != "":
 		pw.first, pw.origin = e.getenv(c.passwordEnv), "$"+c.passwordEnv
-	case e.terminal() && !pw.otp:
-		v, err := promptPassword(ctx, e, fmt.Sprintf("password for %s (not echoed): ", c.username))
+	case e.terminal():
+		// The first one now, before --timeout starts; a one-time
+		// password for a later token request is asked for by next.
+		v, err := promptPassword(ctx, e, fmt.Sprintf("%s for %s (not echoed): ", what, c.username))
 		if err != nil {
 			return nil, err
 		}
 		pw.first, pw.origin = v, "the terminal"
-	case e.terminal():
-		tr.origin("password", "a one-time password typed at the terminal for each token request")
-		return pw, nil // prompted for by next, once per token request
 	default:
 		return nil, usagef("the password grant needs a %s and standard input is not a terminal to ask for it: set $%s, or use --password-file or --password-stdin",
 			what, c.passwordEnv)

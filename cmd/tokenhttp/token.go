@@ -46,13 +46,15 @@ func runToken(ctx context.Context, args []string, e env) int {
 	}
 	cf.set = setFlags(fs)
 	tr := newTracer(e.stderr, *verbose, *show)
-	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
+	// The flags and secrets first: a prompt is not bounded by --timeout
+	// (Ctrl-C ends it).
 	src, _, err := cf.newSource(ctx, e, tr)
 	if err != nil {
 		return fail(e, tr, "token", err, cf.timeout)
 	}
 	defer closeSource(src)
+	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	defer cancel()
 	start := time.Now()
 	tok, err := src.Token(ctx)
 	if err != nil {

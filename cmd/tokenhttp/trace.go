@@ -182,13 +182,6 @@ func (t *tracer) begin(c *credFlags, p *source.Provider) {
 	}
 }
 
-// because sets the reason of the next token request.
-func (t *tracer) because(reason string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.pending = reason
-}
-
 // tokenClient is the HTTP client of token requests: nil (the library's
 // default) unless the trace is on.
 func (t *tracer) tokenClient() *http.Client {
