@@ -172,6 +172,29 @@ func TestVerboseGolden(t *testing.T) {
 			code:    exitOK,
 			secrets: []string{"api-key-in-the-query"},
 		},
+		{
+			// gestao.plus: the API revokes the access token; the second
+			// token request renews it with the refresh token.
+			name: "gestaoplus-401-refresh",
+			emu:  func() *sourcetest.Server { return sourcetest.NewGestaoPlus(sourcetest.Options{}) },
+			in: func(*sourcetest.Server) invocation {
+				return invocation{vars: map[string]string{"TOKENHTTP_PASSWORD": sourcetest.DefaultPassword}}
+			},
+			args: func(emu *sourcetest.Server) []string {
+				return []string{"call", "--provider", "gestaoplus", "--token-url", emu.TokenURL, "--username", sourcetest.DefaultUsername}
+			},
+			prepare: func(t *testing.T, emu *sourcetest.Server) string {
+				a := newAPI(t, func(w http.ResponseWriter, r *http.Request, n int) {
+					if n == 1 {
+						emu.Revoke(emu.IssuedTokens()[0])
+					}
+					forward(w, r, emu.ResourceURL)
+				})
+				t.Cleanup(a.Close)
+				return a.URL + "/v1/me"
+			},
+			code: exitOK,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
