@@ -9,7 +9,14 @@
 //
 // Secrets never come from the command line: they are read from
 // environment variables, a file, or standard input, or typed at a
-// terminal prompt that does not echo. See exit.go for the exit codes.
+// terminal prompt that does not echo. -v traces every request with each
+// secret replaced by a marker naming where it came from.
+//
+// Exit codes: 0 ok; 1 the API call failed; 2 usage (nothing was sent);
+// 3 the token endpoint refused the credentials; 4 the token endpoint is
+// unavailable (5xx, 429, unreachable, --timeout, circuit breaker); 5 the
+// token URL is not a token endpoint (404, 405, a redirect, a web page);
+// 130 interrupted. "tokenhttp help" prints the table.
 package main
 
 import (
