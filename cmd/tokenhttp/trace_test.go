@@ -212,3 +212,23 @@ func TestVerboseGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestVerboseFingerprints: the fingerprint of the token in the reply is
+// the one the API request's Authorization shows, and it is the token's.
+func TestVerboseFingerprints(t *testing.T) {
+	defer noLeaks(t)()
+	emu := sourcetest.NewStandard(sourcetest.Options{})
+	defer emu.Close()
+	r := exec(t, withSecret(), "call", emu.ResourceURL, "-v", "--token-url", emu.TokenURL, "--client-id", sourcetest.DefaultClientID)
+	assertCode(t, r, exitOK)
+	reply := regexp.MustCompile(`<   access_token    \[access_token (sha256:[0-9a-f]{8})\]`).FindStringSubmatch(r.stderr)
+	sent := regexp.MustCompile(`> Authorization: Bearer \[access_token (sha256:[0-9a-f]{8})\]`).FindStringSubmatch(r.stderr)
+	if reply == nil || sent == nil {
+		t.Fatalf("no fingerprints in the trace:\n%s", r.stderr)
+	}
+	issued := emu.IssuedTokens()
+	if want := fingerprint(issued[0]); reply[1] != want || sent[1] != want {
+		t.Errorf("fingerprints: reply %s, request %s, want both %s", reply[1], sent[1], want)
+	}
+	assertNoSecret(t, r, issued...)
+}
