@@ -1,13 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -61,16 +62,21 @@ func (t *transcript) title(s string) {
 
 func runDemo(ctx context.Context, args []string, e env) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() { fmt.Fprint(e.stderr, demoHelp) }
-	if code, done := parseFlags(fs, args); done {
-		return code
+	pos, help, err := parseArgs(fs, args)
+	switch {
+	case help:
+		printHelp(e.stdout, demoHelp, fs)
+		return exitOK
+	case err != nil:
+		return flagError(e, "demo", err)
+	case len(pos) > 0:
+		return flagError(e, "demo", usagef("unexpected argument %q", pos[0]))
 	}
 	spans := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 	defer tp.Shutdown(context.WithoutCancel(ctx))
 	t := &transcript{w: e.stdout, start: time.Now(), tel: telemetry.Providers{TracerProvider: tp}}
-	fmt.Fprintln(e.stdout, "tokenhttp demo: five provider emulators on loopback; no secret is printed.")
+	fmt.Fprintln(e.stdout, "tokenhttp demo: six token endpoint emulators on loopback (RFC 6749 and five dialects); no secret is printed.")
 	for _, step := range []func(context.Context, *transcript) error{demoProviders, demoRevocation, demoOutage} {
 		if err := step(ctx, t); err != nil {
 			fmt.Fprintln(e.stderr, "tokenhttp demo:", err)
@@ -82,11 +88,17 @@ func runDemo(ctx context.Context, args []string, e env) int {
 	return exitOK
 }
 
-// printSpans prints the token fetch spans of the run as a table.
+// printSpans prints the token fetch spans of the run as a table; runs of
+// identical rows are one row with a count and the range of their times.
 func printSpans(w io.Writer, start time.Time, spans []sdktrace.ReadOnlySpan) {
 	fmt.Fprintf(w, "\n4. The spans of the run (%s), as a tracing dashboard would show them\n", telemetry.SpanFetch)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  at\tprovider\tgrant\treason\tattempts\tstatus\toutcome\terror.type\tevents\tduration")
+	type row struct {
+		cells      []string
+		first, end time.Duration // start times of the first and last span, from the demo's start
+		lo, hi     time.Duration // shortest and longest duration
+		n          int
+	}
+	var rows []*row
 	for _, s := range spans {
 		a := map[string]string{}
 		for _, kv := range s.Attributes() {
@@ -102,11 +114,30 @@ func printSpans(w io.Writer, start time.Time, spans []sdktrace.ReadOnlySpan) {
 			}
 			events = append(events, name)
 		}
-		fmt.Fprintf(tw, "  %.2fs\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			s.StartTime().Sub(start).Seconds(), a[telemetry.AttrProvider], a[telemetry.AttrGrantType],
+		cells := []string{a[telemetry.AttrProvider], a[telemetry.AttrGrantType],
 			a[telemetry.AttrRefreshReason], a[telemetry.AttrAttempts], a[telemetry.AttrHTTPStatusCode],
-			a[telemetry.AttrOutcome], a[telemetry.AttrErrorType], strings.Join(events, ","),
-			s.EndTime().Sub(s.StartTime()).Round(time.Millisecond))
+			a[telemetry.AttrOutcome], a[telemetry.AttrErrorType], strings.Join(events, ",")}
+		at, d := s.StartTime().Sub(start), s.EndTime().Sub(s.StartTime())
+		if n := len(rows); n > 0 && slices.Equal(rows[n-1].cells, cells) {
+			r := rows[n-1]
+			r.n++
+			r.end, r.lo, r.hi = at, min(r.lo, d), max(r.hi, d)
+			continue
+		}
+		rows = append(rows, &row{cells: cells, first: at, end: at, lo: d, hi: d, n: 1})
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  at\tprovider\tgrant\treason\tattempts\tstatus\toutcome\terror.type\tevents\tduration")
+	for _, r := range rows {
+		at, d, n := fmt.Sprintf("%.2fs", r.first.Seconds()), ms(r.lo), ""
+		if r.n > 1 {
+			at = fmt.Sprintf("%.2f–%.2fs", r.first.Seconds(), r.end.Seconds())
+			n = fmt.Sprintf("  × %d", r.n)
+			if ms(r.lo) != ms(r.hi) {
+				d = ms(r.lo) + "–" + ms(r.hi)
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s%s\n", at, strings.Join(r.cells, "\t"), d, n)
 	}
 	tw.Flush()
 }
@@ -116,6 +147,76 @@ type demoProvider struct {
 	name string
 	emu  *sourcetest.Server
 	cfg  source.Config
+	rec  *recorder // its token traffic, for the quirk line
+}
+
+// recorder keeps the last token request and reply that went through it.
+type recorder struct {
+	mu                sync.Mutex
+	reqType, respType string
+	req, resp         []byte
+	basic             bool
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.GetBody != nil {
+		if rc, err := req.GetBody(); err == nil {
+			body, _ = io.ReadAll(rc)
+			rc.Close()
+		}
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, source.MaxReplyBytes+1))
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, _, r.basic = req.BasicAuth()
+	r.reqType, r.req = req.Header.Get("Content-Type"), body
+	r.respType, r.resp = resp.Header.Get("Content-Type"), b
+	return resp, err
+}
+
+// quirk describes, in one line, what the last exchange shows of the
+// dialect: the body's encoding, where the client credentials went, and
+// what is unusual in the reply. It names fields, never their values,
+// except a string expires_in.
+func (r *recorder) quirk() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	req, kind := parseBody(r.reqType, r.req)
+	var parts []string
+	body := map[string]string{"json": "JSON body", "form": "form body"}[kind]
+	switch v, has := req["client_secret"]; {
+	case r.basic:
+		body += ", client id and secret by HTTP Basic"
+	case has && v == nil:
+		body += `, "client_secret": null`
+	case has:
+		body += ", client_id and client_secret in the body"
+	default:
+		body += ", no client credentials"
+	}
+	parts = append(parts, body)
+	reply, _ := parseBody(r.respType, r.resp)
+	if v, ok := reply["expires_in"].(string); ok {
+		parts = append(parts, fmt.Sprintf("reply: \"expires_in\": %q, a string", v))
+	}
+	if v, ok := reply["Authorization"].(string); ok {
+		scheme, _, _ := strings.Cut(v, " ")
+		parts = append(parts, fmt.Sprintf("reply: \"Authorization\": \"%s …\", sent verbatim as the header", scheme))
+	}
+	if v, ok := reply["access_token"].(string); ok && strings.HasPrefix(v, "eyJ") {
+		parts = append(parts, "reply: the access token is a JWT")
+	}
+	if _, ok := reply["refresh_token"]; ok {
+		parts = append(parts, "reply: a refresh token")
+	}
+	return strings.Join(parts, "; ")
 }
 
 func startProviders(tel telemetry.Providers) []demoProvider {
@@ -127,26 +228,31 @@ func startProviders(tel telemetry.Providers) []demoProvider {
 		otp++
 		return fmt.Sprint(otp), nil
 	}
+	standard := sourcetest.NewStandard(sourcetest.Options{})
 	vault := sourcetest.NewVaultID(sourcetest.Options{})
 	direct := sourcetest.NewDirectLink(sourcetest.Options{})
 	score := sourcetest.NewScorePositivo(sourcetest.Options{})
 	gestao := sourcetest.NewGestaoPlus(sourcetest.Options{})
 	serpro := sourcetest.NewSerproID(sourcetest.Options{})
 	ps := []demoProvider{
+		{"Standard", standard, source.Config{Provider: source.Standard, TokenURL: standard.TokenURL,
+			ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret}, nil},
 		{"VaultID CESS", vault, source.Config{Provider: source.VaultID, TokenURL: vault.TokenURL,
 			ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret,
-			Username: sourcetest.DefaultVaultIDUsername, PasswordFunc: nextOTP, Cloud: "DEMOCLOUD"}},
+			Username: sourcetest.DefaultVaultIDUsername, PasswordFunc: nextOTP, Cloud: "DEMOCLOUD"}, nil},
 		{"DirectLink", direct, source.Config{Provider: source.DirectLink, TokenURL: direct.TokenURL,
-			Username: sourcetest.DefaultUsername, Password: sourcetest.DefaultPassword}},
+			Username: sourcetest.DefaultUsername, Password: sourcetest.DefaultPassword}, nil},
 		{"Score Positivo", score, source.Config{Provider: source.ScorePositivo, TokenURL: score.TokenURL,
-			ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret}},
+			ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret}, nil},
 		{"gestao.plus", gestao, source.Config{Provider: source.GestaoPlus, TokenURL: gestao.TokenURL,
-			Username: sourcetest.DefaultUsername, Password: sourcetest.DefaultPassword}},
+			Username: sourcetest.DefaultUsername, Password: sourcetest.DefaultPassword}, nil},
 		{"SerproID", serpro, source.Config{Provider: source.SerproID, TokenURL: serpro.TokenURL,
-			ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret}},
+			ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret}, nil},
 	}
 	for i := range ps {
 		ps[i].cfg.Telemetry = tel
+		ps[i].rec = &recorder{}
+		ps[i].cfg.HTTPClient = &http.Client{Transport: ps[i].rec}
 	}
 	return ps
 }
@@ -167,7 +273,7 @@ func get(ctx context.Context, c *http.Client, url string) (int, error) {
 }
 
 func demoProviders(ctx context.Context, t *transcript) error {
-	t.title("1. Each provider: one token request, reused across calls")
+	t.title("1. RFC 6749 and each provider's dialect: one token request, reused across calls")
 	ps := startProviders(t.tel)
 	defer func() {
 		for _, p := range ps {
@@ -196,6 +302,7 @@ func demoProviders(ctx context.Context, t *transcript) error {
 		}
 		t.say("%-15s 3 API calls:%s   token requests: %d   lifetime: %-10s header: %s",
 			p.name, statuses, p.emu.TokenRequests(), lifetime(time.Until(tok.Expiry)), scheme)
+		t.say("%-15s quirk: %s", "", p.rec.quirk())
 		closeSource(src)
 	}
 	return nil
@@ -319,13 +426,8 @@ func shortError(err error) string {
 	return err.Error()
 }
 
-// sinceShort is the time since start, "<1ms" when it rounds to zero.
-func sinceShort(start time.Time) string {
-	if d := time.Since(start).Round(time.Millisecond); d > 0 {
-		return "in " + d.String()
-	}
-	return "in <1ms"
-}
+// sinceShort is the time since start.
+func sinceShort(start time.Time) string { return "in " + ms(time.Since(start)) }
 
 // lifetime writes a token lifetime the way people say it.
 func lifetime(d time.Duration) string {
@@ -337,10 +439,4 @@ func lifetime(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%d minutes", d/time.Minute)
 	}
-}
-
-// isTerminal reports whether f is a character device (a terminal).
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -1,39 +1,32 @@
 // Command tokenhttp fetches OAuth2 tokens from the providers tokenhttp
-// speaks, makes authenticated calls with them, and runs the project's demo.
+// speaks, makes authenticated calls with them, runs local emulators of
+// those providers, and runs the project's demo.
 //
-//	tokenhttp demo                                     # five emulated providers, revocation, an outage
+//	tokenhttp emulate                                  # six token endpoints on loopback, with a call line to paste
 //	tokenhttp token --provider serproid --client-id ID # secret from $TOKENHTTP_CLIENT_SECRET
-//	tokenhttp call --token-url URL --client-id ID https://api.example.com/orders
+//	tokenhttp call --token-url URL --client-id ID https://api.example.com/orders -v
+//	tokenhttp demo                                     # six emulated providers, revocation, an outage
 //
-// Secrets never come from the command line alone: they are read from
-// environment variables, a file, or standard input (a one-time password is
-// prompted for on a terminal).
+// Secrets never come from the command line: they are read from
+// environment variables, a file, or standard input, or typed at a
+// terminal prompt that does not echo. -v traces every request with each
+// secret replaced by a marker naming where it came from.
 //
-// Exit codes: 0 success; 1 the request failed (no reply, or a status of 400
-// or more from the API); 2 usage (a bad flag or URL); 3 the token endpoint
-// refused the credentials; 4 the token endpoint is unavailable (5xx, 429,
-// unreachable, circuit breaker open).
+// Exit codes: 0 ok; 1 the API call failed; 2 usage (nothing was sent);
+// 3 the token endpoint refused the credentials; 4 the token endpoint is
+// unavailable (5xx, 429, unreachable, --timeout, circuit breaker); 5 the
+// token URL is not a token endpoint (404, 405, a redirect, a web page);
+// 130 interrupted. "tokenhttp help" prints the table.
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 
-	"github.com/tokenhttp/tokenhttp/source"
-)
-
-// Exit codes.
-const (
-	exitOK          = 0
-	exitFailed      = 1
-	exitUsage       = 2
-	exitRefused     = 3
-	exitUnavailable = 4
+	"golang.org/x/term"
 )
 
 // env is the process environment and standard streams, so that tests run
@@ -42,83 +35,82 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
-	isTerminal     bool // stdin is a terminal: prompt for a one-time password
+	// stdinFD is standard input's file descriptor when it is a terminal
+	// (prompts read it without echo), or -1.
+	stdinFD int
+	// stdoutTerminal reports that standard output is a terminal: a binary
+	// body is refused unless -o says where it goes.
+	stdoutTerminal bool
 }
+
+// osEnv is env over real files: terminals are detected with
+// golang.org/x/term (a character device such as /dev/null is not one).
+func osEnv(stdin, stdout, stderr *os.File, getenv func(string) string) env {
+	e := env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, stdinFD: -1}
+	if fd := int(stdin.Fd()); term.IsTerminal(fd) {
+		e.stdinFD = fd
+	}
+	e.stdoutTerminal = term.IsTerminal(int(stdout.Fd()))
+	return e
+}
+
+// terminal reports whether standard input is a terminal.
+func (e env) terminal() bool { return e.stdinFD >= 0 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	e := env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, isTerminal: isTerminal(os.Stdin)}
-	os.Exit(run(ctx, os.Args[1:], e))
+	os.Exit(run(ctx, os.Args[1:], osEnv(os.Stdin, os.Stdout, os.Stderr, os.Getenv)))
 }
 
-const usage = `tokenhttp: OAuth2 tokens from real-world token endpoints.
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	help    string // the text of "tokenhttp help <name>", flags excluded
+	run     func(ctx context.Context, args []string, e env) int
+}
 
-Usage:
-  tokenhttp demo                 run the demo against local emulators of five providers
-  tokenhttp token [flags]        fetch a token and print its metadata
-  tokenhttp call [flags] URL     make an authenticated request
-  tokenhttp help [command]       show help for a command
+// commands are the subcommands, in the order the usage lists them.
+var commands []command
 
-Exit codes: 0 ok, 1 request failed, 2 usage, 3 token refused, 4 token endpoint unavailable.
-`
+func init() {
+	commands = []command{
+		{"token", "fetch a token and print its metadata", tokenHelp, runToken},
+		{"call", "make an authenticated request, like curl", callHelp, runCall},
+		{"emulate", "run local emulators of the providers' token endpoints", emulateHelp, runEmulate},
+		{"demo", "a transcript of caching, revocation and an outage, on emulators", demoHelp, runDemo},
+		{"version", "print the version and build of this binary", versionHelp, runVersion},
+		{"help", "show help for a command", helpHelp, runHelp},
+	}
+}
+
+func lookup(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
 
 // run is the whole program; it returns the exit code.
 func run(ctx context.Context, args []string, e env) int {
 	if len(args) == 0 {
-		fmt.Fprint(e.stderr, usage)
+		fmt.Fprint(e.stderr, usage())
 		return exitUsage
 	}
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "demo":
-		return runDemo(ctx, rest, e)
-	case "token":
-		return runToken(ctx, rest, e)
-	case "call":
-		return runCall(ctx, rest, e)
-	case "help", "-h", "-help", "--help":
-		if len(rest) > 0 {
-			return run(ctx, []string{rest[0], "--help"}, e)
-		}
-		fmt.Fprint(e.stdout, usage)
-		return exitOK
-	default:
-		fmt.Fprintf(e.stderr, "tokenhttp: unknown command %q\n\n%s", cmd, usage)
+	name, rest := args[0], args[1:]
+	switch name {
+	case "-h", "-help", "--help":
+		name = "help"
+	case "-version", "--version":
+		name = "version"
+	}
+	c, ok := lookup(name)
+	if !ok {
+		fmt.Fprintf(e.stderr, "tokenhttp: unknown command %q\n\n%s", name, usage())
 		return exitUsage
 	}
-}
-
-// usageError is a bad flag, argument or URL: exit code 2.
-type usageError struct{ msg string }
-
-func (u usageError) Error() string { return u.msg }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
-
-// flagNames rewrites the library's Config field names to this tool's
-// flags in configuration errors.
-var flagNames = strings.NewReplacer(
-	"Config.TokenURL", "--token-url", "Config.ClientID", "--client-id",
-	"Config.ClientSecret", "the client secret ($TOKENHTTP_CLIENT_SECRET or --client-secret-file)",
-	"Config.Username", "--username", "Config.Password or Config.PasswordFunc", "a password (see --password-stdin)",
-	"Config.GrantType", "--grant", "Config.Scopes", "--scope", "Config.Lifetime", "--lifetime",
-	"Config.Cloud", "--cloud", "Config.Origin", "--origin", "set AllowInsecureHTTP", "use --insecure",
-	"Config.AuthStyle", "--auth",
-)
-
-// exitCode maps an error to the documented exit codes and prints it.
-func exitCode(e env, err error) int {
-	if err == nil {
-		return exitOK
-	}
-	msg := err.Error()
-	if errors.Is(err, source.ErrInvalidConfig) {
-		msg = flagNames.Replace(msg)
-	}
-	fmt.Fprintln(e.stderr, "tokenhttp:", msg)
-	var ue usageError
-	if errors.As(err, &ue) {
-		return exitUsage
-	}
-	return tokenExit(err)
+	return c.run(ctx, rest, e)
 }

@@ -33,9 +33,9 @@ func (r result) output() string { return r.stdout + r.stderr }
 
 // invocation describes one run: the fake environment and streams.
 type invocation struct {
-	vars     map[string]string // the environment; nothing else is visible
-	stdin    string
-	terminal bool
+	vars           map[string]string // the environment; nothing else is visible
+	stdin          string
+	stdoutTerminal bool
 }
 
 // exec runs the command in-process with buffers and a fake getenv.
@@ -45,11 +45,12 @@ func exec(t *testing.T, in invocation, args ...string) result {
 	defer cancel()
 	var stdout, stderr strings.Builder
 	e := env{
-		stdin:      strings.NewReader(in.stdin),
-		stdout:     &stdout,
-		stderr:     &stderr,
-		getenv:     func(k string) string { return in.vars[k] },
-		isTerminal: in.terminal,
+		stdin:          strings.NewReader(in.stdin),
+		stdout:         &stdout,
+		stderr:         &stderr,
+		getenv:         func(k string) string { return in.vars[k] },
+		stdinFD:        -1,
+		stdoutTerminal: in.stdoutTerminal,
 	}
 	code := run(ctx, args, e)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
@@ -109,7 +110,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("the demo took %s, want under 30s", elapsed)
 	}
 	lines := strings.Split(r.stdout, "\n")
-	for _, name := range []string{"VaultID CESS", "DirectLink", "Score Positivo", "gestao.plus", "SerproID"} {
+	for _, name := range []string{"Standard", "VaultID CESS", "DirectLink", "Score Positivo", "gestao.plus", "SerproID"} {
 		t.Run("provider "+name, func(t *testing.T) {
 			i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, name+" ") && strings.Contains(l, "3 API calls") })
 			if i < 0 {
@@ -124,7 +125,7 @@ func TestDemo(t *testing.T) {
 		})
 	}
 	for _, want := range []string{
-		"1. Each provider",
+		"1. RFC 6749 and each provider",
 		"2. The API revokes",
 		"refresh_token 1",
 		"3. Score Positivo's token endpoint goes down",
@@ -145,7 +146,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("the transcript lacks the spans table header:\n%s", r.stdout)
 	}
 	// Each provider fetched at least once: its name is in a span row.
-	for _, p := range []string{"vaultid", "directlink", "scorepositivo", "gestaoplus", "serproid"} {
+	for _, p := range []string{"standard", "vaultid", "directlink", "scorepositivo", "gestaoplus", "serproid"} {
 		row := regexp.MustCompile(`(?m)^\s+\d+\.\d\ds\s+` + p + `\s`)
 		if !row.MatchString(r.stdout) {
 			t.Errorf("the spans table has no row for %s:\n%s", p, r.stdout)
@@ -186,7 +187,7 @@ func TestTopLevel(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, cmd := range []string{"demo", "token", "call"} {
+	for _, cmd := range []string{"demo", "token", "call", "emulate", "version", "help"} {
 		for _, args := range [][]string{{cmd, "--help"}, {cmd, "-h"}, {"help", cmd}} {
 			t.Run(strings.Join(args, " "), func(t *testing.T) {
 				r := exec(t, invocation{}, args...)
@@ -348,7 +349,7 @@ func TestTokenStandard(t *testing.T) {
 	t.Run("-v", func(t *testing.T) {
 		r := exec(t, withSecret(), append(base, "-v")...)
 		assertCode(t, r, exitOK)
-		for _, want := range []string{"* token > POST " + emu.TokenURL, "authorization true", "* token < 200 OK"} {
+		for _, want := range []string{"* token request #1", "> POST /token HTTP/1.1", "> Authorization: Basic [client_id", "< HTTP/1.1 200 OK"} {
 			if !strings.Contains(r.stderr, want) {
 				t.Errorf("stderr: got %q, want it to contain %q", r.stderr, want)
 			}
@@ -382,7 +383,7 @@ func TestTokenUnavailable(t *testing.T) {
 		{"503", func(s *sourcetest.Server) { s.FailNext(1000, http.StatusServiceUnavailable, "") }, "503"},
 		{"500", func(s *sourcetest.Server) { s.FailNext(1000, http.StatusInternalServerError, "") }, "500"},
 		{"429", func(s *sourcetest.Server) { s.FailNext(1000, http.StatusTooManyRequests, "0") }, "429"},
-		{"connection reset", func(s *sourcetest.Server) { s.ResetNext(1000) }, "tokenhttp:"},
+		{"connection reset", func(s *sourcetest.Server) { s.ResetNext(1000) }, "tokenhttp token:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -516,29 +517,6 @@ func TestTokenPassword(t *testing.T) {
 			t.Errorf("stderr: got %q, want it to contain %q", got, want)
 		}
 		assertNoSecret(t, r, sourcetest.DefaultClientSecret, "123456")
-	})
-
-	t.Run("vaultid OTP prompt on a terminal", func(t *testing.T) {
-		emu := sourcetest.NewVaultID(sourcetest.Options{})
-		defer emu.Close()
-		in := withSecret()
-		in.stdin, in.terminal = "654321\n", true
-		r := exec(t, in, vaultArgs(emu)...)
-		assertCode(t, r, exitOK)
-		prompt := "password or one-time password for " + sourcetest.DefaultVaultIDUsername + ": "
-		if !strings.Contains(r.stderr, prompt) {
-			t.Errorf("stderr: got %q, want the prompt %q", r.stderr, prompt)
-		}
-		if strings.Contains(r.stdout, "one-time password") {
-			t.Errorf("stdout: got %q, want no prompt there", r.stdout)
-		}
-		if got := string(emu.LastTokenRequest().Body); !strings.Contains(got, `"654321"`) {
-			t.Errorf("token request body: got %s, want the OTP typed on stdin", got)
-		}
-		if got, want := emu.Issued(), 1; got != want {
-			t.Errorf("issued: got %d, want %d", got, want)
-		}
-		assertNoSecret(t, r, "654321", sourcetest.DefaultClientSecret)
 	})
 
 	t.Run("no password and no terminal", func(t *testing.T) {
@@ -774,7 +752,7 @@ func TestCall(t *testing.T) {
 	t.Run("-v", func(t *testing.T) {
 		r := exec(t, withSecret(), args("-v", emu.ResourceURL)...)
 		assertCode(t, r, exitOK)
-		for _, want := range []string{"* token > POST " + emu.TokenURL, "* token < 200 OK", "* api > GET " + emu.ResourceURL, "* api < 200 OK"} {
+		for _, want := range []string{"* token request #1", "> POST /token HTTP/1.1", "* API request", "> GET /resource HTTP/1.1", "> Authorization: Bearer [access_token sha256:"} {
 			if !strings.Contains(r.stderr, want) {
 				t.Errorf("stderr: got %q, want it to contain %q", r.stderr, want)
 			}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a strings.Builder safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestEmulate starts every emulator, pastes each printed call line into
+// an in-process run, and stops them with the context (Ctrl-C).
+func TestEmulate(t *testing.T) {
+	defer noLeaks(t)()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, stdinFD: -1, getenv: func(string) string { return "" }}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"emulate"}, e) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(out.String(), "  try ") < len(providers) {
+		if time.Now().After(deadline) {
+			t.Fatalf("emulate printed:\n%s\nstderr: %s", out.String(), errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	otp := 100000
+	for _, line := range strings.Split(out.String(), "\n") {
+		line, ok := strings.CutPrefix(line, "  try ")
+		if !ok {
+			continue
+		}
+		t.Run(line, func(t *testing.T) {
+			// VAR=value ... tokenhttp call ...
+			envPart, cmd, ok := strings.Cut(line, "tokenhttp ")
+			if !ok {
+				t.Fatalf("no tokenhttp command in %q", line)
+			}
+			in := invocation{vars: map[string]string{}}
+			for _, kv := range strings.Fields(envPart) {
+				k, v, _ := strings.Cut(kv, "=")
+				in.vars[k] = v
+			}
+			if strings.Contains(cmd, "--provider vaultid") {
+				otp++ // the line prompts for it at a terminal; here it comes from the environment
+				in.vars["TOKENHTTP_PASSWORD"] = strconv.Itoa(otp)
+			}
+			r := exec(t, in, strings.Fields(cmd)...)
+			assertCode(t, r, exitOK)
+			if !strings.Contains(r.stdout, `"ok":true`) {
+				t.Errorf("stdout: got %q, want the resource's reply", r.stdout)
+			}
+			if !strings.Contains(r.stderr, "* token request #1") {
+				t.Errorf("stderr: got %q, want the -v trace", r.stderr)
+			}
+		})
+	}
+	for _, want := range []string{"token URL", "credentials", "resource", "Ctrl-C"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("emulate's output lacks %q:\n%s", want, out.String())
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("exit code: got %d, want 0", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("emulate did not stop when its context ended")
+	}
+	if !strings.HasSuffix(out.String(), "stopped.\n") {
+		t.Errorf("emulate's output does not end with its stop: %q", out.String())
+	}
+
+	t.Run("a chosen provider", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		r := result{}
+		var o, eo strings.Builder
+		r.code = run(ctx, []string{"emulate", "GestaoPlus"}, env{stdout: &o, stderr: &eo, stdinFD: -1, getenv: func(string) string { return "" }})
+		if r.code != exitOK || !strings.Contains(o.String(), "gestaoplus:") || strings.Contains(o.String(), "serproid:") {
+			t.Errorf("emulate gestaoplus: got %d and\n%s", r.code, o.String())
+		}
+	})
+	t.Run("an unknown provider", func(t *testing.T) {
+		r := exec(t, invocation{}, "emulate", "acme")
+		assertCode(t, r, exitUsage)
+	})
+}

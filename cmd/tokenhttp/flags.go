@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tokenhttp/tokenhttp/source"
+)
+
+// providers are the --provider names.
+var providers = map[string]*source.Provider{
+	"standard":      source.Standard,
+	"vaultid":       source.VaultID,
+	"directlink":    source.DirectLink,
+	"scorepositivo": source.ScorePositivo,
+	"gestaoplus":    source.GestaoPlus,
+	"serproid":      source.SerproID,
+}
+
+func providerNames() []string {
+	names := make([]string, 0, len(providers))
+	for n := range providers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// credFlags are the flags that describe a credential, shared by token and
+// call.
+type credFlags struct {
+	provider, tokenURL, grant, clientID, username string
+	secretEnv, secretFile                         string
+	passwordEnv, passwordFile                     string
+	passwordStdin                                 bool
+	scopes                                        listFlag
+	auth, encoding                                string
+	lifetime                                      time.Duration
+	cloud, origin                                 string
+	insecure                                      bool
+	timeout                                       time.Duration
+
+	set map[string]bool // the flags given on the command line
+}
+
+func (c *credFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.provider, "provider", "standard", "the token endpoint's dialect: "+strings.Join(providerNames(), ", "))
+	fs.StringVar(&c.tokenURL, "token-url", "", "the token endpoint (required for standard and directlink; overrides the provider's default)")
+	fs.StringVar(&c.grant, "grant", "", "grant type: client_credentials or password (default: the provider's)")
+	fs.StringVar(&c.clientID, "client-id", "", "client id")
+	fs.StringVar(&c.secretEnv, "client-secret-env", "TOKENHTTP_CLIENT_SECRET", "environment variable that holds the client secret")
+	fs.StringVar(&c.secretFile, "client-secret-file", "", "file that holds the client secret (wins over the environment)")
+	fs.StringVar(&c.username, "username", "", "resource owner's username, for the password grant")
+	fs.StringVar(&c.passwordEnv, "password-env", "TOKENHTTP_PASSWORD", "environment variable that holds the password")
+	fs.StringVar(&c.passwordFile, "password-file", "", "file that holds the password (wins over the environment)")
+	fs.BoolVar(&c.passwordStdin, "password-stdin", false, "read the password (or one-time password) from standard input; at a terminal it is not echoed")
+	fs.Var(&c.scopes, "scope", "scope to request; repeat the flag or separate scopes with spaces")
+	fs.StringVar(&c.auth, "auth", "", "where client credentials go: header (HTTP Basic), body or none (default: the provider's)")
+	fs.StringVar(&c.encoding, "encoding", "", "request body encoding: form or json (default: the provider's; a JSON provider refuses form)")
+	fs.DurationVar(&c.lifetime, "lifetime", 0, "token lifetime to ask for (vaultid)")
+	fs.StringVar(&c.cloud, "cloud", "", "the user's cloud, sent as \"provider\" (vaultid)")
+	fs.StringVar(&c.origin, "origin", "", "Origin header for token requests (gestaoplus: https://yourcompany.gestao.plus)")
+	fs.BoolVar(&c.insecure, "insecure", false, "allow cleartext http to hosts that are not loopback")
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "time limit of the token requests and the call (a prompt is not counted)")
+}
+
+// listFlag is a repeatable flag whose values may also be space-separated.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, strings.Fields(v)...)
+	return nil
+}
+
+// headerFlag is a repeatable -H "Name: value".
+type headerFlag []string
+
+func (h *headerFlag) String() string     { return strings.Join(*h, ", ") }
+func (h *headerFlag) Set(v string) error { *h = append(*h, v); return nil }
+
+// secretFlags are flags people try that would put a secret on argv. They
+// are refused with a pointer to where the secret goes instead.
+var secretFlags = map[string]string{
+	"client-secret": "use $TOKENHTTP_CLIENT_SECRET, --client-secret-env NAME or --client-secret-file FILE",
+	"secret":        "use $TOKENHTTP_CLIENT_SECRET, --client-secret-env NAME or --client-secret-file FILE",
+	"password":      "use $TOKENHTTP_PASSWORD, --password-file FILE or --password-stdin (or type it at the prompt)",
+	"otp":           "use --password-stdin, $TOKENHTTP_PASSWORD, or type it at the prompt",
+	"token":         "tokenhttp fetches the token itself; see 'tokenhttp help call'",
+}
+
+// parseArgs parses args with fs, accepting flags after positional
+// arguments (call URL -v) as well as before; "--" ends the flags. It
+// returns the positional arguments. A nil error with help set means
+// --help was asked for.
+func parseArgs(fs *flag.FlagSet, args []string) (pos []string, help bool, err error) {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && secretFlags[name] != "" && fs.Lookup(name) == nil {
+			return nil, false, usagef("--%s: a secret on the command line is visible to other users and kept in shell history; %s", name, secretFlags[name])
+		}
+	}
+	fs.SetOutput(io.Discard) // errors are printed by the caller, without the whole flag list
+	fs.Usage = func() {}
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, true, nil
+			}
+			return nil, false, usagef("%v", err)
+		}
+		rest := fs.Args()
+		if consumed := args[:len(args)-len(rest)]; len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			return append(pos, rest...), false, nil
+		}
+		if len(rest) == 0 {
+			return pos, false, nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+// setFlags returns the names of the flags given on the command line.
+func setFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
+// printHelp prints a command's help and its flags to w.
+func printHelp(w io.Writer, help string, fs *flag.FlagSet) {
+	fmt.Fprint(w, help)
+	fmt.Fprintln(w, "\nFlags:")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// flagError prints a usage error and where to find the flags.
+func flagError(e env, cmd string, err error) int {
+	fmt.Fprintf(e.stderr, "tokenhttp %s: %s\nRun 'tokenhttp help %s' for the flags and examples.\n", cmd, cliText(err.Error()), cmd)
+	return exitUsage
+}
+
+// provider returns the --provider's dialect.
+func (c *credFlags) providerOf() (*source.Provider, error) {
+	p, ok := providers[strings.ToLower(c.provider)]
+	if !ok {
+		return nil, usagef("unknown --provider %q; use one of %s", c.provider, strings.Join(providerNames(), ", "))
+	}
+	return p, nil
+}
+
+// grantOf is the grant the request will use.
+func (c *credFlags) grantOf(p *source.Provider) string {
+	switch {
+	case c.grant != "":
+		return c.grant
+	case p.GrantType != "":
+		return p.GrantType
+	}
+	return source.ClientCredentials
+}
+
+// authOf is where the client credentials will go.
+func (c *credFlags) authOf(p *source.Provider) source.AuthStyle {
+	switch c.auth {
+	case "header":
+		return source.AuthInHeader
+	case "body":
+		return source.AuthInBody
+	case "none":
+		return source.AuthNone
+	}
+	if p.AuthStyle == source.AuthDefault {
+		return source.AuthInHeader
+	}
+	return p.AuthStyle
+}
+
+// config builds the source.Config from the flags and the secrets (see
+// secrets.go). Secrets come from files, the environment, standard input
+// or a terminal prompt, never from argv; tr learns each one's origin.
+func (c *credFlags) config(ctx context.Context, e env, tr *tracer) (source.Config, *passwords, error) {
+	p, err := c.providerOf()
+	if err != nil {
+		return source.Config{}, nil, err
+	}
+	cfg := source.Config{
+		Provider: p, TokenURL: c.tokenURL, GrantType: c.grant, ClientID: c.clientID,
+		Username: c.username, Scopes: c.scopes, Lifetime: c.lifetime, Cloud: c.cloud,
+		Origin: c.origin, AllowInsecureHTTP: c.insecure, FetchTimeout: c.timeout,
+		HTTPClient: tr.tokenClient(),
+	}
+	switch c.auth {
+	case "":
+	case "header":
+		cfg.AuthStyle = source.AuthInHeader
+	case "body":
+		cfg.AuthStyle = source.AuthInBody
+	case "none":
+		cfg.AuthStyle = source.AuthNone
+	default:
+		return cfg, nil, usagef("--auth %q: use header, body or none", c.auth)
+	}
+	switch c.encoding {
+	case "":
+	case "json":
+		cfg.Encoding = source.JSONEncoding
+	case "form":
+		if p.Encoding == source.JSONEncoding {
+			return cfg, nil, usagef("--encoding form: the %s endpoint takes a JSON body only; leave out --encoding", p.Name)
+		}
+	default:
+		return cfg, nil, usagef("--encoding %q: use form or json", c.encoding)
+	}
+	sec, err := c.clientSecret(e, p, tr)
+	if err != nil {
+		return cfg, nil, err
+	}
+	cfg.ClientSecret = sec
+	if c.grantOf(p) != source.Password {
+		return cfg, nil, nil
+	}
+	pw, err := c.password(ctx, e, p, tr)
+	if err != nil {
+		return cfg, nil, err
+	}
+	pw.apply(&cfg)
+	return cfg, pw, nil
+}

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"encoding/base64"
+	"flag"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of the -v trace")
+
+// normalize replaces what changes from run to run in a trace: ports,
+// timings, token fingerprints, dates, lengths and temporary paths.
+func normalize(s, tmp string) string {
+	for _, r := range []struct{ re, with string }{
+		{`127\.0\.0\.1:\d+`, "127.0.0.1:PORT"},
+		{`\d+\.\dms`, "Tms"},
+		{`sha256:[0-9a-f]{8}`, "sha256:FP"},
+		{`(?m)^< Date: .*$`, "< Date: DATE"},
+		{`(?m)^< Content-Length: \d+$`, "< Content-Length: N"},
+	} {
+		s = regexp.MustCompile(r.re).ReplaceAllString(s, r.with)
+	}
+	if tmp != "" {
+		s = strings.ReplaceAll(s, tmp, "TMP")
+	}
+	return s
+}
+
+// golden compares got with testdata/name.golden, or writes it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	file := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to write it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("the -v trace differs from %s (run go test -update and review the diff):\n--- got\n%s\n--- want\n%s", file, got, want)
+	}
+}
+
+func TestVerboseGolden(t *testing.T) {
+	defer noLeaks(t)()
+	const otherSecret = "secret-exported-for-another-provider"
+	basic := base64.StdEncoding.EncodeToString([]byte(sourcetest.DefaultClientID + ":" + sourcetest.DefaultClientSecret))
+	tmp := t.TempDir()
+	secretFile := filepath.Join(tmp, "secret")
+	if err := os.WriteFile(secretFile, []byte("wrong-secret-in-a-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		emu     func() *sourcetest.Server
+		in      func(emu *sourcetest.Server) invocation
+		args    func(emu *sourcetest.Server) []string
+		prepare func(t *testing.T, emu *sourcetest.Server) string // returns the URL to call, if any
+		code    int
+		secrets []string
+	}{
+		{
+			name: "standard-token",
+			emu:  func() *sourcetest.Server { return sourcetest.NewStandard(sourcetest.Options{}) },
+			in:   func(*sourcetest.Server) invocation { return withSecret() },
+			args: func(emu *sourcetest.Server) []string {
+				return []string{"token", "--token-url", emu.TokenURL, "--client-id", sourcetest.DefaultClientID, "--scope", "orders:read", "-v"}
+			},
+			code: exitOK,
+		},
+		{
+			name: "standard-retry-after-503",
+			emu: func() *sourcetest.Server {
+				s := sourcetest.NewStandard(sourcetest.Options{})
+				s.FailNext(1, http.StatusServiceUnavailable, "0")
+				return s
+			},
+			in: func(*sourcetest.Server) invocation { return withSecret() },
+			args: func(emu *sourcetest.Server) []string {
+				return []string{"token", "-v", "--token-url", emu.TokenURL, "--client-id", sourcetest.DefaultClientID}
+			},
+			code: exitOK,
+		},
+		{
+			// The trap: a client secret exported for another provider is
+			// not sent to gestao.plus, which wants client_secret null.
+			name: "gestaoplus-stray-secret-not-sent",
+			emu:  func() *sourcetest.Server { return sourcetest.NewGestaoPlus(sourcetest.Options{}) },
+			in: func(*sourcetest.Server) invocation {
+				return invocation{vars: map[string]string{"TOKENHTTP_CLIENT_SECRET": otherSecret, "TOKENHTTP_PASSWORD": sourcetest.DefaultPassword}}
+			},
+			args: func(emu *sourcetest.Server) []string {
+				return []string{"token", "--provider", "gestaoplus", "--token-url", emu.TokenURL, "--username", sourcetest.DefaultUsername, "-v"}
+			},
+			code: exitOK,
+		},
+		{
+			// Sent on purpose, it is refused, and the trace says which
+			// value went and where it came from.
+			name: "gestaoplus-secret-sent-refused",
+			emu:  func() *sourcetest.Server { return sourcetest.NewGestaoPlus(sourcetest.Options{}) },
+			in: func(*sourcetest.Server) invocation {
+				return invocation{vars: map[string]string{"TOKENHTTP_CLIENT_SECRET": otherSecret, "TOKENHTTP_PASSWORD": sourcetest.DefaultPassword}}
+			},
+			args: func(emu *sourcetest.Server) []string {
+				return []string{"token", "--provider", "gestaoplus", "--token-url", emu.TokenURL, "--username", sourcetest.DefaultUsername,
+					"--client-secret-env", "TOKENHTTP_CLIENT_SECRET", "-v"}
+			},
+			code: exitRefused,
+		},
+		{
+			name: "serproid-secret-file-refused",
+			emu:  func() *sourcetest.Server { return sourcetest.NewSerproID(sourcetest.Options{}) },
+			in:   func(*sourcetest.Server) invocation { return invocation{} },
+			args: func(emu *sourcetest.Server) []string {
+				return []string{"token", "--provider", "serproid", "--token-url", emu.TokenURL, "--client-id", sourcetest.DefaultClientID,
+					"--client-secret-file", secretFile, "-v"}
+			},
+			code:    exitRefused,
+			secrets: []string{"wrong-secret-in-a-file"},
+		},
+		{
+			name: "vaultid-otp-stdin",
+			emu:  func() *sourcetest.Server { return sourcetest.NewVaultID(sourcetest.Options{}) },
+			in: func(*sourcetest.Server) invocation {
+				in := withSecret()
+				in.stdin = "424242\n"
+				return in
+			},
+			args: func(emu *sourcetest.Server) []string {
+				return []string{"token", "--provider", "vaultid", "--token-url", emu.TokenURL, "--client-id", sourcetest.DefaultClientID,
+					"--username", sourcetest.DefaultVaultIDUsername, "--cloud", "TESTCLOUD", "--password-stdin", "-v"}
+			},
+			code:    exitOK,
+			secrets: []string{"424242"},
+		},
+		{
+			// The API revokes the token: a 401, why the second token
+			// request happened, the retry; the API key in the URL's query
+			// is redacted.
+			name: "call-401-then-retry",
+			emu:  func() *sourcetest.Server { return sourcetest.NewStandard(sourcetest.Options{}) },
+			in:   func(*sourcetest.Server) invocation { return withSecret() },
+			args: func(emu *sourcetest.Server) []string {
+				return []string{"call", "--token-url", emu.TokenURL, "--client-id", sourcetest.DefaultClientID}
+			},
+			prepare: func(t *testing.T, emu *sourcetest.Server) string {
+				a := newAPI(t, func(w http.ResponseWriter, r *http.Request, n int) {
+					if n == 1 {
+						emu.RevokeAll()
+					}
+					forward(w, r, emu.ResourceURL)
+				})
+				t.Cleanup(a.Close)
+				return a.URL + "/orders?api_key=api-key-in-the-query&page=2"
+			},
+			code:    exitOK,
+			secrets: []string{"api-key-in-the-query"},
+		},
+		{
+			// gestao.plus: the API revokes the access token; the second
+			// token request renews it with the refresh token.
+			name: "gestaoplus-401-refresh",
+			emu:  func() *sourcetest.Server { return sourcetest.NewGestaoPlus(sourcetest.Options{}) },
+			in: func(*sourcetest.Server) invocation {
+				return invocation{vars: map[string]string{"TOKENHTTP_PASSWORD": sourcetest.DefaultPassword}}
+			},
+			args: func(emu *sourcetest.Server) []string {
+				return []string{"call", "--provider", "gestaoplus", "--token-url", emu.TokenURL, "--username", sourcetest.DefaultUsername}
+			},
+			prepare: func(t *testing.T, emu *sourcetest.Server) string {
+				a := newAPI(t, func(w http.ResponseWriter, r *http.Request, n int) {
+					if n == 1 {
+						emu.Revoke(emu.IssuedTokens()[0])
+					}
+					forward(w, r, emu.ResourceURL)
+				})
+				t.Cleanup(a.Close)
+				return a.URL + "/v1/me"
+			},
+			code: exitOK,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			emu := tt.emu()
+			defer emu.Close()
+			args := tt.args(emu)
+			if tt.prepare != nil {
+				args = append(args, tt.prepare(t, emu), "-v") // flags after the URL
+			}
+			r := exec(t, tt.in(emu), args...)
+			assertCode(t, r, tt.code)
+			golden(t, tt.name, normalize(r.stderr, tmp))
+			secrets := append([]string{sourcetest.DefaultClientSecret, sourcetest.DefaultPassword, otherSecret, basic}, tt.secrets...)
+			assertNoSecret(t, r, append(secrets, emu.IssuedTokens()...)...)
+		})
+	}
+}
+
+// TestVerboseFingerprints: the fingerprint of the token in the reply is
+// the one the API request's Authorization shows, and it is the token's.
+func TestVerboseFingerprints(t *testing.T) {
+	defer noLeaks(t)()
+	emu := sourcetest.NewStandard(sourcetest.Options{})
+	defer emu.Close()
+	r := exec(t, withSecret(), "call", emu.ResourceURL, "-v", "--token-url", emu.TokenURL, "--client-id", sourcetest.DefaultClientID)
+	assertCode(t, r, exitOK)
+	reply := regexp.MustCompile(`<   access_token    \[access_token (sha256:[0-9a-f]{8})\]`).FindStringSubmatch(r.stderr)
+	sent := regexp.MustCompile(`> Authorization: Bearer \[access_token (sha256:[0-9a-f]{8})\]`).FindStringSubmatch(r.stderr)
+	if reply == nil || sent == nil {
+		t.Fatalf("no fingerprints in the trace:\n%s", r.stderr)
+	}
+	issued := emu.IssuedTokens()
+	if want := fingerprint(issued[0]); reply[1] != want || sent[1] != want {
+		t.Errorf("fingerprints: reply %s, request %s, want both %s", reply[1], sent[1], want)
+	}
+	assertNoSecret(t, r, issued...)
+}
