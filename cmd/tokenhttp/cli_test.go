@@ -91,7 +91,6 @@ func TestNoGoIdentifiers(t *testing.T) {
 	}{
 		{[]string{"token", "--provider", "vaultid", "--token-url", emu.TokenURL, "--client-id", "x", "--username", "12345678901", "--password-stdin", "--lifetime", "200h"}, "--lifetime"},
 		{[]string{"token", "--provider", "vaultid", "--token-url", emu.TokenURL, "--client-id", "x", "--username", "abc", "--password-stdin", "--cloud", "C"}, "--username"},
-		{[]string{"token", "--provider", "vaultid", "--token-url", emu.TokenURL, "--client-id", "x", "--username", "12345678901", "--password-stdin"}, "--cloud"},
 		{[]string{"token", "--grant", "implicit", "--token-url", emu.TokenURL, "--client-id", "x"}, "client_credentials or password"},
 		{[]string{"token", "--provider", "serproid", "--grant", "password", "--username", "u", "--password-stdin", "--client-id", "x"}, "leave out --grant"},
 		{[]string{"token", "--token-url", "http://auth.example.com/token", "--client-id", "x"}, "--insecure"},
