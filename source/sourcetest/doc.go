@@ -12,8 +12,14 @@
 // and rotate credentials (SetCredentials); counters tell what the client
 // did (TokenRequests, Requests, Issued, ResourceRequests).
 //
+// NewMTLS starts a token endpoint that requires a client certificate, in
+// the manner of PIX and Open Finance Brasil: tls_client_auth and
+// private_key_jwt client authentication, and tokens bound to the
+// certificate (RFC 8705). NewCA makes the certificate authority such a
+// test needs; WritePEM and WritePKCS12 put its certificates in files.
+//
 // A test of a client that must survive an outage and a revocation, with
-// this module's source and tokenhttp packages:
+// the source and tokenhttp packages:
 //
 //	srv := sourcetest.NewGestaoPlus(sourcetest.Options{})
 //	defer srv.Close()

@@ -394,7 +394,7 @@ func TestWrongEncoding(t *testing.T) {
 		{emulators[1], formType, "grant_type=password", 400, rfcError("invalid_request")},
 		{emulators[2], jsonType, `{"grant_type":"password"}`, 400, directLinkError(400, "Bad Request")},
 		{emulators[3], formType, "grant_type=client_credentials", 400, passportError("invalid_request")},
-		{emulators[4], formType, "grant_type=password", 400, problem(400, "invalid_client")}, // the seed's 400
+		{emulators[4], formType, "grant_type=password", 400, problem(400, "invalid_client")}, // the documented 400
 		{emulators[5], jsonType, `{"grant_type":"client_credentials"}`, 400, serproError("VALOR_PARAMETRO_INVALIDO", "Valor do parâmetro Content-Type inválido")},
 	}
 	for _, tt := range tests {
@@ -583,7 +583,7 @@ func TestVaultID(t *testing.T) {
 		{"wrong user", sourcetest.Options{}, []string{vaultIDReq("123456", "username", "10987654321")}, 400, "invalid_grant", 0},
 		{"wrong client", sourcetest.Options{}, []string{vaultIDReq("123456", "client_secret", "x")}, 401, "invalid_client", 0},
 		{"grant_type", sourcetest.Options{}, []string{vaultIDReq("123456", "grant_type", "client_credentials")}, 400, "unsupported_grant_type", 0},
-		// The seed marks no field required, and a username "may be" a string:
+		// The documentation marks no field required, and a username "may be" a string:
 		// a number is taken, its leading zeros put back.
 		{"no provider", sourcetest.Options{}, []string{vaultIDReq("123456", "provider", nil)}, 200, "", 604800},
 		{"provider not a string", sourcetest.Options{}, []string{vaultIDReq("123456", "provider", 7)}, 400, "invalid_request", 0},
@@ -724,7 +724,7 @@ func TestGestaoPlusErrors(t *testing.T) {
 		{"string secret configured", sourcetest.Options{ClientSecret: "s"}, req("client_secret", "s"), nil, 200, ""},
 		{"null secret with secret configured", sourcetest.Options{ClientSecret: "s"}, req(), nil, 200, ""},
 		{"wrong string secret", sourcetest.Options{ClientSecret: "s"}, req("client_secret", "t"), nil, 400, "invalid_client"},
-		// The seed documents one 400, "invalid request body", titled invalid_client.
+		// The documentation has one 400, "invalid request body", titled invalid_client.
 		{"missing client_secret", sourcetest.Options{}, req("client_secret", "DELETE"), nil, 400, "invalid_client"},
 		{"missing username", sourcetest.Options{}, req("username", "DELETE"), nil, 400, "invalid_client"},
 		{"unknown grant", sourcetest.Options{}, req("grant_type", "client_credentials"), nil, 400, "invalid_client"},
