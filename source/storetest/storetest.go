@@ -1,15 +1,24 @@
-// Package storetest checks that a source.Store keeps the contract sources
-// rely on, by running sources over it against sourcetest emulators. A
-// Store implementation's tests call Run:
+// Package storetest checks that a source.Store keeps the contract that
+// sources rely on: it runs several sources over the Store against
+// sourcetest emulators, as the replicas of a service would, and checks
+// that they share one token, replace only a rejected one, never resend a
+// rotated refresh token, survive a sharer that died holding the fetch
+// lock, and back off together when every token is rejected.
 //
-//	func TestConformance(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T) source.Store { return mystore.New(...) })
+// A Store's tests call Run with a function that makes fresh backing data
+// for each scenario and returns the NewStore that opens it, as this
+// package's own test does for a source.MemoryStore:
+//
+//	func TestRunMemoryStore(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) storetest.NewStore {
+//			m := source.NewMemoryStore() // the scenario's backing data
+//			return func(*testing.T) source.Store { return m }
+//		})
 //	}
 //
-// Each scenario gets its own emulator; newStore is called once per sharer,
-// so that each source has a Store of its own over the same backing data
-// (as the replicas of a service would), and must return stores that share
-// their data within one scenario but not across scenarios.
+// A Store over a server opens a client per call of NewStore instead, and
+// separates scenarios by a key prefix (see redisstore's
+// TestStoreConformance).
 package storetest
 
 import (
@@ -24,12 +33,14 @@ import (
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
 
-// NewStore returns a Store over the scenario's shared data. It is called
-// with the scenario's t, once per source.
+// NewStore returns a Store over one scenario's backing data. It is called
+// with the scenario's t, once per source; the Stores it returns share
+// their data with each other and with no other scenario.
 type NewStore func(t *testing.T) source.Store
 
-// Run runs every scenario as a subtest. newScenario is called once per
-// scenario and returns the NewStore for it (fresh shared data each time).
+// Run runs every scenario as a subtest of t. It calls newScenario once per
+// scenario, with the subtest's t, for the NewStore over fresh backing
+// data.
 func Run(t *testing.T, newScenario func(t *testing.T) NewStore) {
 	for _, sc := range []struct {
 		name string
@@ -48,8 +59,9 @@ func Run(t *testing.T, newScenario func(t *testing.T) NewStore) {
 }
 
 // NewSource returns a client_credentials source for emu over store (nil:
-// none), with mod applied to its Config, closed at the end of t: for a
-// Store's own further scenarios.
+// none), with mod (if not nil) applied to its Config, closed when t ends.
+// It fails t if source.New refuses the Config. It serves a Store's own
+// further scenarios.
 func NewSource(t *testing.T, emu *sourcetest.Server, store source.Store, mod func(*source.Config)) *source.CachedSource {
 	t.Helper()
 	cfg := source.Config{TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID,
@@ -61,9 +73,14 @@ func NewSource(t *testing.T, emu *sourcetest.Server, store source.Store, mod fun
 	if err != nil {
 		t.Fatalf("source.New: %v", err)
 	}
-	cs := src.(*source.CachedSource)
+	cs := cached(src)
 	t.Cleanup(func() { _ = cs.Close() })
 	return cs
+}
+
+// cached returns the *source.CachedSource that source.New returned as src.
+func cached(src source.TokenSource) *source.CachedSource {
+	return src.(*source.CachedSource)
 }
 
 func newEmu(t *testing.T, newEmulator func(sourcetest.Options) *sourcetest.Server, o sourcetest.Options) *sourcetest.Server {
@@ -274,31 +291,18 @@ func neverResendsARotatedRefreshToken(t *testing.T, newStore NewStore) {
 	}
 }
 
-// A sharer that took the fetch lock and died holds it until its ttl; then
-// another fetches.
+// A sharer that took the fetch lock and died holds it until its ttl;
+// then another fetches.
 func crashedLockHolder(t *testing.T, newStore NewStore) {
+	const ttl = 400 * time.Millisecond
 	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{})
-	keys := &recorder{Store: newStore(t)}
-	probe := NewSource(t, emu, keys, nil)
-	tok, err := probe.Token(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := newStore(t)
-	ctx := context.Background()
-	waitStored(t, dead, keys.key(t), tok)
-	if err := dead.Delete(ctx, keys.key(t), tok); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok, err := dead.Lock(ctx, keys.key(t), 400*time.Millisecond); err != nil || !ok { // never unlocked
-		t.Fatalf("could not take the lock: %v", err)
-	}
+	diedHoldingTheLock(t, emu, newStore, ttl)
 	src := NewSource(t, emu, newStore(t), func(c *source.Config) { c.FetchTimeout = 5 * time.Second })
 	start := time.Now()
-	if _, err := src.Token(ctx); err != nil {
+	if _, err := src.Token(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took < 350*time.Millisecond {
+	if took := time.Since(start); took < ttl-50*time.Millisecond {
 		t.Errorf("fetched after %v, before the dead holder's lock expired", took)
 	}
 	if got, want := emu.TokenRequests(), 2; got != want {
@@ -310,26 +314,12 @@ func crashedLockHolder(t *testing.T, newStore NewStore) {
 // fetch timeout and died does not fail the waiter: after half its fetch
 // timeout the waiter takes over and fetches on its own.
 func crashedLockHolderTakeover(t *testing.T, newStore NewStore) {
-	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{})
-	keys := &recorder{Store: newStore(t)}
-	probe := NewSource(t, emu, keys, nil)
-	tok, err := probe.Token(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	const fetchTimeout = time.Second
-	dead := newStore(t)
-	ctx := context.Background()
-	waitStored(t, dead, keys.key(t), tok)
-	if err := dead.Delete(ctx, keys.key(t), tok); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok, err := dead.Lock(ctx, keys.key(t), 10*fetchTimeout); err != nil || !ok { // never unlocked
-		t.Fatalf("could not take the lock: %v", err)
-	}
+	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{})
+	diedHoldingTheLock(t, emu, newStore, 10*fetchTimeout)
 	src := NewSource(t, emu, newStore(t), func(c *source.Config) { c.FetchTimeout = fetchTimeout })
 	start := time.Now()
-	if _, err := src.Token(ctx); err != nil {
+	if _, err := src.Token(context.Background()); err != nil {
 		t.Fatalf("Token while a crashed sharer holds the lock: %v", err)
 	}
 	if took := time.Since(start); took > fetchTimeout {
@@ -337,6 +327,26 @@ func crashedLockHolderTakeover(t *testing.T, newStore NewStore) {
 	}
 	if got, want := emu.TokenRequests(), 2; got != want {
 		t.Errorf("token requests = %d, want %d", got, want)
+	}
+}
+
+// diedHoldingTheLock stores a token from emu, then, as a sharer that
+// died, deletes it and takes the fetch lock for ttl, never to unlock it.
+func diedHoldingTheLock(t *testing.T, emu *sourcetest.Server, newStore NewStore, ttl time.Duration) {
+	t.Helper()
+	keys := &recorder{Store: newStore(t)}
+	tok, err := NewSource(t, emu, keys, nil).Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := newStore(t)
+	ctx := context.Background()
+	waitStored(t, dead, keys.key(t), tok)
+	if err := dead.Delete(ctx, keys.key(t), tok); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := dead.Lock(ctx, keys.key(t), ttl); err != nil || !ok {
+		t.Fatalf("Lock = %t, %v; want the lock", ok, err)
 	}
 }
 
