@@ -66,16 +66,6 @@ func tokenN(n int) source.StoredToken {
 	}
 }
 
-// newStore returns a Store over c or fails t.
-func newStore(t testing.TB, c redis.UniversalClient, opts ...redisstore.Option) *redisstore.Store {
-	t.Helper()
-	s, err := redisstore.New(c, opts...)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return s
-}
-
 // sameStored fails t unless got is want, field by field.
 func sameStored(t testing.TB, got *source.StoredToken, want source.StoredToken) {
 	t.Helper()
@@ -140,8 +130,7 @@ func noSecret(t testing.TB, what, s string) {
 
 func TestNew(t *testing.T) {
 	checkLeaks(t)
-	c := redis.NewClient(&redis.Options{Addr: closedAddr(t)})
-	defer c.Close()
+	c := newClient(t, closedAddr(t))
 	for _, tc := range []struct {
 		name   string
 		client redis.UniversalClient
@@ -655,8 +644,7 @@ func TestLock(t *testing.T) {
 
 func TestWait(t *testing.T) {
 	checkLeaks(t)
-	c := redis.NewClient(&redis.Options{Addr: closedAddr(t)}) // Wait does not use Redis
-	defer c.Close()
+	c := newClient(t, closedAddr(t)) // Wait does not use Redis
 	const poll = 50 * time.Millisecond
 	s := newStore(t, c, redisstore.WithPlaintext(), redisstore.WithPollInterval(poll))
 	slack := 100 * time.Millisecond
@@ -888,8 +876,7 @@ func TestConcurrent(t *testing.T) {
 
 func TestStoreRedacts(t *testing.T) {
 	checkLeaks(t)
-	c := redis.NewClient(&redis.Options{Addr: closedAddr(t)})
-	defer c.Close()
+	c := newClient(t, closedAddr(t))
 	s := newStore(t, c, redisstore.WithKey(key32))
 	want := `redisstore.Store{Prefix: "tokenhttp:", Encrypted: true, PollInterval: 50ms, Timeout: 300ms}`
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
@@ -1036,9 +1023,7 @@ func TestLockReplyLost(t *testing.T) {
 	checkLeaks(t)
 	srv := startRedis(t)
 	px := newProxy(t, srv.Addr)
-	c := redis.NewClient(&redis.Options{Addr: px.Addr, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { _ = c.Close() })
-	s := newStore(t, c, redisstore.WithKey(key32), redisstore.WithTimeout(2*time.Second))
+	s := newStore(t, newClient(t, px.Addr), redisstore.WithKey(key32), redisstore.WithTimeout(2*time.Second))
 	ctx := ctxTimeout(t, 10*time.Second)
 	// A first lock through the proxy, so that any script is loaded.
 	unlock, ok, err := s.Lock(ctx, "warm-up", time.Second)
