@@ -113,7 +113,7 @@ func sharedByManySources(t *testing.T, newStore NewStore) {
 			t.Fatalf("caller %d: %v", i, err)
 		}
 		if toks[i].AccessToken != toks[0].AccessToken {
-			t.Fatalf("caller %d got another token", i)
+			t.Fatalf("caller %d: Token = another token than caller 0's, want one token for all", i)
 		}
 	}
 	if got, want := emu.TokenRequests(), 1; got != want {
@@ -124,8 +124,8 @@ func sharedByManySources(t *testing.T, newStore NewStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok.AccessToken != toks[0].AccessToken || emu.TokenRequests() != 1 {
-		t.Errorf("a late source fetched again: token requests = %d", emu.TokenRequests())
+	if got, want := emu.TokenRequests(), 1; tok.AccessToken != toks[0].AccessToken || got != want {
+		t.Errorf("after a late source: token requests = %d, want %d (the stored token)", got, want)
 	}
 }
 
@@ -140,7 +140,7 @@ func invalidateOnlyTheStoredOne(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	if got, _ := b.Token(ctx); got == nil || got.AccessToken != old.AccessToken {
-		t.Fatal("b did not share a's token")
+		t.Fatal("b.Token = another token than a's, want the stored one")
 	}
 	emu.RevokeAll()
 	if !a.Invalidate(old) {
@@ -148,7 +148,7 @@ func invalidateOnlyTheStoredOne(t *testing.T, newStore NewStore) {
 	}
 	fresh, err := a.Token(ctx)
 	if err != nil || fresh.AccessToken == old.AccessToken {
-		t.Fatalf("a after Invalidate: err %v, same token %v", err, err == nil && fresh.AccessToken == old.AccessToken)
+		t.Fatalf("a.Token after Invalidate = same token %t, %v; want a new token", err == nil && fresh.AccessToken == old.AccessToken, err)
 	}
 	bOld, _ := b.Token(ctx) // b still holds the old token in memory
 	if !b.Invalidate(bOld) {
@@ -159,10 +159,10 @@ func invalidateOnlyTheStoredOne(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	if got.AccessToken != fresh.AccessToken {
-		t.Error("b did not take the newer stored token")
+		t.Error("b.Token after Invalidate = another token than a's, want the newer stored one")
 	}
-	if n := emu.TokenRequests(); n != 2 {
-		t.Errorf("token requests = %d, want 2", n)
+	if got, want := emu.TokenRequests(), 2; got != want {
+		t.Errorf("token requests = %d, want %d", got, want)
 	}
 }
 
@@ -203,7 +203,7 @@ func fleetBacksOffUnderRejections(t *testing.T, newStore NewStore) {
 	// sharer to back off alike.
 	st, err := keys.Load(ctx, keys.key(t))
 	if err != nil || st == nil {
-		t.Fatalf("Load: %v, %v", st, err)
+		t.Fatalf("Load = %v, %v; want the stored token", st, err)
 	}
 	if got, want := st.Rejections, 1; got != want {
 		t.Errorf("stored Rejections = %d, want %d", got, want)
@@ -225,7 +225,7 @@ func keySeparatesConfigs(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	if a.AccessToken == b.AccessToken {
-		t.Error("the billing source got the orders source's token")
+		t.Error("billing.Token = the orders source's token, want its own")
 	}
 	if got, want := emu.TokenRequests(), 2; got != want {
 		t.Errorf("token requests = %d, want %d", got, want)
@@ -253,7 +253,7 @@ func neverResendsARotatedRefreshToken(t *testing.T, newStore NewStore) {
 	a := NewSource(t, emu, keys, cfg)
 	aT0, _ := a.Token(ctx)
 	if aT0 == nil || aT0.AccessToken != t0.AccessToken {
-		t.Fatal("a did not take the stored token")
+		t.Fatal("a.Token = another token than b's, want the stored one")
 	}
 	emu.Revoke(t0.AccessToken) // the API rejects T0: a renews with the stored RT0
 	if !a.Invalidate(aT0) {
@@ -287,7 +287,7 @@ func neverResendsARotatedRefreshToken(t *testing.T, newStore NewStore) {
 	resp.Body.Close()
 	client.CloseIdleConnections()
 	if resp.StatusCode != http.StatusOK {
-		t.Errorf("T1 at the API: %d, want 200 (the token family was revoked)", resp.StatusCode)
+		t.Errorf("T1 at the API: status = %d, want 200 (the token family was revoked)", resp.StatusCode)
 	}
 }
 
@@ -373,6 +373,7 @@ type recorder struct {
 	last string
 }
 
+// Load records key, then loads it from the wrapped Store.
 func (r *recorder) Load(ctx context.Context, key string) (*source.StoredToken, error) {
 	r.mu.Lock()
 	r.last = key
