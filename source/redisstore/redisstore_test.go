@@ -564,7 +564,7 @@ func TestLock(t *testing.T) {
 
 	unlockA, ok := lock(a, 10*time.Second)
 	if !ok {
-		t.Fatal("A: Lock of a free lock: not ok")
+		t.Fatal("A: Lock of a free lock: ok = false, want true")
 	}
 	if _, ok := lock(b, 10*time.Second); ok {
 		t.Fatal("B took the lock A holds")
@@ -593,7 +593,7 @@ func TestLock(t *testing.T) {
 	unlockA() // twice: harmless
 	unlockB, ok := lock(b, 10*time.Second)
 	if !ok {
-		t.Fatal("B: Lock after A's unlock: not ok")
+		t.Fatal("B: Lock after A's unlock: ok = false, want true")
 	}
 	unlockA() // A no longer holds it: B's lock stays
 	if _, ok := lock(a, 10*time.Second); ok {
@@ -605,7 +605,7 @@ func TestLock(t *testing.T) {
 	// does not release the next holder's lock.
 	unlockA, ok = lock(a, 100*time.Millisecond)
 	if !ok {
-		t.Fatal("A: Lock: not ok")
+		t.Fatal("A: Lock: ok = false, want true")
 	}
 	if _, ok := lock(b, time.Second); ok {
 		t.Fatal("B took A's lock before its ttl")
@@ -626,7 +626,7 @@ func TestLock(t *testing.T) {
 	}
 	unlockB()
 	if _, ok := lock(a, 10*time.Second); !ok {
-		t.Fatal("A: Lock after B's unlock: not ok")
+		t.Fatal("A: Lock after B's unlock: ok = false, want true")
 	}
 
 	// unlock works after the Lock's context is done.
@@ -659,7 +659,7 @@ func TestWait(t *testing.T) {
 	start := time.Now()
 	s.Wait(context.Background(), identity, 5*time.Millisecond)
 	if took := time.Since(start); took > 5*time.Millisecond+slack {
-		t.Errorf("Wait(5ms) took %v", took)
+		t.Errorf("Wait(5ms) took %v, want at most %v", took, 5*time.Millisecond+slack)
 	}
 	s.Wait(context.Background(), identity, 0)
 	s.Wait(context.Background(), identity, -time.Second)
@@ -675,7 +675,7 @@ func TestWait(t *testing.T) {
 	start = time.Now()
 	long.Wait(ctx, identity, time.Hour) // already done
 	if took := time.Since(start); took > slack {
-		t.Errorf("Wait on a done context took %v", took)
+		t.Errorf("Wait on a done context took %v, want at most %v", took, slack)
 	}
 }
 
@@ -776,8 +776,8 @@ func TestRedisDown(t *testing.T) {
 			})
 			start := time.Now()
 			s.Wait(ctx, identity, time.Hour)
-			if took := time.Since(start); took > redisstore.DefaultPollInterval+300*time.Millisecond {
-				t.Errorf("Wait took %v", took)
+			if took, most := time.Since(start), redisstore.DefaultPollInterval+300*time.Millisecond; took > most {
+				t.Errorf("Wait took %v, want at most %v", took, most)
 			}
 			// A caller's context that ends first ends the call.
 			cctx, cancel := context.WithCancel(ctx)
@@ -804,8 +804,8 @@ func TestUnlockWhenRedisDown(t *testing.T) {
 	defer srv.Resume(t)
 	start := time.Now()
 	unlock()
-	if took := time.Since(start); took > 500*time.Millisecond {
-		t.Errorf("unlock took %v with Redis paused", took)
+	if took, most := time.Since(start), 500*time.Millisecond; took > most {
+		t.Errorf("unlock with Redis paused took %v, want at most %v", took, most)
 	}
 }
 
@@ -931,8 +931,8 @@ func TestRedisError(t *testing.T) {
 			t.Errorf("%s without permission: no error", op)
 			continue
 		}
-		if took := time.Since(start); took > redisstore.DefaultTimeout+300*time.Millisecond {
-			t.Errorf("%s took %v", op, took)
+		if took, most := time.Since(start), redisstore.DefaultTimeout+300*time.Millisecond; took > most {
+			t.Errorf("%s took %v, want at most %v", op, took, most)
 		}
 		var rerr redis.Error
 		if !errors.As(err, &rerr) {
@@ -1045,6 +1045,6 @@ func TestLockReplyLost(t *testing.T) {
 	}
 	unlock()
 	if _, ok, err := other.Lock(ctx, identity, time.Second); err != nil || !ok {
-		t.Fatalf("the lock is not free after unlock: %t, %v", ok, err)
+		t.Fatalf("Lock after unlock = %t, %v; want true, nil", ok, err)
 	}
 }
