@@ -3,9 +3,12 @@ package sourcetest_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 
+	"github.com/tokenhttp/tokenhttp"
+	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
 
@@ -101,4 +104,40 @@ func ExampleNewMTLS() {
 	// 200 43
 	// 200
 	// 401
+}
+
+// A client that must survive an outage and a revocation, over the source
+// and tokenhttp packages.
+func ExampleNewGestaoPlus() {
+	srv := sourcetest.NewGestaoPlus(sourcetest.Options{})
+	defer srv.Close()
+	srv.FailNext(1, http.StatusServiceUnavailable, "") // the first fetch gets a 503
+	src, err := source.New(source.Config{Provider: source.GestaoPlus, TokenURL: srv.TokenURL,
+		Username: sourcetest.DefaultUsername, Password: sourcetest.DefaultPassword, HTTPClient: srv.Client()})
+	if err != nil {
+		panic(err)
+	}
+	if c, ok := any(src).(io.Closer); ok {
+		defer c.Close()
+	}
+	client := tokenhttp.NewClient(src)
+	defer client.CloseIdleConnections()
+
+	resp, err := client.Get(srv.ResourceURL) // the fetch is retried after the 503
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, srv.TokenRequests(), srv.Issued())
+
+	srv.RevokeAll()
+	resp, err = client.Get(srv.ResourceURL) // 401; the revoked refresh token refused; the password grant; 200
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, srv.TokenRequests(), srv.Issued())
+	// Output:
+	// 200 2 1
+	// 200 4 2
 }
