@@ -40,13 +40,7 @@ func BenchmarkFleet(b *testing.B) {
 						srcs[i] = replica(b, emu, addr, nil)
 						continue
 					}
-					src, err := source.New(source.Config{TokenURL: emu.TokenURL,
-						ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret})
-					if err != nil {
-						b.Fatal(err)
-					}
-					srcs[i] = src.(*source.CachedSource)
-					b.Cleanup(func() { srcs[i].Close() })
+					srcs[i] = newSource(b, emu.TokenURL, nil, nil)
 				}
 				var failures sync.Map
 				var wg sync.WaitGroup

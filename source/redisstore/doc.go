@@ -1,8 +1,12 @@
-// Package redisstore is a source.Store in Redis: the replicas of a service
-// share one token per credential, fetched by one of them at a time.
+// Package redisstore is a source.Store in Redis. The replicas of a service
+// that set it in source.Config.Store share one token per credential,
+// fetched by one replica at a time and encrypted at rest; a Redis that is
+// slow or down costs a request at most one timeout, after which each
+// replica fetches on its own.
 //
-//	store, err := redisstore.New(redis.NewClient(&redis.Options{Addr: "localhost:6379"}),
+//	store, err := redisstore.New(redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true}),
 //		redisstore.WithKey(key)) // 16, 24 or 32 bytes, the same on every replica
+//	src, err := source.New(source.Config{TokenURL: tokenURL, ClientID: id, ClientSecret: secret, Store: store})
 //
 // # What Redis holds
 //

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/redisstore"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
@@ -31,49 +29,16 @@ func TestStoreConformance(t *testing.T) {
 		n++
 		prefix := fmt.Sprintf("conformance%d:", n)
 		return func(t *testing.T) source.Store {
-			c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
-			t.Cleanup(func() { _ = c.Close() })
-			store, err := redisstore.New(c, redisstore.WithKey(key32), redisstore.WithPrefix(prefix))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return store
+			return newStore(t, newClient(t, srv.Addr), redisstore.WithKey(key32), redisstore.WithPrefix(prefix))
 		}
 	})
 }
 
-// replica returns a source as one replica of a service would make it: its
-// own Redis client and Store over the Redis at addr.
-func replica(t testing.TB, emu *sourcetest.Server, addr string, mod func(*source.Config), opts ...redisstore.Option) *source.CachedSource {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
-	store, err := redisstore.New(c, append([]redisstore.Option{redisstore.WithKey(key32)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := source.Config{TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret, Store: store}
-	if mod != nil {
-		mod(&cfg)
-	}
-	src, err := source.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := src.(*source.CachedSource)
-	t.Cleanup(func() {
-		_ = cs.Close()
-		_ = c.Close()
-	})
-	return cs
-}
-
-// Replicas whose Redis is unreachable, or dies while they run, keep
-// serving tokens: they fetch on their own.
-func TestFleetRedisDown(t *testing.T) {
+// A replica whose Redis is unreachable serves tokens all the same: it
+// fetches on its own.
+func TestFleetRedisUnreachable(t *testing.T) {
 	checkLeaks(t)
-	emu := sourcetest.NewStandard(sourcetest.Options{})
-	t.Cleanup(emu.Close)
+	emu := newEmu(t, sourcetest.Options{})
 	ctx := ctxTimeout(t, 20*time.Second)
 
 	alone := replica(t, emu, closedAddr(t), nil, redisstore.WithTimeout(100*time.Millisecond))
@@ -82,8 +47,8 @@ func TestFleetRedisDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Token with Redis unreachable: %v", err)
 	}
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("Token with Redis unreachable took %v", took)
+	if took, most := time.Since(start), 2*time.Second; took > most {
+		t.Errorf("Token with Redis unreachable took %v, want at most %v", took, most)
 	}
 	if !alone.Invalidate(tok) {
 		t.Fatal("Invalidate = false")
@@ -91,10 +56,18 @@ func TestFleetRedisDown(t *testing.T) {
 	if _, err := alone.Token(ctx); err != nil {
 		t.Fatalf("Token after Invalidate with Redis unreachable: %v", err)
 	}
+}
 
-	// Redis killed mid-run.
+// Replicas whose Redis dies while they run keep serving tokens: they
+// fetch on their own.
+func TestFleetRedisKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a fleet for 3 s")
+	}
+	checkLeaks(t)
+	emu := newEmu(t, sourcetest.Options{Lifetime: time.Second})
+	ctx := ctxTimeout(t, 20*time.Second)
 	srv := startRedis(t)
-	emu.SetLifetime(time.Second)
 	var srcs []*source.CachedSource
 	for range 4 {
 		srcs = append(srcs, replica(t, emu, srv.Addr, nil, redisstore.WithTimeout(100*time.Millisecond)))
@@ -146,8 +119,7 @@ func TestFleetProcesses(t *testing.T) {
 		lifetime = time.Second
 		run      = 3 * time.Second
 	)
-	emu := sourcetest.NewStandard(sourcetest.Options{Lifetime: lifetime})
-	t.Cleanup(emu.Close)
+	emu := newEmu(t, sourcetest.Options{Lifetime: lifetime})
 	bin, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +157,7 @@ func TestFleetProcesses(t *testing.T) {
 			continue
 		}
 		if failures > 0 {
-			t.Errorf("child %d: %d Token calls failed", i, failures)
+			t.Errorf("child %d: failed Token calls = %d, want 0", i, failures)
 		}
 		tokens = max(tokens, distinct)
 	}
@@ -214,18 +186,7 @@ func TestFleetChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
-	defer c.Close()
-	store, err := redisstore.New(c, redisstore.WithKey(key32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := source.New(source.Config{TokenURL: os.Getenv(envChildURL), ClientID: sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret, Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.(*source.CachedSource).Close()
+	src := newSource(t, os.Getenv(envChildURL), newStore(t, newClient(t, addr), redisstore.WithKey(key32)), nil)
 	seen := map[string]bool{}
 	failures := 0
 	ctx := context.Background()
@@ -252,8 +213,7 @@ func TestFleetSlowRedis(t *testing.T) {
 		latency = 50 * time.Millisecond  // the endpoint's
 		slack   = 200 * time.Millisecond // scheduling, the race detector
 	)
-	emu := sourcetest.NewStandard(sourcetest.Options{Latency: latency})
-	t.Cleanup(emu.Close)
+	emu := newEmu(t, sourcetest.Options{Latency: latency})
 	srv := startRedis(t)
 	px := newProxy(t, srv.Addr)
 	ctx := ctxTimeout(t, 20*time.Second)
@@ -277,8 +237,8 @@ func TestFleetSlowRedis(t *testing.T) {
 			}
 			closed := time.Now()
 			_ = src.Close() // waits for the save and unlock in the background
-			if took := time.Since(closed); took > 2*timeout+slack {
-				t.Errorf("Close took %v", took)
+			if took, most := time.Since(closed), 2*timeout+slack; took > most {
+				t.Errorf("Close took %v, want at most %v", took, most)
 			}
 		})
 	}
@@ -288,15 +248,14 @@ func TestFleetSlowRedis(t *testing.T) {
 // fetches at once instead of waiting for a lock nobody will release.
 func TestFleetLockReplyLost(t *testing.T) {
 	checkLeaks(t)
-	emu := sourcetest.NewStandard(sourcetest.Options{})
-	t.Cleanup(emu.Close)
+	emu := newEmu(t, sourcetest.Options{})
 	srv := startRedis(t)
 	px := newProxy(t, srv.Addr)
 	ctx := ctxTimeout(t, 20*time.Second)
 	const fetchTimeout = 4 * time.Second
 	src := replica(t, emu, px.Addr, func(c *source.Config) { c.FetchTimeout = fetchTimeout })
 	// Load the lock script through the proxy first.
-	if _, ok, err := mustStore(t, px.Addr).Lock(ctx, "warm-up", time.Second); err != nil || !ok {
+	if _, ok, err := newStore(t, newClient(t, px.Addr), redisstore.WithKey(key32)).Lock(ctx, "warm-up", time.Second); err != nil || !ok {
 		t.Fatalf("warm-up Lock = %t, %v", ok, err)
 	}
 	px.DropReplyTo(":lock")
@@ -313,17 +272,4 @@ func TestFleetLockReplyLost(t *testing.T) {
 	if got, want := emu.TokenRequests(), 1; got != want {
 		t.Errorf("token requests = %d, want %d", got, want)
 	}
-}
-
-// mustStore returns a Store over the Redis at addr, its client closed
-// when t ends.
-func mustStore(t *testing.T, addr string) *redisstore.Store {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { _ = c.Close() })
-	s, err := redisstore.New(c, redisstore.WithKey(key32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }

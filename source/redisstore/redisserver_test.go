@@ -3,7 +3,6 @@ package redisstore_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/goleak"
 )
 
 // redisServer is a redis-server process started for one test.
@@ -116,9 +114,7 @@ func (s *redisServer) Resume(t testing.TB) {
 
 // Client returns a client of the server, closed when t ends.
 func (s *redisServer) Client(t testing.TB) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return newClient(t, s.Addr)
 }
 
 // ping sends PING to addr and expects PONG.
@@ -178,19 +174,4 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
-}
-
-// checkLeaks fails t if goroutines started during t outlive it. Call it
-// first: its check runs after every later cleanup (servers killed,
-// clients closed).
-func checkLeaks(t *testing.T) {
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
-
-// ctxTimeout returns a context that ends after d, canceled when t ends.
-func ctxTimeout(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }

@@ -88,8 +88,9 @@ type Store struct {
 var _ source.Store = (*Store)(nil)
 
 // New returns a Store over client. It needs WithKey, or WithPlaintext to
-// store tokens in the clear. New does not contact Redis: a Redis that is
-// down shows as errors from the Store's methods, which sources survive.
+// store tokens in the clear, and returns an error for a nil client or an
+// invalid option. New does not contact Redis: a Redis that is down shows
+// as errors from the Store's methods, which sources survive.
 func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	if client == nil {
 		return nil, errors.New("redisstore: nil client")
@@ -203,7 +204,8 @@ func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (unlock
 	return func() { once.Do(func() { release(detached) }) }, true, nil
 }
 
-// Timeout returns the bound of each Redis operation (WithTimeout). A
+// Timeout returns the bound on each Redis operation, set by WithTimeout.
+// Sources made by source.New look for this method on their Store: a
 // source spends at most that long in all the store calls of one fetch
 // before it fetches on its own.
 func (s *Store) Timeout() time.Duration { return s.timeout }

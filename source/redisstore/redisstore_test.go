@@ -66,16 +66,6 @@ func tokenN(n int) source.StoredToken {
 	}
 }
 
-// newStore returns a Store over c or fails t.
-func newStore(t testing.TB, c redis.UniversalClient, opts ...redisstore.Option) *redisstore.Store {
-	t.Helper()
-	s, err := redisstore.New(c, opts...)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return s
-}
-
 // sameStored fails t unless got is want, field by field.
 func sameStored(t testing.TB, got *source.StoredToken, want source.StoredToken) {
 	t.Helper()
@@ -140,8 +130,7 @@ func noSecret(t testing.TB, what, s string) {
 
 func TestNew(t *testing.T) {
 	checkLeaks(t)
-	c := redis.NewClient(&redis.Options{Addr: closedAddr(t)})
-	defer c.Close()
+	c := newClient(t, closedAddr(t))
 	for _, tc := range []struct {
 		name   string
 		client redis.UniversalClient
@@ -575,7 +564,7 @@ func TestLock(t *testing.T) {
 
 	unlockA, ok := lock(a, 10*time.Second)
 	if !ok {
-		t.Fatal("A: Lock of a free lock: not ok")
+		t.Fatal("A: Lock of a free lock: ok = false, want true")
 	}
 	if _, ok := lock(b, 10*time.Second); ok {
 		t.Fatal("B took the lock A holds")
@@ -604,7 +593,7 @@ func TestLock(t *testing.T) {
 	unlockA() // twice: harmless
 	unlockB, ok := lock(b, 10*time.Second)
 	if !ok {
-		t.Fatal("B: Lock after A's unlock: not ok")
+		t.Fatal("B: Lock after A's unlock: ok = false, want true")
 	}
 	unlockA() // A no longer holds it: B's lock stays
 	if _, ok := lock(a, 10*time.Second); ok {
@@ -616,7 +605,7 @@ func TestLock(t *testing.T) {
 	// does not release the next holder's lock.
 	unlockA, ok = lock(a, 100*time.Millisecond)
 	if !ok {
-		t.Fatal("A: Lock: not ok")
+		t.Fatal("A: Lock: ok = false, want true")
 	}
 	if _, ok := lock(b, time.Second); ok {
 		t.Fatal("B took A's lock before its ttl")
@@ -637,7 +626,7 @@ func TestLock(t *testing.T) {
 	}
 	unlockB()
 	if _, ok := lock(a, 10*time.Second); !ok {
-		t.Fatal("A: Lock after B's unlock: not ok")
+		t.Fatal("A: Lock after B's unlock: ok = false, want true")
 	}
 
 	// unlock works after the Lock's context is done.
@@ -655,8 +644,7 @@ func TestLock(t *testing.T) {
 
 func TestWait(t *testing.T) {
 	checkLeaks(t)
-	c := redis.NewClient(&redis.Options{Addr: closedAddr(t)}) // Wait does not use Redis
-	defer c.Close()
+	c := newClient(t, closedAddr(t)) // Wait does not use Redis
 	const poll = 50 * time.Millisecond
 	s := newStore(t, c, redisstore.WithPlaintext(), redisstore.WithPollInterval(poll))
 	slack := 100 * time.Millisecond
@@ -671,7 +659,7 @@ func TestWait(t *testing.T) {
 	start := time.Now()
 	s.Wait(context.Background(), identity, 5*time.Millisecond)
 	if took := time.Since(start); took > 5*time.Millisecond+slack {
-		t.Errorf("Wait(5ms) took %v", took)
+		t.Errorf("Wait(5ms) took %v, want at most %v", took, 5*time.Millisecond+slack)
 	}
 	s.Wait(context.Background(), identity, 0)
 	s.Wait(context.Background(), identity, -time.Second)
@@ -687,7 +675,7 @@ func TestWait(t *testing.T) {
 	start = time.Now()
 	long.Wait(ctx, identity, time.Hour) // already done
 	if took := time.Since(start); took > slack {
-		t.Errorf("Wait on a done context took %v", took)
+		t.Errorf("Wait on a done context took %v, want at most %v", took, slack)
 	}
 }
 
@@ -788,8 +776,8 @@ func TestRedisDown(t *testing.T) {
 			})
 			start := time.Now()
 			s.Wait(ctx, identity, time.Hour)
-			if took := time.Since(start); took > redisstore.DefaultPollInterval+300*time.Millisecond {
-				t.Errorf("Wait took %v", took)
+			if took, most := time.Since(start), redisstore.DefaultPollInterval+300*time.Millisecond; took > most {
+				t.Errorf("Wait took %v, want at most %v", took, most)
 			}
 			// A caller's context that ends first ends the call.
 			cctx, cancel := context.WithCancel(ctx)
@@ -816,8 +804,8 @@ func TestUnlockWhenRedisDown(t *testing.T) {
 	defer srv.Resume(t)
 	start := time.Now()
 	unlock()
-	if took := time.Since(start); took > 500*time.Millisecond {
-		t.Errorf("unlock took %v with Redis paused", took)
+	if took, most := time.Since(start), 500*time.Millisecond; took > most {
+		t.Errorf("unlock with Redis paused took %v, want at most %v", took, most)
 	}
 }
 
@@ -888,8 +876,7 @@ func TestConcurrent(t *testing.T) {
 
 func TestStoreRedacts(t *testing.T) {
 	checkLeaks(t)
-	c := redis.NewClient(&redis.Options{Addr: closedAddr(t)})
-	defer c.Close()
+	c := newClient(t, closedAddr(t))
 	s := newStore(t, c, redisstore.WithKey(key32))
 	want := `redisstore.Store{Prefix: "tokenhttp:", Encrypted: true, PollInterval: 50ms, Timeout: 300ms}`
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
@@ -944,8 +931,8 @@ func TestRedisError(t *testing.T) {
 			t.Errorf("%s without permission: no error", op)
 			continue
 		}
-		if took := time.Since(start); took > redisstore.DefaultTimeout+300*time.Millisecond {
-			t.Errorf("%s took %v", op, took)
+		if took, most := time.Since(start), redisstore.DefaultTimeout+300*time.Millisecond; took > most {
+			t.Errorf("%s took %v, want at most %v", op, took, most)
 		}
 		var rerr redis.Error
 		if !errors.As(err, &rerr) {
@@ -1036,9 +1023,7 @@ func TestLockReplyLost(t *testing.T) {
 	checkLeaks(t)
 	srv := startRedis(t)
 	px := newProxy(t, srv.Addr)
-	c := redis.NewClient(&redis.Options{Addr: px.Addr, ContextTimeoutEnabled: true})
-	t.Cleanup(func() { _ = c.Close() })
-	s := newStore(t, c, redisstore.WithKey(key32), redisstore.WithTimeout(2*time.Second))
+	s := newStore(t, newClient(t, px.Addr), redisstore.WithKey(key32), redisstore.WithTimeout(2*time.Second))
 	ctx := ctxTimeout(t, 10*time.Second)
 	// A first lock through the proxy, so that any script is loaded.
 	unlock, ok, err := s.Lock(ctx, "warm-up", time.Second)
@@ -1060,6 +1045,6 @@ func TestLockReplyLost(t *testing.T) {
 	}
 	unlock()
 	if _, ok, err := other.Lock(ctx, identity, time.Second); err != nil || !ok {
-		t.Fatalf("the lock is not free after unlock: %t, %v", ok, err)
+		t.Fatalf("Lock after unlock = %t, %v; want true, nil", ok, err)
 	}
 }

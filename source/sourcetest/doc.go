@@ -12,19 +12,14 @@
 // and rotate credentials (SetCredentials); counters tell what the client
 // did (TokenRequests, Requests, Issued, ResourceRequests).
 //
-// A test of a client that must survive an outage and a revocation, with
-// this module's source and tokenhttp packages:
+// NewMTLS starts a token endpoint that requires a client certificate, in
+// the manner of PIX and Open Finance Brasil: tls_client_auth and
+// private_key_jwt client authentication, and tokens bound to the
+// certificate (RFC 8705). NewCA makes the certificate authority such a
+// test needs; WritePEM and WritePKCS12 put its certificates in files.
 //
-//	srv := sourcetest.NewGestaoPlus(sourcetest.Options{})
-//	defer srv.Close()
-//	srv.FailNext(1, http.StatusServiceUnavailable, "1") // the first fetch gets a 503
-//	src, err := source.New(source.Config{Provider: source.GestaoPlus, TokenURL: srv.TokenURL,
-//		Username: sourcetest.DefaultUsername, Password: sourcetest.DefaultPassword, HTTPClient: srv.Client()})
-//	client := tokenhttp.NewClient(src)
-//	resp, err := client.Get(srv.ResourceURL) // fetch retried after the 503; 200
-//	srv.RevokeAll()
-//	resp, err = client.Get(srv.ResourceURL) // 401, a new token, 200
-//	if got, want := srv.Issued(), 2; got != want { t.Errorf("Issued() = %d, want %d", got, want) }
+// ExampleNewGestaoPlus is a test of a client, over the source and
+// tokenhttp packages, that must survive an outage and a revocation.
 //
 // Without a client library, any HTTP client will do: post the dialect's
 // body to TokenURL, then send the Authorization value to ResourceURL (see

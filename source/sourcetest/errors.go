@@ -130,7 +130,7 @@ func writePassportError(_ *Server, w http.ResponseWriter, e *tokenError) {
 const problemType = "http://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html"
 
 // writeProblemError writes gestao.plus's RFC 7807 problem, with the OAuth
-// code as its title. The seed documents one 400, "Corpo da requisição
+// code as its title. The provider documents one 400, "Corpo da requisição
 // inválido" (an invalid request body), whose title is invalid_client:
 // every 400 has that title.
 func writeProblemError(_ *Server, w http.ResponseWriter, e *tokenError) {

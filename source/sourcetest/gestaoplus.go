@@ -16,7 +16,7 @@ import (
 // The reply carries expires_in as a string ("43200"), scope "" and a
 // refresh token, which rotates as with NewStandard. Errors are
 // application/problem+json {"type","title","status","detail"} whose title
-// is the OAuth code, as the seed documents: 400 invalid_client for any
+// is the OAuth code, as the provider's documentation has it: 400 invalid_client for any
 // bad request (a malformed body, a missing field, an unknown grant, a
 // wrong client or Origin), 401 invalid_grant for a wrong password or
 // refresh token, 5xx server_error.

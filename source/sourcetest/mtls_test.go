@@ -38,36 +38,6 @@ func mtlsKeys() {
 	})
 }
 
-// post sends a form to url with client c and reads the reply.
-func post(t *testing.T, c *http.Client, u string, form url.Values, hdr ...string) reply {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", formType)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	return send(t, c, req)
-}
-
-func send(t *testing.T, c *http.Client, req *http.Request) reply {
-	t.Helper()
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := reply{status: resp.StatusCode, header: resp.Header, body: b}
-	json.Unmarshal(b, &r.json)
-	return r
-}
-
 // getResource calls the resource with access token tok over client c.
 func getResource(t *testing.T, c *http.Client, srv *sourcetest.MTLSServer, tok string) reply {
 	t.Helper()
@@ -86,14 +56,13 @@ func withAssertion(a string) url.Values {
 }
 
 func TestMTLSClientAuth(t *testing.T) {
-	srv := sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{})
-	defer srv.Close()
+	srv := started(t, sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{}))
 	cert := srv.CA.ClientCertificate("client-a")
 	c := srv.ClientWithCertificate(cert)
 
 	r := post(t, c, srv.TokenURL, tlsClientAuth())
 	if r.status != http.StatusOK {
-		t.Fatalf("status %d, body %s", r.status, r.body)
+		t.Fatalf("token status = %d, want 200; body %s", r.status, r.body)
 	}
 	thumb := certs.Thumbprint(cert.Leaf)
 	if cnf, _ := r.json["cnf"].(map[string]any); cnf["x5t#S256"] != thumb {
@@ -119,11 +88,11 @@ func TestMTLSClientAuth(t *testing.T) {
 	}
 
 	if r := getResource(t, c, srv, tok); r.status != http.StatusOK {
-		t.Errorf("resource with the bound certificate: %d %s", r.status, r.body)
+		t.Errorf("resource status with the bound certificate = %d, want 200; body %s", r.status, r.body)
 	}
 	other := srv.ClientWithCertificate(srv.CA.ClientCertificate("client-b"))
 	if r := getResource(t, other, srv, tok); r.status != http.StatusUnauthorized || !strings.Contains(r.str("error_description"), "binding") {
-		t.Errorf("resource with another certificate: %d %s, want 401 about the binding", r.status, r.body)
+		t.Errorf("resource status with another certificate = %d, want 401 about the binding; body %s", r.status, r.body)
 	}
 	if got, want := srv.TokenRequests(), 1; got != want {
 		t.Errorf("TokenRequests() = %d, want %d", got, want)
@@ -140,8 +109,7 @@ func TestMTLSClientAuth(t *testing.T) {
 }
 
 func TestMTLSRefusals(t *testing.T) {
-	srv := sourcetest.NewMTLS(sourcetest.Options{ClientID: "pix-client"}, sourcetest.MTLSOptions{RequireSubject: true})
-	defer srv.Close()
+	srv := started(t, sourcetest.NewMTLS(sourcetest.Options{ClientID: "pix-client"}, sourcetest.MTLSOptions{RequireSubject: true}))
 	c := srv.ClientWithCertificate(srv.CA.ClientCertificate("pix-client"))
 	form := func(kv ...string) url.Values {
 		v := url.Values{"grant_type": {"client_credentials"}}
@@ -172,7 +140,7 @@ func TestMTLSRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := post(t, tt.client, srv.TokenURL, tt.form, tt.hdr...)
 			if r.status != tt.status || r.str("error") != tt.code {
-				t.Errorf("got %d %q, want %d %q (%s)", r.status, r.str("error"), tt.status, tt.code, r.body)
+				t.Errorf("status, error = %d %q, want %d %q; body %s", r.status, r.str("error"), tt.status, tt.code, r.body)
 			}
 			if strings.Contains(string(r.body), "s3cret") {
 				t.Errorf("reply echoes the secret: %s", r.body)
@@ -189,7 +157,7 @@ func TestMTLSRefusals(t *testing.T) {
 		req.Header.Set("Content-Type", formType)
 		if resp, err := cl.Do(req); err == nil {
 			resp.Body.Close()
-			t.Errorf("%s: status %d, want a TLS error", name, resp.StatusCode)
+			t.Errorf("%s: status = %d, want a TLS error", name, resp.StatusCode)
 		}
 	}
 	srv.Client().Transport.(*http.Transport).CloseIdleConnections()
@@ -209,19 +177,18 @@ func TestMTLSPrivateKeyJWT(t *testing.T) {
 		{"RS256 allowed", mtlsRSA, "RS256", []string{"RS256"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{PublicKey: tt.key.Public(), Algorithms: tt.algs})
-			defer srv.Close()
+			srv := started(t, sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{PublicKey: tt.key.Public(), Algorithms: tt.algs}))
 			c := srv.ClientWithCertificate(srv.CA.ClientCertificate("any"))
 			a, err := jwtsign.ClientAssertion(tt.key, tt.alg, "kid-1", sourcetest.DefaultClientID, srv.TokenURL, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
 			if r := post(t, c, srv.TokenURL, withAssertion(a)); r.status != http.StatusOK {
-				t.Fatalf("status %d %s", r.status, r.body)
+				t.Fatalf("status = %d, want 200; body %s", r.status, r.body)
 			}
 			r := post(t, c, srv.TokenURL, withAssertion(a))
 			if r.status != http.StatusUnauthorized || !strings.Contains(r.str("error_description"), "replayed") {
-				t.Errorf("replay: %d %s, want 401 replayed", r.status, r.body)
+				t.Errorf("replay status = %d, want 401 replayed; body %s", r.status, r.body)
 			}
 			if got, want := srv.ReplayedAssertions(), 1; got != want {
 				t.Errorf("ReplayedAssertions() = %d, want %d", got, want)
@@ -245,8 +212,7 @@ func (k pssAuto) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 
 func TestMTLSAssertionRefusals(t *testing.T) {
 	mtlsKeys()
-	srv := sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{PublicKey: mtlsRSA.Public()})
-	defer srv.Close()
+	srv := started(t, sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{PublicKey: mtlsRSA.Public()}))
 	c := srv.ClientWithCertificate(srv.CA.ClientCertificate("any"))
 	now := time.Now()
 	id := sourcetest.DefaultClientID
@@ -290,12 +256,12 @@ func TestMTLSAssertionRefusals(t *testing.T) {
 			r := post(t, c, srv.TokenURL, withAssertion(a))
 			if tt.ok {
 				if r.status != http.StatusOK {
-					t.Errorf("status %d %s, want 200", r.status, r.body)
+					t.Errorf("status = %d, want 200; body %s", r.status, r.body)
 				}
 				return
 			}
 			if r.status != http.StatusUnauthorized || r.str("error") != "invalid_client" || !strings.Contains(r.str("error_description"), tt.why) {
-				t.Errorf("got %d %s, want 401 invalid_client saying %q", r.status, r.body, tt.why)
+				t.Errorf("status = %d, want 401 invalid_client saying %q; body %s", r.status, tt.why, r.body)
 			}
 		})
 	}
@@ -305,8 +271,7 @@ func TestMTLSAssertionRefusals(t *testing.T) {
 // ended its request, so a retry must sign anew.
 func TestMTLSRetryNeedsNewAssertion(t *testing.T) {
 	mtlsKeys()
-	srv := sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{PublicKey: mtlsP256.Public()})
-	defer srv.Close()
+	srv := started(t, sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{PublicKey: mtlsP256.Public()}))
 	c := srv.ClientWithCertificate(srv.CA.ClientCertificate("any"))
 	a, err := jwtsign.ClientAssertion(mtlsP256, "", "", sourcetest.DefaultClientID, srv.TokenURL, time.Now())
 	if err != nil {
@@ -314,25 +279,24 @@ func TestMTLSRetryNeedsNewAssertion(t *testing.T) {
 	}
 	srv.FailNext(1, http.StatusServiceUnavailable, "")
 	if r := post(t, c, srv.TokenURL, withAssertion(a)); r.status != http.StatusServiceUnavailable {
-		t.Fatalf("first attempt: %d, want 503", r.status)
+		t.Fatalf("first attempt status = %d, want 503", r.status)
 	}
 	if r := post(t, c, srv.TokenURL, withAssertion(a)); r.status != http.StatusUnauthorized {
-		t.Errorf("retry with the same assertion: %d %s, want 401", r.status, r.body)
+		t.Errorf("retry with the same assertion: status = %d, want 401; body %s", r.status, r.body)
 	}
 	a2, _ := jwtsign.ClientAssertion(mtlsP256, "", "", sourcetest.DefaultClientID, srv.TokenURL, time.Now())
 	if r := post(t, c, srv.TokenURL, withAssertion(a2)); r.status != http.StatusOK {
-		t.Errorf("retry with a new assertion: %d %s, want 200", r.status, r.body)
+		t.Errorf("retry with a new assertion: status = %d, want 200; body %s", r.status, r.body)
 	}
 }
 
 func TestMTLSDiscovery(t *testing.T) {
-	srv := sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{})
-	defer srv.Close()
+	srv := started(t, sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{}))
 	c := srv.ClientWithCertificate(srv.CA.ClientCertificate("any"))
 	req, _ := http.NewRequest(http.MethodGet, srv.Issuer+"/.well-known/openid-configuration", nil)
 	r := send(t, c, req)
 	if r.status != http.StatusOK {
-		t.Fatalf("status %d", r.status)
+		t.Fatalf("status = %d, want 200", r.status)
 	}
 	if r.str("issuer") != srv.Issuer {
 		t.Errorf("issuer = %q, want %q", r.str("issuer"), srv.Issuer)
@@ -346,13 +310,12 @@ func TestMTLSDiscovery(t *testing.T) {
 	}
 	plain := post(t, c, r.str("token_endpoint"), tlsClientAuth())
 	if plain.status != http.StatusUnauthorized || plain.str("error") != "invalid_client" {
-		t.Errorf("token_endpoint without the alias: %d %s, want 401 invalid_client", plain.status, plain.body)
+		t.Errorf("token_endpoint without the alias: status = %d, want 401 invalid_client; body %s", plain.status, plain.body)
 	}
 }
 
 func TestMTLSCertificateRotation(t *testing.T) {
-	srv := sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{})
-	defer srv.Close()
+	srv := started(t, sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{}))
 	var mu sync.Mutex
 	cur := srv.CA.ClientCertificate("one")
 	tr := srv.Client().Transport.(*http.Transport).Clone()
@@ -372,9 +335,9 @@ func TestMTLSCertificateRotation(t *testing.T) {
 	r = post(t, c, srv.TokenURL, tlsClientAuth())
 	second, _ := r.json["cnf"].(map[string]any)
 	if first["x5t#S256"] == nil || first["x5t#S256"] == second["x5t#S256"] {
-		t.Errorf("cnf %v then %v, want two different bindings", first, second)
+		t.Errorf("cnf = %v then %v, want two different bindings", first, second)
 	}
 	if got := getResource(t, c, srv, r.str("access_token")); got.status != http.StatusOK {
-		t.Errorf("resource: %d %s", got.status, got.body)
+		t.Errorf("resource status = %d, want 200; body %s", got.status, got.body)
 	}
 }

@@ -16,8 +16,7 @@ import (
 // credentials they accept or the tokens they issued.
 func TestRedacted(t *testing.T) {
 	o := sourcetest.Options{ClientSecret: "cs-Tt51kR8secret", Password: "pw-Uu62lS9secret", OTPs: []string{"otp-Vv73mT0secret"}}
-	srv := sourcetest.NewStandard(o)
-	defer srv.Close()
+	srv := started(t, sourcetest.NewStandard(o))
 	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, srv.TokenURL,
 		strings.NewReader("grant_type=client_credentials"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

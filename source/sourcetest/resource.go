@@ -43,6 +43,13 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 	s.resourceRequests++
 	reason := s.tokenFor(r.Header.Get("Authorization"), time.Now())
 	s.mu.Unlock()
+	writeResource(w, r.Method, n, reason)
+}
+
+// writeResource writes the protected resource's reply: 401 invalid_token
+// saying reason, or, when reason is "", 200 with the method and the size
+// of the body, never anything the request carried.
+func writeResource(w http.ResponseWriter, method string, bodyBytes int64, reason string) {
 	if reason != "" {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		writeJSON(w, http.StatusUnauthorized, jsonType, map[string]string{
@@ -53,5 +60,5 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request) {
 		OK        bool   `json:"ok"`
 		Method    string `json:"method"`
 		BodyBytes int64  `json:"body_bytes"`
-	}{true, r.Method, n})
+	}{true, method, bodyBytes})
 }

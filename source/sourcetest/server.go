@@ -145,6 +145,24 @@ type Server struct {
 
 // newServer starts a server for dialect d.
 func newServer(o Options, d *dialect) *Server {
+	s := newState(o, d)
+	mux := http.NewServeMux()
+	mux.HandleFunc(d.path, s.serveToken)
+	mux.HandleFunc("/resource", s.serveResource)
+	s.Server = httptest.NewUnstartedServer(mux)
+	if o.TLS {
+		s.StartTLS()
+	} else {
+		s.Start()
+	}
+	s.TokenURL = s.URL + d.path
+	s.ResourceURL = s.URL + "/resource"
+	return s
+}
+
+// newState returns a Server for dialect d with o's settings, not yet
+// listening.
+func newState(o Options, d *dialect) *Server {
 	s := &Server{
 		Provider:      d.provider,
 		d:             d,
@@ -161,17 +179,6 @@ func newServer(o Options, d *dialect) *Server {
 		usedOTPs:      map[string]bool{},
 	}
 	s.creds = d.credentials(o)
-	mux := http.NewServeMux()
-	mux.HandleFunc(d.path, s.serveToken)
-	mux.HandleFunc("/resource", s.serveResource)
-	s.Server = httptest.NewUnstartedServer(mux)
-	if o.TLS {
-		s.StartTLS()
-	} else {
-		s.Start()
-	}
-	s.TokenURL = s.URL + d.path
-	s.ResourceURL = s.URL + "/resource"
 	return s
 }
 
@@ -284,6 +291,27 @@ func (s *Server) SetCredentials(o Options) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.creds = c
+}
+
+// credentials returns a copy of the accepted credentials.
+func (s *Server) credentials() credentials {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.creds
+}
+
+// requiredOrigin returns the Origin GestaoPlus requires, or "".
+func (s *Server) requiredOrigin() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requireOrigin
+}
+
+// refreshEnabled reports whether Standard issues refresh tokens.
+func (s *Server) refreshEnabled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refreshTokens
 }
 
 // TokenRequests reports how many requests reached the token endpoint,

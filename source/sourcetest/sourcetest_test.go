@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,102 +16,6 @@ import (
 
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
-
-const (
-	formType = "application/x-www-form-urlencoded"
-	jsonType = "application/json"
-)
-
-// reply is a response, read.
-type reply struct {
-	status int
-	header http.Header
-	body   []byte
-	json   map[string]any // nil unless the body is a JSON object
-}
-
-func (r reply) str(key string) string {
-	s, _ := r.json[key].(string)
-	return s
-}
-
-func (r reply) num(key string) float64 {
-	n, _ := r.json[key].(float64)
-	return n
-}
-
-// do sends a request to srv and reads the reply. hdr holds header names and
-// values, alternately.
-func do(t *testing.T, srv *sourcetest.Server, method, url, ctype, body string, hdr ...string) reply {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := reply{status: resp.StatusCode, header: resp.Header, body: b}
-	json.Unmarshal(b, &r.json)
-	return r
-}
-
-// token posts body to the token endpoint.
-func token(t *testing.T, srv *sourcetest.Server, ctype, body string, hdr ...string) reply {
-	t.Helper()
-	return do(t, srv, http.MethodPost, srv.TokenURL, ctype, body, hdr...)
-}
-
-// resource calls the protected resource with Authorization auth.
-func resource(t *testing.T, srv *sourcetest.Server, auth string) reply {
-	t.Helper()
-	if auth == "" {
-		return do(t, srv, http.MethodGet, srv.ResourceURL, "", "")
-	}
-	return do(t, srv, http.MethodGet, srv.ResourceURL, "", "", "Authorization", auth)
-}
-
-func form(kv ...string) string {
-	v := url.Values{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		v.Set(kv[i], kv[i+1])
-	}
-	return v.Encode()
-}
-
-func jsonOf(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}
-
-func wantStatus(t *testing.T, r reply, want int) {
-	t.Helper()
-	if r.status != want {
-		t.Fatalf("status = %d, want %d; body %s", r.status, want, r.body)
-	}
-}
-
-func wantField(t *testing.T, r reply, key string, want any) {
-	t.Helper()
-	if got := r.json[key]; got != want {
-		t.Errorf("%s = %#v, want %#v; body %s", key, got, want, r.body)
-	}
-}
 
 // Valid requests, one per dialect.
 var (
@@ -171,8 +75,7 @@ var emulators = []emulator{
 func TestHappyPath(t *testing.T) {
 	for _, e := range emulators {
 		t.Run(e.name, func(t *testing.T) {
-			srv := e.new(sourcetest.Options{})
-			defer srv.Close()
+			srv := started(t, e.new(sourcetest.Options{}))
 			if got, want := srv.TokenURL, srv.URL+e.path; got != want {
 				t.Errorf("TokenURL = %q, want %q", got, want)
 			}
@@ -191,7 +94,7 @@ func TestHappyPath(t *testing.T) {
 			if r.str("access_token") == "" {
 				t.Fatalf("no access_token in %s", r.body)
 			}
-			if got, want := srv.IssuedTokens(), []string{r.str("access_token")}; fmt.Sprint(got) != fmt.Sprint(want) {
+			if got, want := srv.IssuedTokens(), []string{r.str("access_token")}; !slices.Equal(got, want) {
 				t.Errorf("IssuedTokens = %q, want %q", got, want)
 			}
 
@@ -229,8 +132,7 @@ func TestHappyPath(t *testing.T) {
 
 func TestReplyShapes(t *testing.T) {
 	t.Run("Standard", func(t *testing.T) {
-		srv := sourcetest.NewStandard(sourcetest.Options{})
-		defer srv.Close()
+		srv := started(t, sourcetest.NewStandard(sourcetest.Options{}))
 		r := token(t, srv, formType, standardCC+"&scope=read+write")
 		wantStatus(t, r, http.StatusOK)
 		wantField(t, r, "token_type", "Bearer")
@@ -241,8 +143,7 @@ func TestReplyShapes(t *testing.T) {
 		}
 	})
 	t.Run("VaultID", func(t *testing.T) {
-		srv := sourcetest.NewVaultID(sourcetest.Options{})
-		defer srv.Close()
+		srv := started(t, sourcetest.NewVaultID(sourcetest.Options{}))
 		r := token(t, srv, jsonType, vaultIDReq("123456"))
 		wantStatus(t, r, http.StatusOK)
 		wantField(t, r, "token_type", "bearer")
@@ -259,8 +160,7 @@ func TestReplyShapes(t *testing.T) {
 		wantStatus(t, resource(t, srv, "Bearer "+access), http.StatusUnauthorized)
 	})
 	t.Run("DirectLink", func(t *testing.T) {
-		srv := sourcetest.NewDirectLink(sourcetest.Options{})
-		defer srv.Close()
+		srv := started(t, sourcetest.NewDirectLink(sourcetest.Options{}))
 		r := token(t, srv, formType, directLinkReq)
 		wantStatus(t, r, http.StatusOK)
 		wantField(t, r, "token_type", "Bearer")
@@ -293,8 +193,7 @@ func TestReplyShapes(t *testing.T) {
 		}
 	})
 	t.Run("ScorePositivo", func(t *testing.T) {
-		srv := sourcetest.NewScorePositivo(sourcetest.Options{})
-		defer srv.Close()
+		srv := started(t, sourcetest.NewScorePositivo(sourcetest.Options{}))
 		r := token(t, srv, jsonType, scoreReq)
 		wantStatus(t, r, http.StatusOK)
 		wantField(t, r, "token_type", "Bearer")
@@ -304,8 +203,7 @@ func TestReplyShapes(t *testing.T) {
 		}
 	})
 	t.Run("GestaoPlus", func(t *testing.T) {
-		srv := sourcetest.NewGestaoPlus(sourcetest.Options{})
-		defer srv.Close()
+		srv := started(t, sourcetest.NewGestaoPlus(sourcetest.Options{}))
 		r := token(t, srv, jsonType, gestaoReq)
 		wantStatus(t, r, http.StatusOK)
 		wantField(t, r, "expires_in", "43200")
@@ -316,8 +214,7 @@ func TestReplyShapes(t *testing.T) {
 		}
 	})
 	t.Run("SerproID", func(t *testing.T) {
-		srv := sourcetest.NewSerproID(sourcetest.Options{})
-		defer srv.Close()
+		srv := started(t, sourcetest.NewSerproID(sourcetest.Options{}))
 		r := token(t, srv, formType, serproReq)
 		wantStatus(t, r, http.StatusOK)
 		wantField(t, r, "token_type", "Bearer")
@@ -394,13 +291,12 @@ func TestWrongEncoding(t *testing.T) {
 		{emulators[1], formType, "grant_type=password", 400, rfcError("invalid_request")},
 		{emulators[2], jsonType, `{"grant_type":"password"}`, 400, directLinkError(400, "Bad Request")},
 		{emulators[3], formType, "grant_type=client_credentials", 400, passportError("invalid_request")},
-		{emulators[4], formType, "grant_type=password", 400, problem(400, "invalid_client")}, // the seed's 400
+		{emulators[4], formType, "grant_type=password", 400, problem(400, "invalid_client")}, // the documented 400
 		{emulators[5], jsonType, `{"grant_type":"client_credentials"}`, 400, serproError("VALOR_PARAMETRO_INVALIDO", "Valor do parâmetro Content-Type inválido")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.e.name, func(t *testing.T) {
-			srv := tt.e.new(sourcetest.Options{})
-			defer srv.Close()
+			srv := started(t, tt.e.new(sourcetest.Options{}))
 			r := token(t, srv, tt.ctype, tt.body)
 			wantStatus(t, r, tt.status)
 			tt.check(t, r)
@@ -414,8 +310,7 @@ func TestWrongEncoding(t *testing.T) {
 func TestMethodAndSize(t *testing.T) {
 	for _, e := range emulators {
 		t.Run(e.name, func(t *testing.T) {
-			srv := e.new(sourcetest.Options{})
-			defer srv.Close()
+			srv := started(t, e.new(sourcetest.Options{}))
 			r := do(t, srv, http.MethodGet, srv.TokenURL, "", "")
 			wantStatus(t, r, http.StatusMethodNotAllowed)
 			if got := r.header.Get("Allow"); got != "POST" {
@@ -457,8 +352,7 @@ func TestStandardErrors(t *testing.T) {
 		{"JSON body", jsonType, jsonOf(map[string]string{"grant_type": "client_credentials", "client_id": id, "client_secret": secret}), nil, 200, ""},
 		{"password grant", formType, standardPass, nil, 200, ""},
 	}
-	srv := sourcetest.NewStandard(sourcetest.Options{})
-	defer srv.Close()
+	srv := started(t, sourcetest.NewStandard(sourcetest.Options{}))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := token(t, srv, tt.ctype, tt.body, tt.hdr...)
@@ -476,8 +370,7 @@ func TestStandardErrors(t *testing.T) {
 
 func TestStandardBasicIsFormEncoded(t *testing.T) {
 	id, secret := "client:1 é", "s3cr%t+/="
-	srv := sourcetest.NewStandard(sourcetest.Options{ClientID: id, ClientSecret: secret})
-	defer srv.Close()
+	srv := started(t, sourcetest.NewStandard(sourcetest.Options{ClientID: id, ClientSecret: secret}))
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
 	r := token(t, srv, formType, "grant_type=client_credentials", "Authorization", basic)
 	wantStatus(t, r, http.StatusOK)
@@ -486,20 +379,21 @@ func TestStandardBasicIsFormEncoded(t *testing.T) {
 func TestRefreshRotation(t *testing.T) {
 	tests := []struct {
 		name    string
-		new     func() *sourcetest.Server
+		new     func(sourcetest.Options) *sourcetest.Server
+		opts    sourcetest.Options
 		ctype   string
 		login   string
 		refresh func(rt string) string
 		status  int // of a refused refresh
 		check   func(*testing.T, reply)
 	}{
-		{"Standard", func() *sourcetest.Server { return sourcetest.NewStandard(sourcetest.Options{RefreshTokens: true}) },
+		{"Standard", sourcetest.NewStandard, sourcetest.Options{RefreshTokens: true},
 			formType, standardPass + "&scope=a+b",
 			func(rt string) string {
 				return form("grant_type", "refresh_token", "refresh_token", rt, "client_id", sourcetest.DefaultClientID, "client_secret", sourcetest.DefaultClientSecret)
 			},
 			400, rfcError("invalid_grant")},
-		{"GestaoPlus", func() *sourcetest.Server { return sourcetest.NewGestaoPlus(sourcetest.Options{}) },
+		{"GestaoPlus", sourcetest.NewGestaoPlus, sourcetest.Options{},
 			jsonType, gestaoReq,
 			func(rt string) string {
 				return jsonOf(map[string]any{"grant_type": "refresh_token", "refresh_token": rt, "client_id": "app", "client_secret": nil})
@@ -508,8 +402,7 @@ func TestRefreshRotation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := tt.new()
-			defer srv.Close()
+			srv := started(t, tt.new(tt.opts))
 			r0 := token(t, srv, tt.ctype, tt.login)
 			wantStatus(t, r0, http.StatusOK)
 			rt0 := r0.str("refresh_token")
@@ -583,7 +476,7 @@ func TestVaultID(t *testing.T) {
 		{"wrong user", sourcetest.Options{}, []string{vaultIDReq("123456", "username", "10987654321")}, 400, "invalid_grant", 0},
 		{"wrong client", sourcetest.Options{}, []string{vaultIDReq("123456", "client_secret", "x")}, 401, "invalid_client", 0},
 		{"grant_type", sourcetest.Options{}, []string{vaultIDReq("123456", "grant_type", "client_credentials")}, 400, "unsupported_grant_type", 0},
-		// The seed marks no field required, and a username "may be" a string:
+		// The documentation marks no field required, and a username "may be" a string:
 		// a number is taken, its leading zeros put back.
 		{"no provider", sourcetest.Options{}, []string{vaultIDReq("123456", "provider", nil)}, 200, "", 604800},
 		{"provider not a string", sourcetest.Options{}, []string{vaultIDReq("123456", "provider", 7)}, 400, "invalid_request", 0},
@@ -596,8 +489,7 @@ func TestVaultID(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := sourcetest.NewVaultID(tt.opts)
-			defer srv.Close()
+			srv := started(t, sourcetest.NewVaultID(tt.opts))
 			var r reply
 			for _, b := range tt.bodies {
 				r = token(t, srv, jsonType, b)
@@ -612,8 +504,7 @@ func TestVaultID(t *testing.T) {
 	}
 
 	t.Run("plain text errors", func(t *testing.T) {
-		srv := sourcetest.NewVaultID(sourcetest.Options{})
-		defer srv.Close()
+		srv := started(t, sourcetest.NewVaultID(sourcetest.Options{}))
 		srv.PlainTextErrors(true)
 		wantStatus(t, token(t, srv, jsonType, vaultIDReq("222222")), http.StatusOK)
 		r := token(t, srv, jsonType, vaultIDReq("222222"))
@@ -644,8 +535,7 @@ func TestDirectLinkErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := sourcetest.NewDirectLink(sourcetest.Options{})
-			defer srv.Close()
+			srv := started(t, sourcetest.NewDirectLink(sourcetest.Options{}))
 			if tt.fail != 0 {
 				srv.FailNext(1, tt.fail, "")
 			}
@@ -678,8 +568,7 @@ func TestScorePositivoErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := sourcetest.NewScorePositivo(sourcetest.Options{})
-			defer srv.Close()
+			srv := started(t, sourcetest.NewScorePositivo(sourcetest.Options{}))
 			if tt.fail != 0 {
 				srv.FailNext(1, tt.fail, "")
 			}
@@ -724,7 +613,7 @@ func TestGestaoPlusErrors(t *testing.T) {
 		{"string secret configured", sourcetest.Options{ClientSecret: "s"}, req("client_secret", "s"), nil, 200, ""},
 		{"null secret with secret configured", sourcetest.Options{ClientSecret: "s"}, req(), nil, 200, ""},
 		{"wrong string secret", sourcetest.Options{ClientSecret: "s"}, req("client_secret", "t"), nil, 400, "invalid_client"},
-		// The seed documents one 400, "invalid request body", titled invalid_client.
+		// The documentation has one 400, "invalid request body", titled invalid_client.
 		{"missing client_secret", sourcetest.Options{}, req("client_secret", "DELETE"), nil, 400, "invalid_client"},
 		{"missing username", sourcetest.Options{}, req("username", "DELETE"), nil, 400, "invalid_client"},
 		{"unknown grant", sourcetest.Options{}, req("grant_type", "client_credentials"), nil, 400, "invalid_client"},
@@ -736,8 +625,7 @@ func TestGestaoPlusErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := sourcetest.NewGestaoPlus(tt.opts)
-			defer srv.Close()
+			srv := started(t, sourcetest.NewGestaoPlus(tt.opts))
 			r := token(t, srv, jsonType, tt.body, tt.hdr...)
 			wantStatus(t, r, tt.status)
 			if tt.title != "" {
@@ -749,8 +637,7 @@ func TestGestaoPlusErrors(t *testing.T) {
 		})
 	}
 	t.Run("FailNext 503", func(t *testing.T) {
-		srv := sourcetest.NewGestaoPlus(sourcetest.Options{})
-		defer srv.Close()
+		srv := started(t, sourcetest.NewGestaoPlus(sourcetest.Options{}))
 		srv.FailNext(1, 503, "")
 		r := token(t, srv, jsonType, gestaoReq)
 		wantStatus(t, r, 503)
@@ -781,8 +668,7 @@ func TestSerproIDErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := sourcetest.NewSerproID(sourcetest.Options{})
-			defer srv.Close()
+			srv := started(t, sourcetest.NewSerproID(sourcetest.Options{}))
 			if tt.fail != 0 {
 				srv.FailNext(1, tt.fail, "")
 			}
@@ -804,8 +690,7 @@ func TestFailNextRetryAfter(t *testing.T) {
 	}
 	for i, e := range emulators {
 		t.Run(e.name, func(t *testing.T) {
-			srv := e.new(sourcetest.Options{})
-			defer srv.Close()
+			srv := started(t, e.new(sourcetest.Options{}))
 			srv.FailNext(2, http.StatusTooManyRequests, "7")
 			for n := range 2 {
 				r := token(t, srv, e.ctype, e.body(10*i+n))
@@ -834,8 +719,7 @@ func TestFailNextRetryAfter(t *testing.T) {
 }
 
 func TestFailNextWithoutRetryAfter(t *testing.T) {
-	srv := sourcetest.NewStandard(sourcetest.Options{})
-	defer srv.Close()
+	srv := started(t, sourcetest.NewStandard(sourcetest.Options{}))
 	srv.FailNext(1, http.StatusInternalServerError, "")
 	r := token(t, srv, formType, standardCC)
 	wantStatus(t, r, http.StatusInternalServerError)
@@ -848,8 +732,7 @@ func TestFailNextWithoutRetryAfter(t *testing.T) {
 func TestResetNext(t *testing.T) {
 	for _, tls := range []bool{false, true} {
 		t.Run(fmt.Sprint("TLS=", tls), func(t *testing.T) {
-			srv := sourcetest.NewStandard(sourcetest.Options{TLS: tls})
-			defer srv.Close()
+			srv := started(t, sourcetest.NewStandard(sourcetest.Options{TLS: tls}))
 			srv.ResetNext(2)
 			for range 2 {
 				resp, err := srv.Client().Post(srv.TokenURL, formType, strings.NewReader(standardCC))
@@ -871,8 +754,7 @@ func TestResetNext(t *testing.T) {
 
 func TestHangNext(t *testing.T) {
 	t.Run("client timeout", func(t *testing.T) {
-		srv := sourcetest.NewScorePositivo(sourcetest.Options{})
-		defer srv.Close()
+		srv := started(t, sourcetest.NewScorePositivo(sourcetest.Options{}))
 		srv.HangNext(1)
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
@@ -954,8 +836,7 @@ func TestCloseWaitsForInFlight(t *testing.T) {
 
 func TestLatency(t *testing.T) {
 	const latency = 300 * time.Millisecond
-	srv := sourcetest.NewSerproID(sourcetest.Options{Latency: latency})
-	defer srv.Close()
+	srv := started(t, sourcetest.NewSerproID(sourcetest.Options{Latency: latency}))
 	start := time.Now()
 	wantStatus(t, token(t, srv, formType, serproReq), http.StatusOK)
 	if d := time.Since(start); d < latency {
@@ -972,8 +853,7 @@ func TestLatency(t *testing.T) {
 func TestRevoke(t *testing.T) {
 	for i, e := range emulators {
 		t.Run(e.name, func(t *testing.T) {
-			srv := e.new(sourcetest.Options{})
-			defer srv.Close()
+			srv := started(t, e.new(sourcetest.Options{}))
 			r1 := token(t, srv, e.ctype, e.body(20*i+1))
 			r2 := token(t, srv, e.ctype, e.body(20*i+2))
 			wantStatus(t, resource(t, srv, e.auth(r1)), http.StatusOK)
@@ -996,8 +876,7 @@ func TestRevoke(t *testing.T) {
 }
 
 func TestRevokeAllRevokesRefreshTokens(t *testing.T) {
-	srv := sourcetest.NewGestaoPlus(sourcetest.Options{})
-	defer srv.Close()
+	srv := started(t, sourcetest.NewGestaoPlus(sourcetest.Options{}))
 	r := token(t, srv, jsonType, gestaoReq)
 	srv.RevokeAll()
 	body := jsonOf(map[string]any{"grant_type": "refresh_token", "refresh_token": r.str("refresh_token"), "client_id": "app", "client_secret": nil})
@@ -1008,8 +887,7 @@ func TestExpiry(t *testing.T) {
 	for i, e := range emulators {
 		t.Run(e.name, func(t *testing.T) {
 			t.Parallel()
-			srv := e.new(sourcetest.Options{})
-			defer srv.Close()
+			srv := started(t, e.new(sourcetest.Options{}))
 			srv.SetLifetime(100 * time.Millisecond)
 			r := token(t, srv, e.ctype, e.body(30*i+1))
 			wantStatus(t, r, http.StatusOK)
@@ -1032,8 +910,7 @@ func TestExpiry(t *testing.T) {
 }
 
 func TestResourceAuthorization(t *testing.T) {
-	srv := sourcetest.NewStandard(sourcetest.Options{})
-	defer srv.Close()
+	srv := started(t, sourcetest.NewStandard(sourcetest.Options{}))
 	access := token(t, srv, formType, standardCC).str("access_token")
 	tests := []struct {
 		auth   string
@@ -1060,8 +937,7 @@ func TestResourceAuthorization(t *testing.T) {
 }
 
 func TestSetCredentials(t *testing.T) {
-	srv := sourcetest.NewSerproID(sourcetest.Options{ClientSecret: "old"})
-	defer srv.Close()
+	srv := started(t, sourcetest.NewSerproID(sourcetest.Options{ClientSecret: "old"}))
 	oldReq := form("grant_type", "client_credentials", "client_id", sourcetest.DefaultClientID, "client_secret", "old")
 	newReq := form("grant_type", "client_credentials", "client_id", sourcetest.DefaultClientID, "client_secret", "new")
 	r := token(t, srv, formType, oldReq)
@@ -1073,8 +949,7 @@ func TestSetCredentials(t *testing.T) {
 }
 
 func TestIssuedTokensAreUnique(t *testing.T) {
-	srv := sourcetest.NewStandard(sourcetest.Options{})
-	defer srv.Close()
+	srv := started(t, sourcetest.NewStandard(sourcetest.Options{}))
 	for range 20 {
 		token(t, srv, formType, standardCC)
 	}
@@ -1091,8 +966,7 @@ func TestIssuedTokensAreUnique(t *testing.T) {
 }
 
 func TestLastTokenRequestIsACopy(t *testing.T) {
-	srv := sourcetest.NewStandard(sourcetest.Options{})
-	defer srv.Close()
+	srv := started(t, sourcetest.NewStandard(sourcetest.Options{}))
 	token(t, srv, formType, standardCC, "X-Test", "1")
 	a := srv.LastTokenRequest()
 	a.Header.Set("X-Test", "2")
@@ -1108,8 +982,7 @@ func TestLastTokenRequestIsACopy(t *testing.T) {
 
 // TestConcurrency runs clients and knobs at once; run it with -race.
 func TestConcurrency(t *testing.T) {
-	srv := sourcetest.NewStandard(sourcetest.Options{RefreshTokens: true})
-	defer srv.Close()
+	srv := started(t, sourcetest.NewStandard(sourcetest.Options{RefreshTokens: true}))
 	const clients, each = 8, 10
 	var wg sync.WaitGroup
 	var mu sync.Mutex

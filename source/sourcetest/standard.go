@@ -1,6 +1,7 @@
 package sourcetest
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
 	"time"
@@ -62,9 +63,7 @@ func standardToken(s *Server, q *tokenRequest) (any, *tokenError) {
 		} else if !ok {
 			return nil, &tokenError{status: http.StatusBadRequest, code: "invalid_grant", desc: "invalid refresh token"}
 		}
-		if g.scope == "" {
-			g.scope = rec.scope
-		}
+		g.scope = cmp.Or(g.scope, rec.scope)
 		g.family, g.refresh = rec.family, true
 	default:
 		return nil, &tokenError{status: http.StatusBadRequest, code: "unsupported_grant_type", desc: "grant_type not supported"}

@@ -20,10 +20,10 @@ const (
 // digits or a CNPJ of 14 as a zero-padded string, or as a JSON number,
 // whose lost leading zeros are put back), password (a one-time password,
 // accepted once; see Options.OTPs), grant_type "password", and optionally
-// provider (the user's cloud; default "SOLUTIHOM", the seed's example),
+// provider (the user's cloud; default "SOLUTIHOM", the provider's documented example),
 // scope (default "authentication_session") and lifetime (seconds, at most
-// 7 days for a CPF and 30 for a CNPJ; default 604800). The seed marks no
-// field required; those the emulator needs to authenticate are.
+// 7 days for a CPF and 30 for a CNPJ; default 604800). The provider's
+// documentation marks no field required; those the emulator needs to authenticate are.
 //
 // The reply carries token_type "bearer", the provider, and an
 // Authorization value "VCSchema " + base64(provider + "-|" + access_token),
@@ -138,7 +138,7 @@ func vaultIDToken(s *Server, q *tokenRequest) (any, *tokenError) {
 }
 
 // vaultIDDefaultCloud is the cloud of a request without "provider": the
-// seed's example.
+// provider's documented example.
 const vaultIDDefaultCloud = "SOLUTIHOM"
 
 // vaultIDUsername returns the username as a string: a JSON string as it

@@ -1,15 +1,24 @@
-// Package storetest checks that a source.Store keeps the contract sources
-// rely on, by running sources over it against sourcetest emulators. A
-// Store implementation's tests call Run:
+// Package storetest checks that a source.Store keeps the contract that
+// sources rely on: it runs several sources over the Store against
+// sourcetest emulators, as the replicas of a service would, and checks
+// that they share one token, replace only a rejected one, never resend a
+// rotated refresh token, survive a sharer that died holding the fetch
+// lock, and back off together when every token is rejected.
 //
-//	func TestConformance(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T) source.Store { return mystore.New(...) })
+// A Store's tests call Run with a function that makes fresh backing data
+// for each scenario and returns the NewStore that opens it, as this
+// package's own test does for a source.MemoryStore:
+//
+//	func TestRunMemoryStore(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) storetest.NewStore {
+//			m := source.NewMemoryStore() // the scenario's backing data
+//			return func(*testing.T) source.Store { return m }
+//		})
 //	}
 //
-// Each scenario gets its own emulator; newStore is called once per sharer,
-// so that each source has a Store of its own over the same backing data
-// (as the replicas of a service would), and must return stores that share
-// their data within one scenario but not across scenarios.
+// A Store over a server opens a client per call of NewStore instead, and
+// separates scenarios by a key prefix (see redisstore's
+// TestStoreConformance).
 package storetest
 
 import (
@@ -24,12 +33,14 @@ import (
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
 
-// NewStore returns a Store over the scenario's shared data. It is called
-// with the scenario's t, once per source.
+// NewStore returns a Store over one scenario's backing data. It is called
+// with the scenario's t, once per source; the Stores it returns share
+// their data with each other and with no other scenario.
 type NewStore func(t *testing.T) source.Store
 
-// Run runs every scenario as a subtest. newScenario is called once per
-// scenario and returns the NewStore for it (fresh shared data each time).
+// Run runs every scenario as a subtest of t. It calls newScenario once per
+// scenario, with the subtest's t, for the NewStore over fresh backing
+// data.
 func Run(t *testing.T, newScenario func(t *testing.T) NewStore) {
 	for _, sc := range []struct {
 		name string
@@ -48,8 +59,9 @@ func Run(t *testing.T, newScenario func(t *testing.T) NewStore) {
 }
 
 // NewSource returns a client_credentials source for emu over store (nil:
-// none), with mod applied to its Config, closed at the end of t: for a
-// Store's own further scenarios.
+// none), with mod (if not nil) applied to its Config, closed when t ends.
+// It fails t if source.New refuses the Config. It serves a Store's own
+// further scenarios.
 func NewSource(t *testing.T, emu *sourcetest.Server, store source.Store, mod func(*source.Config)) *source.CachedSource {
 	t.Helper()
 	cfg := source.Config{TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID,
@@ -61,9 +73,14 @@ func NewSource(t *testing.T, emu *sourcetest.Server, store source.Store, mod fun
 	if err != nil {
 		t.Fatalf("source.New: %v", err)
 	}
-	cs := src.(*source.CachedSource)
+	cs := cached(src)
 	t.Cleanup(func() { _ = cs.Close() })
 	return cs
+}
+
+// cached returns the *source.CachedSource that source.New returned as src.
+func cached(src source.TokenSource) *source.CachedSource {
+	return src.(*source.CachedSource)
 }
 
 func newEmu(t *testing.T, newEmulator func(sourcetest.Options) *sourcetest.Server, o sourcetest.Options) *sourcetest.Server {
@@ -96,7 +113,7 @@ func sharedByManySources(t *testing.T, newStore NewStore) {
 			t.Fatalf("caller %d: %v", i, err)
 		}
 		if toks[i].AccessToken != toks[0].AccessToken {
-			t.Fatalf("caller %d got another token", i)
+			t.Fatalf("caller %d: Token = another token than caller 0's, want one token for all", i)
 		}
 	}
 	if got, want := emu.TokenRequests(), 1; got != want {
@@ -107,8 +124,8 @@ func sharedByManySources(t *testing.T, newStore NewStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok.AccessToken != toks[0].AccessToken || emu.TokenRequests() != 1 {
-		t.Errorf("a late source fetched again: token requests = %d", emu.TokenRequests())
+	if got, want := emu.TokenRequests(), 1; tok.AccessToken != toks[0].AccessToken || got != want {
+		t.Errorf("after a late source: token requests = %d, want %d (the stored token)", got, want)
 	}
 }
 
@@ -123,7 +140,7 @@ func invalidateOnlyTheStoredOne(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	if got, _ := b.Token(ctx); got == nil || got.AccessToken != old.AccessToken {
-		t.Fatal("b did not share a's token")
+		t.Fatal("b.Token = another token than a's, want the stored one")
 	}
 	emu.RevokeAll()
 	if !a.Invalidate(old) {
@@ -131,7 +148,7 @@ func invalidateOnlyTheStoredOne(t *testing.T, newStore NewStore) {
 	}
 	fresh, err := a.Token(ctx)
 	if err != nil || fresh.AccessToken == old.AccessToken {
-		t.Fatalf("a after Invalidate: err %v, same token %v", err, err == nil && fresh.AccessToken == old.AccessToken)
+		t.Fatalf("a.Token after Invalidate = same token %t, %v; want a new token", err == nil && fresh.AccessToken == old.AccessToken, err)
 	}
 	bOld, _ := b.Token(ctx) // b still holds the old token in memory
 	if !b.Invalidate(bOld) {
@@ -142,10 +159,10 @@ func invalidateOnlyTheStoredOne(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	if got.AccessToken != fresh.AccessToken {
-		t.Error("b did not take the newer stored token")
+		t.Error("b.Token after Invalidate = another token than a's, want the newer stored one")
 	}
-	if n := emu.TokenRequests(); n != 2 {
-		t.Errorf("token requests = %d, want 2", n)
+	if got, want := emu.TokenRequests(), 2; got != want {
+		t.Errorf("token requests = %d, want %d", got, want)
 	}
 }
 
@@ -186,7 +203,7 @@ func fleetBacksOffUnderRejections(t *testing.T, newStore NewStore) {
 	// sharer to back off alike.
 	st, err := keys.Load(ctx, keys.key(t))
 	if err != nil || st == nil {
-		t.Fatalf("Load: %v, %v", st, err)
+		t.Fatalf("Load = %v, %v; want the stored token", st, err)
 	}
 	if got, want := st.Rejections, 1; got != want {
 		t.Errorf("stored Rejections = %d, want %d", got, want)
@@ -208,7 +225,7 @@ func keySeparatesConfigs(t *testing.T, newStore NewStore) {
 		t.Fatal(err)
 	}
 	if a.AccessToken == b.AccessToken {
-		t.Error("the billing source got the orders source's token")
+		t.Error("billing.Token = the orders source's token, want its own")
 	}
 	if got, want := emu.TokenRequests(), 2; got != want {
 		t.Errorf("token requests = %d, want %d", got, want)
@@ -236,7 +253,7 @@ func neverResendsARotatedRefreshToken(t *testing.T, newStore NewStore) {
 	a := NewSource(t, emu, keys, cfg)
 	aT0, _ := a.Token(ctx)
 	if aT0 == nil || aT0.AccessToken != t0.AccessToken {
-		t.Fatal("a did not take the stored token")
+		t.Fatal("a.Token = another token than b's, want the stored one")
 	}
 	emu.Revoke(t0.AccessToken) // the API rejects T0: a renews with the stored RT0
 	if !a.Invalidate(aT0) {
@@ -270,35 +287,22 @@ func neverResendsARotatedRefreshToken(t *testing.T, newStore NewStore) {
 	resp.Body.Close()
 	client.CloseIdleConnections()
 	if resp.StatusCode != http.StatusOK {
-		t.Errorf("T1 at the API: %d, want 200 (the token family was revoked)", resp.StatusCode)
+		t.Errorf("T1 at the API: status = %d, want 200 (the token family was revoked)", resp.StatusCode)
 	}
 }
 
-// A sharer that took the fetch lock and died holds it until its ttl; then
-// another fetches.
+// A sharer that took the fetch lock and died holds it until its ttl;
+// then another fetches.
 func crashedLockHolder(t *testing.T, newStore NewStore) {
+	const ttl = 400 * time.Millisecond
 	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{})
-	keys := &recorder{Store: newStore(t)}
-	probe := NewSource(t, emu, keys, nil)
-	tok, err := probe.Token(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := newStore(t)
-	ctx := context.Background()
-	waitStored(t, dead, keys.key(t), tok)
-	if err := dead.Delete(ctx, keys.key(t), tok); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok, err := dead.Lock(ctx, keys.key(t), 400*time.Millisecond); err != nil || !ok { // never unlocked
-		t.Fatalf("could not take the lock: %v", err)
-	}
+	diedHoldingTheLock(t, emu, newStore, ttl)
 	src := NewSource(t, emu, newStore(t), func(c *source.Config) { c.FetchTimeout = 5 * time.Second })
 	start := time.Now()
-	if _, err := src.Token(ctx); err != nil {
+	if _, err := src.Token(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took < 350*time.Millisecond {
+	if took := time.Since(start); took < ttl-50*time.Millisecond {
 		t.Errorf("fetched after %v, before the dead holder's lock expired", took)
 	}
 	if got, want := emu.TokenRequests(), 2; got != want {
@@ -310,26 +314,12 @@ func crashedLockHolder(t *testing.T, newStore NewStore) {
 // fetch timeout and died does not fail the waiter: after half its fetch
 // timeout the waiter takes over and fetches on its own.
 func crashedLockHolderTakeover(t *testing.T, newStore NewStore) {
-	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{})
-	keys := &recorder{Store: newStore(t)}
-	probe := NewSource(t, emu, keys, nil)
-	tok, err := probe.Token(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	const fetchTimeout = time.Second
-	dead := newStore(t)
-	ctx := context.Background()
-	waitStored(t, dead, keys.key(t), tok)
-	if err := dead.Delete(ctx, keys.key(t), tok); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok, err := dead.Lock(ctx, keys.key(t), 10*fetchTimeout); err != nil || !ok { // never unlocked
-		t.Fatalf("could not take the lock: %v", err)
-	}
+	emu := newEmu(t, sourcetest.NewStandard, sourcetest.Options{})
+	diedHoldingTheLock(t, emu, newStore, 10*fetchTimeout)
 	src := NewSource(t, emu, newStore(t), func(c *source.Config) { c.FetchTimeout = fetchTimeout })
 	start := time.Now()
-	if _, err := src.Token(ctx); err != nil {
+	if _, err := src.Token(context.Background()); err != nil {
 		t.Fatalf("Token while a crashed sharer holds the lock: %v", err)
 	}
 	if took := time.Since(start); took > fetchTimeout {
@@ -337,6 +327,37 @@ func crashedLockHolderTakeover(t *testing.T, newStore NewStore) {
 	}
 	if got, want := emu.TokenRequests(), 2; got != want {
 		t.Errorf("token requests = %d, want %d", got, want)
+	}
+}
+
+// diedHoldingTheLock stores a token from emu, then, as a sharer that
+// died, deletes it and takes the fetch lock for ttl, never to unlock it.
+// The lock is taken from the moment diedHoldingTheLock returns.
+func diedHoldingTheLock(t *testing.T, emu *sourcetest.Server, newStore NewStore, ttl time.Duration) {
+	t.Helper()
+	keys := &recorder{Store: newStore(t)}
+	tok, err := NewSource(t, emu, keys, nil).Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := newStore(t)
+	ctx := context.Background()
+	waitStored(t, dead, keys.key(t), tok)
+	if err := dead.Delete(ctx, keys.key(t), tok); err != nil {
+		t.Fatal(err)
+	}
+	// The source unlocks after it saves: the lock may still be its own.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		_, ok, err := dead.Lock(ctx, keys.key(t), ttl)
+		if err != nil {
+			t.Fatalf("Lock: %v", err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Lock = false after 5 s, want the lock the source released")
+		}
 	}
 }
 
@@ -363,6 +384,7 @@ type recorder struct {
 	last string
 }
 
+// Load records key, then loads it from the wrapped Store.
 func (r *recorder) Load(ctx context.Context, key string) (*source.StoredToken, error) {
 	r.mu.Lock()
 	r.last = key

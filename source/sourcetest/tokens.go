@@ -134,27 +134,6 @@ func (s *Server) useOTP(otp string) (reason string, ok bool) {
 	return "", true
 }
 
-// credentials returns a copy of the accepted credentials.
-func (s *Server) credentials() credentials {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.creds
-}
-
-// requiredOrigin returns the Origin GestaoPlus requires, or "".
-func (s *Server) requiredOrigin() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requireOrigin
-}
-
-// refreshEnabled reports whether Standard issues refresh tokens.
-func (s *Server) refreshEnabled() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.refreshTokens
-}
-
 // opaqueToken returns a random token of 43 URL-safe characters.
 func opaqueToken() string {
 	return base64.RawURLEncoding.EncodeToString(randomBytes(32))

@@ -1,0 +1,13 @@
+package storetest_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests if a goroutine (a source's, an
+// emulator's) outlives them.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
