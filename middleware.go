@@ -76,12 +76,12 @@ import (
 // src is nil, and the function it returns panics if next is nil.
 func Middleware(src source.TokenSource, opts ...Option) func(http.Handler) http.Handler {
 	if src == nil {
-		panic("tokenhttp: Middleware needs a TokenSource, got nil; use MiddlewareFunc to choose a source per request")
+		panic("tokenhttp: Middleware needs a TokenSource, got nil; use RoutedMiddleware to choose a source per request")
 	}
 	return newMiddleware(func(*http.Request) source.TokenSource { return src }, opts)
 }
 
-// MiddlewareFunc is Middleware with a source chosen per request: route
+// RoutedMiddleware is Middleware with a source chosen per request: route
 // returns the TokenSource for the upstream that r goes to, or nil when
 // none does. PrefixRoutes makes a route function from path prefixes.
 //
@@ -91,18 +91,18 @@ func Middleware(src source.TokenSource, opts ...Option) func(http.Handler) http.
 // came instead. Everything else is as for Middleware.
 //
 // route is called once per request that is not skipped, on the request
-// as the client sent it; it must be safe for concurrent use. MiddlewareFunc
+// as the client sent it; it must be safe for concurrent use. RoutedMiddleware
 // panics if route is nil.
-func MiddlewareFunc(route func(r *http.Request) source.TokenSource, opts ...Option) func(http.Handler) http.Handler {
+func RoutedMiddleware(route func(r *http.Request) source.TokenSource, opts ...Option) func(http.Handler) http.Handler {
 	if route == nil {
-		panic("tokenhttp: MiddlewareFunc needs a route function, got nil; use PrefixRoutes to route by path, or Middleware for a single source")
+		panic("tokenhttp: RoutedMiddleware needs a route function, got nil; use PrefixRoutes to route by path, or Middleware for a single source")
 	}
 	return newMiddleware(route, opts)
 }
 
 // TokenFromContext returns the token the middleware put on the request
 // whose context is ctx, so that a handler behind Middleware or
-// MiddlewareFunc can read its metadata (Scope, Expiry, Extra). ok is false
+// RoutedMiddleware can read its metadata (Scope, Expiry, Extra). ok is false
 // when the request did not go through the middleware, was skipped, or
 // was passed through unmatched.
 //
@@ -117,7 +117,7 @@ func TokenFromContext(ctx context.Context) (tok *source.Token, ok bool) {
 // tokenKey is the context key of the token the middleware attached.
 type tokenKey struct{}
 
-// Unmatched says what MiddlewareFunc does with a request its route
+// Unmatched says what RoutedMiddleware does with a request its route
 // function finds no source for.
 type Unmatched int
 
@@ -146,7 +146,7 @@ func (u Unmatched) String() string {
 	return "Unmatched(" + strconv.Itoa(int(u)) + ")"
 }
 
-// WithUnmatched says what MiddlewareFunc does with a request no route
+// WithUnmatched says what RoutedMiddleware does with a request no route
 // matches: UnmatchedNotFound (the default) or UnmatchedPassThrough. It has
 // no effect on Middleware, where every request matches, nor on a
 // Transport. It panics on any other value.
@@ -196,7 +196,7 @@ func WithSkipPaths(paths ...string) Option {
 	return WithSkip(func(r *http.Request) bool { return set[r.URL.Path] })
 }
 
-// PrefixRoutes returns a route function for MiddlewareFunc that chooses a
+// PrefixRoutes returns a route function for RoutedMiddleware that chooses a
 // source by URL path prefix: routes maps each prefix to its upstream's
 // source, as in
 //

@@ -550,7 +550,7 @@ func TestMiddlewareGatewayFailures(t *testing.T) {
 		{
 			name: "no route",
 			setup: gwSetup{mw: func(src source.TokenSource) func(http.Handler) http.Handler {
-				return tokenhttp.MiddlewareFunc(tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/orders": src}))
+				return tokenhttp.RoutedMiddleware(tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/orders": src}))
 			}},
 			path:       "/ordersx/1",
 			wantStatus: http.StatusNotFound,
@@ -711,7 +711,7 @@ func TestMiddlewareClientGone(t *testing.T) {
 func TestMiddlewareGatewayUnmatchedPassThrough(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	e := newGatewayEnv(t, gwSetup{mw: func(src source.TokenSource) func(http.Handler) http.Handler {
-		return tokenhttp.MiddlewareFunc(tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/orders": src}),
+		return tokenhttp.RoutedMiddleware(tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/orders": src}),
 			tokenhttp.WithUnmatched(tokenhttp.UnmatchedPassThrough))
 	}})
 	defer e.close()
@@ -888,7 +888,7 @@ func TestRouteGatewayPerRoute(t *testing.T) {
 			Transport: u.tr,
 		})
 	}
-	gw := httptest.NewServer(tokenhttp.MiddlewareFunc(tokenhttp.PrefixRoutes(routes))(mux))
+	gw := httptest.NewServer(tokenhttp.RoutedMiddleware(tokenhttp.PrefixRoutes(routes))(mux))
 	defer gw.Close()
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.Transport.(*http.Transport).CloseIdleConnections()
@@ -1040,7 +1040,7 @@ func TestMiddlewareTelemetry(t *testing.T) {
 		Description: "secret " + gwSecret + " is wrong", ProviderCode: "E_CLIENT"}}
 	ok := gwStaticSource{&source.Token{AccessToken: "gw-access-tel"}}
 	route := tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/refused": refused, "/ok": ok})
-	h := tokenhttp.MiddlewareFunc(route, tokenhttp.WithTelemetry(tel), tokenhttp.WithSkipPaths("/healthz"))(
+	h := tokenhttp.RoutedMiddleware(route, tokenhttp.WithTelemetry(tel), tokenhttp.WithSkipPaths("/healthz"))(
 		http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 
 	serve := func(path string, ctx context.Context) {
@@ -1116,7 +1116,7 @@ func TestMiddlewareConstructionPanics(t *testing.T) {
 		want string
 	}{
 		{"nil source", func() { tokenhttp.Middleware(nil) }, "Middleware needs a TokenSource"},
-		{"nil route", func() { tokenhttp.MiddlewareFunc(nil) }, "use PrefixRoutes"},
+		{"nil route", func() { tokenhttp.RoutedMiddleware(nil) }, "use PrefixRoutes"},
 		{"nil next", func() { tokenhttp.Middleware(src)(nil) }, "needs a next handler"},
 		{"no routes", func() { tokenhttp.PrefixRoutes(nil) }, "give at least one path prefix"},
 		{"empty routes", func() { tokenhttp.PrefixRoutes(map[string]source.TokenSource{}) }, "give at least one path prefix"},
@@ -1167,7 +1167,7 @@ func TestMiddlewareUnmatchedString(t *testing.T) {
 // it must not get the "/orders/v2" credential (nor any other).
 func TestRouteEncodedSeparators(t *testing.T) {
 	v1, v2 := gwStaticSource{&source.Token{AccessToken: "v1"}}, gwStaticSource{&source.Token{AccessToken: "v2"}}
-	mw := tokenhttp.MiddlewareFunc(tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/orders": v1, "/orders/v2": v2}))
+	mw := tokenhttp.RoutedMiddleware(tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/orders": v1, "/orders/v2": v2}))
 	mux := http.NewServeMux()
 	got := map[string]string{} // handler -> Authorization it received
 	for _, pattern := range []string{"/orders/", "/orders/v2/"} {
