@@ -52,56 +52,6 @@ type header struct {
 	vals []string // len 1, cap 1: appends copy; nobody writes it
 }
 
-// Option tunes a Transport or a Middleware.
-type Option interface{ apply(*options) }
-
-type options struct {
-	base     http.RoundTripper
-	insecure bool
-	tel      telemetry.Providers
-
-	// Middleware only (see middleware.go).
-	unmatched Unmatched                  // what a request no route matches gets
-	skip      []func(*http.Request) bool // requests that bypass the middleware
-}
-
-type optionFunc func(*options)
-
-func (f optionFunc) apply(o *options) { f(o) }
-
-// WithBase sets the RoundTripper that sends requests. If rt is nil,
-// http.DefaultTransport is used.
-func WithBase(rt http.RoundTripper) Option {
-	return optionFunc(func(o *options) { o.base = rt })
-}
-
-// WithInsecureHTTP allows tokens over cleartext http to hosts that are not
-// loopback. Without it such a request fails before it is sent. Use it only
-// on a network you trust.
-func WithInsecureHTTP() Option {
-	return optionFunc(func(o *options) { o.insecure = true })
-}
-
-// WithTelemetry sets where the 401 retries (an event on the request's span,
-// and a count) and the middleware's rejections are recorded. Without it,
-// the OpenTelemetry globals are used.
-func WithTelemetry(p telemetry.Providers) Option {
-	return optionFunc(func(o *options) { o.tel = p })
-}
-
-func newOptions(opts []Option) options {
-	var o options
-	for _, opt := range opts {
-		if opt != nil {
-			opt.apply(&o)
-		}
-	}
-	if o.base == nil {
-		o.base = http.DefaultTransport
-	}
-	return o
-}
-
 // NewTransport returns a Transport that takes tokens from src. If src
 // implements source.Invalidator (the sources of source.New do), a 401
 // drops exactly the rejected token. It panics if src is nil.
