@@ -11,60 +11,30 @@ import (
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
-// Middleware returns server middleware that puts the upstream credential
-// from src on every request before calling the next handler. It is meant
-// to sit in front of an httputil.ReverseProxy in an API gateway, so that
-// every request that goes upstream carries the gateway's own credential.
+// Middleware returns server middleware that sets the Authorization of
+// every request to src's token (Token.HeaderValue) and calls next: the
+// front of an API gateway, before an httputil.ReverseProxy. Whatever the
+// client sent as Authorization, in any letter case, is dropped; other
+// headers pass as they came. next gets a copy of the request, with the
+// token in its context (TokenFromContext); the request the middleware is
+// given is not modified.
 //
-// For each request, the next handler gets a copy whose Authorization is
-// exactly src's Token.HeaderValue: whatever the client sent under that
-// name (one value or several, in any letter case) is dropped, so a client
-// cannot choose the upstream credential. Other headers are passed on as
-// they came. The request the middleware was given is not modified. The
-// token is also in the copy's context, for TokenFromContext.
+// When no token can be had, next is not called and the client gets an RFC
+// 9457 application/problem+json reply that shows no token, no secret and
+// no text from the token endpoint: 502 when the endpoint refused the
+// gateway's credentials, 503 when it is unavailable or its breaker is open
+// (with Retry-After when the endpoint or the breaker says when), 504 when
+// the fetch or the request's deadline ran out, 500 when the source
+// returned neither a token nor an error. A client that went away gets 499
+// and no body. Each such reply is counted in
+// telemetry.MetricGatewayRejections by status and error.type.
 //
-// When no token can be had, next is not called and the client gets an
-// application/problem+json reply (RFC 9457: "type", "title", "status" and
-// a "detail" written by this package) that shows no token, no secret and
-// no text from the token endpoint:
+// To answer an upstream 401 with a new token and one retry, give the
+// ReverseProxy a Transport from NewTransport over the same source.
 //
-//   - 502 Bad Gateway when the token endpoint refused the gateway's
-//     credentials (a *source.Error that is not Temporary);
-//   - 503 Service Unavailable when the endpoint is down, failing or
-//     unreachable, or its circuit breaker is open, with a Retry-After
-//     (whole seconds, rounded up, at least 1) when the endpoint asked for
-//     one (source.Error.RetryAfter) or the breaker says when it will try
-//     again (retry.OpenError.Until);
-//   - 504 Gateway Timeout when the token fetch timed out, or the request's
-//     own deadline passed while it waited for one;
-//   - 500 Internal Server Error when the TokenSource returned no error and
-//     no usable token (nil, or neither AccessToken nor Authorization): a
-//     bug in the source.
-//
-// A client that goes away (its request's context is cancelled) while the
-// middleware waits for a token gets no body: the middleware writes the
-// status 499 (nginx's "client closed request"), so that access logs and
-// metrics do not record a success, and returns.
-//
-// Every request the middleware answers itself is counted in
-// telemetry.MetricGatewayRejections, by status and error.type (a code such
-// as "invalid_client", "breaker_open", "timeout", "canceled" or
-// "no_route", never text from the provider), and error.type is set on the
-// request's current span; a request that gets its token records nothing.
-// Options: WithTelemetry says where that goes (without it, the
-// OpenTelemetry globals); WithSkip and WithSkipPaths let requests such as
-// health checks bypass the middleware. WithBase and WithInsecureHTTP tune
-// a Transport and have no effect here.
-//
-// To have an upstream 401 answered with a new token and one retry, give
-// the ReverseProxy a Transport from NewTransport over the same source: it
-// sets the same header again on its own copy of the outgoing request (a
-// cached token: no fetch), and on a 401 drops exactly that token, gets a
-// new one and retries once. With a plain Transport, the middleware's
-// header goes upstream as it is, and a 401 goes back to the client.
-//
-// The returned handlers are safe for concurrent use. Middleware panics if
-// src is nil, and the function it returns panics if next is nil.
+// WithTelemetry, WithSkip and WithSkipPaths apply; the other options have
+// no effect. The handlers are safe for concurrent use. Middleware panics
+// if src is nil, and the function it returns panics if next is nil.
 func Middleware(src source.TokenSource, opts ...Option) func(http.Handler) http.Handler {
 	if src == nil {
 		panic("tokenhttp: Middleware needs a TokenSource, got nil; use RoutedMiddleware to choose a source per request")

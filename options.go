@@ -63,23 +63,17 @@ func WithUnmatched(u Unmatched) Option {
 	return optionFunc(func(o *options) { o.unmatched = u })
 }
 
-// WithSkip makes the middleware let through the requests for which skip
-// returns true, such as health checks, without a token: next gets a copy
-// of the request without the client's Authorization (a skipped path must
-// not become a way to send a credential of the client's choosing
-// upstream); every other header is kept. No token is fetched, nothing is
-// recorded, and TokenFromContext reports none.
+// WithSkip lets the requests for which skip returns true, such as health
+// checks, through the middleware without a token: next gets a copy
+// without the client's Authorization (a skipped path must not carry a
+// credential of the client's choosing upstream) and with every other
+// header. No token is fetched and nothing is recorded. Several WithSkip
+// and WithSkipPaths add up.
 //
-// skip is called first, for every request, on the request as the client
-// sent it; it must be safe for concurrent use. Several WithSkip and
-// WithSkipPaths options add up: a request any of them matches is skipped.
-//
-// Skipping is the middleware's alone: if next proxies a skipped request
-// through a Transport from NewTransport, that Transport still attaches a
-// token (and fails when there is none). Serve health checks in the
-// gateway, or proxy them with a plain Transport.
-//
-// WithSkip has no effect on a Transport. It panics if skip is nil.
+// skip is called first, on the request as the client sent it, and must be
+// safe for concurrent use. Skipping is the middleware's alone: a Transport
+// from NewTransport behind it still attaches a token. WithSkip has no
+// effect on a Transport. It panics if skip is nil.
 func WithSkip(skip func(r *http.Request) bool) Option {
 	if skip == nil {
 		panic("tokenhttp: WithSkip needs a function, got nil")

@@ -83,7 +83,8 @@ type problem struct {
 	Detail string `json:"detail"`
 }
 
-// reject records rj and answers it.
+// reject records rj and answers it: a problem+json body when rj has a
+// detail, and Retry-After in whole seconds, rounded up.
 func (g *gateway) reject(w http.ResponseWriter, r *http.Request, rj rejection) {
 	g.tel.GatewayRejection(r.Context(), rj.status, rj.errType)
 	h := w.Header()

@@ -52,19 +52,15 @@ func (u Unmatched) String() string {
 //		"/billing":    billingSrc,
 //	})
 //
-// A prefix matches whole path segments: "/orders" matches "/orders" and
-// "/orders/42", not "/ordersx"; a trailing slash makes no difference
-// ("/orders/" is "/orders"), and "/" matches every path. The longest
-// matching prefix wins. A path that is not clean ("/billing/../orders/1",
-// "//orders", "/orders/./1") gets nil (unmatched), as does a path no prefix
-// matches: the router behind the middleware may read such a path
-// differently, and the credential must not go where the router sends it.
-// (http.ServeMux redirects such paths to their clean form first.) So does
-// a path with an encoded separator ("/orders/v2%2F42", "%5C") or a
-// backslash: http.ServeMux matches the escaped path segment by segment
-// and would serve "/orders/v2%2F42" from "/orders/", while its decoded
-// form reads "/orders/v2/42". A route function of your own decides such
-// paths for itself.
+// A prefix matches whole path segments ("/orders" matches "/orders/42",
+// not "/ordersx"); a trailing slash makes no difference, "/" matches every
+// path, and the longest matching prefix wins. A path no prefix matches gets
+// nil (unmatched), and so does a path the router behind may read otherwise
+// than PrefixRoutes does, so that no credential goes where that router
+// sends it: one that is not clean ("/billing/../orders", "//orders"), or
+// one with an encoded separator or a backslash ("/orders/v2%2F42" is
+// served by http.ServeMux's "/orders/", while its decoded form reads
+// "/orders/v2/42").
 //
 // routes is copied; the function is safe for concurrent use. PrefixRoutes
 // panics if routes is empty, a prefix does not start with "/" or is not a

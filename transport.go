@@ -14,25 +14,23 @@ import (
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
-// Transport is an http.RoundTripper that attaches a token from a
-// TokenSource to each request and, when the API answers 401, drops that
-// token, gets a new one and retries the request once.
+// Transport is an http.RoundTripper that sets the Authorization of each
+// request to a token from its TokenSource.
 //
-// When the retried request gets a 401 too, it tells a source that
-// implements source.RenewalRejecter, so that the source can bound forced
-// renewals: when an API rejects every token, a source.New source keeps the
-// freshly fetched token for a while instead of replacing it on every 401,
-// and the API's 401 is returned.
+// When the API answers 401 with a challenge a new token can answer,
+// Transport drops exactly that token (source.Invalidator), gets another
+// and sends the request once more if its body can be replayed (GetBody, or
+// no body). If that gets a 401 too, it tells the source
+// (source.RenewalRejecter), so that an API that rejects every token does
+// not force a renewal per call, and returns that 401.
 //
-// Transport follows the http.RoundTripper contract: it is safe for
-// concurrent use, never modifies the request it is given (it sends a copy
-// with its own Header), closes the request body on every path, and
-// returns either a response or an error.
+// Transport is safe for concurrent use. It never modifies the request it
+// is given (it sends a copy with its own Header), closes the request body
+// on every path, and returns either a response or an error.
 //
-// A token goes only where it belongs: a request that is a redirect to
-// another origin (scheme, host and port) is sent without it, and a token is
-// never sent over cleartext http to a host that is not loopback unless
-// WithInsecureHTTP is given.
+// A token goes only to its origin: a redirect to another scheme, host or
+// port is sent without it, and a request over cleartext http to a host
+// that is not loopback fails unless WithInsecureHTTP is given.
 type Transport struct {
 	src      source.TokenSource
 	inv      source.Invalidator     // src's, nil if it cannot invalidate
