@@ -1,12 +1,15 @@
 package tokenhttp_test
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -22,7 +25,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	"go.uber.org/goleak"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/tokenhttp/tokenhttp"
 	"github.com/tokenhttp/tokenhttp/retry"
@@ -31,7 +34,7 @@ import (
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
-// gwEnv is an API gateway end to end:
+// gwEnv is an API gateway end to end, shut down when the test ends:
 //
 //	client -> gw: outer(middleware(mux)) -> ReverseProxy -> upstream -> idp.ResourceURL
 //
@@ -73,25 +76,22 @@ const gwSecret = "gw-wrong-secret-Qm27Zx"
 
 func newGatewayEnv(t *testing.T, s gwSetup) *gwEnv {
 	t.Helper()
-	e := &gwEnv{idp: sourcetest.NewStandard(s.idp)}
+	e := &gwEnv{idp: newEmulator(t, s.idp)}
+	t.Cleanup(func() {
+		for _, tr := range e.trs {
+			tr.CloseIdleConnections()
+		}
+	})
 	newTr := func() *http.Transport {
 		tr := &http.Transport{}
 		e.trs = append(e.trs, tr)
 		return tr
 	}
-	cfg := source.Config{
-		TokenURL: e.idp.TokenURL, ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret,
-		HTTPClient: e.idp.Client(),
-	}
+	var mods []func(*source.Config)
 	if s.cfg != nil {
-		s.cfg(&cfg)
+		mods = append(mods, s.cfg)
 	}
-	src, err := source.New(cfg)
-	if err != nil {
-		e.idp.Close()
-		t.Fatalf("source.New: %v", err)
-	}
-	e.src = &gwRecordingSource{CachedSource: src.(*source.CachedSource)}
+	e.src = &gwRecordingSource{CachedSource: newSource(t, e.idp, mods...)}
 
 	check := &http.Client{Transport: newTr()}
 	e.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -113,6 +113,7 @@ func newGatewayEnv(t *testing.T, s gwSetup) *gwEnv {
 		w.WriteHeader(resp.StatusCode)
 		fmt.Fprintf(w, "upstream %s", r.URL.Path)
 	}))
+	t.Cleanup(e.upstream.Close)
 	target, _ := url.Parse(e.upstream.URL)
 	quiet := log.New(io.Discard, "", 0)
 	proxy := &httputil.ReverseProxy{
@@ -155,19 +156,9 @@ func newGatewayEnv(t *testing.T, s gwSetup) *gwEnv {
 		h = s.outer(h)
 	}
 	e.gw = httptest.NewServer(h)
+	t.Cleanup(e.gw.Close) // first: the cleanups run last to first
 	e.client = &http.Client{Transport: newTr()}
 	return e
-}
-
-// close shuts everything down, the gateway first.
-func (e *gwEnv) close() {
-	e.gw.Close()
-	e.upstream.Close()
-	e.src.Close()
-	e.idp.Close()
-	for _, tr := range e.trs {
-		tr.CloseIdleConnections()
-	}
 }
 
 // do sends a request to the gateway with hdr and returns the reply.
@@ -246,16 +237,6 @@ func (s *gwRecordingSource) errors() []error {
 	return slices.Clone(s.errs)
 }
 
-// gwStaticSource always returns tok.
-type gwStaticSource struct{ tok *source.Token }
-
-func (s gwStaticSource) Token(context.Context) (*source.Token, error) { return s.tok, nil }
-
-// gwErrSource always fails with err.
-type gwErrSource struct{ err error }
-
-func (s gwErrSource) Token(context.Context) (*source.Token, error) { return nil, s.err }
-
 // gwProblem is an RFC 9457 reply with exactly the members the middleware
 // writes.
 type gwProblem struct {
@@ -313,18 +294,12 @@ func checkNoSecrets(t *testing.T, text string, idp *sourcetest.Server, errs []er
 }
 
 func TestMiddlewareGatewayReplacesForgedAuthorization(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	checkLeaks(t)
 	e := newGatewayEnv(t, gwSetup{})
-	defer e.close()
 
 	// A token the same endpoint issued to somebody else: valid upstream,
 	// but not the gateway's.
-	other, err := source.New(source.Config{TokenURL: e.idp.TokenURL, ClientID: sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret, HTTPClient: e.idp.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.(*source.CachedSource).Close()
+	other := newSource(t, e.idp)
 	stolen, err := other.Token(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -391,7 +366,7 @@ func TestMiddlewareHeaderCopy(t *testing.T) {
 		gotTok *source.Token
 		gotOK  bool
 	)
-	h := tokenhttp.Middleware(gwStaticSource{tok})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := tokenhttp.Middleware(staticSource(tok))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = r.Header.Clone()
 		gotTok, gotOK = tokenhttp.TokenFromContext(r.Context())
 	}))
@@ -432,19 +407,13 @@ func TestMiddlewareHeaderCopy(t *testing.T) {
 }
 
 func TestMiddlewareTokenFromContext(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	checkLeaks(t)
 	if tok, ok := tokenhttp.TokenFromContext(context.Background()); ok || tok != nil {
 		t.Errorf("TokenFromContext(Background) = %v, %v; want nil, false", tok, ok)
 	}
 
-	idp := sourcetest.NewStandard(sourcetest.Options{})
-	defer idp.Close()
-	src, err := source.New(source.Config{TokenURL: idp.TokenURL, ClientID: sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret, Scopes: []string{"orders:read"}, HTTPClient: idp.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.(*source.CachedSource).Close()
+	idp := newEmulator(t, sourcetest.Options{})
+	src := newSource(t, idp, func(c *source.Config) { c.Scopes = []string{"orders:read"} })
 
 	var (
 		tok  *source.Token
@@ -471,7 +440,7 @@ func TestMiddlewareTokenFromContext(t *testing.T) {
 }
 
 func TestMiddlewareGatewayFailures(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	checkLeaks(t)
 	once := retry.Policy{MaxAttempts: 1}
 	tests := []struct {
 		name       string
@@ -560,12 +529,11 @@ func TestMiddlewareGatewayFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newGatewayEnv(t, tt.setup)
-			defer e.close()
 			if tt.before != nil {
 				tt.before(t, e)
 			}
 			tokenRequests := e.idp.TokenRequests()
-			path := cmpOr(tt.path, "/orders/42")
+			path := cmp.Or(tt.path, "/orders/42")
 			resp, body := e.do(t, http.MethodGet, path, http.Header{"Authorization": {"Bearer forged-by-client"}})
 
 			if got, want := resp.StatusCode, tt.wantStatus; got != want {
@@ -590,14 +558,6 @@ func TestMiddlewareGatewayFailures(t *testing.T) {
 				gwSecret, sourcetest.DefaultClientSecret, "forged-by-client")
 		})
 	}
-}
-
-// cmpOr is cmp.Or for two strings.
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func noRetryAfter(v string) error {
@@ -637,19 +597,19 @@ func TestMiddlewareClassifies(t *testing.T) {
 		wantStatus int
 		retryAfter func(string) error
 	}{
-		{"refused", gwErrSource{&source.Error{Provider: "p", StatusCode: 400, Code: source.CodeInvalidGrant,
-			Description: "password of user bob is hunter2", ProviderCode: "E_BOB"}}, http.StatusBadGateway, noRetryAfter},
-		{"429 with Retry-After", gwErrSource{fmt.Errorf("wrapped: %w", &source.Error{Provider: "p", StatusCode: 429,
-			Code: source.CodeTemporarilyUnavailable, RetryAfter: 1500 * time.Millisecond})}, http.StatusServiceUnavailable, retryAfterIs("2")},
-		{"breaker open", gwErrSource{&retry.OpenError{Name: "p", Until: until}}, http.StatusServiceUnavailable, retryAfterIs("3")},
-		{"breaker open, probe due", gwErrSource{&retry.OpenError{Name: "p", Until: time.Now().Add(-time.Second)}},
+		{"refused", errSource(&source.Error{Provider: "p", StatusCode: 400, Code: source.CodeInvalidGrant,
+			Description: "password of user bob is hunter2", ProviderCode: "E_BOB"}), http.StatusBadGateway, noRetryAfter},
+		{"429 with Retry-After", errSource(fmt.Errorf("wrapped: %w", &source.Error{Provider: "p", StatusCode: 429,
+			Code: source.CodeTemporarilyUnavailable, RetryAfter: 1500 * time.Millisecond})), http.StatusServiceUnavailable, retryAfterIs("2")},
+		{"breaker open", errSource(&retry.OpenError{Name: "p", Until: until}), http.StatusServiceUnavailable, retryAfterIs("3")},
+		{"breaker open, probe due", errSource(&retry.OpenError{Name: "p", Until: time.Now().Add(-time.Second)}),
 			http.StatusServiceUnavailable, retryAfterIs("1")},
-		{"deadline", gwErrSource{fmt.Errorf("x: %w", context.DeadlineExceeded)}, http.StatusGatewayTimeout, noRetryAfter},
-		{"net timeout", gwErrSource{&source.FetchError{Provider: "p", Err: gwTimeoutErr{}}}, http.StatusGatewayTimeout, noRetryAfter},
-		{"closed", gwErrSource{source.ErrClosed}, http.StatusServiceUnavailable, noRetryAfter},
-		{"other", gwErrSource{errors.New("something odd")}, http.StatusServiceUnavailable, noRetryAfter},
-		{"no token, no error", gwStaticSource{nil}, http.StatusInternalServerError, noRetryAfter},
-		{"empty token", gwStaticSource{&source.Token{}}, http.StatusInternalServerError, noRetryAfter},
+		{"deadline", errSource(fmt.Errorf("x: %w", context.DeadlineExceeded)), http.StatusGatewayTimeout, noRetryAfter},
+		{"net timeout", errSource(&source.FetchError{Provider: "p", Err: gwTimeoutErr{}}), http.StatusGatewayTimeout, noRetryAfter},
+		{"closed", errSource(source.ErrClosed), http.StatusServiceUnavailable, noRetryAfter},
+		{"other", errSource(errors.New("something odd")), http.StatusServiceUnavailable, noRetryAfter},
+		{"no token, no error", staticSource(nil), http.StatusInternalServerError, noRetryAfter},
+		{"empty token", staticSource(&source.Token{}), http.StatusInternalServerError, noRetryAfter},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -683,16 +643,10 @@ func (gwTimeoutErr) Timeout() bool { return true }
 // middleware waited for a token gets 499 and no body, and that next is
 // not called.
 func TestMiddlewareClientGone(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	idp := sourcetest.NewStandard(sourcetest.Options{})
-	defer idp.Close()
+	checkLeaks(t)
+	idp := newEmulator(t, sourcetest.Options{})
 	idp.HangNext(1)
-	src, err := source.New(source.Config{TokenURL: idp.TokenURL, ClientID: sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret, HTTPClient: idp.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.(*source.CachedSource).Close()
+	src := newSource(t, idp)
 	h := tokenhttp.Middleware(src)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		t.Error("next called")
 	}))
@@ -709,12 +663,11 @@ func TestMiddlewareClientGone(t *testing.T) {
 }
 
 func TestMiddlewareGatewayUnmatchedPassThrough(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	checkLeaks(t)
 	e := newGatewayEnv(t, gwSetup{mw: func(src source.TokenSource) func(http.Handler) http.Handler {
 		return tokenhttp.RoutedMiddleware(tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/orders": src}),
 			tokenhttp.WithUnmatched(tokenhttp.UnmatchedPassThrough))
 	}})
-	defer e.close()
 
 	// /public/ is proxied with a plain Transport: the upstream gets what
 	// the client sent, and the emulator does not know that token.
@@ -747,7 +700,7 @@ func TestMiddlewareGatewayUnmatchedPassThrough(t *testing.T) {
 }
 
 func TestMiddlewareGatewaySkip(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	checkLeaks(t)
 	e := newGatewayEnv(t, gwSetup{
 		cfg: func(c *source.Config) { c.Retry = retry.Policy{MaxAttempts: 1} },
 		mw: func(src source.TokenSource) func(http.Handler) http.Handler {
@@ -756,7 +709,6 @@ func TestMiddlewareGatewaySkip(t *testing.T) {
 				tokenhttp.WithSkip(func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/status/") }))
 		},
 	})
-	defer e.close()
 	e.idp.FailNext(100, http.StatusServiceUnavailable, "") // the token endpoint is down: health checks must not care
 
 	for _, path := range []string{"/healthz", "/status/live"} {
@@ -791,150 +743,11 @@ func TestMiddlewareGatewaySkip(t *testing.T) {
 	}
 }
 
-// TestRoutePrefixRoutes checks which source PrefixRoutes picks for a path.
-func TestRoutePrefixRoutes(t *testing.T) {
-	srcs := map[string]source.TokenSource{}
-	for _, name := range []string{"api", "apiv2", "admin", "files"} {
-		srcs[name] = gwStaticSource{&source.Token{AccessToken: name}}
-	}
-	route := tokenhttp.PrefixRoutes(map[string]source.TokenSource{
-		"/api":       srcs["api"],
-		"/api/v2/":   srcs["apiv2"], // a trailing slash is the same prefix without it
-		"/admin":     srcs["admin"],
-		"/files/raw": srcs["files"],
-	})
-	rootRoute := tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/": srcs["files"], "/api": srcs["api"]})
-	tests := []struct {
-		path     string
-		want     string // "" for unmatched
-		wantRoot string
-	}{
-		{"/api", "api", "api"},
-		{"/api/", "api", "api"},
-		{"/api/orders/1", "api", "api"},
-		{"/apiary", "", "files"},
-		{"/api/v2", "apiv2", "api"},
-		{"/api/v2/orders", "apiv2", "api"},
-		{"/api/v2x", "api", "api"},
-		{"/api/v", "api", "api"},
-		{"/admin/users", "admin", "files"},
-		{"/files", "", "files"},
-		{"/files/raw/a.txt", "files", "files"},
-		{"/", "", "files"},
-		{"", "", "files"},
-		{"/API", "", "files"}, // paths are case-sensitive
-		// A path that is not clean is unmatched: a router behind that does
-		// not clean paths could send it elsewhere than its clean form.
-		{"/api/../admin/users", "", ""},
-		{"/api/v2/../../admin", "", ""},
-		{"/admin/../api/v2/x", "", ""},
-		{"//api/v2", "", ""},
-		{"/./api", "", ""},
-		{"/../api", "", ""},
-	}
-	name := func(s source.TokenSource) string {
-		if s == nil {
-			return ""
-		}
-		tok, _ := s.Token(context.Background())
-		return tok.AccessToken
-	}
-	for _, tt := range tests {
-		t.Run(tt.path, func(t *testing.T) {
-			r := httptest.NewRequest(http.MethodGet, "/", nil)
-			r.URL.Path = tt.path
-			if got := name(route(r)); got != tt.want {
-				t.Errorf("route(%q) = %q, want %q", tt.path, got, tt.want)
-			}
-			if got := name(rootRoute(r)); got != tt.wantRoot {
-				t.Errorf("with a \"/\" route, route(%q) = %q, want %q", tt.path, got, tt.wantRoot)
-			}
-		})
-	}
-}
-
-// TestRouteGatewayPerRoute sends requests for two upstreams, each with its
-// own token endpoint, through one gateway. The proxies use plain
-// Transports, so a 200 proves the middleware chose the right credential:
-// each emulator rejects the other's tokens.
-func TestRouteGatewayPerRoute(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	type upstream struct {
-		idp *sourcetest.Server
-		src *source.CachedSource
-		tr  *http.Transport
-	}
-	ups := map[string]*upstream{}
-	routes := map[string]source.TokenSource{}
-	mux := http.NewServeMux()
-	for _, name := range []string{"orders", "billing"} {
-		u := &upstream{idp: sourcetest.NewStandard(sourcetest.Options{}), tr: &http.Transport{}}
-		defer u.tr.CloseIdleConnections()
-		defer u.idp.Close()
-		src, err := source.New(source.Config{TokenURL: u.idp.TokenURL, ClientID: sourcetest.DefaultClientID,
-			ClientSecret: sourcetest.DefaultClientSecret, HTTPClient: u.idp.Client()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		u.src = src.(*source.CachedSource)
-		defer u.src.Close()
-		ups[name], routes["/"+name] = u, u.src
-		target, _ := url.Parse(u.idp.ResourceURL)
-		mux.Handle("/"+name+"/", &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				u := *target
-				pr.Out.URL, pr.Out.Host = &u, ""
-			},
-			Transport: u.tr,
-		})
-	}
-	gw := httptest.NewServer(tokenhttp.RoutedMiddleware(tokenhttp.PrefixRoutes(routes))(mux))
-	defer gw.Close()
-	client := &http.Client{Transport: &http.Transport{}}
-	defer client.Transport.(*http.Transport).CloseIdleConnections()
-
-	get := func(path string) int {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, gw.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer forged")
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	for _, tt := range []struct {
-		path string
-		want int
-	}{
-		{"/orders/1", http.StatusOK},
-		{"/billing/1", http.StatusOK},
-		{"/orders/2", http.StatusOK},
-		{"/ordersbilling/1", http.StatusNotFound},
-		{"/other", http.StatusNotFound},
-	} {
-		if got := get(tt.path); got != tt.want {
-			t.Errorf("GET %s: status %d, want %d", tt.path, got, tt.want)
-		}
-	}
-	for name, want := range map[string]struct{ tokens, resource int }{"orders": {1, 2}, "billing": {1, 1}} {
-		if got := ups[name].idp.TokenRequests(); got != want.tokens {
-			t.Errorf("%s: token requests = %d, want %d", name, got, want.tokens)
-		}
-		if got := ups[name].idp.ResourceRequests(); got != want.resource {
-			t.Errorf("%s: resource requests = %d, want %d", name, got, want.resource)
-		}
-	}
-}
-
 // TestMiddlewareGatewayConcurrent sends 200 requests at once to a gateway
 // whose source has no token yet: they share one token fetch.
 func TestMiddlewareGatewayConcurrent(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	checkLeaks(t)
 	e := newGatewayEnv(t, gwSetup{idp: sourcetest.Options{Latency: 100 * time.Millisecond}})
-	defer e.close()
 
 	const n = 200
 	var (
@@ -986,9 +799,8 @@ func TestMiddlewareGatewayConcurrent(t *testing.T) {
 // upstream, and the proxy's tokenhttp.Transport answers it with one new
 // token and one retry each; the client sees only 200s.
 func TestMiddlewareGatewayRevocation(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	checkLeaks(t)
 	e := newGatewayEnv(t, gwSetup{})
-	defer e.close()
 
 	if resp, body := e.do(t, http.MethodGet, "/orders", nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("first request: status %d, want 200; body %q", resp.StatusCode, body)
@@ -1030,15 +842,15 @@ func TestMiddlewareGatewayRevocation(t *testing.T) {
 }
 
 func TestMiddlewareTelemetry(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	checkLeaks(t)
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
 	tel := telemetry.Providers{MeterProvider: mp}
 
-	refused := gwErrSource{&source.Error{Provider: "p", StatusCode: 401, Code: source.CodeInvalidClient,
-		Description: "secret " + gwSecret + " is wrong", ProviderCode: "E_CLIENT"}}
-	ok := gwStaticSource{&source.Token{AccessToken: "gw-access-tel"}}
+	refused := errSource(&source.Error{Provider: "p", StatusCode: 401, Code: source.CodeInvalidClient,
+		Description: "secret " + gwSecret + " is wrong", ProviderCode: "E_CLIENT"})
+	ok := staticSource(&source.Token{AccessToken: "gw-access-tel"})
 	route := tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/refused": refused, "/ok": ok})
 	h := tokenhttp.RoutedMiddleware(route, tokenhttp.WithTelemetry(tel), tokenhttp.WithSkipPaths("/healthz"))(
 		http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
@@ -1084,7 +896,7 @@ func TestMiddlewareTelemetry(t *testing.T) {
 		key(http.StatusNotFound, "no_route"):                 1,
 		key(499, "canceled"):                                 1,
 	}
-	if !mapsEqual(got, want) {
+	if !maps.Equal(got, want) {
 		t.Errorf("%s = %v, want %v", telemetry.MetricGatewayRejections, got, want)
 	}
 	for _, s := range []string{gwSecret, "E_CLIENT", "gw-access-tel"} {
@@ -1094,22 +906,10 @@ func TestMiddlewareTelemetry(t *testing.T) {
 	}
 }
 
-func mapsEqual(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
 // TestMiddlewareConstructionPanics checks that bad configuration fails at
 // construction, with a message that says what to do.
 func TestMiddlewareConstructionPanics(t *testing.T) {
-	src := gwStaticSource{&source.Token{AccessToken: "a"}}
+	src := staticSource(&source.Token{AccessToken: "a"})
 	tests := []struct {
 		name string
 		f    func()
@@ -1161,45 +961,53 @@ func TestMiddlewareUnmatchedString(t *testing.T) {
 	}
 }
 
-// TestRouteEncodedSeparators sends paths with encoded separators through
-// PrefixRoutes in front of an http.ServeMux, which matches the escaped
-// path segment by segment: "/orders/v2%2F42" is served by "/orders/", so
-// it must not get the "/orders/v2" credential (nor any other).
-func TestRouteEncodedSeparators(t *testing.T) {
-	v1, v2 := gwStaticSource{&source.Token{AccessToken: "v1"}}, gwStaticSource{&source.Token{AccessToken: "v2"}}
-	mw := tokenhttp.RoutedMiddleware(tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/orders": v1, "/orders/v2": v2}))
-	mux := http.NewServeMux()
-	got := map[string]string{} // handler -> Authorization it received
-	for _, pattern := range []string{"/orders/", "/orders/v2/"} {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) { got[pattern] = r.Header.Get("Authorization") })
-	}
-	h := mw(mux)
-	for _, tt := range []struct {
-		target  string
-		handler string // the mux handler that serves it; "" when the gateway answers
-		want    string // the Authorization that handler gets
+// TestTelemetryMiddlewareRejection checks that the Middleware counts the
+// requests it answers itself, by status, without a secret.
+func TestTelemetryMiddlewareRejection(t *testing.T) {
+	const secret = "tel-gateway-secret-Pn3xQ8"
+	tests := []struct {
+		name       string
+		fail       func(*sourcetest.Server)
+		secret     string
+		wantStatus int
 	}{
-		{"/orders/v2/42", "/orders/v2/", "Bearer v2"},
-		{"/orders/42", "/orders/", "Bearer v1"},
-		{"/ord%65rs/v2/42", "/orders/v2/", "Bearer v2"}, // an escaped letter is the same segment
-		{"/orders/v2%2F42", "", ""},
-		{"/orders/v2%2f42", "", ""},
-		{"/orders%2Fv2/42", "", ""},
-		{"/orders/v2%5C42", "", ""},
-		{"/orders/v2%5c..%5c42", "", ""},
-	} {
-		t.Run(tt.target, func(t *testing.T) {
-			clear(got)
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.target, nil))
-			if tt.handler == "" {
-				if rec.Code != http.StatusNotFound || len(got) != 0 {
-					t.Errorf("GET %s = %d, handlers reached %v; want 404 from the gateway and no handler", tt.target, rec.Code, got)
-				}
-				return
+		{"credentials refused", func(*sourcetest.Server) {}, secret, http.StatusBadGateway},
+		{"endpoint unavailable", func(s *sourcetest.Server) { s.FailNext(3, http.StatusServiceUnavailable, "") },
+			sourcetest.DefaultClientSecret, http.StatusServiceUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkLeaks(t)
+			idp := newEmulator(t, sourcetest.Options{})
+			tt.fail(idp)
+			rec, reader, tel := telemetrySDK(t)
+			src := newSource(t, idp, func(c *source.Config) { c.ClientSecret, c.Telemetry = tt.secret, tel })
+			h := tokenhttp.Middleware(src, tokenhttp.WithTelemetry(tel))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+				t.Error("next handler called without a token")
+			}))
+			ctx, span := tel.TracerProvider.Tracer("test").Start(context.Background(), "server")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequestWithContext(ctx, http.MethodGet, "/", nil))
+			span.End()
+			if got := w.Code; got != tt.wantStatus {
+				t.Errorf("status = %d, want %d", got, tt.wantStatus)
 			}
-			if auth, ok := got[tt.handler]; !ok || auth != tt.want || len(got) != 1 {
-				t.Errorf("GET %s reached %v, want only %s with %q", tt.target, got, tt.handler, tt.want)
+			got := metricPoints(t, reader, telemetry.MetricGatewayRejections)
+			if len(got) != 1 {
+				t.Fatalf("%s = %v, want one data point", telemetry.MetricGatewayRejections, got)
+			}
+			for k, v := range got {
+				if want := fmt.Sprintf("%s=%d", telemetry.AttrHTTPStatusCode, tt.wantStatus); !strings.Contains(k, want) || v != 1 {
+					t.Errorf("%s = {%s: %d}, want a count of 1 with %s", telemetry.MetricGatewayRejections, k, v, want)
+				}
+			}
+			var all bytes.Buffer
+			enc := json.NewEncoder(&all)
+			enc.SetEscapeHTML(false)
+			enc.Encode(tracetest.SpanStubsFromReadOnlySpans(rec.Ended()))
+			fmt.Fprint(&all, got)
+			if strings.Contains(all.String(), tt.secret) {
+				t.Errorf("the recording holds the client secret:\n%s", all.String())
 			}
 		})
 	}
