@@ -336,15 +336,15 @@ func TestMiddlewareGatewayReplacesForgedAuthorization(t *testing.T) {
 				want := []string{e.gatewayToken(t).HeaderValue()}
 				nexts := e.nextSeen()
 				if got := nexts[len(nexts)-1]; !slices.Equal(got, want) {
-					t.Errorf("next got Authorization %q, want the gateway's %q", got, want)
+					t.Errorf("next's Authorization = %q, want the gateway's %q", got, want)
 				}
 				seen := e.upstreamSeen()
 				last := seen[len(seen)-1]
 				if got := last.Values("Authorization"); !slices.Equal(got, want) {
-					t.Errorf("upstream got Authorization %q, want the gateway's %q", got, want)
+					t.Errorf("upstream's Authorization = %q, want the gateway's %q", got, want)
 				}
 				if got, want := last.Get("X-Request-Id"), "req-"+strconv.Itoa(i); got != want {
-					t.Errorf("upstream got X-Request-Id %q, want %q", got, want)
+					t.Errorf("upstream's X-Request-Id = %q, want %q", got, want)
 				}
 			})
 		}
@@ -386,11 +386,11 @@ func TestMiddlewareHeaderCopy(t *testing.T) {
 		}
 	}
 	if want := []string{"Bearer gw-access-1"}; !slices.Equal(auths, want) {
-		t.Errorf("next got Authorization %q, want %q", auths, want)
+		t.Errorf("next's Authorization = %q, want %q", auths, want)
 	}
 	for _, k := range []string{"Proxy-Authorization", "Cookie"} {
 		if got, want := got.Get(k), orig.Get(k); got != want {
-			t.Errorf("next got %s %q, want it as sent, %q", k, got, want)
+			t.Errorf("next's %s = %q, want %q as sent", k, got, want)
 		}
 	}
 	if !gotOK || gotTok != tok {
@@ -547,7 +547,7 @@ func TestMiddlewareGatewayFailures(t *testing.T) {
 				t.Errorf("next called %d times, want 0", got)
 			}
 			if got := len(e.upstreamSeen()); got != 0 {
-				t.Errorf("the upstream got %d requests, want 0", got)
+				t.Errorf("upstream requests = %d, want 0", got)
 			}
 			if tt.name == "breaker open" || tt.name == "no route" {
 				if got, want := e.idp.TokenRequests(), tokenRequests; got != want {
@@ -683,10 +683,10 @@ func TestMiddlewareGatewayUnmatchedPassThrough(t *testing.T) {
 	}
 	seen := e.upstreamSeen()
 	if len(seen) != 1 {
-		t.Fatalf("the upstream got %d requests, want 1", len(seen))
+		t.Fatalf("upstream requests = %d, want 1", len(seen))
 	}
 	if got, want := seen[0].Values("Authorization"), []string{"Bearer client-own"}; !slices.Equal(got, want) {
-		t.Errorf("upstream got Authorization %q, want the client's, untouched: %q", got, want)
+		t.Errorf("upstream's Authorization = %q, want the client's, untouched: %q", got, want)
 	}
 	if got := e.idp.TokenRequests(); got != 0 {
 		t.Errorf("token requests = %d, want 0", got)
@@ -721,10 +721,10 @@ func TestMiddlewareGatewaySkip(t *testing.T) {
 			hdrs, toks := e.localSeen()
 			last, tok := hdrs[len(hdrs)-1], toks[len(toks)-1]
 			if got := last.Values("Authorization"); got != nil {
-				t.Errorf("the skipped handler got Authorization %q, want none", got)
+				t.Errorf("skipped handler's Authorization = %q, want none", got)
 			}
 			if got, want := last.Get("X-Probe"), "k8s"; got != want {
-				t.Errorf("the skipped handler got X-Probe %q, want %q", got, want)
+				t.Errorf("skipped handler's X-Probe = %q, want %q", got, want)
 			}
 			if tok {
 				t.Errorf("TokenFromContext reported a token for a skipped request")
@@ -784,7 +784,7 @@ func TestMiddlewareGatewayConcurrent(t *testing.T) {
 	want := []string{e.gatewayToken(t).HeaderValue()}
 	seen := e.upstreamSeen()
 	if len(seen) != n {
-		t.Errorf("the upstream got %d requests, want %d", len(seen), n)
+		t.Errorf("upstream requests = %d, want %d", len(seen), n)
 	}
 	for i, h := range seen {
 		if got := h.Values("Authorization"); !slices.Equal(got, want) {

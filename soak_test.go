@@ -390,7 +390,7 @@ func TestSoakUnderFaults(t *testing.T) {
 		}
 	}
 	if tailFailures > 0 {
-		t.Errorf("healthy tail (%v from +%v): got %d failed calls, want 0", end.Sub(strictStart).Round(time.Millisecond),
+		t.Errorf("failed calls in the healthy tail (%v from +%v) = %d, want 0", end.Sub(strictStart).Round(time.Millisecond),
 			strictStart.Sub(start).Round(time.Millisecond), tailFailures)
 	}
 	if unexplained > 0 {
@@ -399,13 +399,13 @@ func TestSoakUnderFaults(t *testing.T) {
 
 	issuedBound, requestBound, explain := soakFetchBound(windows, elapsed)
 	if issued > issuedBound {
-		t.Errorf("tokens issued: got %d, want at most %d (%s)", issued, issuedBound, explain)
+		t.Errorf("tokens issued = %d, want at most %d (%s)", issued, issuedBound, explain)
 	}
 	if tokenRequests > requestBound {
-		t.Errorf("token requests: got %d, want at most %d (%s)", tokenRequests, requestBound, explain)
+		t.Errorf("token requests = %d, want at most %d (%s)", tokenRequests, requestBound, explain)
 	}
 	if calls.Load() < int64(soakCallers) {
-		t.Errorf("calls: got %d, want at least one per caller", calls.Load())
+		t.Errorf("calls = %d, want at least one per caller", calls.Load())
 	}
 
 	// Nothing left behind. The failure records are the test's own: drop

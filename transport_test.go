@@ -424,10 +424,10 @@ func TestTransport401(t *testing.T) {
 				t.Errorf("base was handed bodies %q, want %q", got, want)
 			}
 			if got, want := name(gotAuths...), tt.wantAuths; !slices.Equal(got, want) {
-				t.Errorf("API saw Authorization %q, want %q", got, want)
+				t.Errorf("API's Authorization = %q, want %q", got, want)
 			}
 			if got, want := gotBodies, tt.wantBodies; !slices.Equal(got, want) {
-				t.Errorf("API saw bodies %q, want %q", got, want)
+				t.Errorf("API's bodies = %q, want %q", got, want)
 			}
 			if got, want := int64(emu.TokenRequests()), tt.wantFetches; got != want {
 				t.Errorf("token requests = %d, want %d", got, want)
@@ -885,9 +885,6 @@ func TestTransportCleartext(t *testing.T) {
 
 // TestTransportTokenEndpointError: when the token endpoint refuses the
 // client, the API is not called and the *source.Error comes through
-
-// TestTransportTokenEndpointError: when the token endpoint refuses the
-// client, the API is not called and the *source.Error comes through
 // http.Client.Do, without the client secret in the text.
 func TestTransportTokenEndpointError(t *testing.T) {
 	const wrongSecret = "S3cr3t-client-7f2a"
@@ -933,7 +930,7 @@ func TestWithBase(t *testing.T) {
 		opts []tokenhttp.Option
 	}{
 		{"no option", nil},
-		{"tokenhttp.WithBase(nil)", []tokenhttp.Option{tokenhttp.WithBase(nil)}},
+		{"WithBase(nil)", []tokenhttp.Option{tokenhttp.WithBase(nil)}},
 		{"nil Option", []tokenhttp.Option{nil}},
 	}
 	for _, tt := range tests {
@@ -944,7 +941,7 @@ func TestWithBase(t *testing.T) {
 		})
 	}
 
-	t.Run("tokenhttp.WithBase(nil) sends", func(t *testing.T) {
+	t.Run("WithBase(nil) sends", func(t *testing.T) {
 		api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, r.Header.Get("Authorization"))
 		}))
@@ -956,7 +953,7 @@ func TestWithBase(t *testing.T) {
 		got, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if got, want := string(got), "Bearer abc"; got != want {
-			t.Errorf("API saw Authorization %q, want %q", got, want)
+			t.Errorf("API's Authorization = %q, want %q", got, want)
 		}
 	})
 
