@@ -1064,3 +1064,75 @@ func TestTelemetryUnauthorizedRetry(t *testing.T) {
 		})
 	}
 }
+
+// TestTransport401RenewedTokenRevokedToo: a RevokeAll that lands while a
+// renewal is in flight revokes the old token and its replacement. The
+// request that carried the old token is retried with the replacement and
+// gets 401 again, so the source takes the API for one that rejects every
+// token and keeps the replacement for its reject backoff (1 s): the 401s
+// reach callers until then, and the next call after it gets a new token.
+// The soak's soakRejectHold is this backoff.
+func TestTransport401RenewedTokenRevokedToo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the source's 1 s reject backoff")
+	}
+	emu := newEmulator(t, sourcetest.Options{})
+	src := newSource(t, emu)
+	old := prime(t, src)
+	var raced atomic.Bool
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if raced.CompareAndSwap(false, true) {
+			// While this request is in flight, a renewal replaces the
+			// old token, and then every token is revoked.
+			src.Invalidate(old)
+			if _, err := src.Token(r.Context()); err != nil {
+				t.Errorf("the renewal: %v", err)
+			}
+			emu.RevokeAll()
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, emu.ResourceURL, nil)
+		req.Header.Set("Authorization", r.Header.Get("Authorization"))
+		resp, err := emu.Client().Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		resp.Body.Close()
+		w.Header().Set("WWW-Authenticate", resp.Header.Get("WWW-Authenticate"))
+		w.WriteHeader(resp.StatusCode)
+	}))
+	t.Cleanup(api.Close)
+	client := tokenhttp.NewClient(src)
+	t.Cleanup(client.CloseIdleConnections)
+
+	start := time.Now()
+	var first, recovered time.Duration
+	for n := 0; time.Since(start) < 3*time.Second; n++ {
+		resp, err := client.Get(api.URL)
+		if err != nil {
+			t.Fatalf("call %d: %v", n, err)
+		}
+		resp.Body.Close()
+		if n == 0 {
+			first = time.Since(start)
+			if got, want := resp.StatusCode, http.StatusUnauthorized; got != want {
+				t.Fatalf("the raced call's status = %d, want %d", got, want)
+			}
+		}
+		if resp.StatusCode == http.StatusOK {
+			recovered = time.Since(start)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if recovered == 0 {
+		t.Fatalf("no call got 200 within 3 s of the race, want one after the 1 s backoff")
+	}
+	t.Logf("the raced call answered at +%v; the first 200 at +%v", first.Round(time.Millisecond), recovered.Round(time.Millisecond))
+	if recovered > 1500*time.Millisecond {
+		t.Errorf("first 200 at +%v, want within the 1 s reject backoff (and a call)", recovered.Round(time.Millisecond))
+	}
+	if got, want := emu.TokenRequests(), 3; got != want {
+		t.Errorf("token requests = %d, want %d (the old token, its replacement, one after the backoff)", got, want)
+	}
+}
