@@ -242,23 +242,17 @@ func TestSoakUnderFaults(t *testing.T) {
 	goroutinesBefore := runtime.NumGoroutine()
 	heapBefore := soakHeap()
 
-	emu := sourcetest.NewStandard(sourcetest.Options{Lifetime: soakLifetime})
+	emu := newEmulator(t, sourcetest.Options{Lifetime: soakLifetime})
 	tokenTr, apiTr := &http.Transport{}, &http.Transport{}
-	src, err := source.New(source.Config{
-		TokenURL:     emu.TokenURL,
-		ClientID:     sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret,
-		HTTPClient:   &http.Client{Transport: tokenTr},
-		FetchTimeout: 2 * time.Second,
-		Retry:        retry.Policy{MinWait: 20 * time.Millisecond, MaxWait: 100 * time.Millisecond},
-		Breaker:      retry.BreakerSettings{Failures: 5, OpenFor: soakOpenFor},
+	src := newSource(t, emu, func(c *source.Config) {
+		c.HTTPClient = &http.Client{Transport: tokenTr}
+		c.FetchTimeout = 2 * time.Second
+		c.Retry = retry.Policy{MinWait: 20 * time.Millisecond, MaxWait: 100 * time.Millisecond}
+		c.Breaker = retry.BreakerSettings{Failures: 5, OpenFor: soakOpenFor}
 	})
-	if err != nil {
-		emu.Close()
-		t.Fatalf("New: %v", err)
-	}
+	// Shut down before the leak and heap checks; the cleanups close again.
 	shutdown := sync.OnceFunc(func() {
-		_ = src.(io.Closer).Close()
+		src.Close()
 		emu.Close()
 		tokenTr.CloseIdleConnections()
 		apiTr.CloseIdleConnections()
