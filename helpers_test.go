@@ -1,7 +1,9 @@
 package tokenhttp_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -138,4 +140,26 @@ func metricPoints(t *testing.T, reader *sdkmetric.ManualReader, name string) map
 		}
 	}
 	return out
+}
+
+// recorded is everything rec and reader hold, as text to search for
+// secrets: the ended spans as JSON, then every metric.
+func recorded(t *testing.T, rec *tracetest.SpanRecorder, reader *sdkmetric.ManualReader) string {
+	t.Helper()
+	var all bytes.Buffer
+	enc := json.NewEncoder(&all)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(tracetest.SpanStubsFromReadOnlySpans(rec.Ended())); err != nil {
+		t.Fatalf("encoding the spans: %v", err)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatalf("Collect: %v", err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			fmt.Fprintf(&all, "%+v\n", m)
+		}
+	}
+	return all.String()
 }

@@ -1,7 +1,6 @@
 package tokenhttp_test
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -21,11 +20,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/tokenhttp/tokenhttp"
 	"github.com/tokenhttp/tokenhttp/retry"
@@ -843,10 +837,7 @@ func TestMiddlewareGatewayRevocation(t *testing.T) {
 
 func TestMiddlewareTelemetry(t *testing.T) {
 	checkLeaks(t)
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
-	tel := telemetry.Providers{MeterProvider: mp}
+	rec, reader, tel := telemetrySDK(t)
 
 	refused := errSource(&source.Error{Provider: "p", StatusCode: 401, Code: source.CodeInvalidClient,
 		Description: "secret " + gwSecret + " is wrong", ProviderCode: "E_CLIENT"})
@@ -867,27 +858,7 @@ func TestMiddlewareTelemetry(t *testing.T) {
 	serve("/ok", context.Background())      // not a rejection
 	serve("/healthz", context.Background()) // skipped: not a rejection
 
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int64{}
-	var all strings.Builder
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			fmt.Fprintf(&all, "%+v\n", m)
-			if m.Name != telemetry.MetricGatewayRejections {
-				continue
-			}
-			sum, isSum := m.Data.(metricdata.Sum[int64])
-			if !isSum {
-				t.Fatalf("%s is a %T, want an int64 sum", m.Name, m.Data)
-			}
-			for _, dp := range sum.DataPoints {
-				got[string(dp.Attributes.Encoded(attribute.DefaultEncoder()))] = dp.Value
-			}
-		}
-	}
+	got := metricPoints(t, reader, telemetry.MetricGatewayRejections)
 	key := func(status int, errType string) string {
 		return fmt.Sprintf("%s=%s,%s=%d", telemetry.AttrErrorType, errType, telemetry.AttrHTTPStatusCode, status)
 	}
@@ -899,9 +870,10 @@ func TestMiddlewareTelemetry(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("%s = %v, want %v", telemetry.MetricGatewayRejections, got, want)
 	}
+	all := recorded(t, rec, reader)
 	for _, s := range []string{gwSecret, "E_CLIENT", "gw-access-tel"} {
-		if strings.Contains(all.String(), s) {
-			t.Errorf("the metrics hold %q:\n%s", s, all.String())
+		if strings.Contains(all, s) {
+			t.Errorf("the telemetry holds %q:\n%s", s, all)
 		}
 	}
 }
@@ -1001,13 +973,8 @@ func TestTelemetryMiddlewareRejection(t *testing.T) {
 					t.Errorf("%s = {%s: %d}, want a count of 1 with %s", telemetry.MetricGatewayRejections, k, v, want)
 				}
 			}
-			var all bytes.Buffer
-			enc := json.NewEncoder(&all)
-			enc.SetEscapeHTML(false)
-			enc.Encode(tracetest.SpanStubsFromReadOnlySpans(rec.Ended()))
-			fmt.Fprint(&all, got)
-			if strings.Contains(all.String(), tt.secret) {
-				t.Errorf("the recording holds the client secret:\n%s", all.String())
+			if all := recorded(t, rec, reader); strings.Contains(all, tt.secret) {
+				t.Errorf("the telemetry holds the client secret:\n%s", all)
 			}
 		})
 	}

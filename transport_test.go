@@ -17,9 +17,6 @@ import (
 	"testing"
 	"time"
 
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-
 	"github.com/tokenhttp/tokenhttp"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
@@ -608,10 +605,8 @@ func TestTransportConcurrent401OneFetch(t *testing.T) {
 func TestTransport401StormBounded(t *testing.T) {
 	const goroutines, calls = 10, 100
 	emu := newEmulator(t, sourcetest.Options{})
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	src := newSource(t, emu, func(c *source.Config) { c.Telemetry = telemetry.Providers{MeterProvider: mp} })
+	_, reader, tel := telemetrySDK(t)
+	src := newSource(t, emu, func(c *source.Config) { c.Telemetry = tel })
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		w.WriteHeader(http.StatusUnauthorized)
@@ -648,19 +643,9 @@ func TestTransport401StormBounded(t *testing.T) {
 		t.Errorf("token requests = %d, want at most 5 for %d calls that all get 401", got, goroutines*calls)
 	}
 
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatalf("Collect: %v", err)
-	}
 	var suppressed int64
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == telemetry.MetricSuppressedInvalidations {
-				for _, dp := range sum.DataPoints {
-					suppressed += dp.Value
-				}
-			}
-		}
+	for _, n := range metricPoints(t, reader, telemetry.MetricSuppressedInvalidations) {
+		suppressed += n
 	}
 	if suppressed == 0 {
 		t.Errorf("%s = 0, want the suppressed invalidations counted", telemetry.MetricSuppressedInvalidations)
