@@ -182,6 +182,9 @@ func TestTransportSetsHeaderOnCopy(t *testing.T) {
 	}
 }
 
+// TestTransportEarlyReturnsCloseBody: a request that is not sent gets an
+// error, no response, and its body closed. TestTransportCleartext checks
+// the same for the cleartext refusal.
 func TestTransportEarlyReturnsCloseBody(t *testing.T) {
 	errNoToken := errors.New("no token today")
 	tok := &source.Token{AccessToken: "abc"}
@@ -191,8 +194,7 @@ func TestTransportEarlyReturnsCloseBody(t *testing.T) {
 		url     string // "" makes a request with a nil URL
 		wantErr string // a substring of the error
 	}{
-		{"token error", sourceFunc(func(context.Context) (*source.Token, error) { return nil, errNoToken }), "https://api.example.invalid/", "no token today"},
-		{"cleartext refusal", staticSource(tok), "http://example.invalid/", "https"},
+		{"token error", errSource(errNoToken), "https://api.example.invalid/", "no token today"},
 		{"nil URL", staticSource(tok), "", "URL"},
 	}
 	for _, tt := range tests {
