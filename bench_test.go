@@ -1,6 +1,6 @@
 package tokenhttp_test
 
-// Performance benchmarks and long-running checks of issue 7.
+// Performance benchmarks, and the tests that check the same properties.
 //
 // The cached-hit benchmarks compare, in one run, this module's Transport,
 // golang.org/x/oauth2's Transport over ReuseTokenSource (a test-only
@@ -32,7 +32,6 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/tokenhttp/tokenhttp"
-	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
 
@@ -113,12 +112,11 @@ type benchImpl struct {
 // value each must send. Everything is closed when tb ends.
 func benchImpls(tb testing.TB) []benchImpl {
 	tb.Helper()
-	srv := sourcetest.NewStandard(sourcetest.Options{}) // tokens live 3600 s
-	tb.Cleanup(srv.Close)
+	srv := newEmulator(tb, sourcetest.Options{}) // tokens live 3600 s
 	ctx := context.Background()
 
 	// This module, configured as a user would.
-	src := newBenchSource(tb, srv)
+	src := newSource(tb, srv)
 	tok, err := src.Token(ctx)
 	if err != nil {
 		tb.Fatalf("source.Token: %v", err)
@@ -179,23 +177,6 @@ func benchImpls(tb testing.TB) []benchImpl {
 	return impls
 }
 
-// newBenchSource returns a source.New source for srv's client_credentials
-// grant, closed when tb ends.
-func newBenchSource(tb testing.TB, srv *sourcetest.Server) source.TokenSource {
-	tb.Helper()
-	src, err := source.New(source.Config{
-		TokenURL:     srv.TokenURL,
-		ClientID:     sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret,
-		HTTPClient:   srv.Client(),
-	})
-	if err != nil {
-		tb.Fatalf("source.New: %v", err)
-	}
-	tb.Cleanup(func() { src.(*source.CachedSource).Close() })
-	return src
-}
-
 // BenchmarkCachedHit is one RoundTrip with a cached token, serially.
 func BenchmarkCachedHit(b *testing.B) {
 	for _, im := range benchImpls(b) {
@@ -242,7 +223,7 @@ func BenchmarkCachedHitParallel(b *testing.B) {
 // flight.
 func coldHerd(tb testing.TB, srv *sourcetest.Server, n int) ([]time.Duration, map[string]int) {
 	tb.Helper()
-	src := newBenchSource(tb, srv)
+	src := newSource(tb, srv)
 	chk := newBenchCheck()
 	rt := tokenhttp.NewTransport(src, tokenhttp.WithBase(chk))
 
@@ -290,8 +271,7 @@ const (
 // TestColdHerd: 1000 goroutines with no token and a 50 ms endpoint make
 // exactly one token request, and all send the token it returned.
 func TestColdHerd(t *testing.T) {
-	srv := sourcetest.NewStandard(sourcetest.Options{})
-	defer srv.Close()
+	srv := newEmulator(t, sourcetest.Options{})
 	srv.SetLatency(herdLatency)
 
 	waits, auth := coldHerd(t, srv, herdSize)
@@ -318,8 +298,7 @@ func TestColdHerd(t *testing.T) {
 // callers' wait percentiles (p50-ms, p99-ms, max-ms) and the token
 // requests per herd (reqs/op, which must be 1).
 func BenchmarkColdHerd(b *testing.B) {
-	srv := sourcetest.NewStandard(sourcetest.Options{})
-	defer srv.Close()
+	srv := newEmulator(b, sourcetest.Options{})
 	srv.SetLatency(herdLatency)
 	all := make([]time.Duration, 0, b.N*herdSize)
 	b.ResetTimer()
@@ -356,9 +335,8 @@ func TestMemoryFlat(t *testing.T) {
 		calls = 1_000_000
 		bound = 1 << 20
 	)
-	srv := sourcetest.NewStandard(sourcetest.Options{})
-	defer srv.Close()
-	src := newBenchSource(t, srv)
+	srv := newEmulator(t, sourcetest.Options{})
+	src := newSource(t, srv)
 	rt := tokenhttp.NewTransport(src, tokenhttp.WithBase(newBenchStub()))
 	ctx := context.Background()
 	req := newBenchRequest(t)

@@ -24,7 +24,12 @@
 // was meant for: never to another host after a redirect, and never over
 // cleartext http except to loopback unless WithInsecureHTTP is given.
 //
-// Middleware does the same for a server, such as an API gateway in front of
-// an httputil.ReverseProxy: the upstream credential replaces whatever the
-// client sent.
+// Middleware does the same for a server, such as an API gateway in front
+// of an httputil.ReverseProxy: the upstream credential replaces whatever
+// the client sent. RoutedMiddleware chooses the source per request, by
+// path prefix with PrefixRoutes.
+//
+// Package source holds the token sources and their errors; sourcetest
+// emulates token endpoints for tests; oauth2adapt converts to and from
+// golang.org/x/oauth2.
 package tokenhttp

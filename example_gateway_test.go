@@ -49,7 +49,7 @@ func Example_gateway() {
 		},
 		Transport: tokenhttp.NewTransport(orders),
 	}
-	gateway := tokenhttp.MiddlewareFunc(
+	gateway := tokenhttp.RoutedMiddleware(
 		tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/orders": orders}),
 		tokenhttp.WithSkipPaths("/healthz"),
 	)

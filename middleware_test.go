@@ -1,12 +1,14 @@
 package tokenhttp_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -19,11 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	"go.uber.org/goleak"
-
 	"github.com/tokenhttp/tokenhttp"
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
@@ -31,7 +28,7 @@ import (
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
-// gwEnv is an API gateway end to end:
+// gwEnv is an API gateway end to end, shut down when the test ends:
 //
 //	client -> gw: outer(middleware(mux)) -> ReverseProxy -> upstream -> idp.ResourceURL
 //
@@ -73,25 +70,22 @@ const gwSecret = "gw-wrong-secret-Qm27Zx"
 
 func newGatewayEnv(t *testing.T, s gwSetup) *gwEnv {
 	t.Helper()
-	e := &gwEnv{idp: sourcetest.NewStandard(s.idp)}
+	e := &gwEnv{idp: newEmulator(t, s.idp)}
+	t.Cleanup(func() {
+		for _, tr := range e.trs {
+			tr.CloseIdleConnections()
+		}
+	})
 	newTr := func() *http.Transport {
 		tr := &http.Transport{}
 		e.trs = append(e.trs, tr)
 		return tr
 	}
-	cfg := source.Config{
-		TokenURL: e.idp.TokenURL, ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret,
-		HTTPClient: e.idp.Client(),
-	}
+	var mods []func(*source.Config)
 	if s.cfg != nil {
-		s.cfg(&cfg)
+		mods = append(mods, s.cfg)
 	}
-	src, err := source.New(cfg)
-	if err != nil {
-		e.idp.Close()
-		t.Fatalf("source.New: %v", err)
-	}
-	e.src = &gwRecordingSource{CachedSource: src.(*source.CachedSource)}
+	e.src = &gwRecordingSource{CachedSource: newSource(t, e.idp, mods...)}
 
 	check := &http.Client{Transport: newTr()}
 	e.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -113,6 +107,7 @@ func newGatewayEnv(t *testing.T, s gwSetup) *gwEnv {
 		w.WriteHeader(resp.StatusCode)
 		fmt.Fprintf(w, "upstream %s", r.URL.Path)
 	}))
+	t.Cleanup(e.upstream.Close)
 	target, _ := url.Parse(e.upstream.URL)
 	quiet := log.New(io.Discard, "", 0)
 	proxy := &httputil.ReverseProxy{
@@ -155,19 +150,9 @@ func newGatewayEnv(t *testing.T, s gwSetup) *gwEnv {
 		h = s.outer(h)
 	}
 	e.gw = httptest.NewServer(h)
+	t.Cleanup(e.gw.Close) // first: the cleanups run last to first
 	e.client = &http.Client{Transport: newTr()}
 	return e
-}
-
-// close shuts everything down, the gateway first.
-func (e *gwEnv) close() {
-	e.gw.Close()
-	e.upstream.Close()
-	e.src.Close()
-	e.idp.Close()
-	for _, tr := range e.trs {
-		tr.CloseIdleConnections()
-	}
 }
 
 // do sends a request to the gateway with hdr and returns the reply.
@@ -246,16 +231,6 @@ func (s *gwRecordingSource) errors() []error {
 	return slices.Clone(s.errs)
 }
 
-// gwStaticSource always returns tok.
-type gwStaticSource struct{ tok *source.Token }
-
-func (s gwStaticSource) Token(context.Context) (*source.Token, error) { return s.tok, nil }
-
-// gwErrSource always fails with err.
-type gwErrSource struct{ err error }
-
-func (s gwErrSource) Token(context.Context) (*source.Token, error) { return nil, s.err }
-
 // gwProblem is an RFC 9457 reply with exactly the members the middleware
 // writes.
 type gwProblem struct {
@@ -313,18 +288,12 @@ func checkNoSecrets(t *testing.T, text string, idp *sourcetest.Server, errs []er
 }
 
 func TestMiddlewareGatewayReplacesForgedAuthorization(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	checkLeaks(t)
 	e := newGatewayEnv(t, gwSetup{})
-	defer e.close()
 
 	// A token the same endpoint issued to somebody else: valid upstream,
 	// but not the gateway's.
-	other, err := source.New(source.Config{TokenURL: e.idp.TokenURL, ClientID: sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret, HTTPClient: e.idp.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.(*source.CachedSource).Close()
+	other := newSource(t, e.idp)
 	stolen, err := other.Token(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -361,15 +330,15 @@ func TestMiddlewareGatewayReplacesForgedAuthorization(t *testing.T) {
 				want := []string{e.gatewayToken(t).HeaderValue()}
 				nexts := e.nextSeen()
 				if got := nexts[len(nexts)-1]; !slices.Equal(got, want) {
-					t.Errorf("next got Authorization %q, want the gateway's %q", got, want)
+					t.Errorf("next's Authorization = %q, want the gateway's %q", got, want)
 				}
 				seen := e.upstreamSeen()
 				last := seen[len(seen)-1]
 				if got := last.Values("Authorization"); !slices.Equal(got, want) {
-					t.Errorf("upstream got Authorization %q, want the gateway's %q", got, want)
+					t.Errorf("upstream's Authorization = %q, want the gateway's %q", got, want)
 				}
 				if got, want := last.Get("X-Request-Id"), "req-"+strconv.Itoa(i); got != want {
-					t.Errorf("upstream got X-Request-Id %q, want %q", got, want)
+					t.Errorf("upstream's X-Request-Id = %q, want %q", got, want)
 				}
 			})
 		}
@@ -391,7 +360,7 @@ func TestMiddlewareHeaderCopy(t *testing.T) {
 		gotTok *source.Token
 		gotOK  bool
 	)
-	h := tokenhttp.Middleware(gwStaticSource{tok})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := tokenhttp.Middleware(staticSource(tok))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = r.Header.Clone()
 		gotTok, gotOK = tokenhttp.TokenFromContext(r.Context())
 	}))
@@ -411,11 +380,11 @@ func TestMiddlewareHeaderCopy(t *testing.T) {
 		}
 	}
 	if want := []string{"Bearer gw-access-1"}; !slices.Equal(auths, want) {
-		t.Errorf("next got Authorization %q, want %q", auths, want)
+		t.Errorf("next's Authorization = %q, want %q", auths, want)
 	}
 	for _, k := range []string{"Proxy-Authorization", "Cookie"} {
 		if got, want := got.Get(k), orig.Get(k); got != want {
-			t.Errorf("next got %s %q, want it as sent, %q", k, got, want)
+			t.Errorf("next's %s = %q, want %q as sent", k, got, want)
 		}
 	}
 	if !gotOK || gotTok != tok {
@@ -432,19 +401,13 @@ func TestMiddlewareHeaderCopy(t *testing.T) {
 }
 
 func TestMiddlewareTokenFromContext(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	checkLeaks(t)
 	if tok, ok := tokenhttp.TokenFromContext(context.Background()); ok || tok != nil {
 		t.Errorf("TokenFromContext(Background) = %v, %v; want nil, false", tok, ok)
 	}
 
-	idp := sourcetest.NewStandard(sourcetest.Options{})
-	defer idp.Close()
-	src, err := source.New(source.Config{TokenURL: idp.TokenURL, ClientID: sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret, Scopes: []string{"orders:read"}, HTTPClient: idp.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.(*source.CachedSource).Close()
+	idp := newEmulator(t, sourcetest.Options{})
+	src := newSource(t, idp, func(c *source.Config) { c.Scopes = []string{"orders:read"} })
 
 	var (
 		tok  *source.Token
@@ -471,7 +434,7 @@ func TestMiddlewareTokenFromContext(t *testing.T) {
 }
 
 func TestMiddlewareGatewayFailures(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	checkLeaks(t)
 	once := retry.Policy{MaxAttempts: 1}
 	tests := []struct {
 		name       string
@@ -479,8 +442,8 @@ func TestMiddlewareGatewayFailures(t *testing.T) {
 		before     func(t *testing.T, e *gwEnv) // the faults to inject
 		path       string
 		wantStatus int
-		wantType   string // the reply's detail mentions this
 		retryAfter func(string) error
+		noFetch    bool // the request makes no token request
 	}{
 		{
 			name:       "gateway credentials refused",
@@ -523,6 +486,7 @@ func TestMiddlewareGatewayFailures(t *testing.T) {
 			},
 			wantStatus: http.StatusServiceUnavailable,
 			retryAfter: retryAfterIn(1, 60),
+			noFetch:    true,
 		},
 		{
 			name: "token fetch timeout",
@@ -550,22 +514,22 @@ func TestMiddlewareGatewayFailures(t *testing.T) {
 		{
 			name: "no route",
 			setup: gwSetup{mw: func(src source.TokenSource) func(http.Handler) http.Handler {
-				return tokenhttp.MiddlewareFunc(tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/orders": src}))
+				return tokenhttp.RoutedMiddleware(tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/orders": src}))
 			}},
 			path:       "/ordersx/1",
 			wantStatus: http.StatusNotFound,
 			retryAfter: noRetryAfter,
+			noFetch:    true,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newGatewayEnv(t, tt.setup)
-			defer e.close()
 			if tt.before != nil {
 				tt.before(t, e)
 			}
 			tokenRequests := e.idp.TokenRequests()
-			path := cmpOr(tt.path, "/orders/42")
+			path := cmp.Or(tt.path, "/orders/42")
 			resp, body := e.do(t, http.MethodGet, path, http.Header{"Authorization": {"Bearer forged-by-client"}})
 
 			if got, want := resp.StatusCode, tt.wantStatus; got != want {
@@ -579,9 +543,9 @@ func TestMiddlewareGatewayFailures(t *testing.T) {
 				t.Errorf("next called %d times, want 0", got)
 			}
 			if got := len(e.upstreamSeen()); got != 0 {
-				t.Errorf("the upstream got %d requests, want 0", got)
+				t.Errorf("upstream requests = %d, want 0", got)
 			}
-			if tt.name == "breaker open" || tt.name == "no route" {
+			if tt.noFetch {
 				if got, want := e.idp.TokenRequests(), tokenRequests; got != want {
 					t.Errorf("token requests = %d, want still %d", got, want)
 				}
@@ -590,14 +554,6 @@ func TestMiddlewareGatewayFailures(t *testing.T) {
 				gwSecret, sourcetest.DefaultClientSecret, "forged-by-client")
 		})
 	}
-}
-
-// cmpOr is cmp.Or for two strings.
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func noRetryAfter(v string) error {
@@ -637,19 +593,19 @@ func TestMiddlewareClassifies(t *testing.T) {
 		wantStatus int
 		retryAfter func(string) error
 	}{
-		{"refused", gwErrSource{&source.Error{Provider: "p", StatusCode: 400, Code: source.CodeInvalidGrant,
-			Description: "password of user bob is hunter2", ProviderCode: "E_BOB"}}, http.StatusBadGateway, noRetryAfter},
-		{"429 with Retry-After", gwErrSource{fmt.Errorf("wrapped: %w", &source.Error{Provider: "p", StatusCode: 429,
-			Code: source.CodeTemporarilyUnavailable, RetryAfter: 1500 * time.Millisecond})}, http.StatusServiceUnavailable, retryAfterIs("2")},
-		{"breaker open", gwErrSource{&retry.OpenError{Name: "p", Until: until}}, http.StatusServiceUnavailable, retryAfterIs("3")},
-		{"breaker open, probe due", gwErrSource{&retry.OpenError{Name: "p", Until: time.Now().Add(-time.Second)}},
+		{"refused", errSource(&source.Error{Provider: "p", StatusCode: 400, Code: source.CodeInvalidGrant,
+			Description: "password of user bob is hunter2", ProviderCode: "E_BOB"}), http.StatusBadGateway, noRetryAfter},
+		{"429 with Retry-After", errSource(fmt.Errorf("wrapped: %w", &source.Error{Provider: "p", StatusCode: 429,
+			Code: source.CodeTemporarilyUnavailable, RetryAfter: 1500 * time.Millisecond})), http.StatusServiceUnavailable, retryAfterIs("2")},
+		{"breaker open", errSource(&retry.OpenError{Name: "p", Until: until}), http.StatusServiceUnavailable, retryAfterIs("3")},
+		{"breaker open, probe due", errSource(&retry.OpenError{Name: "p", Until: time.Now().Add(-time.Second)}),
 			http.StatusServiceUnavailable, retryAfterIs("1")},
-		{"deadline", gwErrSource{fmt.Errorf("x: %w", context.DeadlineExceeded)}, http.StatusGatewayTimeout, noRetryAfter},
-		{"net timeout", gwErrSource{&source.FetchError{Provider: "p", Err: gwTimeoutErr{}}}, http.StatusGatewayTimeout, noRetryAfter},
-		{"closed", gwErrSource{source.ErrClosed}, http.StatusServiceUnavailable, noRetryAfter},
-		{"other", gwErrSource{errors.New("something odd")}, http.StatusServiceUnavailable, noRetryAfter},
-		{"no token, no error", gwStaticSource{nil}, http.StatusInternalServerError, noRetryAfter},
-		{"empty token", gwStaticSource{&source.Token{}}, http.StatusInternalServerError, noRetryAfter},
+		{"deadline", errSource(fmt.Errorf("x: %w", context.DeadlineExceeded)), http.StatusGatewayTimeout, noRetryAfter},
+		{"net timeout", errSource(&source.FetchError{Provider: "p", Err: gwTimeoutErr{}}), http.StatusGatewayTimeout, noRetryAfter},
+		{"closed", errSource(source.ErrClosed), http.StatusServiceUnavailable, noRetryAfter},
+		{"other", errSource(errors.New("something odd")), http.StatusServiceUnavailable, noRetryAfter},
+		{"no token, no error", staticSource(nil), http.StatusInternalServerError, noRetryAfter},
+		{"empty token", staticSource(&source.Token{}), http.StatusInternalServerError, noRetryAfter},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -683,16 +639,10 @@ func (gwTimeoutErr) Timeout() bool { return true }
 // middleware waited for a token gets 499 and no body, and that next is
 // not called.
 func TestMiddlewareClientGone(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	idp := sourcetest.NewStandard(sourcetest.Options{})
-	defer idp.Close()
+	checkLeaks(t)
+	idp := newEmulator(t, sourcetest.Options{})
 	idp.HangNext(1)
-	src, err := source.New(source.Config{TokenURL: idp.TokenURL, ClientID: sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret, HTTPClient: idp.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.(*source.CachedSource).Close()
+	src := newSource(t, idp)
 	h := tokenhttp.Middleware(src)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		t.Error("next called")
 	}))
@@ -709,12 +659,11 @@ func TestMiddlewareClientGone(t *testing.T) {
 }
 
 func TestMiddlewareGatewayUnmatchedPassThrough(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	checkLeaks(t)
 	e := newGatewayEnv(t, gwSetup{mw: func(src source.TokenSource) func(http.Handler) http.Handler {
-		return tokenhttp.MiddlewareFunc(tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/orders": src}),
+		return tokenhttp.RoutedMiddleware(tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/orders": src}),
 			tokenhttp.WithUnmatched(tokenhttp.UnmatchedPassThrough))
 	}})
-	defer e.close()
 
 	// /public/ is proxied with a plain Transport: the upstream gets what
 	// the client sent, and the emulator does not know that token.
@@ -730,10 +679,10 @@ func TestMiddlewareGatewayUnmatchedPassThrough(t *testing.T) {
 	}
 	seen := e.upstreamSeen()
 	if len(seen) != 1 {
-		t.Fatalf("the upstream got %d requests, want 1", len(seen))
+		t.Fatalf("upstream requests = %d, want 1", len(seen))
 	}
 	if got, want := seen[0].Values("Authorization"), []string{"Bearer client-own"}; !slices.Equal(got, want) {
-		t.Errorf("upstream got Authorization %q, want the client's, untouched: %q", got, want)
+		t.Errorf("upstream's Authorization = %q, want the client's, untouched: %q", got, want)
 	}
 	if got := e.idp.TokenRequests(); got != 0 {
 		t.Errorf("token requests = %d, want 0", got)
@@ -747,7 +696,7 @@ func TestMiddlewareGatewayUnmatchedPassThrough(t *testing.T) {
 }
 
 func TestMiddlewareGatewaySkip(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	checkLeaks(t)
 	e := newGatewayEnv(t, gwSetup{
 		cfg: func(c *source.Config) { c.Retry = retry.Policy{MaxAttempts: 1} },
 		mw: func(src source.TokenSource) func(http.Handler) http.Handler {
@@ -756,7 +705,6 @@ func TestMiddlewareGatewaySkip(t *testing.T) {
 				tokenhttp.WithSkip(func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/status/") }))
 		},
 	})
-	defer e.close()
 	e.idp.FailNext(100, http.StatusServiceUnavailable, "") // the token endpoint is down: health checks must not care
 
 	for _, path := range []string{"/healthz", "/status/live"} {
@@ -769,10 +717,10 @@ func TestMiddlewareGatewaySkip(t *testing.T) {
 			hdrs, toks := e.localSeen()
 			last, tok := hdrs[len(hdrs)-1], toks[len(toks)-1]
 			if got := last.Values("Authorization"); got != nil {
-				t.Errorf("the skipped handler got Authorization %q, want none", got)
+				t.Errorf("skipped handler's Authorization = %q, want none", got)
 			}
 			if got, want := last.Get("X-Probe"), "k8s"; got != want {
-				t.Errorf("the skipped handler got X-Probe %q, want %q", got, want)
+				t.Errorf("skipped handler's X-Probe = %q, want %q", got, want)
 			}
 			if tok {
 				t.Errorf("TokenFromContext reported a token for a skipped request")
@@ -791,150 +739,11 @@ func TestMiddlewareGatewaySkip(t *testing.T) {
 	}
 }
 
-// TestRoutePrefixRoutes checks which source PrefixRoutes picks for a path.
-func TestRoutePrefixRoutes(t *testing.T) {
-	srcs := map[string]source.TokenSource{}
-	for _, name := range []string{"api", "apiv2", "admin", "files"} {
-		srcs[name] = gwStaticSource{&source.Token{AccessToken: name}}
-	}
-	route := tokenhttp.PrefixRoutes(map[string]source.TokenSource{
-		"/api":       srcs["api"],
-		"/api/v2/":   srcs["apiv2"], // a trailing slash is the same prefix without it
-		"/admin":     srcs["admin"],
-		"/files/raw": srcs["files"],
-	})
-	rootRoute := tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/": srcs["files"], "/api": srcs["api"]})
-	tests := []struct {
-		path     string
-		want     string // "" for unmatched
-		wantRoot string
-	}{
-		{"/api", "api", "api"},
-		{"/api/", "api", "api"},
-		{"/api/orders/1", "api", "api"},
-		{"/apiary", "", "files"},
-		{"/api/v2", "apiv2", "api"},
-		{"/api/v2/orders", "apiv2", "api"},
-		{"/api/v2x", "api", "api"},
-		{"/api/v", "api", "api"},
-		{"/admin/users", "admin", "files"},
-		{"/files", "", "files"},
-		{"/files/raw/a.txt", "files", "files"},
-		{"/", "", "files"},
-		{"", "", "files"},
-		{"/API", "", "files"}, // paths are case-sensitive
-		// A path that is not clean is unmatched: a router behind that does
-		// not clean paths could send it elsewhere than its clean form.
-		{"/api/../admin/users", "", ""},
-		{"/api/v2/../../admin", "", ""},
-		{"/admin/../api/v2/x", "", ""},
-		{"//api/v2", "", ""},
-		{"/./api", "", ""},
-		{"/../api", "", ""},
-	}
-	name := func(s source.TokenSource) string {
-		if s == nil {
-			return ""
-		}
-		tok, _ := s.Token(context.Background())
-		return tok.AccessToken
-	}
-	for _, tt := range tests {
-		t.Run(tt.path, func(t *testing.T) {
-			r := httptest.NewRequest(http.MethodGet, "/", nil)
-			r.URL.Path = tt.path
-			if got := name(route(r)); got != tt.want {
-				t.Errorf("route(%q) = %q, want %q", tt.path, got, tt.want)
-			}
-			if got := name(rootRoute(r)); got != tt.wantRoot {
-				t.Errorf("with a \"/\" route, route(%q) = %q, want %q", tt.path, got, tt.wantRoot)
-			}
-		})
-	}
-}
-
-// TestRouteGatewayPerRoute sends requests for two upstreams, each with its
-// own token endpoint, through one gateway. The proxies use plain
-// Transports, so a 200 proves the middleware chose the right credential:
-// each emulator rejects the other's tokens.
-func TestRouteGatewayPerRoute(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	type upstream struct {
-		idp *sourcetest.Server
-		src *source.CachedSource
-		tr  *http.Transport
-	}
-	ups := map[string]*upstream{}
-	routes := map[string]source.TokenSource{}
-	mux := http.NewServeMux()
-	for _, name := range []string{"orders", "billing"} {
-		u := &upstream{idp: sourcetest.NewStandard(sourcetest.Options{}), tr: &http.Transport{}}
-		defer u.tr.CloseIdleConnections()
-		defer u.idp.Close()
-		src, err := source.New(source.Config{TokenURL: u.idp.TokenURL, ClientID: sourcetest.DefaultClientID,
-			ClientSecret: sourcetest.DefaultClientSecret, HTTPClient: u.idp.Client()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		u.src = src.(*source.CachedSource)
-		defer u.src.Close()
-		ups[name], routes["/"+name] = u, u.src
-		target, _ := url.Parse(u.idp.ResourceURL)
-		mux.Handle("/"+name+"/", &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				u := *target
-				pr.Out.URL, pr.Out.Host = &u, ""
-			},
-			Transport: u.tr,
-		})
-	}
-	gw := httptest.NewServer(tokenhttp.MiddlewareFunc(tokenhttp.PrefixRoutes(routes))(mux))
-	defer gw.Close()
-	client := &http.Client{Transport: &http.Transport{}}
-	defer client.Transport.(*http.Transport).CloseIdleConnections()
-
-	get := func(path string) int {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, gw.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer forged")
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	for _, tt := range []struct {
-		path string
-		want int
-	}{
-		{"/orders/1", http.StatusOK},
-		{"/billing/1", http.StatusOK},
-		{"/orders/2", http.StatusOK},
-		{"/ordersbilling/1", http.StatusNotFound},
-		{"/other", http.StatusNotFound},
-	} {
-		if got := get(tt.path); got != tt.want {
-			t.Errorf("GET %s: status %d, want %d", tt.path, got, tt.want)
-		}
-	}
-	for name, want := range map[string]struct{ tokens, resource int }{"orders": {1, 2}, "billing": {1, 1}} {
-		if got := ups[name].idp.TokenRequests(); got != want.tokens {
-			t.Errorf("%s: token requests = %d, want %d", name, got, want.tokens)
-		}
-		if got := ups[name].idp.ResourceRequests(); got != want.resource {
-			t.Errorf("%s: resource requests = %d, want %d", name, got, want.resource)
-		}
-	}
-}
-
 // TestMiddlewareGatewayConcurrent sends 200 requests at once to a gateway
 // whose source has no token yet: they share one token fetch.
 func TestMiddlewareGatewayConcurrent(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	checkLeaks(t)
 	e := newGatewayEnv(t, gwSetup{idp: sourcetest.Options{Latency: 100 * time.Millisecond}})
-	defer e.close()
 
 	const n = 200
 	var (
@@ -971,7 +780,7 @@ func TestMiddlewareGatewayConcurrent(t *testing.T) {
 	want := []string{e.gatewayToken(t).HeaderValue()}
 	seen := e.upstreamSeen()
 	if len(seen) != n {
-		t.Errorf("the upstream got %d requests, want %d", len(seen), n)
+		t.Errorf("upstream requests = %d, want %d", len(seen), n)
 	}
 	for i, h := range seen {
 		if got := h.Values("Authorization"); !slices.Equal(got, want) {
@@ -986,9 +795,8 @@ func TestMiddlewareGatewayConcurrent(t *testing.T) {
 // upstream, and the proxy's tokenhttp.Transport answers it with one new
 // token and one retry each; the client sees only 200s.
 func TestMiddlewareGatewayRevocation(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	checkLeaks(t)
 	e := newGatewayEnv(t, gwSetup{})
-	defer e.close()
 
 	if resp, body := e.do(t, http.MethodGet, "/orders", nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("first request: status %d, want 200; body %q", resp.StatusCode, body)
@@ -1030,17 +838,14 @@ func TestMiddlewareGatewayRevocation(t *testing.T) {
 }
 
 func TestMiddlewareTelemetry(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
-	tel := telemetry.Providers{MeterProvider: mp}
+	checkLeaks(t)
+	rec, reader, tel := telemetrySDK(t)
 
-	refused := gwErrSource{&source.Error{Provider: "p", StatusCode: 401, Code: source.CodeInvalidClient,
-		Description: "secret " + gwSecret + " is wrong", ProviderCode: "E_CLIENT"}}
-	ok := gwStaticSource{&source.Token{AccessToken: "gw-access-tel"}}
+	refused := errSource(&source.Error{Provider: "p", StatusCode: 401, Code: source.CodeInvalidClient,
+		Description: "secret " + gwSecret + " is wrong", ProviderCode: "E_CLIENT"})
+	ok := staticSource(&source.Token{AccessToken: "gw-access-tel"})
 	route := tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/refused": refused, "/ok": ok})
-	h := tokenhttp.MiddlewareFunc(route, tokenhttp.WithTelemetry(tel), tokenhttp.WithSkipPaths("/healthz"))(
+	h := tokenhttp.RoutedMiddleware(route, tokenhttp.WithTelemetry(tel), tokenhttp.WithSkipPaths("/healthz"))(
 		http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 
 	serve := func(path string, ctx context.Context) {
@@ -1055,27 +860,7 @@ func TestMiddlewareTelemetry(t *testing.T) {
 	serve("/ok", context.Background())      // not a rejection
 	serve("/healthz", context.Background()) // skipped: not a rejection
 
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int64{}
-	var all strings.Builder
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			fmt.Fprintf(&all, "%+v\n", m)
-			if m.Name != telemetry.MetricGatewayRejections {
-				continue
-			}
-			sum, isSum := m.Data.(metricdata.Sum[int64])
-			if !isSum {
-				t.Fatalf("%s is a %T, want an int64 sum", m.Name, m.Data)
-			}
-			for _, dp := range sum.DataPoints {
-				got[string(dp.Attributes.Encoded(attribute.DefaultEncoder()))] = dp.Value
-			}
-		}
-	}
+	got := metricPoints(t, reader, telemetry.MetricGatewayRejections)
 	key := func(status int, errType string) string {
 		return fmt.Sprintf("%s=%s,%s=%d", telemetry.AttrErrorType, errType, telemetry.AttrHTTPStatusCode, status)
 	}
@@ -1084,39 +869,28 @@ func TestMiddlewareTelemetry(t *testing.T) {
 		key(http.StatusNotFound, "no_route"):                 1,
 		key(499, "canceled"):                                 1,
 	}
-	if !mapsEqual(got, want) {
+	if !maps.Equal(got, want) {
 		t.Errorf("%s = %v, want %v", telemetry.MetricGatewayRejections, got, want)
 	}
+	all := recorded(t, rec, reader)
 	for _, s := range []string{gwSecret, "E_CLIENT", "gw-access-tel"} {
-		if strings.Contains(all.String(), s) {
-			t.Errorf("the metrics hold %q:\n%s", s, all.String())
+		if strings.Contains(all, s) {
+			t.Errorf("the telemetry holds %q:\n%s", s, all)
 		}
 	}
-}
-
-func mapsEqual(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestMiddlewareConstructionPanics checks that bad configuration fails at
 // construction, with a message that says what to do.
 func TestMiddlewareConstructionPanics(t *testing.T) {
-	src := gwStaticSource{&source.Token{AccessToken: "a"}}
+	src := staticSource(&source.Token{AccessToken: "a"})
 	tests := []struct {
 		name string
 		f    func()
 		want string
 	}{
 		{"nil source", func() { tokenhttp.Middleware(nil) }, "Middleware needs a TokenSource"},
-		{"nil route", func() { tokenhttp.MiddlewareFunc(nil) }, "use PrefixRoutes"},
+		{"nil route", func() { tokenhttp.RoutedMiddleware(nil) }, "use PrefixRoutes"},
 		{"nil next", func() { tokenhttp.Middleware(src)(nil) }, "needs a next handler"},
 		{"no routes", func() { tokenhttp.PrefixRoutes(nil) }, "give at least one path prefix"},
 		{"empty routes", func() { tokenhttp.PrefixRoutes(map[string]source.TokenSource{}) }, "give at least one path prefix"},
@@ -1161,45 +935,48 @@ func TestMiddlewareUnmatchedString(t *testing.T) {
 	}
 }
 
-// TestRouteEncodedSeparators sends paths with encoded separators through
-// PrefixRoutes in front of an http.ServeMux, which matches the escaped
-// path segment by segment: "/orders/v2%2F42" is served by "/orders/", so
-// it must not get the "/orders/v2" credential (nor any other).
-func TestRouteEncodedSeparators(t *testing.T) {
-	v1, v2 := gwStaticSource{&source.Token{AccessToken: "v1"}}, gwStaticSource{&source.Token{AccessToken: "v2"}}
-	mw := tokenhttp.MiddlewareFunc(tokenhttp.PrefixRoutes(map[string]source.TokenSource{"/orders": v1, "/orders/v2": v2}))
-	mux := http.NewServeMux()
-	got := map[string]string{} // handler -> Authorization it received
-	for _, pattern := range []string{"/orders/", "/orders/v2/"} {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) { got[pattern] = r.Header.Get("Authorization") })
-	}
-	h := mw(mux)
-	for _, tt := range []struct {
-		target  string
-		handler string // the mux handler that serves it; "" when the gateway answers
-		want    string // the Authorization that handler gets
+// TestTelemetryMiddlewareRejection checks that the Middleware counts the
+// requests it answers itself, by status, without a secret.
+func TestTelemetryMiddlewareRejection(t *testing.T) {
+	const secret = "tel-gateway-secret-Pn3xQ8"
+	tests := []struct {
+		name       string
+		fail       func(*sourcetest.Server)
+		secret     string
+		wantStatus int
 	}{
-		{"/orders/v2/42", "/orders/v2/", "Bearer v2"},
-		{"/orders/42", "/orders/", "Bearer v1"},
-		{"/ord%65rs/v2/42", "/orders/v2/", "Bearer v2"}, // an escaped letter is the same segment
-		{"/orders/v2%2F42", "", ""},
-		{"/orders/v2%2f42", "", ""},
-		{"/orders%2Fv2/42", "", ""},
-		{"/orders/v2%5C42", "", ""},
-		{"/orders/v2%5c..%5c42", "", ""},
-	} {
-		t.Run(tt.target, func(t *testing.T) {
-			clear(got)
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.target, nil))
-			if tt.handler == "" {
-				if rec.Code != http.StatusNotFound || len(got) != 0 {
-					t.Errorf("GET %s = %d, handlers reached %v; want 404 from the gateway and no handler", tt.target, rec.Code, got)
-				}
-				return
+		{"credentials refused", func(*sourcetest.Server) {}, secret, http.StatusBadGateway},
+		{"endpoint unavailable", func(s *sourcetest.Server) { s.FailNext(3, http.StatusServiceUnavailable, "") },
+			sourcetest.DefaultClientSecret, http.StatusServiceUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkLeaks(t)
+			idp := newEmulator(t, sourcetest.Options{})
+			tt.fail(idp)
+			rec, reader, tel := telemetrySDK(t)
+			src := newSource(t, idp, func(c *source.Config) { c.ClientSecret, c.Telemetry = tt.secret, tel })
+			h := tokenhttp.Middleware(src, tokenhttp.WithTelemetry(tel))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+				t.Error("next handler called without a token")
+			}))
+			ctx, span := tel.TracerProvider.Tracer("test").Start(context.Background(), "server")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequestWithContext(ctx, http.MethodGet, "/", nil))
+			span.End()
+			if got := w.Code; got != tt.wantStatus {
+				t.Errorf("status = %d, want %d", got, tt.wantStatus)
 			}
-			if auth, ok := got[tt.handler]; !ok || auth != tt.want || len(got) != 1 {
-				t.Errorf("GET %s reached %v, want only %s with %q", tt.target, got, tt.handler, tt.want)
+			got := metricPoints(t, reader, telemetry.MetricGatewayRejections)
+			if len(got) != 1 {
+				t.Fatalf("%s = %v, want one data point", telemetry.MetricGatewayRejections, got)
+			}
+			for k, v := range got {
+				if want := fmt.Sprintf("%s=%d", telemetry.AttrHTTPStatusCode, tt.wantStatus); !strings.Contains(k, want) || v != 1 {
+					t.Errorf("%s = {%s: %d}, want a count of 1 with %s", telemetry.MetricGatewayRejections, k, v, want)
+				}
+			}
+			if all := recorded(t, rec, reader); strings.Contains(all, tt.secret) {
+				t.Errorf("the telemetry holds the client secret:\n%s", all)
 			}
 		})
 	}

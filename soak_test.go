@@ -32,18 +32,25 @@ import (
 // token fetches stay near one per lifetime; and nothing (goroutines, heap)
 // is left behind.
 
-// Soak settings. The run lasts soakChaos+soakTail, 18 s.
+// Soak settings. The run lasts soakChaos+soakTail, 19 s.
 const (
 	soakLifetime = time.Second      // the emulator's token lifetime
 	soakCallers  = 32               // goroutines calling the API
 	soakChaos    = 14 * time.Second // faults are injected during this
-	soakTail     = 4 * time.Second  // then none: soakSettle, then the strict tail
+	soakTail     = 5 * time.Second  // then none: soakSettle+soakRejectHold, then the strict tail
 	// soakSettle is how long a fault's effects may outlive it: a fetch in
 	// flight finishing its retries, the breaker's OpenFor and probe. A
 	// failure is explained by a fault active (or settling) when the call
 	// ran; faults are spaced by at least soakSettle, so each failure has
 	// one fault to blame.
-	soakSettle      = 700 * time.Millisecond
+	soakSettle = 700 * time.Millisecond
+	// soakRejectHold is how much longer a 401 may outlive its fault. When
+	// the token that replaced a rejected one is rejected too (RevokeAll
+	// racing a renewal in flight), the source takes the API for one that
+	// rejects every token and keeps that token for its reject backoff, 1 s
+	// after it was obtained (source.CachedSource.Invalidate): until then
+	// every call that carries it gets the API's 401.
+	soakRejectHold  = time.Second
 	soakCallTimeout = 5 * time.Second
 	soakOpenFor     = 300 * time.Millisecond
 	soakSeed1       = 0x70c3_11e7 // PCG seeds: the schedule is the same on every run
@@ -70,7 +77,8 @@ const (
 // or slow replies explain none: the Transport's retry after a 401 and the
 // cache must absorb them. A 401 reaches the caller only when the refresh
 // it triggers fails (an endpoint fault) or brings a token that was revoked
-// too (RevokeAll racing a renewal in flight).
+// too (RevokeAll racing a renewal in flight); then the source holds that
+// token, and the 401s go on, for up to soakRejectHold more.
 var soakExplains = map[string][]string{
 	kindTokenError: {soakFail, soakReset, soakRevokeFail, soakOutage},
 	kindFetchError: {soakFail, soakReset, soakRevokeFail, soakOutage},
@@ -234,23 +242,17 @@ func TestSoakUnderFaults(t *testing.T) {
 	goroutinesBefore := runtime.NumGoroutine()
 	heapBefore := soakHeap()
 
-	emu := sourcetest.NewStandard(sourcetest.Options{Lifetime: soakLifetime})
+	emu := newEmulator(t, sourcetest.Options{Lifetime: soakLifetime})
 	tokenTr, apiTr := &http.Transport{}, &http.Transport{}
-	src, err := source.New(source.Config{
-		TokenURL:     emu.TokenURL,
-		ClientID:     sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret,
-		HTTPClient:   &http.Client{Transport: tokenTr},
-		FetchTimeout: 2 * time.Second,
-		Retry:        retry.Policy{MinWait: 20 * time.Millisecond, MaxWait: 100 * time.Millisecond},
-		Breaker:      retry.BreakerSettings{Failures: 5, OpenFor: soakOpenFor},
+	src := newSource(t, emu, func(c *source.Config) {
+		c.HTTPClient = &http.Client{Transport: tokenTr}
+		c.FetchTimeout = 2 * time.Second
+		c.Retry = retry.Policy{MinWait: 20 * time.Millisecond, MaxWait: 100 * time.Millisecond}
+		c.Breaker = retry.BreakerSettings{Failures: 5, OpenFor: soakOpenFor}
 	})
-	if err != nil {
-		emu.Close()
-		t.Fatalf("New: %v", err)
-	}
+	// Shut down before the leak and heap checks; the cleanups close again.
 	shutdown := sync.OnceFunc(func() {
-		_ = src.(io.Closer).Close()
+		src.Close()
 		emu.Close()
 		tokenTr.CloseIdleConnections()
 		apiTr.CloseIdleConnections()
@@ -261,7 +263,7 @@ func TestSoakUnderFaults(t *testing.T) {
 	steps := soakSchedule()
 	start := time.Now()
 	chaosEnd := start.Add(soakChaos)
-	strictStart := chaosEnd.Add(soakSettle)
+	strictStart := chaosEnd.Add(soakSettle + soakRejectHold)
 	end := chaosEnd.Add(soakTail)
 
 	// The chaos goroutine runs the schedule.
@@ -360,9 +362,13 @@ func TestSoakUnderFaults(t *testing.T) {
 	// settling) while the call ran explains (soakExplains), and not in the
 	// healthy tail.
 	explained := func(f soakFailure) bool {
+		settle := soakSettle
+		if f.kind == kind401 {
+			settle += soakRejectHold
+		}
 		for i := len(windows) - 1; i >= 0; i-- { // the latest fault first
 			w := &windows[i]
-			if slices.Contains(soakExplains[f.kind], w.kind) && f.start.Before(w.end.Add(soakSettle)) && f.end.After(w.start) {
+			if slices.Contains(soakExplains[f.kind], w.kind) && f.start.Before(w.end.Add(settle)) && f.end.After(w.start) {
 				w.failures++
 				return true
 			}
@@ -390,7 +396,7 @@ func TestSoakUnderFaults(t *testing.T) {
 		}
 	}
 	if tailFailures > 0 {
-		t.Errorf("healthy tail (%v from +%v): got %d failed calls, want 0", end.Sub(strictStart).Round(time.Millisecond),
+		t.Errorf("failed calls in the healthy tail (%v from +%v) = %d, want 0", end.Sub(strictStart).Round(time.Millisecond),
 			strictStart.Sub(start).Round(time.Millisecond), tailFailures)
 	}
 	if unexplained > 0 {
@@ -399,13 +405,13 @@ func TestSoakUnderFaults(t *testing.T) {
 
 	issuedBound, requestBound, explain := soakFetchBound(windows, elapsed)
 	if issued > issuedBound {
-		t.Errorf("tokens issued: got %d, want at most %d (%s)", issued, issuedBound, explain)
+		t.Errorf("tokens issued = %d, want at most %d (%s)", issued, issuedBound, explain)
 	}
 	if tokenRequests > requestBound {
-		t.Errorf("token requests: got %d, want at most %d (%s)", tokenRequests, requestBound, explain)
+		t.Errorf("token requests = %d, want at most %d (%s)", tokenRequests, requestBound, explain)
 	}
 	if calls.Load() < int64(soakCallers) {
-		t.Errorf("calls: got %d, want at least one per caller", calls.Load())
+		t.Errorf("calls = %d, want at least one per caller", calls.Load())
 	}
 
 	// Nothing left behind. The failure records are the test's own: drop

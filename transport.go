@@ -14,25 +14,23 @@ import (
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
-// Transport is an http.RoundTripper that attaches a token from a
-// TokenSource to each request and, when the API answers 401, drops that
-// token, gets a new one and retries the request once.
+// Transport is an http.RoundTripper that sets the Authorization of each
+// request to a token from its TokenSource.
 //
-// When the retried request gets a 401 too, it tells a source that
-// implements source.RenewalRejecter, so that the source can bound forced
-// renewals: when an API rejects every token, a source.New source keeps the
-// freshly fetched token for a while instead of replacing it on every 401,
-// and the API's 401 is returned.
+// When the API answers 401 with a challenge a new token can answer,
+// Transport drops exactly that token (source.Invalidator), gets another
+// and sends the request once more if its body can be replayed (GetBody, or
+// no body). If that gets a 401 too, it tells the source
+// (source.RenewalRejecter), so that an API that rejects every token does
+// not force a renewal per call, and returns that 401.
 //
-// Transport follows the http.RoundTripper contract: it is safe for
-// concurrent use, never modifies the request it is given (it sends a copy
-// with its own Header), closes the request body on every path, and
-// returns either a response or an error.
+// Transport is safe for concurrent use. It never modifies the request it
+// is given (it sends a copy with its own Header), closes the request body
+// on every path, and returns either a response or an error.
 //
-// A token goes only where it belongs: a request that is a redirect to
-// another origin (scheme, host and port) is sent without it, and a token is
-// never sent over cleartext http to a host that is not loopback unless
-// WithInsecureHTTP is given.
+// A token goes only to its origin: a redirect to another scheme, host or
+// port is sent without it, and a request over cleartext http to a host
+// that is not loopback fails unless WithInsecureHTTP is given.
 type Transport struct {
 	src      source.TokenSource
 	inv      source.Invalidator     // src's, nil if it cannot invalidate
@@ -50,56 +48,6 @@ var _ http.RoundTripper = (*Transport)(nil)
 type header struct {
 	tok  *source.Token
 	vals []string // len 1, cap 1: appends copy; nobody writes it
-}
-
-// Option tunes a Transport or a Middleware.
-type Option interface{ apply(*options) }
-
-type options struct {
-	base     http.RoundTripper
-	insecure bool
-	tel      telemetry.Providers
-
-	// Middleware only (see middleware.go).
-	unmatched Unmatched                  // what a request no route matches gets
-	skip      []func(*http.Request) bool // requests that bypass the middleware
-}
-
-type optionFunc func(*options)
-
-func (f optionFunc) apply(o *options) { f(o) }
-
-// WithBase sets the RoundTripper that sends requests. If rt is nil,
-// http.DefaultTransport is used.
-func WithBase(rt http.RoundTripper) Option {
-	return optionFunc(func(o *options) { o.base = rt })
-}
-
-// WithInsecureHTTP allows tokens over cleartext http to hosts that are not
-// loopback. Without it such a request fails before it is sent. Use it only
-// on a network you trust.
-func WithInsecureHTTP() Option {
-	return optionFunc(func(o *options) { o.insecure = true })
-}
-
-// WithTelemetry sets where the 401 retries (an event on the request's span,
-// and a count) and the middleware's rejections are recorded. Without it,
-// the OpenTelemetry globals are used.
-func WithTelemetry(p telemetry.Providers) Option {
-	return optionFunc(func(o *options) { o.tel = p })
-}
-
-func newOptions(opts []Option) options {
-	var o options
-	for _, opt := range opts {
-		if opt != nil {
-			opt.apply(&o)
-		}
-	}
-	if o.base == nil {
-		o.base = http.DefaultTransport
-	}
-	return o
 }
 
 // NewTransport returns a Transport that takes tokens from src. If src

@@ -1,9 +1,8 @@
-package tokenhttp
+package tokenhttp_test
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,26 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
+	"github.com/tokenhttp/tokenhttp"
 	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+	"github.com/tokenhttp/tokenhttp/telemetry"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// roundTripperFunc is a base RoundTripper double.
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// sourceFunc is a TokenSource double.
-type sourceFunc func(context.Context) (*source.Token, error)
-
-func (f sourceFunc) Token(ctx context.Context) (*source.Token, error) { return f(ctx) }
-
-func staticSource(tok *source.Token) sourceFunc {
-	return func(context.Context) (*source.Token, error) { return tok, nil }
-}
 
 // countingSource serves one token and counts Invalidate calls.
 type countingSource struct {
@@ -56,16 +40,6 @@ type closeRecorder struct {
 }
 
 func (c *closeRecorder) Close() error { c.closed.Store(true); return nil }
-
-// reply builds a response a base double returns.
-func reply(req *http.Request, status int, body string) *http.Response {
-	return &http.Response{
-		StatusCode: status, Status: fmt.Sprintf("%d %s", status, http.StatusText(status)),
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body)),
-		ContentLength: int64(len(body)), Request: req,
-	}
-}
 
 // recordingBase is a base double that records the requests it is given
 // and answers 200.
@@ -88,87 +62,6 @@ func (b *recordingBase) calls() []*http.Request {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Clone(b.reqs)
-}
-
-const (
-	clientID     = "client-id"
-	clientSecret = "S3cr3t-client-7f2a"
-	// providerText is in every error reply of tokenServer: it must not
-	// reach a gateway's client.
-	providerText = "provider-says-no-9c1e"
-)
-
-// tokenServer is an RFC 6749 token endpoint that issues "tok-1",
-// "tok-2", ... to the client credentials clientID and clientSecret.
-type tokenServer struct {
-	*httptest.Server
-	requests atomic.Int64 // token requests received
-	issued   atomic.Int64 // the number of the newest token issued
-
-	mu   sync.Mutex // guards fail
-	fail string     // "" issues a token; otherwise the failure to act out
-}
-
-func newTokenServer(t *testing.T) *tokenServer {
-	t.Helper()
-	ts := &tokenServer{}
-	ts.Server = httptest.NewServer(http.HandlerFunc(ts.serve))
-	t.Cleanup(ts.Close)
-	return ts
-}
-
-func (ts *tokenServer) setFail(mode string) {
-	ts.mu.Lock()
-	ts.fail = mode
-	ts.mu.Unlock()
-}
-
-// newest is the access token an API that accepts only the newest token
-// accepts.
-func (ts *tokenServer) newest() string { return fmt.Sprintf("tok-%d", ts.issued.Load()) }
-
-// rotate issues a token to somebody else: the tokens issued before are no
-// longer the newest.
-func (ts *tokenServer) rotate() { ts.issued.Add(1) }
-
-func (ts *tokenServer) serve(w http.ResponseWriter, r *http.Request) {
-	ts.requests.Add(1)
-	// Read the request to the end, so that the server notices when the
-	// client goes away (r.Context is done then).
-	_, _ = io.Copy(io.Discard, r.Body)
-	ts.mu.Lock()
-	mode := ts.fail
-	ts.mu.Unlock()
-	if id, secret, _ := r.BasicAuth(); mode == "" && (id != clientID || secret != clientSecret) {
-		mode = "invalid_client"
-	}
-	send := func(status int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(v)
-	}
-	refusal := func(code string) map[string]string {
-		// A careless provider echoes the secret in its description.
-		return map[string]string{"error": code, "error_description": providerText + ": client_secret " + clientSecret}
-	}
-	switch mode {
-	case "":
-		n := ts.issued.Add(1)
-		send(http.StatusOK, map[string]any{"access_token": fmt.Sprintf("tok-%d", n), "token_type": "bearer", "expires_in": 3600})
-	case "invalid_client":
-		send(http.StatusUnauthorized, refusal("invalid_client"))
-	case "invalid_grant":
-		send(http.StatusBadRequest, refusal("invalid_grant"))
-	case "unavailable":
-		w.Header().Set("Retry-After", "7")
-		send(http.StatusServiceUnavailable, refusal("temporarily_unavailable"))
-	case "server_error":
-		send(http.StatusInternalServerError, refusal("server_error"))
-	case "hang":
-		<-r.Context().Done()
-	default:
-		panic("tokenServer: unknown mode " + mode)
-	}
 }
 
 // spySource is a source.New source that records what it is told to
@@ -198,35 +91,35 @@ func (s *spySource) invalidations() (tokens []string, dropped int) {
 	return slices.Clone(s.invalidated), s.dropped
 }
 
-func newSource(t *testing.T, ts *tokenServer, mods ...func(*source.Config)) *spySource {
-	t.Helper()
-	cfg := source.Config{TokenURL: ts.URL + "/token", ClientID: clientID, ClientSecret: clientSecret}
-	for _, mod := range mods {
-		mod(&cfg)
-	}
-	src, err := source.New(cfg)
-	if err != nil {
-		t.Fatalf("source.New: %v", err)
-	}
-	cs, ok := src.(*source.CachedSource)
-	if !ok {
-		t.Fatalf("source.New returned %T, want *source.CachedSource", src)
-	}
-	t.Cleanup(func() { cs.Close() })
-	return &spySource{CachedSource: cs}
-}
-
-// prime has src fetch its first token and checks it is want.
-func prime(t *testing.T, src source.TokenSource, want string) *source.Token {
+// prime has src fetch its first token and returns it.
+func prime(t *testing.T, src source.TokenSource) *source.Token {
 	t.Helper()
 	tok, err := src.Token(context.Background())
 	if err != nil {
 		t.Fatalf("priming the source: %v", err)
 	}
-	if got := tok.AccessToken; got != want {
-		t.Fatalf("primed token = %q, want %q", got, want)
-	}
 	return tok
+}
+
+// tokenNames returns a function that names the tokens emu issued, or the
+// Authorization values that carry them, "tok-1", "tok-2", ... in the order
+// they were issued; "" is "", anything else "unknown".
+func tokenNames(emu *sourcetest.Server) func(toks ...string) []string {
+	return func(toks ...string) []string {
+		issued := emu.IssuedTokens()
+		names := make([]string, len(toks))
+		for i, tok := range toks {
+			tok = strings.TrimPrefix(tok, "Bearer ")
+			switch n := slices.Index(issued, tok); {
+			case tok == "":
+			case n < 0:
+				names[i] = "unknown"
+			default:
+				names[i] = fmt.Sprintf("tok-%d", n+1)
+			}
+		}
+		return names
+	}
 }
 
 func TestTransportSetsHeaderOnCopy(t *testing.T) {
@@ -243,7 +136,7 @@ func TestTransportSetsHeaderOnCopy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			base := &recordingBase{}
-			tr := NewTransport(staticSource(tt.tok), WithBase(base))
+			tr := tokenhttp.NewTransport(staticSource(tt.tok), tokenhttp.WithBase(base))
 
 			req, err := http.NewRequest(http.MethodPost, "https://api.example.invalid/v1?q=1", strings.NewReader("body"))
 			if err != nil {
@@ -289,6 +182,9 @@ func TestTransportSetsHeaderOnCopy(t *testing.T) {
 	}
 }
 
+// TestTransportEarlyReturnsCloseBody: a request that is not sent gets an
+// error, no response, and its body closed. TestTransportCleartext checks
+// the same for the cleartext refusal.
 func TestTransportEarlyReturnsCloseBody(t *testing.T) {
 	errNoToken := errors.New("no token today")
 	tok := &source.Token{AccessToken: "abc"}
@@ -298,8 +194,7 @@ func TestTransportEarlyReturnsCloseBody(t *testing.T) {
 		url     string // "" makes a request with a nil URL
 		wantErr string // a substring of the error
 	}{
-		{"token error", sourceFunc(func(context.Context) (*source.Token, error) { return nil, errNoToken }), "https://api.example.invalid/", "no token today"},
-		{"cleartext refusal", staticSource(tok), "http://example.invalid/", "https"},
+		{"token error", errSource(errNoToken), "https://api.example.invalid/", "no token today"},
 		{"nil URL", staticSource(tok), "", "URL"},
 	}
 	for _, tt := range tests {
@@ -319,7 +214,7 @@ func TestTransportEarlyReturnsCloseBody(t *testing.T) {
 				req.URL, req.Host = u, u.Host
 			}
 
-			resp, err := NewTransport(tt.src, WithBase(base)).RoundTrip(req)
+			resp, err := tokenhttp.NewTransport(tt.src, tokenhttp.WithBase(base)).RoundTrip(req)
 			if resp != nil {
 				t.Errorf("RoundTrip returned a response (status %d) with error %v, want no response", resp.StatusCode, err)
 			}
@@ -353,7 +248,7 @@ func TestTransportResponseOrError(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := httptest.NewRequest(http.MethodGet, "https://api.example.invalid/", nil)
 			req.RequestURI = ""
-			resp, err := NewTransport(staticSource(tok), WithBase(tt.base)).RoundTrip(req)
+			resp, err := tokenhttp.NewTransport(staticSource(tok), tokenhttp.WithBase(tt.base)).RoundTrip(req)
 			if (err != nil) == (resp != nil) {
 				t.Fatalf("RoundTrip = (%v, %v), want exactly one of a response and an error", resp, err)
 			}
@@ -374,7 +269,10 @@ func TestTransportResponseOrError(t *testing.T) {
 // TestTransport401 runs the 401 path against a real token endpoint and an
 // API that accepts only the newest token. The source is primed with tok-1,
 // then somebody else is issued tok-2, so tok-1 is rejected; the refetch
-// gets tok-3.
+
+// TestTransport401 runs the 401 path against a token endpoint emulator and
+// an API that accepts the tokens it issued but the first: the source is
+// primed with tok-1, which is then revoked; the refetch gets tok-2.
 func TestTransport401(t *testing.T) {
 	const payload = "payload-123"
 	tests := []struct {
@@ -382,63 +280,64 @@ func TestTransport401(t *testing.T) {
 		method      string
 		body        string // "" sends no body
 		noGetBody   bool   // hide the body's GetBody
-		api         string // "newest": 401 unless the newest token; "always401"; "always403"
-		failRefetch bool   // the token endpoint refuses after the first token
+		api         string // "fresh": 401 for the revoked token only; "always401"; "always403"
+		failRefetch bool   // the token endpoint refuses the refetch
 
 		wantStatus  int
 		wantBody    string
-		wantAuths   []string // Authorization of each API hit
+		wantAuths   []string // the token of each API hit, named by tokenNames
 		wantBodies  []string // request body of each API hit
 		wantFetches int64    // token requests, the priming one included
 		wantInv     []string // tokens invalidated; nil: none
 		skipInv     bool     // do not check wantInv
 	}{
 		{
-			name: "stale token: one refetch, one retry", method: http.MethodGet, api: "newest",
+			name: "stale token: one refetch, one retry", method: http.MethodGet, api: "fresh",
 			wantStatus: 200, wantBody: "ok #2",
-			wantAuths: []string{"Bearer tok-1", "Bearer tok-3"}, wantBodies: []string{"", ""},
+			wantAuths: []string{"tok-1", "tok-2"}, wantBodies: []string{"", ""},
 			wantFetches: 2, wantInv: []string{"tok-1"},
 		},
 		{
 			name: "second 401 returned as is", method: http.MethodGet, api: "always401",
 			wantStatus: 401, wantBody: "rejected #2",
-			wantAuths: []string{"Bearer tok-1", "Bearer tok-3"}, wantBodies: []string{"", ""},
+			wantAuths: []string{"tok-1", "tok-2"}, wantBodies: []string{"", ""},
 			wantFetches: 2, wantInv: []string{"tok-1"},
 		},
 		{
-			name: "POST with GetBody replayed with the same body", method: http.MethodPost, body: payload, api: "newest",
+			name: "POST with GetBody replayed with the same body", method: http.MethodPost, body: payload, api: "fresh",
 			wantStatus: 200, wantBody: "ok #2",
-			wantAuths: []string{"Bearer tok-1", "Bearer tok-3"}, wantBodies: []string{payload, payload},
+			wantAuths: []string{"tok-1", "tok-2"}, wantBodies: []string{payload, payload},
 			wantFetches: 2, wantInv: []string{"tok-1"},
 		},
 		{
-			name: "POST without GetBody not retried", method: http.MethodPost, body: payload, noGetBody: true, api: "newest",
+			name: "POST without GetBody not retried", method: http.MethodPost, body: payload, noGetBody: true, api: "fresh",
 			wantStatus: 401, wantBody: "rejected #1",
-			wantAuths: []string{"Bearer tok-1"}, wantBodies: []string{payload},
+			wantAuths: []string{"tok-1"}, wantBodies: []string{payload},
 			wantFetches: 1, skipInv: true,
 		},
 		{
 			name: "403 does not refresh", method: http.MethodGet, api: "always403",
 			wantStatus: 403, wantBody: "forbidden #1",
-			wantAuths: []string{"Bearer tok-1"}, wantBodies: []string{""},
+			wantAuths: []string{"tok-1"}, wantBodies: []string{""},
 			wantFetches: 1, wantInv: nil,
 		},
 		{
-			name: "source fails on the retry: the original 401", method: http.MethodGet, api: "newest", failRefetch: true,
+			name: "source fails on the retry: the original 401", method: http.MethodGet, api: "fresh", failRefetch: true,
 			wantStatus: 401, wantBody: "rejected #1",
-			wantAuths: []string{"Bearer tok-1"}, wantBodies: []string{""},
+			wantAuths: []string{"tok-1"}, wantBodies: []string{""},
 			wantFetches: 2, wantInv: []string{"tok-1"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := newTokenServer(t)
-			src := newSource(t, ts)
-			prime(t, src, "tok-1")
-			ts.rotate()
+			emu := newEmulator(t, sourcetest.Options{})
+			src := &spySource{CachedSource: newSource(t, emu)}
+			stale := prime(t, src)
+			emu.RevokeAll()
 			if tt.failRefetch {
-				ts.setFail("invalid_grant")
+				emu.FailNext(1, http.StatusBadRequest, "") // 4xx: final, no retry
 			}
+			name := tokenNames(emu)
 
 			var (
 				mu     sync.Mutex
@@ -456,7 +355,7 @@ func TestTransport401(t *testing.T) {
 				case tt.api == "always403":
 					w.WriteHeader(http.StatusForbidden)
 					fmt.Fprintf(w, "forbidden #%d", hit)
-				case tt.api == "always401" || r.Header.Get("Authorization") != "Bearer "+ts.newest():
+				case tt.api == "always401" || r.Header.Get("Authorization") == stale.HeaderValue():
 					w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 					w.WriteHeader(http.StatusUnauthorized)
 					fmt.Fprintf(w, "rejected #%d", hit)
@@ -502,7 +401,7 @@ func TestTransport401(t *testing.T) {
 				return http.DefaultTransport.RoundTrip(r2)
 			})
 
-			resp, err := NewTransport(src, WithBase(base)).RoundTrip(req)
+			resp, err := tokenhttp.NewTransport(src, tokenhttp.WithBase(base)).RoundTrip(req)
 			if err != nil {
 				t.Fatalf("RoundTrip: %v", err)
 			}
@@ -523,23 +422,76 @@ func TestTransport401(t *testing.T) {
 			if got, want := gotSent, tt.wantBodies; !slices.Equal(got, want) {
 				t.Errorf("base was handed bodies %q, want %q", got, want)
 			}
-			if got, want := gotAuths, tt.wantAuths; !slices.Equal(got, want) {
-				t.Errorf("API saw Authorization %q, want %q", got, want)
+			if got, want := name(gotAuths...), tt.wantAuths; !slices.Equal(got, want) {
+				t.Errorf("API's Authorization = %q, want %q", got, want)
 			}
 			if got, want := gotBodies, tt.wantBodies; !slices.Equal(got, want) {
-				t.Errorf("API saw bodies %q, want %q", got, want)
+				t.Errorf("API's bodies = %q, want %q", got, want)
 			}
-			if got, want := ts.requests.Load(), tt.wantFetches; got != want {
+			if got, want := int64(emu.TokenRequests()), tt.wantFetches; got != want {
 				t.Errorf("token requests = %d, want %d", got, want)
 			}
 			if !tt.skipInv {
-				if got, _ := src.invalidations(); !slices.Equal(got, tt.wantInv) {
-					t.Errorf("invalidated %q, want %q", got, tt.wantInv)
+				if got, _ := src.invalidations(); !slices.Equal(name(got...), tt.wantInv) {
+					t.Errorf("invalidated %q, want %q", name(got...), tt.wantInv)
 				}
 			}
 			if got := req.Header.Get("Authorization"); got != "" {
 				t.Errorf("caller's request has Authorization %q after RoundTrip, want none", got)
 			}
+		})
+	}
+}
+
+// TestTransportConcurrent401OneFetch sends n requests that all carry the
+// same stale token and all get 401: the source must fetch one new token,
+// not one per request. "together" answers the n 401s at once (one shared
+// fetch); "staggered" answers one first and the others only once the new
+// token is in use, so they invalidate the old token after the new one is
+
+// A 401 whose Bearer challenge says the scope is insufficient (or the
+// request is malformed) is not fixed by a new token: no refresh, no retry.
+func TestTransport401ChallengeDecidesRefresh(t *testing.T) {
+	tests := []struct {
+		challenge     string
+		wantAPIHits   int32
+		wantTokenReqs int
+	}{
+		{`Bearer realm="api", error="insufficient_scope", scope="orders:write"`, 1, 1},
+		{`Bearer error="invalid_request"`, 1, 1},
+		{`Bearer realm="api", error="invalid_token"`, 2, 2},
+		{``, 2, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.challenge, func(t *testing.T) {
+			checkLeaks(t)
+			idp := newEmulator(t, sourcetest.Options{})
+			var hits atomic.Int32
+			api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				hits.Add(1)
+				if tt.challenge != "" {
+					w.Header().Set("WWW-Authenticate", tt.challenge)
+				}
+				w.WriteHeader(http.StatusUnauthorized)
+			}))
+			t.Cleanup(api.Close)
+			src := newSource(t, idp)
+			resp, err := tokenhttp.NewClient(src).Get(api.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got, want := resp.StatusCode, http.StatusUnauthorized; got != want {
+				t.Errorf("status = %d, want %d", got, want)
+			}
+			if got := hits.Load(); got != tt.wantAPIHits {
+				t.Errorf("API hits = %d, want %d", got, tt.wantAPIHits)
+			}
+			if got := idp.TokenRequests(); got != tt.wantTokenReqs {
+				t.Errorf("token requests = %d, want %d", got, tt.wantTokenReqs)
+			}
+			api.CloseClientConnections()
+			http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 		})
 	}
 }
@@ -555,14 +507,14 @@ func TestTransportConcurrent401OneFetch(t *testing.T) {
 	for _, stagger := range []bool{false, true} {
 		name := map[bool]string{false: "together", true: "staggered"}[stagger]
 		t.Run(name, func(t *testing.T) {
-			ts := newTokenServer(t)
-			src := newSource(t, ts)
-			prime(t, src, "tok-1")
-			ts.rotate() // tok-2 goes to someone else: tok-1 is stale
+			emu := newEmulator(t, sourcetest.Options{})
+			src := &spySource{CachedSource: newSource(t, emu)}
+			stale := prime(t, src)
+			emu.RevokeAll() // tok-1 is stale
 
 			var (
 				staleHits, freshHits atomic.Int64
-				allStale             = make(chan struct{}) // closed when n requests carried tok-1
+				allStale             = make(chan struct{}) // closed when n requests carried the stale token
 				freshSeen            = make(chan struct{}) // closed when the new token first arrives
 				freshOnce            sync.Once
 			)
@@ -574,8 +526,8 @@ func TestTransportConcurrent401OneFetch(t *testing.T) {
 				}
 			}
 			api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				switch r.Header.Get("Authorization") {
-				case "Bearer tok-1":
+				switch auth := r.Header.Get("Authorization"); {
+				case auth == stale.HeaderValue():
 					k := staleHits.Add(1)
 					if k == n {
 						close(allStale)
@@ -585,7 +537,7 @@ func TestTransportConcurrent401OneFetch(t *testing.T) {
 						wait(r, freshSeen)
 					}
 					w.WriteHeader(http.StatusUnauthorized)
-				case "Bearer " + ts.newest():
+				case slices.Contains(emu.IssuedTokens(), strings.TrimPrefix(auth, "Bearer ")):
 					freshHits.Add(1)
 					freshOnce.Do(func() { close(freshSeen) })
 					io.WriteString(w, "ok")
@@ -595,7 +547,7 @@ func TestTransportConcurrent401OneFetch(t *testing.T) {
 			}))
 			t.Cleanup(api.Close)
 
-			client := NewClient(src)
+			client := tokenhttp.NewClient(src)
 			statuses := make([]int, n)
 			errs := make([]error, n)
 			var wg sync.WaitGroup
@@ -621,7 +573,7 @@ func TestTransportConcurrent401OneFetch(t *testing.T) {
 					}
 				}
 			}
-			if got, want := ts.requests.Load(), int64(2); got != want {
+			if got, want := emu.TokenRequests(), 2; got != want {
 				t.Errorf("token requests = %d, want %d (the priming one and ONE refetch)", got, want)
 			}
 			if got, want := staleHits.Load(), int64(n); got != want {
@@ -635,8 +587,8 @@ func TestTransportConcurrent401OneFetch(t *testing.T) {
 				t.Errorf("Invalidate called %d times, want %d", got, want)
 			}
 			for _, tok := range inv {
-				if tok != "tok-1" {
-					t.Errorf("Invalidate(%q), want only tok-1", tok)
+				if tok != stale.AccessToken {
+					t.Errorf("Invalidate got another token than the stale one")
 					break
 				}
 			}
@@ -644,6 +596,93 @@ func TestTransportConcurrent401OneFetch(t *testing.T) {
 				t.Errorf("Invalidate dropped a token %d times, want %d", got, want)
 			}
 		})
+	}
+}
+
+// TestTransport401StormBounded: an API that rejects every token (401 with
+// invalid_token) is not rejecting the token. 1000 calls from 10 goroutines
+// get the API's 401 every time, but the source fetches at most 5 tokens:
+// once a freshly fetched token is rejected too, it stops dropping tokens
+// and backs off, and counts the suppressed invalidations.
+func TestTransport401StormBounded(t *testing.T) {
+	const goroutines, calls = 10, 100
+	emu := newEmulator(t, sourcetest.Options{})
+	_, reader, tel := telemetrySDK(t)
+	src := newSource(t, emu, func(c *source.Config) { c.Telemetry = tel })
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(api.Close)
+	client := tokenhttp.NewClient(src)
+	t.Cleanup(client.CloseIdleConnections)
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	for range goroutines {
+		wg.Go(func() {
+			for range calls {
+				resp, err := client.Get(api.URL)
+				if err != nil {
+					t.Errorf("Get: %v", err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				statuses[resp.StatusCode]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if got, want := statuses[http.StatusUnauthorized], goroutines*calls; got != want {
+		t.Errorf("401s returned = %d (statuses %v), want %d: the API's 401 comes back", got, statuses, want)
+	}
+	t.Logf("%d calls, %d token requests", goroutines*calls, emu.TokenRequests())
+	if got := emu.TokenRequests(); got > 5 {
+		t.Errorf("token requests = %d, want at most 5 for %d calls that all get 401", got, goroutines*calls)
+	}
+
+	var suppressed int64
+	for _, n := range metricPoints(t, reader, telemetry.MetricSuppressedInvalidations) {
+		suppressed += n
+	}
+	if suppressed == 0 {
+		t.Errorf("%s = 0, want the suppressed invalidations counted", telemetry.MetricSuppressedInvalidations)
+	}
+}
+
+// TestTransport401RevokedReplacedAtOnce: a token the API revoked is
+// replaced at once (one extra fetch), and so is its replacement when the
+// API accepted it and then revoked it too: the backoff is for tokens
+// rejected before any API accepted them.
+func TestTransport401RevokedReplacedAtOnce(t *testing.T) {
+	emu := newEmulator(t, sourcetest.Options{})
+	src := newSource(t, emu)
+	client := tokenhttp.NewClient(src)
+	t.Cleanup(client.CloseIdleConnections)
+	get := func(what string) {
+		t.Helper()
+		resp, err := client.Get(emu.ResourceURL)
+		if err != nil {
+			t.Fatalf("%s: Get: %v", what, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d, want 200", what, resp.StatusCode)
+		}
+	}
+	get("first call")
+	for i, want := range []int64{2, 3, 4} {
+		emu.RevokeAll() // the current token is revoked
+		get("after revocation")
+		get("again")
+		if got := int64(emu.TokenRequests()); got != want {
+			t.Errorf("revocation %d: token requests = %d, want %d (one extra fetch per revocation)", i+1, got, want)
+		}
 	}
 }
 
@@ -718,7 +757,7 @@ func TestTransportRedirectOrigin(t *testing.T) {
 			hits = nil
 			mu.Unlock()
 			src := &countingSource{tok: tok}
-			resp, err := NewClient(src).Get(a.URL + tt.path)
+			resp, err := tokenhttp.NewClient(src).Get(a.URL + tt.path)
 			if err != nil {
 				t.Fatalf("Get: %v", err)
 			}
@@ -759,7 +798,7 @@ func TestTransportRedirectBaseWithoutResponseRequest(t *testing.T) {
 		}
 		return resp, nil
 	})
-	resp, err := NewClient(staticSource(&source.Token{AccessToken: "abc"}), WithBase(base)).Get("https://api.example.invalid/start")
+	resp, err := tokenhttp.NewClient(staticSource(&source.Token{AccessToken: "abc"}), tokenhttp.WithBase(base)).Get("https://api.example.invalid/start")
 	if err != nil {
 		t.Fatalf("Get: %v", err)
 	}
@@ -779,7 +818,7 @@ func TestTransportCleartext(t *testing.T) {
 	tests := []struct {
 		name     string
 		url      string
-		opts     []Option
+		opts     []tokenhttp.Option
 		wantSent bool
 	}{
 		{"http to a non-loopback host refused", "http://example.invalid/x", nil, false},
@@ -788,12 +827,12 @@ func TestTransportCleartext(t *testing.T) {
 		{"http to localhost", "http://localhost/x", nil, true},
 		{"http to ::1", "http://[::1]:8080/x", nil, true},
 		{"https to a non-loopback host", "https://example.invalid/x", nil, true},
-		{"http to a non-loopback host with WithInsecureHTTP", "http://example.invalid/x", []Option{WithInsecureHTTP()}, true},
+		{"http to a non-loopback host with WithInsecureHTTP", "http://example.invalid/x", []tokenhttp.Option{tokenhttp.WithInsecureHTTP()}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			base := &recordingBase{}
-			tr := NewTransport(staticSource(tok), append([]Option{WithBase(base)}, tt.opts...)...)
+			tr := tokenhttp.NewTransport(staticSource(tok), append([]tokenhttp.Option{tokenhttp.WithBase(base)}, tt.opts...)...)
 			body := &closeRecorder{Reader: strings.NewReader("x")}
 			req, err := http.NewRequest(http.MethodPut, tt.url, body)
 			if err != nil {
@@ -835,21 +874,18 @@ func TestTransportCleartext(t *testing.T) {
 // client, the API is not called and the *source.Error comes through
 // http.Client.Do, without the client secret in the text.
 func TestTransportTokenEndpointError(t *testing.T) {
-	ts := newTokenServer(t)
-	ts.setFail("invalid_client")
-	src := newSource(t, ts)
+	const wrongSecret = "S3cr3t-client-7f2a"
+	emu := newEmulator(t, sourcetest.Options{})
+	src := newSource(t, emu, func(c *source.Config) { c.ClientSecret = wrongSecret })
 
 	var apiHits atomic.Int64
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { apiHits.Add(1) }))
 	t.Cleanup(api.Close)
 
-	resp, err := NewClient(src).Get(api.URL)
+	resp, err := tokenhttp.NewClient(src).Get(api.URL)
 	if resp != nil {
 		resp.Body.Close()
 		t.Fatalf("got a response (status %d), want an error", resp.StatusCode)
-	}
-	if err == nil {
-		t.Fatal("Get succeeded, want an error")
 	}
 	var se *source.Error
 	if !errors.As(err, &se) {
@@ -861,14 +897,14 @@ func TestTransportTokenEndpointError(t *testing.T) {
 	if got, want := se.StatusCode, http.StatusUnauthorized; got != want {
 		t.Errorf("StatusCode = %d, want %d", got, want)
 	}
-	if got, want := ts.requests.Load(), int64(1); got != want {
+	if got, want := emu.TokenRequests(), 1; got != want {
 		t.Errorf("token requests = %d, want %d", got, want)
 	}
 	if got := apiHits.Load(); got != 0 {
 		t.Errorf("API hits = %d, want 0", got)
 	}
 	for _, text := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", se)} {
-		if strings.Contains(text, clientSecret) {
+		if strings.Contains(text, wrongSecret) {
 			t.Errorf("error text has the client secret: %s", text)
 		}
 	}
@@ -878,15 +914,15 @@ func TestWithBase(t *testing.T) {
 	src := staticSource(&source.Token{AccessToken: "abc"})
 	tests := []struct {
 		name string
-		opts []Option
+		opts []tokenhttp.Option
 	}{
 		{"no option", nil},
-		{"WithBase(nil)", []Option{WithBase(nil)}},
-		{"nil Option", []Option{nil}},
+		{"WithBase(nil)", []tokenhttp.Option{tokenhttp.WithBase(nil)}},
+		{"nil Option", []tokenhttp.Option{nil}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got, want := NewTransport(src, tt.opts...).base, http.DefaultTransport; got != want {
+			if got, want := tokenhttp.TransportBase(tokenhttp.NewTransport(src, tt.opts...)), http.DefaultTransport; got != want {
 				t.Errorf("base = %T %p, want http.DefaultTransport", got, got)
 			}
 		})
@@ -897,21 +933,21 @@ func TestWithBase(t *testing.T) {
 			io.WriteString(w, r.Header.Get("Authorization"))
 		}))
 		t.Cleanup(api.Close)
-		resp, err := NewClient(src, WithBase(nil)).Get(api.URL)
+		resp, err := tokenhttp.NewClient(src, tokenhttp.WithBase(nil)).Get(api.URL)
 		if err != nil {
 			t.Fatalf("Get: %v", err)
 		}
 		got, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if got, want := string(got), "Bearer abc"; got != want {
-			t.Errorf("API saw Authorization %q, want %q", got, want)
+			t.Errorf("API's Authorization = %q, want %q", got, want)
 		}
 	})
 
 	t.Run("NewClient uses the Transport over the base", func(t *testing.T) {
 		base := &recordingBase{}
-		c := NewClient(src, WithBase(base))
-		if _, ok := c.Transport.(*Transport); !ok {
+		c := tokenhttp.NewClient(src, tokenhttp.WithBase(base))
+		if _, ok := c.Transport.(*tokenhttp.Transport); !ok {
 			t.Errorf("NewClient's Transport is %T, want *Transport", c.Transport)
 		}
 		resp, err := c.Get("https://api.example.invalid/")
@@ -929,94 +965,161 @@ func TestWithBase(t *testing.T) {
 	})
 }
 
-func TestMiddlewareReplacesAuthorization(t *testing.T) {
+// TestTelemetryUnauthorizedRetry checks that the Transport's retry after a
+// 401 is an event on the request's span and counts once, and that the
+// fetch it causes is a child of that span.
+func TestTelemetryUnauthorizedRetry(t *testing.T) {
 	tests := []struct {
-		name       string
-		clientAuth []string
+		name        string
+		revoke      bool
+		wantEvents  int
+		wantRetries map[string]int64
+		wantReasons []string // of the fetch spans, in order
 	}{
-		{"none sent", nil},
-		{"client's replaced", []string{"Basic Y2xpZW50OnNlY3JldA=="}},
-		{"two sent, one kept", []string{"Bearer client-chosen", "Basic eA=="}},
+		{"token accepted", false, 0, map[string]int64{}, []string{telemetry.ReasonCold}},
+		{"token revoked", true, 1, map[string]int64{"": 1}, []string{telemetry.ReasonCold, telemetry.ReasonRejected}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := newTokenServer(t)
-			src := newSource(t, ts)
-			var got []string
-			called := false
-			h := Middleware(src)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				called = true
-				got = r.Header.Values("Authorization")
-			}))
-			req := httptest.NewRequest(http.MethodGet, "/upstream", nil)
-			if tt.clientAuth != nil {
-				req.Header["Authorization"] = slices.Clone(tt.clientAuth)
+			checkLeaks(t)
+			idp := newEmulator(t, sourcetest.Options{})
+			rec, reader, tel := telemetrySDK(t)
+			src := newSource(t, idp, func(c *source.Config) { c.Telemetry = tel })
+			if _, err := src.Token(context.Background()); err != nil {
+				t.Fatalf("Token: %v", err)
 			}
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-			if !called {
-				t.Fatalf("next not called; status %d, body %q", rec.Code, rec.Body.String())
+			if tt.revoke {
+				idp.RevokeAll()
 			}
-			if want := []string{"Bearer tok-1"}; !slices.Equal(got, want) {
-				t.Errorf("next saw Authorization %q, want %q", got, want)
+			client := &http.Client{Transport: tokenhttp.NewTransport(src,
+				tokenhttp.WithTelemetry(tel), tokenhttp.WithBase(idp.Client().Transport))}
+
+			ctx, parent := tel.TracerProvider.Tracer("test").Start(context.Background(), "request")
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, idp.ResourceURL, nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if got, want := req.Header.Values("Authorization"), tt.clientAuth; !slices.Equal(got, want) {
-				t.Errorf("incoming request's Authorization = %q after the middleware, want it unchanged %q", got, want)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("Do: %v", err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			parent.End()
+			if got, want := resp.StatusCode, http.StatusOK; got != want {
+				t.Errorf("status = %d, want %d", got, want)
+			}
+
+			var reasons []string
+			var events int
+			for _, sp := range rec.Ended() {
+				switch sp.Name() {
+				case telemetry.SpanFetch:
+					for _, kv := range sp.Attributes() {
+						if kv.Key == telemetry.AttrRefreshReason {
+							reasons = append(reasons, kv.Value.AsString())
+						}
+					}
+					if tt.revoke && len(reasons) == 2 {
+						if got, want := sp.Parent().SpanID(), parent.SpanContext().SpanID(); got != want {
+							t.Errorf("the rejected fetch's parent = %v, want the request's span %v", got, want)
+						}
+					}
+				case "request":
+					for _, ev := range sp.Events() {
+						if ev.Name == telemetry.EventUnauthorizedRetry {
+							events++
+						}
+					}
+				}
+			}
+			if !slices.Equal(reasons, tt.wantReasons) {
+				t.Errorf("fetch reasons = %q, want %q", reasons, tt.wantReasons)
+			}
+			if events != tt.wantEvents {
+				t.Errorf("%s events on the request's span = %d, want %d", telemetry.EventUnauthorizedRetry, events, tt.wantEvents)
+			}
+			got := metricPoints(t, reader, telemetry.MetricUnauthorizedRetries)
+			if len(got) != len(tt.wantRetries) {
+				t.Errorf("%s = %v, want %v", telemetry.MetricUnauthorizedRetries, got, tt.wantRetries)
+			}
+			for k, w := range tt.wantRetries {
+				if got[k] != w {
+					t.Errorf("%s{%s} = %d, want %d", telemetry.MetricUnauthorizedRetries, k, got[k], w)
+				}
 			}
 		})
 	}
 }
 
-func TestMiddlewareTokenFailure(t *testing.T) {
-	tests := []struct {
-		name           string
-		mode           string
-		fetchTimeout   time.Duration
-		wantStatus     int
-		wantRetryAfter string
-	}{
-		{"refused client credentials", "invalid_client", 0, http.StatusBadGateway, ""},
-		{"refused grant", "invalid_grant", 0, http.StatusBadGateway, ""},
-		{"unavailable with Retry-After", "unavailable", 0, http.StatusServiceUnavailable, "7"},
-		{"5xx", "server_error", 0, http.StatusServiceUnavailable, ""},
-		{"deadline", "hang", 100 * time.Millisecond, http.StatusGatewayTimeout, ""},
+// TestTransport401RenewedTokenRevokedToo: a RevokeAll that lands while a
+// renewal is in flight revokes the old token and its replacement. The
+// request that carried the old token is retried with the replacement and
+// gets 401 again, so the source takes the API for one that rejects every
+// token and keeps the replacement for its reject backoff (1 s): the 401s
+// reach callers until then, and the next call after it gets a new token.
+// The soak's soakRejectHold is this backoff.
+func TestTransport401RenewedTokenRevokedToo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the source's 1 s reject backoff")
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ts := newTokenServer(t)
-			ts.setFail(tt.mode)
-			src := newSource(t, ts, func(c *source.Config) { c.FetchTimeout = tt.fetchTimeout })
-			called := false
-			h := Middleware(src)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { called = true }))
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/upstream", nil))
+	emu := newEmulator(t, sourcetest.Options{})
+	src := newSource(t, emu)
+	old := prime(t, src)
+	var raced atomic.Bool
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if raced.CompareAndSwap(false, true) {
+			// While this request is in flight, a renewal replaces the
+			// old token, and then every token is revoked.
+			src.Invalidate(old)
+			if _, err := src.Token(r.Context()); err != nil {
+				t.Errorf("the renewal: %v", err)
+			}
+			emu.RevokeAll()
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, emu.ResourceURL, nil)
+		req.Header.Set("Authorization", r.Header.Get("Authorization"))
+		resp, err := emu.Client().Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		resp.Body.Close()
+		w.Header().Set("WWW-Authenticate", resp.Header.Get("WWW-Authenticate"))
+		w.WriteHeader(resp.StatusCode)
+	}))
+	t.Cleanup(api.Close)
+	client := tokenhttp.NewClient(src)
+	t.Cleanup(client.CloseIdleConnections)
 
-			if called {
-				t.Errorf("next called, want not")
+	start := time.Now()
+	var first, recovered time.Duration
+	for n := 0; time.Since(start) < 3*time.Second; n++ {
+		resp, err := client.Get(api.URL)
+		if err != nil {
+			t.Fatalf("call %d: %v", n, err)
+		}
+		resp.Body.Close()
+		if n == 0 {
+			first = time.Since(start)
+			if got, want := resp.StatusCode, http.StatusUnauthorized; got != want {
+				t.Fatalf("the raced call's status = %d, want %d", got, want)
 			}
-			if got, want := rec.Code, tt.wantStatus; got != want {
-				t.Errorf("status = %d, want %d", got, want)
-			}
-			if got, want := rec.Header().Get("Content-Type"), "application/problem+json"; got != want {
-				t.Errorf("Content-Type = %q, want %q", got, want)
-			}
-			if got, want := rec.Header().Get("Retry-After"), tt.wantRetryAfter; got != want {
-				t.Errorf("Retry-After = %q, want %q", got, want)
-			}
-			body := rec.Body.String()
-			var problem struct {
-				Status int `json:"status"`
-			}
-			if err := json.Unmarshal([]byte(body), &problem); err != nil {
-				t.Errorf("body %q is not JSON: %v", body, err)
-			} else if got, want := problem.Status, tt.wantStatus; got != want {
-				t.Errorf("problem status = %d, want %d", got, want)
-			}
-			for _, secret := range []string{clientSecret, providerText} {
-				if strings.Contains(body, secret) {
-					t.Errorf("reply body %q contains %q", body, secret)
-				}
-			}
-		})
+		}
+		if resp.StatusCode == http.StatusOK {
+			recovered = time.Since(start)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if recovered == 0 {
+		t.Fatalf("no call got 200 within 3 s of the race, want one after the 1 s backoff")
+	}
+	t.Logf("the raced call answered at +%v; the first 200 at +%v", first.Round(time.Millisecond), recovered.Round(time.Millisecond))
+	if recovered > 1500*time.Millisecond {
+		t.Errorf("first 200 at +%v, want within the 1 s reject backoff (and a call)", recovered.Round(time.Millisecond))
+	}
+	if got, want := emu.TokenRequests(), 3; got != want {
+		t.Errorf("token requests = %d, want %d (the old token, its replacement, one after the backoff)", got, want)
 	}
 }

@@ -1,0 +1,109 @@
+package tokenhttp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tokenhttp/tokenhttp/retry"
+	"github.com/tokenhttp/tokenhttp/source"
+)
+
+// statusClientClosedRequest is nginx's status for a client that left
+// before the reply; net/http writes any 3-digit status.
+const statusClientClosedRequest = 499
+
+// rejection is how the middleware answers a request it cannot pass on.
+type rejection struct {
+	status     int
+	errType    string        // error.type for telemetry: a code, never provider text
+	detail     string        // written by us; "" writes no body
+	retryAfter time.Duration // > 0: a Retry-After header
+}
+
+// Details of the replies. They say what happened in the gateway's words;
+// nothing the token endpoint sent is ever copied into them.
+const (
+	detailRefused     = "The gateway could not get a credential for the upstream service: its token endpoint refused the gateway's credentials."
+	detailUnavailable = "The gateway could not get a credential for the upstream service: its token endpoint is unavailable. Try again later."
+	detailBreaker     = "The gateway could not get a credential for the upstream service: its token endpoint is failing, and the gateway has paused requests to it. Try again after Retry-After seconds."
+	detailTimeout     = "The gateway could not get a credential for the upstream service in time."
+	detailNoToken     = "The gateway could not get a credential for the upstream service: its token source returned none."
+)
+
+// classify maps why no token could be had to the reply. ctx is the
+// request's; err may be nil when the source returned no token and no
+// error.
+func classify(ctx context.Context, err error) rejection {
+	if ctx.Err() == context.Canceled {
+		return rejection{status: statusClientClosedRequest, errType: "canceled"}
+	}
+	if err == nil {
+		return rejection{status: http.StatusInternalServerError, errType: "no_token", detail: detailNoToken}
+	}
+	var (
+		open *retry.OpenError
+		te   *source.Error
+		he   *source.HookError
+		fe   *source.FetchError
+		tm   interface{ Timeout() bool }
+	)
+	switch {
+	case errors.As(err, &open):
+		return rejection{status: http.StatusServiceUnavailable, errType: "breaker_open", detail: detailBreaker,
+			retryAfter: max(time.Until(open.Until), time.Second)}
+	case errors.Is(err, retry.ErrOpen):
+		return rejection{status: http.StatusServiceUnavailable, errType: "breaker_open", detail: detailUnavailable}
+	case errors.As(err, &te) && te.Temporary():
+		return rejection{status: http.StatusServiceUnavailable, errType: te.Code, detail: detailUnavailable,
+			retryAfter: te.RetryAfter}
+	case te != nil:
+		return rejection{status: http.StatusBadGateway, errType: te.Code, detail: detailRefused}
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &tm) && tm.Timeout()):
+		return rejection{status: http.StatusGatewayTimeout, errType: "timeout", detail: detailTimeout}
+	case errors.Is(err, source.ErrClosed):
+		return rejection{status: http.StatusServiceUnavailable, errType: "closed", detail: detailUnavailable}
+	case errors.As(err, &he):
+		return rejection{status: http.StatusServiceUnavailable, errType: "hook", detail: detailUnavailable}
+	case errors.As(err, &fe):
+		return rejection{status: http.StatusServiceUnavailable, errType: "network", detail: detailUnavailable}
+	}
+	return rejection{status: http.StatusServiceUnavailable, errType: "error", detail: detailUnavailable}
+}
+
+// problem is an RFC 9457 problem details object. With type "about:blank",
+// the title is the status's reason phrase.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+}
+
+// reject records rj and answers it: a problem+json body when rj has a
+// detail, and Retry-After in whole seconds, rounded up.
+func (g *gateway) reject(w http.ResponseWriter, r *http.Request, rj rejection) {
+	g.tel.GatewayRejection(r.Context(), rj.status, rj.errType)
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	if rj.detail == "" {
+		w.WriteHeader(rj.status)
+		return
+	}
+	body, err := json.Marshal(problem{Type: "about:blank", Title: http.StatusText(rj.status), Status: rj.status, Detail: rj.detail})
+	if err != nil { // cannot happen: the fields are plain strings and an int
+		body = []byte("{}")
+	}
+	body = append(body, '\n')
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if rj.retryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64((rj.retryAfter+time.Second-1)/time.Second), 10))
+	}
+	w.WriteHeader(rj.status)
+	_, _ = w.Write(body)
+}
