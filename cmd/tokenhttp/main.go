@@ -58,6 +58,7 @@ Usage:
   tokenhttp demo                 run the demo against local emulators of five providers
   tokenhttp token [flags]        fetch a token and print its metadata
   tokenhttp call [flags] URL     make an authenticated request
+  tokenhttp proxy --config FILE  run a credential-injecting egress proxy
   tokenhttp help [command]       show help for a command
 
 Exit codes: 0 ok, 1 request failed, 2 usage, 3 token refused, 4 token endpoint unavailable.
@@ -76,6 +77,8 @@ func run(ctx context.Context, args []string, e env) int {
 		return runToken(ctx, rest, e)
 	case "call":
 		return runCall(ctx, rest, e)
+	case "proxy":
+		return runProxy(ctx, rest, e.stdout, e.stderr, e.getenv)
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 {
 			return run(ctx, []string{rest[0], "--help"}, e)
