@@ -473,14 +473,19 @@ func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }
 // rewrite points the outgoing request at rc's upstream.
 func rewrite(rc Route) func(*httputil.ProxyRequest) {
 	return func(pr *httputil.ProxyRequest) {
+		exact := false
 		if rc.StripPrefix && rc.Prefix != "/" {
 			u := pr.Out.URL
 			u.Path = strings.TrimPrefix(u.Path, rc.Prefix)
 			if u.RawPath != "" {
 				u.RawPath = strings.TrimPrefix(u.RawPath, rc.Prefix)
 			}
+			exact = u.Path == "" || u.Path == "/" && rc.Upstream.Path != ""
 		}
 		pr.SetURL(rc.Upstream)
+		if exact { // the prefix itself: the upstream's own path, no slash added
+			pr.Out.URL.Path, pr.Out.URL.RawPath = rc.Upstream.Path, rc.Upstream.RawPath
+		}
 	}
 }
 
