@@ -522,7 +522,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	defer g.release()
 	sw := &statusWriter{ResponseWriter: w}
 	rt := g.byRec[g.match(r)]
-	routeAttr := attribute.String("route", "")
+	routeAttr := attribute.String("route", "unmatched")
 	if rt == nil {
 		g.unmatched.ServeHTTP(sw, r)
 	} else {
