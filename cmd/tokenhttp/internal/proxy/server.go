@@ -87,6 +87,7 @@ type generation struct {
 
 	refs      atomic.Int64 // in-flight requests, +1 while current
 	closeOnce sync.Once
+	done      chan struct{} // closed when close has ended
 	stopKeep  context.CancelFunc
 	keepers   sync.WaitGroup
 }
@@ -224,7 +225,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		g := p.cur.Load()
 		p.reloadMu.Unlock()
 		g.release() // the current generation's own reference
-		g.waitClosed()
+		g.waitClosed(ctx)
 		if p.own {
 			err = errors.Join(err, p.tel.Shutdown(context.WithoutCancel(ctx)))
 		}
@@ -293,20 +294,23 @@ func (g *generation) close() {
 	for _, c := range g.closers {
 		_ = c.Close()
 	}
+	close(g.done)
 }
 
-// waitClosed waits until the generation is closed (its last request ended).
-func (g *generation) waitClosed() {
-	for g.refs.Load() > 0 {
-		time.Sleep(5 * time.Millisecond)
+// waitClosed waits until the generation is closed (its last request
+// ended), or ctx is done: then it closes the generation at once.
+func (g *generation) waitClosed(ctx context.Context) {
+	select {
+	case <-g.done:
+	case <-ctx.Done():
+		g.closeOnce.Do(g.close)
 	}
-	g.closeOnce.Do(func() {}) // waits for a close in progress
 }
 
 // build reads the secrets and makes cfg's sources and handlers.
 func (p *Proxy) build(cfg *Config) (_ *generation, err error) {
 	g := &generation{cfg: cfg, byRec: map[source.TokenSource]*route{}, maxBody: cfg.MaxReplayBody,
-		files: map[string][32]byte{}, log: p.log}
+		files: map[string][32]byte{}, log: p.log, done: make(chan struct{})}
 	g.refs.Store(1)
 	defer func() {
 		if err != nil {
