@@ -216,3 +216,12 @@ func routeYAML(prefix, upstream, tokenURL, secretPath string, extra ...string) s
 	}
 	return s
 }
+
+func filepathJoin(dir, name string) string { return filepath.Join(dir, name) }
+
+func writeSecret(tb testing.TB, name, v string) {
+	tb.Helper()
+	if err := os.WriteFile(name, []byte(v+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+}

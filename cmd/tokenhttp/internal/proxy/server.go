@@ -85,6 +85,8 @@ type generation struct {
 	files     map[string][32]byte // secret files and their digests when read
 	log       *slog.Logger
 
+	sets sync.Map // attrKey -> metric.MeasurementOption, built once each
+
 	refs      atomic.Int64 // in-flight requests, +1 while current
 	closeOnce sync.Once
 	done      chan struct{} // closed when close has ended
@@ -542,13 +544,30 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	attrs := metric.WithAttributes(routeAttr, attribute.Int("http.response.status_code", status))
-	ctx := context.WithoutCancel(r.Context())
+	attrs := g.attrs(routeAttr, status)
+	ctx := r.Context() // the SDK records even when it is cancelled
 	p.tel.requests.Add(ctx, 1, attrs)
 	p.tel.duration.Record(ctx, time.Since(start).Seconds(), attrs)
 	if !sw.forwarded {
 		p.log.Warn("request rejected", "route", routeAttr.Value.AsString(), "method", r.Method, "path", r.URL.Path, "status", status)
 	}
+}
+
+// attrKey names one attribute set of the request metrics.
+type attrKey struct {
+	route  string
+	status int
+}
+
+// attrs returns the metric attributes for route and status, hashed once.
+func (g *generation) attrs(route attribute.KeyValue, status int) metric.MeasurementOption {
+	k := attrKey{route.Value.AsString(), status}
+	if o, ok := g.sets.Load(k); ok {
+		return o.(metric.MeasurementOption)
+	}
+	o := metric.WithAttributeSet(attribute.NewSet(route, attribute.Int("http.response.status_code", status)))
+	g.sets.Store(k, o)
+	return o
 }
 
 // bufferBody returns r with its body read into memory and GetBody set,
