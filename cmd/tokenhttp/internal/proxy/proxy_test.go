@@ -111,3 +111,23 @@ func TestReplay401(t *testing.T) {
 		t.Errorf("POST of a big body with a fresh token: %d %s, want 200 with 65 bytes streamed", code, got)
 	}
 }
+
+// TestPassThrough: with unmatched: pass_through, a path no route matches
+// goes to pass_through_upstream as the client sent it, with no token.
+func TestPassThrough(t *testing.T) {
+	dir := t.TempDir()
+	sec := secretFile(t, dir, "secret", sourcetest.DefaultClientSecret)
+	em := newEmulator(t, sourcetest.Options{})
+	up, other := newUpstream(t), newUpstream(t)
+	h := startProxy(t, dir, "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nunmatched: pass_through\npass_through_upstream: "+other.URL+
+		"\nroutes:\n"+routeYAML("/api", up.URL, em.TokenURL, sec))
+	code, _, body := h.do("GET", "/elsewhere/1", "Bearer client-own", nil)
+	var e echo
+	if code != 200 || json.Unmarshal(body, &e) != nil || e.Path != "/elsewhere/1" || e.Auth != "Bearer client-own" {
+		t.Errorf("unmatched pass-through: %d %s, want the client's request as it came", code, body)
+	}
+	code, _, body = h.do("GET", "/api/x", "Bearer client-own", nil)
+	if code != 200 || json.Unmarshal(body, &e) != nil || e.Auth == "Bearer client-own" || e.Path != "/api/x" {
+		t.Errorf("matched: %d %s, want the route's token", code, body)
+	}
+}

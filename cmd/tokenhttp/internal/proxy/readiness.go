@@ -54,11 +54,13 @@ func (r *recorder) Token(ctx context.Context) (*source.Token, error) {
 	tok, err := r.src.Token(ctx)
 	last := r.last.Load()
 	if err == nil && tok != nil {
-		if last != nil && last.tok == tok {
-			return tok, nil
+		if last != nil && last.tok == tok && last.errType == "" {
+			return tok, nil // the cached hit: one load, one comparison
 		}
 		r.last.Store(&outcome{tok: tok, expiry: tok.Expiry, at: time.Now()})
-		r.log.Info("token obtained", "route", r.route, "expiry", tok.Expiry.UTC().Format(time.RFC3339))
+		if last == nil || last.tok != tok {
+			r.log.Info("token obtained", "route", r.route, "expiry", tok.Expiry.UTC().Format(time.RFC3339))
+		}
 		return tok, nil
 	}
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
