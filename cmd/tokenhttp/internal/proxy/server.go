@@ -354,6 +354,7 @@ func (p *Proxy) build(cfg *Config) (_ *generation, err error) {
 		rp := &httputil.ReverseProxy{
 			Rewrite:      rewrite(rc),
 			Transport:    tokenhttp.NewTransport(rec, opts...),
+			BufferPool:   &buffers,
 			ErrorHandler: p.upstreamError(rc.Prefix),
 		}
 		rt := &route{prefix: rc.Prefix, rec: rec, attrs: attribute.String("route", rc.Prefix),
@@ -370,6 +371,7 @@ func (p *Proxy) build(cfg *Config) (_ *generation, err error) {
 		next = forwarded(&httputil.ReverseProxy{
 			Rewrite:      func(pr *httputil.ProxyRequest) { pr.SetURL(cfg.PassThrough) },
 			Transport:    p.opts.Upstream,
+			BufferPool:   &buffers,
 			ErrorHandler: p.upstreamError(""),
 		})
 	}
@@ -476,6 +478,26 @@ func decodeKey(s string) ([]byte, error) {
 
 func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }
 
+// buffers lends the ReverseProxies their 32 KiB copy buffers, which
+// would otherwise be allocated (and cleared) for every response.
+var buffers bufferPool
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == 32<<10 {
+		buf = buf[:cap(buf)]
+		b.p.Put(&buf)
+	}
+}
+
 // rewrite points the outgoing request at rc's upstream.
 func rewrite(rc Route) func(*httputil.ProxyRequest) {
 	return func(pr *httputil.ProxyRequest) {
@@ -526,7 +548,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	g := p.acquire()
 	defer g.release()
-	sw := &statusWriter{ResponseWriter: w}
+	sw := writers.Get().(*statusWriter)
+	*sw = statusWriter{ResponseWriter: w}
+	defer func() { *sw = statusWriter{}; writers.Put(sw) }()
 	rt := g.byRec[g.match(r)]
 	routeAttr := attribute.String("route", "unmatched")
 	if rt == nil {
@@ -546,8 +570,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	attrs := g.attrs(routeAttr, status)
 	ctx := r.Context() // the SDK records even when it is cancelled
-	p.tel.requests.Add(ctx, 1, attrs)
-	p.tel.duration.Record(ctx, time.Since(start).Seconds(), attrs)
+	p.tel.requests.Add(ctx, 1, attrs.add...)
+	p.tel.duration.Record(ctx, time.Since(start).Seconds(), attrs.rec...)
 	if !sw.forwarded {
 		p.log.Warn("request rejected", "route", routeAttr.Value.AsString(), "method", r.Method, "path", r.URL.Path, "status", status)
 	}
@@ -559,13 +583,21 @@ type attrKey struct {
 	status int
 }
 
-// attrs returns the metric attributes for route and status, hashed once.
-func (g *generation) attrs(route attribute.KeyValue, status int) metric.MeasurementOption {
+// measureOpts are the options of one attribute set for the request
+// counter and histogram, built once so that recording allocates nothing.
+type measureOpts struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+}
+
+// attrs returns the metric options for route and status, hashed once.
+func (g *generation) attrs(route attribute.KeyValue, status int) *measureOpts {
 	k := attrKey{route.Value.AsString(), status}
 	if o, ok := g.sets.Load(k); ok {
-		return o.(metric.MeasurementOption)
+		return o.(*measureOpts)
 	}
-	o := metric.WithAttributeSet(attribute.NewSet(route, attribute.Int("http.response.status_code", status)))
+	set := metric.WithAttributeSet(attribute.NewSet(route, attribute.Int("http.response.status_code", status)))
+	o := &measureOpts{add: []metric.AddOption{set}, rec: []metric.RecordOption{set}}
 	g.sets.Store(k, o)
 	return o
 }
@@ -609,6 +641,10 @@ func forwarded(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// writers are reused statusWriters: no handler keeps one after its
+// request, and ReverseProxy does not either.
+var writers = sync.Pool{New: func() any { return new(statusWriter) }}
 
 // statusWriter records the status written.
 type statusWriter struct {
