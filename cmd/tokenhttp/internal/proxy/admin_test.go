@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -190,4 +192,33 @@ next:
 		sum += m.GetCounter().GetValue()
 	}
 	return sum
+}
+
+// TestTraces: spans go to an OTLP exporter only when the standard
+// variables ask for one; otherwise nowhere.
+func TestTraces(t *testing.T) {
+	ctx := t.Context()
+	tel, err := NewTelemetry(ctx, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tel.tracer != nil || tel.Providers.TracerProvider == nil {
+		t.Errorf("without OTEL_* variables: tracer %v, want none (a no-op provider)", tel.tracer)
+	}
+	if err := tel.Shutdown(ctx); err != nil {
+		t.Error(err)
+	}
+
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+	tel, err = NewTelemetry(ctx, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tel.tracer == nil || tel.Providers.TracerProvider != tel.tracer {
+		t.Errorf("with OTEL_EXPORTER_OTLP_ENDPOINT: no OTLP tracer provider")
+	}
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_ = tel.Shutdown(sctx) // nothing listens: the flush may fail
 }

@@ -127,3 +127,24 @@ func TestCheck(t *testing.T) {
 		t.Errorf("Check without a client id: %v", err)
 	}
 }
+
+func TestSecretFromEnv(t *testing.T) {
+	text := "routes:\n  - prefix: /a\n    upstream: https://a.example\n    source:\n      token_url: https://t.example/token\n      client_id: c\n      client_secret_env: A_SECRET\n"
+	c, err := ParseConfig([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"A_SECRET": "from-env"}
+	if err := Check(c, func(k string) string { return env[k] }); err != nil {
+		t.Errorf("Check with the variable set: %v", err)
+	}
+	err = Check(c, func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "client_secret_env") || !strings.Contains(err.Error(), "A_SECRET") {
+		t.Errorf("Check without the variable: %v, want an error naming client_secret_env and A_SECRET", err)
+	}
+	p := &Proxy{opts: Options{Getenv: func(k string) string { return env[k] }}, tel: &Telemetry{}}
+	sc, err := p.sourceConfig(c.Routes[0], &generation{files: map[string][32]byte{}})
+	if err != nil || sc.ClientSecret != "from-env" {
+		t.Errorf("sourceConfig: %v, secret set: %v", err, sc.ClientSecret == "from-env")
+	}
+}
