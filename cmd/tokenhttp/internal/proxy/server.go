@@ -62,7 +62,8 @@ type Proxy struct {
 	own  bool // tel was made here: Shutdown shuts it down
 
 	cur      atomic.Pointer[generation]
-	reloadMu sync.Mutex // serializes Reload and the secret watcher
+	reloadMu sync.Mutex // serializes Reload and the secret watcher, and guards down
+	down     bool       // Shutdown has begun: no more reloads
 
 	srv, admin     *http.Server
 	ln, adminLn    net.Listener
@@ -224,6 +225,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 			_ = p.admin.Close()
 		}
 		p.reloadMu.Lock()
+		p.down = true
 		g := p.cur.Load()
 		p.reloadMu.Unlock()
 		g.release() // the current generation's own reference
@@ -258,6 +260,9 @@ func (p *Proxy) ReloadConfig(cfg *Config, why string) error {
 
 // swap builds cfg and makes it current; p.reloadMu is held.
 func (p *Proxy) swap(cfg *Config, why string) error {
+	if p.down {
+		return errors.New(why + ": the proxy is shutting down")
+	}
 	g, err := p.build(cfg)
 	if err != nil {
 		p.log.Error(why+" failed; keeping the running config", "error", err.Error())
