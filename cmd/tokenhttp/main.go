@@ -80,6 +80,9 @@ func init() {
 		{"call", "make an authenticated request, like curl", callHelp, runCall},
 		{"emulate", "run local emulators of the providers' token endpoints", emulateHelp, runEmulate},
 		{"demo", "a transcript of caching, revocation and an outage, on emulators", demoHelp, runDemo},
+		{"proxy", "run a credential-injecting egress proxy from a config file", proxyHelp, func(ctx context.Context, args []string, e env) int {
+			return runProxy(ctx, args, e.stdout, e.stderr, e.getenv)
+		}},
 		{"version", "print the version and build of this binary", versionHelp, runVersion},
 		{"help", "show help for a command", helpHelp, runHelp},
 	}

@@ -1,0 +1,545 @@
+// Package proxy is the credential-injecting egress proxy behind
+// `tokenhttp proxy`: it routes requests by path prefix to upstreams, puts
+// each upstream's token on them, and serves /livez, /readyz and /metrics
+// on an admin listener.
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tokenhttp/tokenhttp/source"
+)
+
+// DefaultMaxReplayBody is the largest request body buffered so that it
+// can be replayed after an upstream 401, when the config sets none.
+const DefaultMaxReplayBody = 1 << 20
+
+// Config is a parsed proxy configuration file. Secrets are not in it: only
+// where to read them (SecretRef). Build reads them.
+type Config struct {
+	Listen string
+	Admin  string
+	// Unmatched is "reject" (a 404 problem+json, the default) or
+	// "pass_through" (forwarded to PassThrough as the client sent it).
+	Unmatched   string
+	PassThrough *url.URL
+	// MaxReplayBody is the largest request body buffered for a replay
+	// after a 401; larger bodies are streamed and not retried.
+	MaxReplayBody int64
+	Routes        []Route
+	Store         *StoreConfig
+}
+
+// Route is one path prefix and the upstream it goes to.
+type Route struct {
+	Prefix   string
+	Upstream *url.URL
+	// StripPrefix drops Prefix from the path before it is joined to the
+	// upstream's path; false keeps the whole path.
+	StripPrefix bool
+	// AllowInsecureUpstream lets the token go over cleartext http to an
+	// upstream that is not loopback.
+	AllowInsecureUpstream bool
+	// Source is the source.Config without its secrets, and Secrets where
+	// to read them.
+	Source  source.Config
+	Secrets []SecretRef
+}
+
+// StoreConfig shares tokens across replicas through Redis.
+type StoreConfig struct {
+	Redis    string // redis:// URL, without a password
+	Password *SecretRef
+	Key      *SecretRef // 16, 24 or 32 bytes; nil with Plaintext
+	// Plaintext stores tokens unencrypted (redisstore.WithPlaintext).
+	Plaintext bool
+	Prefix    string
+}
+
+// SecretRef says where a secret comes from: a file (re-read when it
+// changes) or an environment variable.
+type SecretRef struct {
+	Key  string // the config key it fills: "client_secret"
+	File string
+	Env  string
+	set  func(*source.Config, string)
+}
+
+// Read returns the secret, without a trailing newline.
+func (s SecretRef) Read(getenv func(string) string) (string, error) {
+	if s.File != "" {
+		b, err := os.ReadFile(s.File)
+		if err != nil {
+			return "", fmt.Errorf("%s_file: %w", s.Key, errors.Unwrap(err))
+		}
+		v := strings.TrimRight(string(b), "\r\n")
+		if v == "" {
+			return "", fmt.Errorf("%s_file %s is empty", s.Key, s.File)
+		}
+		return v, nil
+	}
+	v := getenv(s.Env)
+	if v == "" {
+		return "", fmt.Errorf("%s_env: the environment variable %s is empty or not set", s.Key, s.Env)
+	}
+	return v, nil
+}
+
+// secretKeys are the source.Config fields that hold a secret: each is
+// read from "<key>_file" or "<key>_env", never inline. Adding one is one
+// line.
+var secretKeys = map[string]func(c *source.Config, v string){
+	"client_secret": func(c *source.Config, v string) { c.ClientSecret = v },
+	"password":      func(c *source.Config, v string) { c.Password = v },
+}
+
+// sourceKeys are the plain source.Config fields, by config key. Adding
+// one is one line.
+var sourceKeys = map[string]func(c *source.Config, n *yaml.Node) error{
+	"provider":            setProvider,
+	"token_url":           str(func(c *source.Config) *string { return &c.TokenURL }),
+	"grant":               str(func(c *source.Config) *string { return &c.GrantType }),
+	"client_id":           str(func(c *source.Config) *string { return &c.ClientID }),
+	"username":            str(func(c *source.Config) *string { return &c.Username }),
+	"scopes":              strs(func(c *source.Config) *[]string { return &c.Scopes }),
+	"endpoint_params":     setEndpointParams,
+	"encoding":            setEncoding,
+	"auth_style":          setAuthStyle,
+	"lifetime":            dur(func(c *source.Config) *time.Duration { return &c.Lifetime }),
+	"cloud":               str(func(c *source.Config) *string { return &c.Cloud }),
+	"origin":              str(func(c *source.Config) *string { return &c.Origin }),
+	"refresh_ahead":       dur(func(c *source.Config) *time.Duration { return &c.RefreshAhead }),
+	"fetch_timeout":       dur(func(c *source.Config) *time.Duration { return &c.FetchTimeout }),
+	"retry_max_attempts":  num(func(c *source.Config) *int { return &c.Retry.MaxAttempts }),
+	"retry_min_wait":      dur(func(c *source.Config) *time.Duration { return &c.Retry.MinWait }),
+	"retry_max_wait":      dur(func(c *source.Config) *time.Duration { return &c.Retry.MaxWait }),
+	"max_retry_after":     dur(func(c *source.Config) *time.Duration { return &c.Retry.MaxRetryAfter }),
+	"breaker_failures":    num(func(c *source.Config) *int { return &c.Breaker.Failures }),
+	"breaker_open_for":    dur(func(c *source.Config) *time.Duration { return &c.Breaker.OpenFor }),
+	"breaker_disabled":    boolean(func(c *source.Config) *bool { return &c.Breaker.Disabled }),
+	"store_key":           str(func(c *source.Config) *string { return &c.StoreKey }),
+	"name":                str(func(c *source.Config) *string { return &c.Name }),
+	"allow_insecure_http": boolean(func(c *source.Config) *bool { return &c.AllowInsecureHTTP }),
+}
+
+// providers are the dialects by config name.
+var providers = map[string]*source.Provider{
+	"standard": source.Standard, "vaultid": source.VaultID, "directlink": source.DirectLink,
+	"scorepositivo": source.ScorePositivo, "gestaoplus": source.GestaoPlus, "serproid": source.SerproID,
+}
+
+// fileConfig is the file's shape; "source" is decoded by the key tables.
+type fileConfig struct {
+	Listen        string      `yaml:"listen"`
+	Admin         string      `yaml:"admin"`
+	Unmatched     string      `yaml:"unmatched"`
+	PassThrough   string      `yaml:"pass_through_upstream"`
+	MaxReplayBody *int64      `yaml:"max_replay_body"`
+	Routes        []fileRoute `yaml:"routes"`
+	Store         *fileStore  `yaml:"store"`
+}
+
+type fileRoute struct {
+	Prefix   string    `yaml:"prefix"`
+	Upstream string    `yaml:"upstream"`
+	Strip    bool      `yaml:"strip_prefix"`
+	Insecure bool      `yaml:"allow_insecure_upstream"`
+	Source   yaml.Node `yaml:"source"`
+}
+
+type fileStore struct {
+	Redis        string `yaml:"redis"`
+	PasswordFile string `yaml:"password_file"`
+	PasswordEnv  string `yaml:"password_env"`
+	KeyFile      string `yaml:"key_file"`
+	KeyEnv       string `yaml:"key_env"`
+	Plaintext    bool   `yaml:"plaintext"`
+	Prefix       string `yaml:"prefix"`
+	// Inline secrets, refused with a clear error.
+	Password yaml.Node `yaml:"password"`
+	Key      yaml.Node `yaml:"key"`
+}
+
+// LoadConfig reads and parses the file at name.
+func LoadConfig(name string) (*Config, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// ParseConfig parses a YAML configuration strictly: an unknown key, an
+// inline secret or a missing required key is an error that names the key
+// and its line. It reads no secret.
+func ParseConfig(data []byte) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f fileConfig
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%w", cleanYAMLError(err))
+	}
+	c := &Config{Listen: f.Listen, Admin: f.Admin, Unmatched: f.Unmatched, MaxReplayBody: DefaultMaxReplayBody}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.Admin == "" {
+		c.Admin = "127.0.0.1:9090"
+	}
+	switch c.Unmatched {
+	case "":
+		c.Unmatched = "reject"
+	case "reject":
+	case "pass_through":
+		u, err := parseUpstream(f.PassThrough)
+		if err != nil {
+			return nil, fmt.Errorf("pass_through_upstream: %w (required with unmatched: pass_through)", err)
+		}
+		c.PassThrough = u
+	default:
+		return nil, fmt.Errorf("unmatched: %q is not reject or pass_through", c.Unmatched)
+	}
+	if f.PassThrough != "" && c.PassThrough == nil {
+		return nil, errors.New("pass_through_upstream is set but unmatched is not pass_through")
+	}
+	if f.MaxReplayBody != nil {
+		if *f.MaxReplayBody < 0 {
+			return nil, errors.New("max_replay_body must not be negative")
+		}
+		c.MaxReplayBody = *f.MaxReplayBody
+	}
+	if len(f.Routes) == 0 {
+		return nil, errors.New("routes: at least one route is required")
+	}
+	seen := map[string]int{}
+	for i, fr := range f.Routes {
+		r, err := parseRoute(fr)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d]: %w", i, err)
+		}
+		if prev, dup := seen[r.Prefix]; dup {
+			return nil, fmt.Errorf("routes[%d]: prefix %q is the same as routes[%d]'s", i, r.Prefix, prev)
+		}
+		seen[r.Prefix] = i
+		c.Routes = append(c.Routes, r)
+	}
+	if f.Store != nil {
+		s, err := parseStore(f.Store)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		c.Store = s
+	}
+	return c, nil
+}
+
+// cleanYAMLError drops the decoder's Go type names from strict-mode errors.
+func cleanYAMLError(err error) error {
+	msg := err.Error()
+	for _, t := range []string{"proxy.fileConfig", "proxy.fileRoute", "proxy.fileStore"} {
+		msg = strings.ReplaceAll(msg, " in type "+t, "")
+	}
+	msg = strings.ReplaceAll(msg, "field ", "unknown key ")
+	msg = strings.ReplaceAll(msg, " not found", "")
+	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
+	lines := strings.Split(msg, "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return errors.New(strings.Join(lines, "; "))
+}
+
+func parseUpstream(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, fmt.Errorf("%q is not an absolute http(s) URL", raw)
+	}
+	if u.User != nil {
+		return nil, errors.New("the upstream URL must not carry credentials")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("the upstream URL must not have a query or fragment")
+	}
+	return u, nil
+}
+
+func parseRoute(fr fileRoute) (Route, error) {
+	r := Route{Prefix: fr.Prefix, StripPrefix: fr.Strip, AllowInsecureUpstream: fr.Insecure}
+	if !strings.HasPrefix(r.Prefix, "/") {
+		return r, fmt.Errorf("prefix %q must start with /", r.Prefix)
+	}
+	if clean := path.Clean(r.Prefix); clean != r.Prefix && clean+"/" != r.Prefix {
+		return r, fmt.Errorf("prefix %q is not a clean path; use %q", r.Prefix, clean)
+	}
+	r.Prefix = path.Clean(r.Prefix)
+	u, err := parseUpstream(fr.Upstream)
+	if err != nil {
+		return r, fmt.Errorf("upstream: %w", err)
+	}
+	r.Upstream = u
+	if fr.Source.Kind == 0 {
+		return r, errors.New("source: required")
+	}
+	if fr.Source.Kind != yaml.MappingNode {
+		return r, fmt.Errorf("line %d: source must be a mapping", fr.Source.Line)
+	}
+	r.Source.Name = r.Prefix
+	have := map[string]int{}
+	for i := 0; i+1 < len(fr.Source.Content); i += 2 {
+		k, v := fr.Source.Content[i], fr.Source.Content[i+1]
+		key := k.Value
+		if prev, dup := have[key]; dup {
+			return r, fmt.Errorf("line %d: source.%s is repeated (first on line %d)", k.Line, key, prev)
+		}
+		have[key] = k.Line
+		if _, secret := secretKeys[key]; secret {
+			return r, fmt.Errorf("line %d: source.%s: a secret must not be written in the config; use %s_file or %s_env", k.Line, key, key, key)
+		}
+		if base, kind, ok := secretRef(key); ok {
+			if v.Kind != yaml.ScalarNode || v.Value == "" {
+				return r, fmt.Errorf("line %d: source.%s must be a non-empty string", v.Line, key)
+			}
+			ref := SecretRef{Key: base, set: secretKeys[base]}
+			for _, other := range r.Secrets {
+				if other.Key == base {
+					return r, fmt.Errorf("line %d: source.%s: give %s_file or %s_env, not both", k.Line, key, base, base)
+				}
+			}
+			if kind == "file" {
+				ref.File = v.Value
+			} else {
+				ref.Env = v.Value
+			}
+			r.Secrets = append(r.Secrets, ref)
+			continue
+		}
+		set, known := sourceKeys[key]
+		if !known {
+			return r, fmt.Errorf("line %d: unknown key source.%s", k.Line, key)
+		}
+		if err := set(&r.Source, v); err != nil {
+			return r, fmt.Errorf("line %d: source.%s: %w", v.Line, key, err)
+		}
+	}
+	return r, nil
+}
+
+// secretRef splits "client_secret_file" into "client_secret" and "file".
+func secretRef(key string) (base, kind string, ok bool) {
+	for _, kind := range []string{"file", "env"} {
+		if b, found := strings.CutSuffix(key, "_"+kind); found {
+			if _, secret := secretKeys[b]; secret {
+				return b, kind, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+func parseStore(f *fileStore) (*StoreConfig, error) {
+	if f.Password.Kind != 0 {
+		return nil, fmt.Errorf("line %d: store.password: a secret must not be written in the config; use password_file or password_env", f.Password.Line)
+	}
+	if f.Key.Kind != 0 {
+		return nil, fmt.Errorf("line %d: store.key: a secret must not be written in the config; use key_file or key_env", f.Key.Line)
+	}
+	u, err := url.Parse(f.Redis)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return nil, fmt.Errorf("redis: %q is not a redis:// or rediss:// URL", f.Redis)
+	}
+	if _, hasPw := u.User.Password(); hasPw {
+		return nil, errors.New("redis: the URL must not carry a password; use password_file or password_env")
+	}
+	s := &StoreConfig{Redis: f.Redis, Plaintext: f.Plaintext, Prefix: f.Prefix}
+	ref := func(key, file, env string) (*SecretRef, error) {
+		switch {
+		case file != "" && env != "":
+			return nil, fmt.Errorf("give %s_file or %s_env, not both", key, key)
+		case file != "" || env != "":
+			return &SecretRef{Key: key, File: file, Env: env}, nil
+		}
+		return nil, nil
+	}
+	if s.Password, err = ref("password", f.PasswordFile, f.PasswordEnv); err != nil {
+		return nil, err
+	}
+	if s.Key, err = ref("key", f.KeyFile, f.KeyEnv); err != nil {
+		return nil, err
+	}
+	if s.Key == nil && !s.Plaintext {
+		return nil, errors.New("key_file or key_env is required (or plaintext: true to store tokens unencrypted)")
+	}
+	if s.Key != nil && s.Plaintext {
+		return nil, errors.New("key and plaintext: true exclude each other")
+	}
+	return s, nil
+}
+
+// Value setters for sourceKeys.
+
+func scalar(n *yaml.Node) (string, error) {
+	if n.Kind != yaml.ScalarNode {
+		return "", errors.New("must be a single value")
+	}
+	return n.Value, nil
+}
+
+func str(field func(*source.Config) *string) func(*source.Config, *yaml.Node) error {
+	return func(c *source.Config, n *yaml.Node) error {
+		v, err := scalar(n)
+		*field(c) = v
+		return err
+	}
+}
+
+func strs(field func(*source.Config) *[]string) func(*source.Config, *yaml.Node) error {
+	return func(c *source.Config, n *yaml.Node) error {
+		var v []string
+		if err := n.Decode(&v); err != nil {
+			return errors.New("must be a list of strings")
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+func num(field func(*source.Config) *int) func(*source.Config, *yaml.Node) error {
+	return func(c *source.Config, n *yaml.Node) error {
+		if err := n.Decode(field(c)); err != nil {
+			return errors.New("must be an integer")
+		}
+		return nil
+	}
+}
+
+func boolean(field func(*source.Config) *bool) func(*source.Config, *yaml.Node) error {
+	return func(c *source.Config, n *yaml.Node) error {
+		if err := n.Decode(field(c)); err != nil {
+			return errors.New("must be true or false")
+		}
+		return nil
+	}
+}
+
+func dur(field func(*source.Config) *time.Duration) func(*source.Config, *yaml.Node) error {
+	return func(c *source.Config, n *yaml.Node) error {
+		v, err := scalar(n)
+		if err != nil {
+			return err
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("%q is not a duration such as 30s or 5m", v)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func setProvider(c *source.Config, n *yaml.Node) error {
+	v, err := scalar(n)
+	if err != nil {
+		return err
+	}
+	p, ok := providers[strings.ToLower(v)]
+	if !ok {
+		return fmt.Errorf("%q is not a known provider (standard, vaultid, directlink, scorepositivo, gestaoplus, serproid)", v)
+	}
+	c.Provider = p
+	return nil
+}
+
+func setEncoding(c *source.Config, n *yaml.Node) error {
+	v, err := scalar(n)
+	switch {
+	case err != nil:
+		return err
+	case v == "form":
+		c.Encoding = source.FormEncoding
+	case v == "json":
+		c.Encoding = source.JSONEncoding
+	default:
+		return fmt.Errorf("%q is not form or json", v)
+	}
+	return nil
+}
+
+func setAuthStyle(c *source.Config, n *yaml.Node) error {
+	v, err := scalar(n)
+	if err != nil {
+		return err
+	}
+	for _, a := range []source.AuthStyle{source.AuthInHeader, source.AuthInBody, source.AuthNone} {
+		if a.String() == v {
+			c.AuthStyle = a
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not header, body or none", v)
+}
+
+func setEndpointParams(c *source.Config, n *yaml.Node) error {
+	var m map[string][]string
+	if err := n.Decode(&m); err != nil {
+		var one map[string]string
+		if err := n.Decode(&one); err != nil {
+			return errors.New("must map names to a string or a list of strings")
+		}
+		m = map[string][]string{}
+		for k, v := range one {
+			m[k] = []string{v}
+		}
+	}
+	c.EndpointParams = url.Values(m)
+	return nil
+}
+
+// Check validates what ParseConfig cannot: it reads every secret and
+// builds every source (without fetching a token), then closes them.
+func Check(cfg *Config, getenv func(string) string) error {
+	p := &Proxy{opts: Options{Getenv: getenv}, tel: &Telemetry{}}
+	for i, rc := range cfg.Routes {
+		g := &generation{files: map[string][32]byte{}}
+		sc, err := p.sourceConfig(rc, g)
+		if err != nil {
+			return fmt.Errorf("routes[%d] (%s): %w", i, rc.Prefix, err)
+		}
+		var src source.TokenSource
+		if src, err = source.New(sc); err != nil {
+			return fmt.Errorf("routes[%d] (%s): %w", i, rc.Prefix, err)
+		}
+		if c, ok := src.(interface{ Close() error }); ok {
+			_ = c.Close()
+		}
+	}
+	if cfg.Store != nil {
+		for _, ref := range []*SecretRef{cfg.Store.Password, cfg.Store.Key} {
+			if ref == nil {
+				continue
+			}
+			v, err := ref.Read(getenv)
+			if err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			if ref.Key == "key" {
+				if _, err := decodeKey(v); err != nil {
+					return fmt.Errorf("store: key: %w", err)
+				}
+			}
+		}
+	}
+	return nil
+}

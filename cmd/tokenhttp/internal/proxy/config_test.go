@@ -1,0 +1,150 @@
+package proxy
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tokenhttp/tokenhttp/source"
+)
+
+const goodConfig = `listen: 127.0.0.1:8080
+admin: 127.0.0.1:9090
+routes:
+  - prefix: /orders
+    upstream: https://api.example.com/v1
+    source:
+      provider: serproid
+      token_url: https://serpro.example/token
+      grant: client_credentials
+      client_id: my-client
+      client_secret_file: /run/secrets/serpro
+      scopes: [a, b]
+      refresh_ahead: 30s
+      retry_max_attempts: 2
+      breaker_open_for: 10s
+      endpoint_params: {audience: orders}
+  - prefix: /billing/
+    upstream: http://127.0.0.1:9999
+    source:
+      provider: gestaoplus
+      token_url: https://x.gestao.plus/token
+      username: u
+      password_env: GESTAO_PASSWORD
+store:
+  redis: redis://127.0.0.1:6379/0
+  key_file: /run/secrets/store-key
+`
+
+func TestParseConfig(t *testing.T) {
+	c, err := ParseConfig([]byte(goodConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Routes) != 2 || c.MaxReplayBody != DefaultMaxReplayBody || c.Unmatched != "reject" {
+		t.Fatalf("parsed: %+v", c)
+	}
+	r := c.Routes[0]
+	if r.Source.Provider != source.SerproID || r.Source.ClientID != "my-client" || len(r.Source.Scopes) != 2 ||
+		r.Source.Retry.MaxAttempts != 2 || r.Source.EndpointParams.Get("audience") != "orders" || r.Source.Name != "/orders" {
+		t.Errorf("route 0: %+v", r.Source)
+	}
+	if len(r.Secrets) != 1 || r.Secrets[0].Key != "client_secret" || r.Secrets[0].File != "/run/secrets/serpro" {
+		t.Errorf("route 0 secrets: %+v", r.Secrets)
+	}
+	if c.Routes[1].Prefix != "/billing" || c.Routes[1].Secrets[0].Env != "GESTAO_PASSWORD" {
+		t.Errorf("route 1: %+v", c.Routes[1])
+	}
+	if c.Store == nil || c.Store.Key == nil || c.Store.Key.File != "/run/secrets/store-key" {
+		t.Errorf("store: %+v", c.Store)
+	}
+}
+
+// TestConfigErrors: every error names the key, with its line where the
+// YAML has one; an inline secret never appears in the error.
+func TestConfigErrors(t *testing.T) {
+	cases := []struct {
+		name, edit, want string
+	}{
+		{"inline client secret", "      client_secret_file: /run/secrets/serpro\n|      client_secret: s3cr3t-inline\n", "line 12: source.client_secret: a secret must not be written"},
+		{"inline password", "      password_env: GESTAO_PASSWORD\n|      password: s3cr3t-inline\n", "line 24: source.password: a secret must not be written"},
+		{"inline store key", "  key_file: /run/secrets/store-key\n|  key: s3cr3t-inline\n", "line 27: store.key: a secret must not be written"},
+		{"password in the redis URL", "redis://127.0.0.1:6379/0|redis://:s3cr3t-inline@127.0.0.1:6379/0", "must not carry a password"},
+		{"unknown top-level key", "admin: 127.0.0.1:9090\n|admn: x\n", "line 3: unknown key admn"},
+		{"unknown route key", "    upstream: https://api.example.com/v1\n|    upstreem: x\n", "line 6: unknown key upstreem"},
+		{"unknown source key", "      grant: client_credentials\n|      grnat: x\n", "line 10: unknown key source.grnat"},
+		{"unknown store key", "  key_file: /run/secrets/store-key\n|  keyfile: x\n", "line 27: unknown key keyfile"},
+		{"file and env", "      client_secret_file: /run/secrets/serpro\n|      client_secret_env: X\n", "not both"},
+		{"bad duration", "refresh_ahead: 30s|refresh_ahead: soon", "line 13: source.refresh_ahead"},
+		{"bad provider", "provider: serproid|provider: acme", "line 7: source.provider: \"acme\" is not a known provider"},
+		{"bad prefix", "prefix: /orders|prefix: orders", "prefix \"orders\" must start with /"},
+		{"no routes", "routes:|routes: []\nx:", "unknown key x"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			old, add, _ := strings.Cut(c.edit, "|")
+			text := goodConfig
+			if strings.HasSuffix(old, "\n") {
+				text = strings.Replace(text, old, old+add, 1)
+			} else {
+				text = strings.Replace(text, old, add, 1)
+			}
+			if text == goodConfig {
+				t.Fatal("the edit did not apply")
+			}
+			_, err := ParseConfig([]byte(text))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("ParseConfig: %v, want an error containing %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "s3cr3t-inline") {
+				t.Errorf("the error shows the secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	sec := filepath.Join(dir, "secret")
+	if err := os.WriteFile(sec, []byte("x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := "routes:\n  - prefix: /a\n    upstream: https://a.example\n    source:\n      token_url: https://t.example/token\n      client_id: c\n      client_secret_file: " + sec + "\n"
+	c, err := ParseConfig([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(c, func(string) string { return "" }); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+	c.Routes[0].Secrets[0].File = filepath.Join(dir, "missing")
+	if err := Check(c, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "client_secret_file") {
+		t.Errorf("Check with a missing secret file: %v", err)
+	}
+	c, _ = ParseConfig([]byte(strings.Replace(text, "      client_id: c\n", "", 1)))
+	if err := Check(c, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "ClientID") {
+		t.Errorf("Check without a client id: %v", err)
+	}
+}
+
+func TestSecretFromEnv(t *testing.T) {
+	text := "routes:\n  - prefix: /a\n    upstream: https://a.example\n    source:\n      token_url: https://t.example/token\n      client_id: c\n      client_secret_env: A_SECRET\n"
+	c, err := ParseConfig([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"A_SECRET": "from-env"}
+	if err := Check(c, func(k string) string { return env[k] }); err != nil {
+		t.Errorf("Check with the variable set: %v", err)
+	}
+	err = Check(c, func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "client_secret_env") || !strings.Contains(err.Error(), "A_SECRET") {
+		t.Errorf("Check without the variable: %v, want an error naming client_secret_env and A_SECRET", err)
+	}
+	p := &Proxy{opts: Options{Getenv: func(k string) string { return env[k] }}, tel: &Telemetry{}}
+	sc, err := p.sourceConfig(c.Routes[0], &generation{files: map[string][32]byte{}})
+	if err != nil || sc.ClientSecret != "from-env" {
+		t.Errorf("sourceConfig: %v, secret set: %v", err, sc.ClientSecret == "from-env")
+	}
+}

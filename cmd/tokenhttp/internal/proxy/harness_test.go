@@ -1,0 +1,227 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes (the logs).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// harness is a proxy started in-process on loopback.
+type harness struct {
+	t          *testing.T
+	p          *Proxy
+	url, admin string // http://host:port of the listener and the admin
+	dir        string // holds config.yaml and the secret files
+	logs       *syncBuffer
+	client     *http.Client
+}
+
+// secretFile writes a secret into dir and returns its path.
+func secretFile(t *testing.T, dir, name, v string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(v+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startProxy writes cfg (a YAML text; "{{dir}}" is replaced by the
+// harness's directory) and starts a proxy on it. The proxy is shut down
+// when t ends.
+func startProxy(t *testing.T, dir, cfg string) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: dir, logs: &syncBuffer{}}
+	path := filepath.Join(dir, "config.yaml")
+	h.write(cfg)
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &http.Transport{MaxIdleConnsPerHost: 100}
+	tc := &http.Client{Transport: &http.Transport{}}
+	p, err := New(context.Background(), c, Options{
+		ConfigPath: path, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)),
+		Upstream: up, TokenClient: tc, Getenv: func(string) string { return "" },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.p = p
+	h.url, h.admin = "http://"+p.Addr(), "http://"+p.AdminAddr()
+	h.client = &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		h.client.CloseIdleConnections()
+		up.CloseIdleConnections()
+		tc.CloseIdleConnections()
+	})
+	return h
+}
+
+// write replaces the config file.
+func (h *harness) write(cfg string) {
+	h.t.Helper()
+	cfg = strings.ReplaceAll(cfg, "{{dir}}", h.dir)
+	if err := os.WriteFile(filepath.Join(h.dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// do sends a request to the proxy and returns the status, headers and body.
+func (h *harness) do(method, path, auth string, body []byte) (int, http.Header, []byte) {
+	h.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, h.url+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+// ready fetches /readyz.
+func (h *harness) ready() (int, Readiness) {
+	h.t.Helper()
+	resp, err := h.client.Get(h.admin + "/readyz")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rd Readiness
+	if err := json.NewDecoder(resp.Body).Decode(&rd); err != nil {
+		h.t.Fatal(err)
+	}
+	return resp.StatusCode, rd
+}
+
+// waitReady waits until /readyz answers want.
+func (h *harness) waitReady(want int) Readiness {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, rd := h.ready()
+		if code == want {
+			return rd
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("/readyz: %d %+v, want %d", code, rd, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// noSecret fails if the logs hold any of the secrets.
+func (h *harness) noSecret(secrets ...string) {
+	h.t.Helper()
+	logs := h.logs.String()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(logs, s) {
+			h.t.Errorf("the logs hold the secret %q:\n%s", s, logs)
+		}
+	}
+}
+
+// echo is the test upstream's JSON reply.
+type echo struct {
+	Path string `json:"path"`
+	Auth string `json:"auth"`
+	Body int    `json:"body"`
+}
+
+// newUpstream starts an API that echoes the path, the Authorization and
+// the body size it got, closed when t ends.
+func newUpstream(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(echo{Path: r.URL.EscapedPath(), Auth: r.Header.Get("Authorization"), Body: int(n)})
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// newEmulator starts a Standard emulator whose tokens live lifetime (0:
+// the default), closed when t ends.
+func newEmulator(t *testing.T, o sourcetest.Options) *sourcetest.Server {
+	srv := sourcetest.NewStandard(o)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// routeYAML is a route to upstream with a Standard source on tokenURL.
+func routeYAML(prefix, upstream, tokenURL, secretPath string, extra ...string) string {
+	s := fmt.Sprintf(`  - prefix: %s
+    upstream: %s
+    source:
+      token_url: %s
+      client_id: %s
+      client_secret_file: %s
+`, prefix, upstream, tokenURL, sourcetest.DefaultClientID, secretPath)
+	for _, e := range extra {
+		s += "      " + e + "\n"
+	}
+	return s
+}
+
+func filepathJoin(dir, name string) string { return filepath.Join(dir, name) }
+
+func writeSecret(tb testing.TB, name, v string) {
+	tb.Helper()
+	if err := os.WriteFile(name, []byte(v+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -1,0 +1,682 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/tokenhttp/tokenhttp"
+	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/source/redisstore"
+)
+
+// Options are the proxy's settings that do not come from the config file.
+type Options struct {
+	// ConfigPath is the file Reload reads; empty: Reload fails.
+	ConfigPath string
+	// Logger receives one line per rejected request and per token event;
+	// nil discards them.
+	Logger *slog.Logger
+	// Getenv reads *_env secrets; nil means os.Getenv.
+	Getenv func(string) string
+	// Telemetry is where metrics and traces go; nil: a new one.
+	Telemetry *Telemetry
+	// Upstream sends requests to the upstreams; nil: a clone of
+	// http.DefaultTransport.
+	Upstream http.RoundTripper
+	// TokenClient sends token requests; nil: the source's default.
+	TokenClient *http.Client
+	// SecretPoll is how often secret files are checked for changes; zero
+	// means once a second, the least. Negative: never.
+	SecretPoll time.Duration
+}
+
+// Proxy is a running proxy: a handler for proxied requests, one for the
+// admin endpoints, and the generation of routes and sources in use. Reload
+// swaps the generation; requests in flight finish on the one they started
+// on, whose sources are closed when the last of them ends.
+type Proxy struct {
+	opts Options
+	log  *slog.Logger
+	tel  *Telemetry
+	own  bool // tel was made here: Shutdown shuts it down
+
+	cur      atomic.Pointer[generation]
+	reloadMu sync.Mutex // serializes Reload and the secret watcher, and guards down
+	down     bool       // Shutdown has begun: no more reloads
+
+	srv, admin     *http.Server
+	ln, adminLn    net.Listener
+	stopWatch      context.CancelFunc
+	watchDone      chan struct{}
+	shutdownOnce   sync.Once
+	serveErr       chan error
+	listen, adminA string
+}
+
+// generation is one config's routes and sources.
+type generation struct {
+	cfg       *Config
+	routes    []*route
+	match     func(*http.Request) source.TokenSource // PrefixRoutes over the recorders
+	byRec     map[source.TokenSource]*route
+	unmatched http.Handler
+	maxBody   int64
+	closers   []io.Closer
+	files     map[string][32]byte // secret files and their digests when read
+	log       *slog.Logger
+
+	sets sync.Map // attrKey -> metric.MeasurementOption, built once each
+
+	refs      atomic.Int64 // in-flight requests, +1 while current
+	closeOnce sync.Once
+	done      chan struct{} // closed when close has ended
+	stopKeep  context.CancelFunc
+	keepers   sync.WaitGroup
+}
+
+// route is one prefix, its recording source and its handler.
+type route struct {
+	prefix  string
+	rec     *recorder
+	handler http.Handler
+	attrs   attribute.KeyValue
+}
+
+// New builds a proxy for cfg and starts warming each route's token in the
+// background. It does not listen: see Start, Handler and AdminHandler.
+func New(ctx context.Context, cfg *Config, o Options) (*Proxy, error) {
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Upstream == nil {
+		o.Upstream = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	p := &Proxy{opts: o, log: o.Logger, tel: o.Telemetry}
+	if p.tel == nil {
+		t, err := NewTelemetry(ctx, o.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		p.tel, p.own = t, true
+	}
+	g, err := p.build(cfg)
+	if err != nil {
+		if p.own {
+			_ = p.tel.Shutdown(ctx)
+		}
+		return nil, err
+	}
+	p.cur.Store(g)
+	wctx, cancel := context.WithCancel(context.Background())
+	p.stopWatch, p.watchDone = cancel, make(chan struct{})
+	go p.watchSecrets(wctx)
+	return p, nil
+}
+
+// Handler returns the proxy's request handler.
+func (p *Proxy) Handler() http.Handler { return http.HandlerFunc(p.serve) }
+
+// AdminHandler serves /livez, /readyz and /metrics.
+func (p *Proxy) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", p.serveReady)
+	mux.Handle("GET /metrics", p.tel.MetricsHandler())
+	return mux
+}
+
+// Readiness is the /readyz body.
+type Readiness struct {
+	Ready  bool         `json:"ready"`
+	Routes []RouteState `json:"routes"`
+}
+
+// Ready reports each route's readiness.
+func (p *Proxy) Ready() Readiness {
+	g := p.cur.Load()
+	now := time.Now()
+	rd := Readiness{Ready: true}
+	for _, rt := range g.routes {
+		st := rt.rec.state(now)
+		rd.Ready = rd.Ready && st.Ready
+		rd.Routes = append(rd.Routes, st)
+	}
+	return rd
+}
+
+func (p *Proxy) serveReady(w http.ResponseWriter, r *http.Request) {
+	rd := p.Ready()
+	b, _ := json.Marshal(rd)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if !rd.Ready {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// Start listens on the config's listen and admin addresses and serves
+// until Shutdown.
+func (p *Proxy) Start() error {
+	cfg := p.cur.Load().cfg
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	aln, err := net.Listen("tcp", cfg.Admin)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("admin: %w", err)
+	}
+	p.ln, p.adminLn = ln, aln
+	p.listen, p.adminA = cfg.Listen, cfg.Admin
+	p.srv = &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)}
+	p.admin = &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	p.serveErr = make(chan error, 2)
+	go func() { p.serveErr <- p.srv.Serve(ln) }()
+	go func() { p.serveErr <- p.admin.Serve(aln) }()
+	p.log.Info("proxy listening", "listen", ln.Addr().String(), "admin", aln.Addr().String(), "routes", len(cfg.Routes))
+	return nil
+}
+
+// Addr and AdminAddr are the addresses Start listens on.
+func (p *Proxy) Addr() string      { return p.ln.Addr().String() }
+func (p *Proxy) AdminAddr() string { return p.adminLn.Addr().String() }
+
+// Shutdown stops accepting requests, waits for those in flight until ctx
+// is done (then closes their connections), and closes every source.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	var err error
+	p.shutdownOnce.Do(func() {
+		p.stopWatch()
+		<-p.watchDone
+		if p.srv != nil {
+			if err = p.srv.Shutdown(ctx); err != nil {
+				p.log.Warn("drain timed out; closing the remaining connections", "error", err.Error())
+				_ = p.srv.Close()
+			}
+			_ = p.admin.Close()
+		}
+		p.reloadMu.Lock()
+		p.down = true
+		g := p.cur.Load()
+		p.reloadMu.Unlock()
+		g.release() // the current generation's own reference
+		g.waitClosed(ctx)
+		if p.own {
+			err = errors.Join(err, p.tel.Shutdown(context.WithoutCancel(ctx)))
+		}
+	})
+	return err
+}
+
+// Reload reads the config file again and swaps in the new routes and
+// sources. A bad config is logged and returned, and the old one kept.
+func (p *Proxy) Reload() error {
+	if p.opts.ConfigPath == "" {
+		return errors.New("reload: the proxy has no config file")
+	}
+	cfg, err := LoadConfig(p.opts.ConfigPath)
+	if err != nil {
+		p.log.Error("reload failed; keeping the running config", "error", err.Error())
+		return err
+	}
+	return p.ReloadConfig(cfg, "reload")
+}
+
+// ReloadConfig swaps in cfg; see Reload.
+func (p *Proxy) ReloadConfig(cfg *Config, why string) error {
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
+	return p.swap(cfg, why)
+}
+
+// swap builds cfg and makes it current; p.reloadMu is held.
+func (p *Proxy) swap(cfg *Config, why string) error {
+	if p.down {
+		return errors.New(why + ": the proxy is shutting down")
+	}
+	g, err := p.build(cfg)
+	if err != nil {
+		p.log.Error(why+" failed; keeping the running config", "error", err.Error())
+		return err
+	}
+	if p.ln != nil && (cfg.Listen != p.listen || cfg.Admin != p.adminA) {
+		p.log.Warn("listen and admin addresses change only on restart", "listen", p.listen, "admin", p.adminA)
+	}
+	old := p.cur.Swap(g)
+	old.release()
+	p.log.Info(why+" done", "routes", len(cfg.Routes))
+	return nil
+}
+
+// acquire returns the current generation with a reference for one request.
+func (p *Proxy) acquire() *generation {
+	for {
+		g := p.cur.Load()
+		if g.refs.Add(1) > 1 {
+			return g
+		}
+		g.release() // it was retired and closed meanwhile: take the new one
+	}
+}
+
+// release drops a reference; the last one closes the generation.
+func (g *generation) release() {
+	if g.refs.Add(-1) == 0 {
+		g.closeOnce.Do(g.close)
+	}
+}
+
+func (g *generation) close() {
+	g.stopKeep()
+	g.keepers.Wait()
+	for _, c := range g.closers {
+		_ = c.Close()
+	}
+	close(g.done)
+}
+
+// waitClosed waits until the generation is closed (its last request
+// ended), or ctx is done: then it closes the generation at once.
+func (g *generation) waitClosed(ctx context.Context) {
+	select {
+	case <-g.done:
+	case <-ctx.Done():
+		g.closeOnce.Do(g.close)
+	}
+}
+
+// build reads the secrets and makes cfg's sources and handlers.
+func (p *Proxy) build(cfg *Config) (_ *generation, err error) {
+	g := &generation{cfg: cfg, byRec: map[source.TokenSource]*route{}, maxBody: cfg.MaxReplayBody,
+		files: map[string][32]byte{}, log: p.log, done: make(chan struct{})}
+	g.refs.Store(1)
+	defer func() {
+		if err != nil {
+			for _, c := range g.closers {
+				_ = c.Close()
+			}
+		}
+	}()
+	var store source.Store
+	if cfg.Store != nil {
+		st, closer, err := p.openStore(cfg.Store, g)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		g.closers = append(g.closers, closer)
+		store = st
+	}
+	tel := tokenhttp.WithTelemetry(p.tel.Providers)
+	match := map[string]source.TokenSource{}
+	for i, rc := range cfg.Routes {
+		sc, err := p.sourceConfig(rc, g)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d] (%s): %w", i, rc.Prefix, err)
+		}
+		sc.Store = store
+		var src source.TokenSource
+		src, err = source.New(sc)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d] (%s): %w", i, rc.Prefix, err)
+		}
+		if c, ok := src.(io.Closer); ok {
+			g.closers = append(g.closers, c)
+		}
+		rec := newRecorder(src, rc.Prefix, p.log)
+		opts := []tokenhttp.Option{tel, tokenhttp.WithBase(p.opts.Upstream)}
+		if rc.AllowInsecureUpstream {
+			opts = append(opts, tokenhttp.WithInsecureHTTP())
+		}
+		rp := &httputil.ReverseProxy{
+			Rewrite:      rewrite(rc),
+			Transport:    tokenhttp.NewTransport(rec, opts...),
+			BufferPool:   &buffers,
+			ErrorHandler: p.upstreamError(rc.Prefix),
+		}
+		rt := &route{prefix: rc.Prefix, rec: rec, attrs: attribute.String("route", rc.Prefix),
+			handler: tokenhttp.Middleware(rec, tel)(forwarded(rp))}
+		g.routes = append(g.routes, rt)
+		g.byRec[rec] = rt
+		match[rc.Prefix] = rec
+	}
+	g.match = tokenhttp.PrefixRoutes(match)
+	var next http.Handler = http.NotFoundHandler()
+	unmatched := tokenhttp.WithUnmatched(tokenhttp.UnmatchedNotFound)
+	if cfg.PassThrough != nil {
+		unmatched = tokenhttp.WithUnmatched(tokenhttp.UnmatchedPassThrough)
+		next = forwarded(&httputil.ReverseProxy{
+			Rewrite:      func(pr *httputil.ProxyRequest) { pr.SetURL(cfg.PassThrough) },
+			Transport:    p.opts.Upstream,
+			BufferPool:   &buffers,
+			ErrorHandler: p.upstreamError(""),
+		})
+	}
+	g.unmatched = tokenhttp.RoutedMiddleware(func(*http.Request) source.TokenSource { return nil }, unmatched, tel)(next)
+
+	kctx, cancel := context.WithCancel(context.Background())
+	g.stopKeep = cancel
+	for _, rt := range g.routes {
+		g.keepers.Go(func() { rt.rec.keep(kctx) })
+	}
+	return g, nil
+}
+
+// sourceConfig is rc's source.Config with its secrets read.
+func (p *Proxy) sourceConfig(rc Route, g *generation) (source.Config, error) {
+	sc := rc.Source
+	sc.Telemetry = p.tel.Providers
+	if p.opts.TokenClient != nil {
+		sc.HTTPClient = p.opts.TokenClient
+	}
+	otp := sc.Provider != nil && sc.Provider.OneTimePassword
+	for _, ref := range rc.Secrets {
+		v, err := ref.Read(p.opts.Getenv)
+		if err != nil {
+			return sc, err
+		}
+		g.digest(ref)
+		if otp && ref.Key == "password" {
+			ref, getenv := ref, p.opts.Getenv
+			sc.PasswordFunc = func(context.Context) (string, error) { return ref.Read(getenv) }
+			continue
+		}
+		ref.set(&sc, v)
+	}
+	return sc, nil
+}
+
+// digest remembers the content of ref's file, for the secret watcher.
+func (g *generation) digest(ref SecretRef) {
+	if ref.File == "" {
+		return
+	}
+	if b, err := os.ReadFile(ref.File); err == nil {
+		g.files[ref.File] = sha256.Sum256(b)
+	}
+}
+
+// openStore connects to Redis.
+func (p *Proxy) openStore(sc *StoreConfig, g *generation) (source.Store, io.Closer, error) {
+	ropts, err := redis.ParseURL(sc.Redis)
+	if err != nil {
+		return nil, nil, fmt.Errorf("redis: the URL does not parse") // its text may hold a secret
+	}
+	ropts.ContextTimeoutEnabled = true
+	if sc.Password != nil {
+		pw, err := sc.Password.Read(p.opts.Getenv)
+		if err != nil {
+			return nil, nil, err
+		}
+		g.digest(*sc.Password)
+		ropts.Password = pw
+	}
+	var opts []redisstore.Option
+	if sc.Key != nil {
+		raw, err := sc.Key.Read(p.opts.Getenv)
+		if err != nil {
+			return nil, nil, err
+		}
+		g.digest(*sc.Key)
+		key, err := decodeKey(raw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", sc.Key.Key, err)
+		}
+		opts = append(opts, redisstore.WithKey(key))
+	} else {
+		opts = append(opts, redisstore.WithPlaintext())
+	}
+	if sc.Prefix != "" {
+		opts = append(opts, redisstore.WithPrefix(sc.Prefix))
+	}
+	client := redis.NewClient(ropts)
+	st, err := redisstore.New(client, opts...)
+	if err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	return st, client, nil
+}
+
+// decodeKey reads an AES key written as hex, base64, or 16/24/32 raw bytes.
+func decodeKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if b, err := hex.DecodeString(s); err == nil && validKeyLen(len(b)) {
+		return b, nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil && validKeyLen(len(b)) {
+		return b, nil
+	}
+	if validKeyLen(len(s)) {
+		return []byte(s), nil
+	}
+	return nil, errors.New("the key must be 16, 24 or 32 bytes, written as hex, base64 or raw")
+}
+
+func validKeyLen(n int) bool { return n == 16 || n == 24 || n == 32 }
+
+// buffers lends the ReverseProxies their 32 KiB copy buffers, which
+// would otherwise be allocated (and cleared) for every response.
+var buffers bufferPool
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == 32<<10 {
+		buf = buf[:cap(buf)]
+		b.p.Put(&buf)
+	}
+}
+
+// rewrite points the outgoing request at rc's upstream.
+func rewrite(rc Route) func(*httputil.ProxyRequest) {
+	return func(pr *httputil.ProxyRequest) {
+		exact := false
+		if rc.StripPrefix && rc.Prefix != "/" {
+			u := pr.Out.URL
+			u.Path = strings.TrimPrefix(u.Path, rc.Prefix)
+			if u.RawPath != "" {
+				u.RawPath = strings.TrimPrefix(u.RawPath, rc.Prefix)
+			}
+			exact = u.Path == "" || u.Path == "/" && rc.Upstream.Path != ""
+		}
+		pr.SetURL(rc.Upstream)
+		if exact { // the prefix itself: the upstream's own path, no slash added
+			pr.Out.URL.Path, pr.Out.URL.RawPath = rc.Upstream.Path, rc.Upstream.RawPath
+		}
+	}
+}
+
+// upstreamError answers a request the upstream could not be reached for.
+func (p *Proxy) upstreamError(prefix string) func(http.ResponseWriter, *http.Request, error) {
+	return func(w http.ResponseWriter, r *http.Request, err error) {
+		status := http.StatusBadGateway
+		if errors.Is(err, context.DeadlineExceeded) {
+			status = http.StatusGatewayTimeout
+		}
+		if r.Context().Err() == context.Canceled {
+			status = 499
+		}
+		p.log.Warn("upstream failed", "route", prefix, "method", r.Method, "path", r.URL.Path, "status", status, "error", err.Error())
+		writeProblem(w, status, "The gateway could not reach the upstream service.")
+	}
+}
+
+// writeProblem writes an RFC 9457 problem+json reply.
+func writeProblem(w http.ResponseWriter, status int, detail string) {
+	b, _ := json.Marshal(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "detail": detail})
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// serve routes one request.
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	g := p.acquire()
+	defer g.release()
+	sw := writers.Get().(*statusWriter)
+	*sw = statusWriter{ResponseWriter: w}
+	defer func() { *sw = statusWriter{}; writers.Put(sw) }()
+	rt := g.byRec[g.match(r)]
+	routeAttr := attribute.String("route", "unmatched")
+	if rt == nil {
+		g.unmatched.ServeHTTP(sw, r)
+	} else {
+		routeAttr = rt.attrs
+		r2, err := bufferBody(r, g.maxBody)
+		if err != nil {
+			writeProblem(sw, http.StatusBadRequest, "The request body could not be read.")
+		} else {
+			rt.handler.ServeHTTP(sw, r2)
+		}
+	}
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	attrs := g.attrs(routeAttr, status)
+	ctx := r.Context() // the SDK records even when it is cancelled
+	p.tel.requests.Add(ctx, 1, attrs.add...)
+	p.tel.duration.Record(ctx, time.Since(start).Seconds(), attrs.rec...)
+	if !sw.forwarded {
+		p.log.Warn("request rejected", "route", routeAttr.Value.AsString(), "method", r.Method, "path", r.URL.Path, "status", status)
+	}
+}
+
+// attrKey names one attribute set of the request metrics.
+type attrKey struct {
+	route  string
+	status int
+}
+
+// measureOpts are the options of one attribute set for the request
+// counter and histogram, built once so that recording allocates nothing.
+type measureOpts struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+}
+
+// attrs returns the metric options for route and status, hashed once.
+func (g *generation) attrs(route attribute.KeyValue, status int) *measureOpts {
+	k := attrKey{route.Value.AsString(), status}
+	if o, ok := g.sets.Load(k); ok {
+		return o.(*measureOpts)
+	}
+	set := metric.WithAttributeSet(attribute.NewSet(route, attribute.Int("http.response.status_code", status)))
+	o := &measureOpts{add: []metric.AddOption{set}, rec: []metric.RecordOption{set}}
+	g.sets.Store(k, o)
+	return o
+}
+
+// bufferBody returns r with its body read into memory and GetBody set,
+// so that the Transport can replay it after a 401, when it is at most max
+// bytes. A larger body is streamed (what was read first, then the rest)
+// and not replayable.
+func bufferBody(r *http.Request, max int64) (*http.Request, error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || r.ContentLength > max {
+		return r, nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return nil, err
+	}
+	r2 := r.WithContext(r.Context())
+	if int64(len(buf)) > max {
+		r2.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+		return r2, nil
+	}
+	r2.ContentLength = int64(len(buf))
+	r2.Body = io.NopCloser(bytes.NewReader(buf))
+	r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+	if len(buf) == 0 {
+		r2.Body = http.NoBody
+	}
+	return r2, nil
+}
+
+// forwarded marks the request's statusWriter as forwarded before next
+// sends it upstream: the reply is the upstream's, not a rejection.
+func forwarded(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sw, ok := w.(*statusWriter); ok {
+			sw.forwarded = true
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writers are reused statusWriters: no handler keeps one after its
+// request, and ReverseProxy does not either.
+var writers = sync.Pool{New: func() any { return new(statusWriter) }}
+
+// statusWriter records the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	status    int
+	forwarded bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 && code >= 200 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

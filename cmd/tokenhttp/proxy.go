@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/tokenhttp/tokenhttp/cmd/tokenhttp/internal/proxy"
+)
+
+const proxyHelp = `Usage: tokenhttp proxy --config FILE [flags]
+
+A credential-injecting egress proxy: requests to a route's path prefix go
+to its upstream with the route's token as Authorization (the client's is
+dropped). /livez, /readyz and /metrics are served on the admin address.
+
+Signals: SIGHUP reloads the config (a bad one is logged and the running
+one kept); SIGTERM or SIGINT drains requests in flight, up to
+--drain-timeout, and exits 0.
+
+Exit codes: 0 ok, 1 the proxy failed, 2 usage or a bad config.
+
+Flags:
+`
+
+// runProxy is the proxy subcommand; it uses only the standard library's
+// types so that it stays independent of the rest of the CLI.
+func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, proxyHelp); fs.PrintDefaults() }
+	file := fs.String("config", "", "the YAML config `file` (required)")
+	check := fs.Bool("check", false, "validate the config, read its secrets, and exit")
+	logFormat := fs.String("log-format", "json", "log format: json or text")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *file == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "tokenhttp proxy: --config FILE is required and no argument is taken")
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "tokenhttp proxy: --log-level %q: use debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var log *slog.Logger
+	switch *logFormat {
+	case "json":
+		log = slog.New(slog.NewJSONHandler(stderr, hopts))
+	case "text":
+		log = slog.New(slog.NewTextHandler(stderr, hopts))
+	default:
+		fmt.Fprintf(stderr, "tokenhttp proxy: --log-format %q: use json or text\n", *logFormat)
+		return 2
+	}
+
+	cfg, err := proxy.LoadConfig(*file)
+	if err != nil {
+		fmt.Fprintln(stderr, "tokenhttp proxy:", err)
+		return 2
+	}
+	if *check {
+		if err := proxy.Check(cfg, getenv); err != nil {
+			fmt.Fprintln(stderr, "tokenhttp proxy:", err)
+			return 2
+		}
+		fmt.Fprintf(stdout, "%s: ok (%d routes)\n", *file, len(cfg.Routes))
+		return 0
+	}
+
+	// Signals first, so that none is missed while the proxy starts.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
+	defer signal.Stop(sigs)
+
+	p, err := proxy.New(ctx, cfg, proxy.Options{ConfigPath: *file, Logger: log, Getenv: getenv})
+	if err != nil {
+		fmt.Fprintln(stderr, "tokenhttp proxy:", err)
+		return 2
+	}
+	if err := p.Start(); err != nil {
+		fmt.Fprintln(stderr, "tokenhttp proxy:", err)
+		_ = p.Shutdown(context.Background())
+		return 1
+	}
+	for {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				log.Info("SIGHUP: reloading the config", "file", *file)
+				_ = p.Reload() // a failure is logged; the running config stays
+				continue
+			}
+			log.Info("draining requests in flight", "signal", s.String(), "timeout", drain.String())
+		case <-ctx.Done():
+			log.Info("draining requests in flight", "timeout", drain.String())
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), *drain)
+		err := p.Shutdown(sctx)
+		cancel()
+		if err != nil {
+			log.Warn("shutdown", "error", err.Error())
+		}
+		log.Info("stopped")
+		return 0
+	}
+}
