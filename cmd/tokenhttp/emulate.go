@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
@@ -20,9 +21,13 @@ them. The credentials are the emulators' fixed test values, not secrets.
 
 Providers: standard, vaultid, directlink, scorepositivo, gestaoplus, serproid
 
+With --port N the emulators listen on 127.0.0.1 ports N, N+1, ... in the
+order named, so that a config file (such as the proxy's) can name them.
+
 Examples:
   tokenhttp emulate
   tokenhttp emulate gestaoplus vaultid
+  tokenhttp emulate --port 8181 standard
 `
 
 // emulated is how to start and use one provider's emulator.
@@ -52,6 +57,7 @@ var emulators = map[string]emulated{
 
 func runEmulate(ctx context.Context, args []string, e env) int {
 	fs := flag.NewFlagSet("emulate", flag.ContinueOnError)
+	port := fs.Int("port", 0, "listen on 127.0.0.1 from this `port` on, one port per emulator (0: free ports)")
 	pos, help, err := parseArgs(fs, args)
 	switch {
 	case help:
@@ -59,6 +65,8 @@ func runEmulate(ctx context.Context, args []string, e env) int {
 		return exitOK
 	case err != nil:
 		return flagError(e, "emulate", err)
+	case *port < 0 || *port > 65535:
+		return flagError(e, "emulate", usagef("--port %d is not a port; use 1 to 65535, or 0 for free ports", *port))
 	}
 	names := providerNames()
 	if len(pos) > 0 {
@@ -72,9 +80,18 @@ func runEmulate(ctx context.Context, args []string, e env) int {
 		}
 	}
 	fmt.Fprintf(e.stdout, "tokenhttp emulate: %d token endpoints on loopback; Ctrl-C stops them.\n", len(names))
-	for _, n := range names {
+	for i, n := range names {
 		em := emulators[n]
-		srv := em.start(sourcetest.Options{})
+		var o sourcetest.Options
+		if *port != 0 {
+			o.Addr = fmt.Sprintf("127.0.0.1:%d", *port+i)
+			if l, err := net.Listen("tcp", o.Addr); err != nil {
+				return flagError(e, "emulate", usagef("--port: cannot listen on %s: %v", o.Addr, err))
+			} else {
+				l.Close()
+			}
+		}
+		srv := em.start(o)
 		defer srv.Close()
 		fmt.Fprintf(e.stdout, "\n%s: %s\n", n, dialects[n].summary)
 		fmt.Fprintf(e.stdout, "  token URL    %s\n", srv.TokenURL)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,4 +109,40 @@ func TestEmulate(t *testing.T) {
 		r := exec(t, invocation{}, "emulate", "acme")
 		assertCode(t, r, exitUsage)
 	})
+}
+
+// TestEmulatePort: with --port the emulators listen on that port and the
+// next, in the order named, so a config file can name them.
+func TestEmulatePort(t *testing.T) {
+	defer noLeaks(t)()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, stdinFD: -1, getenv: func(string) string { return "" }}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"emulate", "--port", strconv.Itoa(port), "standard", "serproid"}, e) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(out.String(), "  try ") < 2 {
+		if time.Now().After(deadline) || len(done) > 0 {
+			cancel()
+			t.Fatalf("emulate printed:\n%s\nstderr: %s", out.String(), errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("emulate --port: exit %d, want %d", code, exitOK)
+	}
+	for i, name := range []string{"standard", "serproid"} {
+		if want := fmt.Sprintf("http://127.0.0.1:%d/", port+i); !strings.Contains(out.String(), want) {
+			t.Errorf("emulate --port %d: %s is not on %s:\n%s", port, name, want, out.String())
+		}
+	}
+	r := exec(t, invocation{}, "emulate", "--port", "70000")
+	assertCode(t, r, exitUsage)
 }

@@ -2,6 +2,8 @@ package sourcetest
 
 import (
 	"bytes"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -66,6 +68,10 @@ type Options struct {
 	// TLS starts the server with TLS (httptest.NewTLSServer); use
 	// Server.Client to talk to it.
 	TLS bool
+	// Addr is the address to listen on, such as "127.0.0.1:8081". Empty
+	// means a free port on loopback, as httptest chooses. The server
+	// panics if it cannot listen there, as httptest does.
+	Addr string
 }
 
 // RecordedRequest is a copy of a request that reached a token endpoint.
@@ -150,6 +156,14 @@ func newServer(o Options, d *dialect) *Server {
 	mux.HandleFunc(d.path, s.serveToken)
 	mux.HandleFunc("/resource", s.serveResource)
 	s.Server = httptest.NewUnstartedServer(mux)
+	if o.Addr != "" {
+		l, err := net.Listen("tcp", o.Addr)
+		if err != nil {
+			panic(fmt.Sprintf("sourcetest: cannot listen on %s: %v", o.Addr, err))
+		}
+		s.Listener.Close()
+		s.Listener = l
+	}
 	if o.TLS {
 		s.StartTLS()
 	} else {
