@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
@@ -43,7 +42,7 @@ import (
 //     unreachable, or its circuit breaker is open, with a Retry-After
 //     (whole seconds, rounded up, at least 1) when the endpoint asked for
 //     one (source.Error.RetryAfter) or the breaker says when it will try
-//     again (retry.OpenError.Until);
+//     again (source.BreakerOpenError.Until);
 //   - 504 Gateway Timeout when the token fetch timed out, or the request's
 //     own deadline passed while it waited for one;
 //   - 500 Internal Server Error when the TokenSource returned no error and
@@ -457,7 +456,7 @@ func classify(ctx context.Context, err error) rejection {
 		return rejection{status: http.StatusInternalServerError, errType: "no_token", detail: detailNoToken}
 	}
 	var (
-		open *retry.OpenError
+		open *source.BreakerOpenError
 		te   *source.Error
 		he   *source.HookError
 		fe   *source.FetchError
@@ -467,7 +466,7 @@ func classify(ctx context.Context, err error) rejection {
 	case errors.As(err, &open):
 		return rejection{status: http.StatusServiceUnavailable, errType: "breaker_open", detail: detailBreaker,
 			retryAfter: max(time.Until(open.Until), time.Second)}
-	case errors.Is(err, retry.ErrOpen):
+	case errors.Is(err, source.ErrBreakerOpen):
 		return rejection{status: http.StatusServiceUnavailable, errType: "breaker_open", detail: detailUnavailable}
 	case errors.As(err, &te) && te.Temporary():
 		return rejection{status: http.StatusServiceUnavailable, errType: te.Code, detail: detailUnavailable,

@@ -14,7 +14,8 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/tokenhttp/tokenhttp/retry"
+	"github.com/tokenhttp/tokenhttp/internal/breaker"
+	iretry "github.com/tokenhttp/tokenhttp/internal/retry"
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
@@ -45,11 +46,6 @@ type Invalidator interface {
 type RenewalRejecter interface {
 	RejectedAfterRenewal(tok *Token)
 }
-
-// ErrBreakerOpen is matched (errors.Is) by the error Token returns while
-// the source's circuit breaker is open and no valid token is cached. The
-// error is a *retry.OpenError, which says when the next try will be.
-var ErrBreakerOpen = retry.ErrOpen
 
 // ErrClosed is returned by a CachedSource's Token after Close when it has
 // no valid token left.
@@ -97,7 +93,7 @@ const (
 type CachedSource struct {
 	ep        *endpoint
 	r         *resolved
-	breaker   *retry.Breaker         // nil when disabled
+	breaker   *breaker.Breaker       // nil when disabled
 	tel       *telemetry.Instruments // spans and metrics of fetches
 	unobserve func()                 // unregisters the gauges
 	host      string                 // the token endpoint's host, for spans
@@ -147,7 +143,7 @@ func New(cfg Config) (TokenSource, error) {
 	if cfg.Store != nil {
 		s.store, s.key = cfg.Store, storeKey(r)
 	}
-	s.breaker = retry.NewBreaker(r.p.Name, cfg.Breaker, breakerFailure, breakerExcluded)
+	s.breaker = breaker.New(r.p.Name, cfg.Breaker, breakerFailure, breakerExcluded)
 	s.closeCtx, s.closeFn = context.WithCancel(context.Background())
 	s.id = sourceID(r)
 	// Held weakly: a source dropped without Close is still collected.
@@ -317,7 +313,7 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	started := time.Now()
 	fctx, rec := s.tel.StartFetch(fctx, telemetry.FetchInfo{
 		Provider: s.r.p.Name, Source: s.id, Grant: s.nextGrant(), Reason: reason, Host: s.host, Port: s.port})
-	st := &exchangeStats{onRetry: func(a retry.Attempt) { rec.Retry(a.N, a.Status, errorType(a.Err), a.Wait) }}
+	st := &exchangeStats{onRetry: func(a iretry.Attempt) { rec.Retry(a.N, a.Status, errorType(a.Err), a.Wait) }}
 	st.onFallback = func(grant string, err error) {
 		var status int
 		var code string
@@ -577,7 +573,10 @@ func (s *CachedSource) fromStore(ctx context.Context) (got obtained, ok bool, st
 func (s *CachedSource) fromEndpoint(ctx context.Context, st *exchangeStats, rec *telemetry.Fetch, refreshHint string) (obtained, error) {
 	at := time.Now()
 	v, err := s.breaker.Do(func() (any, error) { return s.fetch(ctx, st, refreshHint) },
-		func(from, to retry.State) { rec.BreakerChange(from.String(), to.String()) })
+		func(from, to breaker.State) { rec.BreakerChange(from.String(), to.String()) })
+	if oe := (*breaker.OpenError)(nil); errors.As(err, &oe) {
+		return obtained{}, &BreakerOpenError{Provider: s.r.p.Name, Until: oe.Until}
+	}
 	if err != nil {
 		return obtained{}, err
 	}
@@ -654,7 +653,7 @@ func refreshUnspent(err error) bool {
 		return te.StatusCode == http.StatusTooManyRequests || te.StatusCode == http.StatusServiceUnavailable
 	}
 	var he *HookError
-	return retry.NotSent(err) || errors.As(err, &he)
+	return iretry.NotSent(err) || errors.As(err, &he)
 }
 
 // newEntry computes when tok is renewed and when it stops being served.
@@ -730,9 +729,9 @@ func (s *CachedSource) breakerState() (int64, bool) {
 		return 0, false
 	}
 	switch s.breaker.Current() {
-	case retry.StateHalfOpen:
+	case breaker.StateHalfOpen:
 		return 1, true
-	case retry.StateOpen:
+	case breaker.StateOpen:
 		return 2, true
 	}
 	return 0, true

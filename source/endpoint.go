@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokenhttp/tokenhttp/retry"
+	"github.com/tokenhttp/tokenhttp/internal/retry"
 )
 
 // MaxReplyBytes bounds a token endpoint's reply body. A larger reply is an

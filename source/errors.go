@@ -425,6 +425,26 @@ func isHTML(contentType string, body []byte) bool {
 	return len(b) > 0 && b[0] == '<'
 }
 
+// ErrBreakerOpen is matched (errors.Is) by the error Token returns while
+// the source's circuit breaker is open and no valid token is cached: a
+// *BreakerOpenError.
+var ErrBreakerOpen = errors.New("source: circuit breaker open")
+
+// BreakerOpenError is the error of a fetch the circuit breaker refused: no
+// request was sent. It matches ErrBreakerOpen.
+type BreakerOpenError struct {
+	Provider string
+	Until    time.Time // when the breaker lets the next try (a probe) through
+}
+
+// Error says the breaker is open. Until says when the next try will be.
+func (e *BreakerOpenError) Error() string {
+	return "source: " + e.Provider + " token endpoint failing: circuit breaker open"
+}
+
+// Is matches ErrBreakerOpen.
+func (e *BreakerOpenError) Is(target error) bool { return target == ErrBreakerOpen }
+
 // ErrInvalidConfig is wrapped by every error New returns for a bad Config.
 var ErrInvalidConfig = errors.New("source: invalid config")
 

@@ -249,7 +249,7 @@ func demoOutage(ctx context.Context, t *transcript) error {
 		RefreshAhead: 2 * time.Second, // renew from the first second of a 3 s token
 		Retry:        retry.Policy{MaxAttempts: 2, MinWait: 50 * time.Millisecond, MaxWait: 100 * time.Millisecond},
 		Breaker: retry.BreakerSettings{Failures: 2, OpenFor: 2 * time.Second,
-			OnStateChange: func(from, to retry.State) { t.say("circuit breaker: %s -> %s", from, to) }},
+			OnStateChange: func(from, to string) { t.say("circuit breaker: %s -> %s", from, to) }},
 	})
 	if err != nil {
 		return err
@@ -277,7 +277,7 @@ func demoOutage(ctx context.Context, t *transcript) error {
 		if err != nil {
 			kind = shortError(err)
 			line = fmt.Sprintf("calls fail fast (%s): %s", sinceShort(start), kind)
-			if oe := (*retry.OpenError)(nil); errors.As(err, &oe) {
+			if oe := (*source.BreakerOpenError)(nil); errors.As(err, &oe) {
 				line += fmt.Sprintf("; next try in %s", time.Until(oe.Until).Round(100*time.Millisecond))
 			}
 		}
@@ -308,7 +308,7 @@ func demoOutage(ctx context.Context, t *transcript) error {
 
 // shortError names the kind of failure without the whole chain.
 func shortError(err error) string {
-	var oe *retry.OpenError
+	var oe *source.BreakerOpenError
 	var te *source.Error
 	switch {
 	case errors.As(err, &oe):
