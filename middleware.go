@@ -15,8 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokenhttp/tokenhttp/internal/instrument"
 	"github.com/tokenhttp/tokenhttp/source"
-	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
 // Middleware returns server middleware that puts the upstream credential
@@ -326,7 +326,7 @@ type gateway struct {
 	route     func(*http.Request) source.TokenSource
 	skip      []func(*http.Request) bool
 	unmatched Unmatched
-	tel       *telemetry.Instruments
+	tel       *instrument.Instruments
 
 	// hdr is the header value of the last token seen. With several
 	// sources in turn it changes often; it is only a cache, keyed by the
@@ -336,7 +336,7 @@ type gateway struct {
 
 func newMiddleware(route func(*http.Request) source.TokenSource, opts []Option) func(http.Handler) http.Handler {
 	o := newOptions(opts)
-	tel := telemetry.New(o.tel)
+	tel := instrument.New(o.tel)
 	skip := slices.Clip(o.skip)
 	return func(next http.Handler) http.Handler {
 		if next == nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/tokenhttp/tokenhttp/internal/instrument"
 	"github.com/tokenhttp/tokenhttp/internal/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/telemetry"
@@ -39,7 +40,7 @@ type Transport struct {
 	lim      source.RenewalRejecter // src's, nil if it does not bound renewals
 	base     http.RoundTripper
 	insecure bool
-	tel      *telemetry.Instruments
+	tel      *instrument.Instruments
 
 	hdr atomic.Pointer[header] // the header value of the last token seen
 }
@@ -110,7 +111,7 @@ func NewTransport(src source.TokenSource, opts ...Option) *Transport {
 		panic("tokenhttp: NewTransport needs a TokenSource, got nil")
 	}
 	o := newOptions(opts)
-	t := &Transport{src: src, base: o.base, insecure: o.insecure, tel: telemetry.New(o.tel)}
+	t := &Transport{src: src, base: o.base, insecure: o.insecure, tel: instrument.New(o.tel)}
 	t.inv, _ = src.(source.Invalidator)
 	t.lim, _ = src.(source.RenewalRejecter)
 	return t

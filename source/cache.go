@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tokenhttp/tokenhttp/internal/breaker"
+	"github.com/tokenhttp/tokenhttp/internal/instrument"
 	iretry "github.com/tokenhttp/tokenhttp/internal/retry"
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
@@ -93,14 +94,14 @@ const (
 type CachedSource struct {
 	ep        *endpoint
 	r         *resolved
-	breaker   *breaker.Breaker       // nil when disabled
-	tel       *telemetry.Instruments // spans and metrics of fetches
-	unobserve func()                 // unregisters the gauges
-	host      string                 // the token endpoint's host, for spans
-	port      int                    //
-	store     Store                  // shared tokens; nil: this source's memory only
-	key       string                 // the credential's name in store
-	id        string                 // telemetry.AttrSource
+	breaker   *breaker.Breaker        // nil when disabled
+	tel       *instrument.Instruments // spans and metrics of fetches
+	unobserve func()                  // unregisters the gauges
+	host      string                  // the token endpoint's host, for spans
+	port      int                     //
+	store     Store                   // shared tokens; nil: this source's memory only
+	key       string                  // the credential's name in store
+	id        string                  // telemetry.AttrSource
 
 	cur      atomic.Pointer[entry] // the current token, nil when none
 	group    singleflight.Group    // one fetch at a time, shared by its waiters
@@ -138,7 +139,7 @@ func New(cfg Config) (TokenSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &CachedSource{ep: newEndpoint(r), r: r, tel: telemetry.New(cfg.Telemetry)}
+	s := &CachedSource{ep: newEndpoint(r), r: r, tel: instrument.New(cfg.Telemetry)}
 	s.host, s.port = hostPort(r.tokenURL)
 	if cfg.Store != nil {
 		s.store, s.key = cfg.Store, storeKey(r)
@@ -147,7 +148,7 @@ func New(cfg Config) (TokenSource, error) {
 	s.closeCtx, s.closeFn = context.WithCancel(context.Background())
 	s.id = sourceID(r)
 	// Held weakly: a source dropped without Close is still collected.
-	s.unobserve = telemetry.ObserveSource(s.tel, telemetry.Gauge{Provider: r.p.Name, Source: s.id}, s,
+	s.unobserve = instrument.ObserveSource(s.tel, instrument.Gauge{Provider: r.p.Name, Source: s.id}, s,
 		(*CachedSource).ttl, (*CachedSource).breakerState)
 	return s, nil
 }
@@ -311,7 +312,7 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 
 	s.rejected.Store(false)
 	started := time.Now()
-	fctx, rec := s.tel.StartFetch(fctx, telemetry.FetchInfo{
+	fctx, rec := s.tel.StartFetch(fctx, instrument.FetchInfo{
 		Provider: s.r.p.Name, Source: s.id, Grant: s.nextGrant(), Reason: reason, Host: s.host, Port: s.port})
 	st := &exchangeStats{onRetry: func(a iretry.Attempt) { rec.Retry(a.N, a.Status, errorType(a.Err), a.Wait) }}
 	st.onFallback = func(grant string, err error) {
@@ -425,7 +426,7 @@ var errStoreBudget = errors.New("source: the store took its whole budget")
 // A sharer that waits for another's fetch longer than half its fetch
 // timeout takes over: it fetches on its own, with the configured grant
 // (never a refresh token without the lock).
-func (s *CachedSource) obtain(ctx context.Context, st *exchangeStats, rec *telemetry.Fetch) (obtained, error) {
+func (s *CachedSource) obtain(ctx context.Context, st *exchangeStats, rec *instrument.Fetch) (obtained, error) {
 	if s.store == nil {
 		return s.fromEndpoint(ctx, st, rec, "")
 	}
@@ -483,7 +484,7 @@ func (s *CachedSource) obtain(ctx context.Context, st *exchangeStats, rec *telem
 // more, then fetches with the fleet's refresh token. It hands the result
 // out at once; saving it (or dropping a rejected token) and unlocking run
 // in the background.
-func (s *CachedSource) fetchLocked(ctx context.Context, st *exchangeStats, rec *telemetry.Fetch, unlock func(),
+func (s *CachedSource) fetchLocked(ctx context.Context, st *exchangeStats, rec *instrument.Fetch, unlock func(),
 	load func() (obtained, bool, *StoredToken, error)) (obtained, error) {
 	// Another sharer may have stored a token just before the lock.
 	got, ok, stored, err := load()
@@ -570,7 +571,7 @@ func (s *CachedSource) fromStore(ctx context.Context) (got obtained, ok bool, st
 }
 
 // fromEndpoint fetches from the token endpoint through the breaker.
-func (s *CachedSource) fromEndpoint(ctx context.Context, st *exchangeStats, rec *telemetry.Fetch, refreshHint string) (obtained, error) {
+func (s *CachedSource) fromEndpoint(ctx context.Context, st *exchangeStats, rec *instrument.Fetch, refreshHint string) (obtained, error) {
 	at := time.Now()
 	v, err := s.breaker.Do(func() (any, error) { return s.fetch(ctx, st, refreshHint) },
 		func(from, to breaker.State) { rec.BreakerChange(from.String(), to.String()) })
@@ -739,8 +740,8 @@ func (s *CachedSource) breakerState() (int64, bool) {
 
 // result describes a fetch's end for telemetry: codes only, never text
 // from the provider.
-func result(err error, st *exchangeStats) telemetry.Result {
-	r := telemetry.Result{Grant: st.grant, Outcome: telemetry.OutcomeSuccess, Status: st.status, Attempts: st.attempts}
+func result(err error, st *exchangeStats) instrument.Result {
+	r := instrument.Result{Grant: st.grant, Outcome: telemetry.OutcomeSuccess, Status: st.status, Attempts: st.attempts}
 	if err == nil {
 		return r
 	}

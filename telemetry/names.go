@@ -1,12 +1,11 @@
-// Package telemetry records tokenhttp's spans and metrics with
-// OpenTelemetry. It depends on the OpenTelemetry API only: the SDK, the
-// exporters and the providers are the application's; when none is given,
-// the OpenTelemetry globals are used.
+// Package telemetry names what tokenhttp records with OpenTelemetry
+// (spans, events, attributes, metrics) and holds the Providers a user
+// sets. It depends on the OpenTelemetry API only: the SDK, the exporters
+// and the providers are the application's; when none is given, the
+// OpenTelemetry globals are used.
 //
-// Nothing here ever records a token, a secret, a password or a body. The
-// path of a request that finds a valid cached token records nothing.
-//
-// Every name is declared once, in this file.
+// Nothing is ever recorded with a token, a secret, a password or a body.
+// The path of a request that finds a valid cached token records nothing.
 package telemetry
 
 // ScopeName is the instrumentation scope of the tracer and the meter.
