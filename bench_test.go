@@ -192,7 +192,7 @@ func newBenchSource(tb testing.TB, srv *sourcetest.Server) source.TokenSource {
 	if err != nil {
 		tb.Fatalf("source.New: %v", err)
 	}
-	tb.Cleanup(func() { src.(*source.CachedSource).Close() })
+	tb.Cleanup(func() { src.Close() })
 	return src
 }
 

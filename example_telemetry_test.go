@@ -69,7 +69,7 @@ func Example_telemetry() {
 		fmt.Println(err)
 		return
 	}
-	defer src.(io.Closer).Close()
+	defer src.Close()
 
 	client := &http.Client{Transport: otelhttp.NewTransport(
 		tokenhttp.NewTransport(src,
@@ -223,7 +223,7 @@ func TestTelemetryUnauthorizedRetry(t *testing.T) {
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
-			defer src.(*source.CachedSource).Close()
+			defer src.Close()
 			if _, err := src.Token(context.Background()); err != nil {
 				t.Fatalf("Token: %v", err)
 			}
@@ -319,7 +319,7 @@ func TestTelemetryMiddlewareRejection(t *testing.T) {
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
-			defer src.(*source.CachedSource).Close()
+			defer src.Close()
 			h := tokenhttp.Middleware(src, tokenhttp.WithTelemetry(tel))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 				t.Error("next handler called without a token")
 			}))

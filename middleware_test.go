@@ -91,7 +91,7 @@ func newGatewayEnv(t *testing.T, s gwSetup) *gwEnv {
 		e.idp.Close()
 		t.Fatalf("source.New: %v", err)
 	}
-	e.src = &gwRecordingSource{CachedSource: src.(*source.CachedSource)}
+	e.src = &gwRecordingSource{CachedSource: src}
 
 	check := &http.Client{Transport: newTr()}
 	e.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -324,7 +324,7 @@ func TestMiddlewareGatewayReplacesForgedAuthorization(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer other.(*source.CachedSource).Close()
+	defer other.Close()
 	stolen, err := other.Token(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -444,7 +444,7 @@ func TestMiddlewareTokenFromContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.(*source.CachedSource).Close()
+	defer src.Close()
 
 	var (
 		tok  *source.Token
@@ -692,7 +692,7 @@ func TestMiddlewareClientGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.(*source.CachedSource).Close()
+	defer src.Close()
 	h := tokenhttp.Middleware(src)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		t.Error("next called")
 	}))
@@ -876,7 +876,7 @@ func TestRouteGatewayPerRoute(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		u.src = src.(*source.CachedSource)
+		u.src = src
 		defer u.src.Close()
 		ups[name], routes["/"+name] = u, u.src
 		target, _ := url.Parse(u.idp.ResourceURL)

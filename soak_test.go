@@ -250,7 +250,7 @@ func TestSoakUnderFaults(t *testing.T) {
 		t.Fatalf("New: %v", err)
 	}
 	shutdown := sync.OnceFunc(func() {
-		_ = src.(io.Closer).Close()
+		_ = src.Close()
 		emu.Close()
 		tokenTr.CloseIdleConnections()
 		apiTr.CloseIdleConnections()

@@ -45,7 +45,7 @@ func TestTransport401ChallengeDecidesRefresh(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer src.(*source.CachedSource).Close()
+			defer src.Close()
 			resp, err := tokenhttp.NewClient(src).Get(api.URL)
 			if err != nil {
 				t.Fatal(err)

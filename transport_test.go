@@ -208,12 +208,8 @@ func newSource(t *testing.T, ts *tokenServer, mods ...func(*source.Config)) *spy
 	if err != nil {
 		t.Fatalf("source.New: %v", err)
 	}
-	cs, ok := src.(*source.CachedSource)
-	if !ok {
-		t.Fatalf("source.New returned %T, want *source.CachedSource", src)
-	}
-	t.Cleanup(func() { cs.Close() })
-	return &spySource{CachedSource: cs}
+	t.Cleanup(func() { src.Close() })
+	return &spySource{CachedSource: src}
 }
 
 // prime has src fetch its first token and checks it is want.

@@ -20,7 +20,9 @@ import (
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
-// TokenSource supplies tokens.
+// TokenSource supplies tokens. A TokenSource must be safe for concurrent
+// use by multiple goroutines. The returned Token is shared and must not be
+// modified.
 type TokenSource interface {
 	// Token returns a token that is valid now, or an error. ctx bounds
 	// how long this caller waits; it does not cancel a fetch other
@@ -132,9 +134,10 @@ type entry struct {
 	suspect   atomic.Bool // tok replaced a rejected token and was rejected too
 }
 
-// New validates cfg and returns a *CachedSource for it. Errors for a bad
-// Config wrap ErrInvalidConfig and say which field to fix.
-func New(cfg Config) (TokenSource, error) {
+// New validates cfg and returns a CachedSource for it. The caller closes
+// it with Close. An error for a bad Config wraps ErrInvalidConfig and
+// names the field to fix.
+func New(cfg Config) (*CachedSource, error) {
 	r, err := cfg.validate()
 	if err != nil {
 		return nil, err
@@ -229,6 +232,10 @@ func (s *CachedSource) RejectedAfterRenewal(tok *Token) {
 		e.suspect.Store(true)
 	}
 }
+
+// FetchTimeout returns the bound of one token fetch, retries included:
+// Config.FetchTimeout, or DefaultFetchTimeout.
+func (s *CachedSource) FetchTimeout() time.Duration { return s.r.fetchTimeout }
 
 // Close cancels a fetch in flight and waits for it to end. Afterwards
 // Token serves the cached token while it is usable, then returns

@@ -155,12 +155,8 @@ func newSource(t *testing.T, cfg source.Config) *source.CachedSource {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	cs, ok := src.(*source.CachedSource)
-	if !ok {
-		t.Fatalf("New returned %T, want *source.CachedSource", src)
-	}
-	t.Cleanup(func() { _ = cs.Close() })
-	return cs
+	t.Cleanup(func() { _ = src.Close() })
+	return src
 }
 
 // fetchToken makes one Token call on a new source for cfg.

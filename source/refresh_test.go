@@ -30,7 +30,7 @@ func raSource(t *testing.T, srv *sourcetest.Server) *source.CachedSource {
 	if err != nil {
 		t.Fatalf("source.New: %v", err)
 	}
-	return src.(*source.CachedSource)
+	return src
 }
 
 // raCall is one Token call seen by a caller.

@@ -229,7 +229,7 @@ func runToken(ctx context.Context, args []string, e env) int {
 
 // newSource builds the Config from the flags and the source from it; with
 // verbose, token traffic is logged (redacted).
-func (c *credFlags) newSource(e env, verbose bool) (source.TokenSource, source.Config, error) {
+func (c *credFlags) newSource(e env, verbose bool) (*source.CachedSource, source.Config, error) {
 	cfg, err := c.config(e, tokenClient(e, verbose))
 	if err != nil {
 		return nil, cfg, err
@@ -252,9 +252,9 @@ func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
 	}
 }
 
-func closeSource(src source.TokenSource) {
-	if c, ok := src.(io.Closer); ok {
-		c.Close()
+func closeSource(src *source.CachedSource) {
+	if src != nil {
+		src.Close()
 	}
 }
 

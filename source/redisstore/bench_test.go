@@ -45,7 +45,7 @@ func BenchmarkFleet(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					srcs[i] = src.(*source.CachedSource)
+					srcs[i] = src
 					b.Cleanup(func() { srcs[i].Close() })
 				}
 				var failures sync.Map

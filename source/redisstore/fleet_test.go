@@ -60,7 +60,7 @@ func replica(t testing.TB, emu *sourcetest.Server, addr string, mod func(*source
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := src.(*source.CachedSource)
+	cs := src
 	t.Cleanup(func() {
 		_ = cs.Close()
 		_ = c.Close()
@@ -225,7 +225,7 @@ func TestFleetChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.(*source.CachedSource).Close()
+	defer src.Close()
 	seen := map[string]bool{}
 	failures := 0
 	ctx := context.Background()

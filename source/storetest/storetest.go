@@ -61,7 +61,7 @@ func NewSource(t *testing.T, emu *sourcetest.Server, store source.Store, mod fun
 	if err != nil {
 		t.Fatalf("source.New: %v", err)
 	}
-	cs := src.(*source.CachedSource)
+	cs := src
 	t.Cleanup(func() { _ = cs.Close() })
 	return cs
 }
