@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokenhttp/tokenhttp/internal/instrument"
 	"github.com/tokenhttp/tokenhttp/internal/retry"
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
@@ -136,7 +137,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return t.base.RoundTrip(req)
 		}
 	}
-	if req.URL.Scheme != "https" && !t.insecure && !source.IsLoopback(req.URL.Hostname()) {
+	if req.URL.Scheme != "https" && !t.insecure && !safehttp.IsLoopback(req.URL.Hostname()) {
 		closeBody(req)
 		return nil, fmt.Errorf("tokenhttp: refusing to send a token over cleartext %s to %s; use https, or WithInsecureHTTP if the network is trusted", req.URL.Scheme, req.URL.Host)
 	}

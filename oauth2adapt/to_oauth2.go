@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 	"github.com/tokenhttp/tokenhttp/source"
 )
 
@@ -153,7 +154,7 @@ func (a *toOAuth2) ResetTokenOlderThan(t time.Time) {
 // toOAuth2Token converts tok so that oauth2's SetAuthHeader sends
 // tok.HeaderValue().
 func toOAuth2Token(tok *source.Token) (*oauth2.Token, error) {
-	if err := source.CheckHeaderToken(tok.AccessToken, tok.Authorization); err != nil {
+	if err := safehttp.CheckHeaderToken(tok.AccessToken, tok.Authorization); err != nil {
 		return nil, fmt.Errorf("oauth2adapt: the token cannot be given to x/oauth2: %w", err)
 	}
 	scheme, cred, _ := strings.Cut(tok.HeaderValue(), " ")

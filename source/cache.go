@@ -17,6 +17,7 @@ import (
 	"github.com/tokenhttp/tokenhttp/internal/breaker"
 	"github.com/tokenhttp/tokenhttp/internal/instrument"
 	iretry "github.com/tokenhttp/tokenhttp/internal/retry"
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
@@ -567,7 +568,7 @@ func (s *CachedSource) fromStore(ctx context.Context) (got obtained, ok bool, st
 	if cur := s.cur.Load(); cur != nil && sameCredential(cur.tok, tok) {
 		return obtained{}, false, stored, nil
 	}
-	if s.isRejected(tok) || CheckHeaderToken(tok.AccessToken, tok.Authorization) != nil {
+	if s.isRejected(tok) || safehttp.CheckHeaderToken(tok.AccessToken, tok.Authorization) != nil {
 		return obtained{}, false, stored, nil
 	}
 	now := time.Now()

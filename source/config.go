@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
@@ -234,7 +234,7 @@ func (c Config) validate() (*resolved, error) {
 	if u.Fragment != "" {
 		return nil, configError("Config.TokenURL %q has a fragment", redactURL(raw))
 	}
-	if u.Scheme == "http" && !IsLoopback(u.Hostname()) && !c.AllowInsecureHTTP {
+	if u.Scheme == "http" && !safehttp.IsLoopback(u.Hostname()) && !c.AllowInsecureHTTP {
 		return nil, configError("Config.TokenURL %q is cleartext http to a host that is not loopback; use https, or set AllowInsecureHTTP if the network is trusted", redactURL(raw))
 	}
 	r.tokenURL = u.String()
@@ -344,39 +344,4 @@ type resolved struct {
 	encoding     Encoding
 	auth         AuthStyle
 	fetchTimeout time.Duration
-}
-
-// IsLoopback reports whether host (a host name or IP, without port) is the
-// loopback interface: "localhost", 127.0.0.0/8 or ::1. Names under
-// ".localhost" are not: Go resolves them through the ordinary resolver.
-// It does not allocate.
-func IsLoopback(host string) bool {
-	host = strings.TrimSuffix(host, ".")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
-		host = host[1 : len(host)-1]
-	}
-	if !maybeIP(host) {
-		return false // a name, or a zone: netip's error would allocate
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
-}
-
-// maybeIP reports whether s has only the characters of an IPv4 address
-// (digits and dots) or of an IPv6 one (hex digits, colons and dots, at
-// least one colon). A zone ("%eth0") is not taken.
-func maybeIP(s string) bool {
-	v6 := strings.IndexByte(s, ':') >= 0
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9', c == '.':
-		case v6 && (c == ':' || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')):
-		default:
-			return false
-		}
-	}
-	return s != ""
 }

@@ -19,11 +19,12 @@ import (
 	"time"
 
 	"github.com/tokenhttp/tokenhttp/internal/retry"
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 )
 
-// MaxReplyBytes bounds a token endpoint's reply body. A larger reply is an
+// maxReplyBytes bounds a token endpoint's reply body. A larger reply is an
 // error, not an allocation.
-const MaxReplyBytes = 1 << 20
+const maxReplyBytes = 1 << 20
 
 // maxLifetime bounds an expires_in so that time arithmetic cannot overflow.
 const maxLifetime = 100 * 365 * 24 * time.Hour
@@ -151,11 +152,11 @@ func (e *endpoint) exchange(ctx context.Context, grant, refresh string, st *exch
 	}
 	defer resp.Body.Close()
 	st.status = resp.StatusCode
-	body, err := readBounded(resp.Body, MaxReplyBytes)
+	body, err := readBounded(resp.Body, maxReplyBytes)
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
 			return nil, &Error{Provider: e.r.p.Name, StatusCode: resp.StatusCode, Code: CodeServerError,
-				Description: fmt.Sprintf("the reply is larger than %d bytes", MaxReplyBytes)}
+				Description: fmt.Sprintf("the reply is larger than %d bytes", maxReplyBytes)}
 		}
 		return nil, e.transportError(err, scrub)
 	}
@@ -371,7 +372,7 @@ func (e *endpoint) decode(resp *http.Response, body []byte, start time.Time, scr
 			}
 		}
 	}
-	life, err := ParseExpiresIn(take(e.reply.ExpiresIn))
+	life, err := parseExpiresIn(take(e.reply.ExpiresIn))
 	if err != nil {
 		return nil, bad(fmt.Sprintf("the reply's %q: %v", e.reply.ExpiresIn, err))
 	}
@@ -386,7 +387,7 @@ func (e *endpoint) decode(resp *http.Response, body []byte, start time.Time, scr
 			tok.Extra[k] = v
 		}
 	}
-	if err := CheckHeaderToken(tok.AccessToken, tok.Authorization); err != nil {
+	if err := safehttp.CheckHeaderToken(tok.AccessToken, tok.Authorization); err != nil {
 		return nil, bad(err.Error())
 	}
 	return tok, nil
@@ -491,12 +492,12 @@ func scopeString(v any) string {
 	return ""
 }
 
-// ParseExpiresIn reads an expires_in value: a JSON number, a decimal
+// parseExpiresIn reads an expires_in value: a JSON number, a decimal
 // string ("43200", as gestao.plus sends), or nil. Zero, a negative value
 // and nil mean "not given" and return 0. A value past 100 years is capped,
 // also one past float64's range (1e400, or 400 digits): it means "far
 // future". Anything else is an error.
-func ParseExpiresIn(v any) (time.Duration, error) {
+func parseExpiresIn(v any) (time.Duration, error) {
 	var f float64
 	switch x := v.(type) {
 	case nil:
@@ -545,34 +546,6 @@ func parseSeconds(s string) (float64, error) {
 		return math.Copysign(math.MaxFloat64, f), nil // past any lifetime: capped below
 	}
 	return f, err
-}
-
-// CheckHeaderToken reports whether a token can be sent as a header: the
-// access token must be printable ASCII without spaces, and a provider's
-// header value printable ASCII (spaces and tabs allowed) that does not
-// start or end with white space. A token that fails would break the header
-// or inject another one. The error never shows the token.
-func CheckHeaderToken(accessToken, authorization string) error {
-	if authorization == "" && accessToken == "" {
-		return errors.New("the reply has no access token")
-	}
-	if authorization == "" {
-		for i := 0; i < len(accessToken); i++ {
-			if c := accessToken[i]; c <= ' ' || c >= 0x7f {
-				return fmt.Errorf("the access token has a character that cannot be sent in a header (byte %d of %d)", i, len(accessToken))
-			}
-		}
-		return nil
-	}
-	if strings.TrimSpace(authorization) != authorization || !strings.Contains(authorization, " ") {
-		return errors.New(`the provider's header value is not of the form "<scheme> <credentials>"`)
-	}
-	for i := 0; i < len(authorization); i++ {
-		if c := authorization[i]; (c < ' ' && c != '\t') || c >= 0x7f {
-			return fmt.Errorf("the provider's header value has a character that cannot be sent in a header (byte %d of %d)", i, len(authorization))
-		}
-	}
-	return nil
 }
 
 var errTooLarge = errors.New("body too large")

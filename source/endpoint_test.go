@@ -918,32 +918,6 @@ func TestRejectsUnsafeHeaderValues(t *testing.T) {
 	}
 }
 
-func TestCheckHeaderToken(t *testing.T) {
-	tests := []struct {
-		access, authz string
-		wantErr       bool
-	}{
-		{"abc", "", false},
-		{"", "VCSchema abc", false},
-		{"", "", true},
-		{"a\r\nb", "", true},
-		{"", "VCSchema a\r\nb", true},
-		{"", "VCSchema", true},
-		{"", "VCSchema abc ", true},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%q %q", tt.access, tt.authz), func(t *testing.T) {
-			err := source.CheckHeaderToken(tt.access, tt.authz)
-			if (err != nil) != tt.wantErr {
-				t.Errorf("CheckHeaderToken(%q, %q) = %v, want error %v", tt.access, tt.authz, err, tt.wantErr)
-			}
-			if err != nil && tt.access != "" && strings.Contains(err.Error(), tt.access) {
-				t.Errorf("error %q shows the token", err)
-			}
-		})
-	}
-}
-
 func TestVaultIDRequest(t *testing.T) {
 	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
 		writeJSON(w, 200, `{"Authorization":"VCSchema vc-abc.def","token_type":"bearer","expires_in":3600,"scope":"authentication_session"}`)

@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 )
 
 // The secrets every fuzz target plants; none may come out in an error.
@@ -86,7 +88,7 @@ func FuzzTokenReply(f *testing.F) {
 			if status < 200 || status > 299 {
 				t.Fatalf("%s: status %d gave a token", e.r.p.Name, status)
 			}
-			if err := CheckHeaderToken(tok.AccessToken, tok.Authorization); err != nil {
+			if err := safehttp.CheckHeaderToken(tok.AccessToken, tok.Authorization); err != nil {
 				t.Fatalf("%s: accepted a token that cannot be a header: %v", e.r.p.Name, err)
 			}
 			if strings.ContainsAny(tok.HeaderValue(), "\r\n\x00") {
@@ -159,7 +161,7 @@ func FuzzHeaderToken(f *testing.F) {
 	f.Add("", "Bearer a\nb")
 	f.Add("tok", "Bearer ok")
 	f.Fuzz(func(t *testing.T, access, auth string) {
-		if CheckHeaderToken(access, auth) != nil {
+		if safehttp.CheckHeaderToken(access, auth) != nil {
 			return
 		}
 		tok := &Token{AccessToken: access, Authorization: auth}

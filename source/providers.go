@@ -92,8 +92,8 @@ var (
 
 // VaultID lifetime limits, by the kind of user.
 const (
-	VaultIDMaxLifetimeCPF  = 7 * 24 * time.Hour
-	VaultIDMaxLifetimeCNPJ = 30 * 24 * time.Hour
+	vaultIDMaxLifetimeCPF  = 7 * 24 * time.Hour
+	vaultIDMaxLifetimeCNPJ = 30 * 24 * time.Hour
 )
 
 // vaultIDUser returns the CPF or CNPJ in username, digits only and
@@ -126,9 +126,9 @@ func validateVaultID(cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	limit, kind := VaultIDMaxLifetimeCPF, "7 days for a CPF"
+	limit, kind := vaultIDMaxLifetimeCPF, "7 days for a CPF"
 	if cnpj {
-		limit, kind = VaultIDMaxLifetimeCNPJ, "30 days for a CNPJ"
+		limit, kind = vaultIDMaxLifetimeCNPJ, "30 days for a CNPJ"
 	}
 	if cfg.Lifetime > limit {
 		return fmt.Errorf("Config.Lifetime %s is over the provider's limit of %s", cfg.Lifetime, kind)

@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/tokenhttp/tokenhttp"
-	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 )
 
 const callHelp = `Usage: tokenhttp call [flags] URL
@@ -59,7 +59,7 @@ func runCall(ctx context.Context, args []string, e env) int {
 	if err != nil {
 		return exitCode(e, err)
 	}
-	if req.URL.Scheme == "http" && !cf.insecure && !source.IsLoopback(req.URL.Hostname()) {
+	if req.URL.Scheme == "http" && !cf.insecure && !safehttp.IsLoopback(req.URL.Hostname()) {
 		return exitCode(e, usagef("%q is cleartext http to a host that is not loopback: the token would cross the network in the clear; use https, or --insecure if the network is trusted", req.URL.Redacted()))
 	}
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
