@@ -15,6 +15,15 @@ import (
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
+// Grant types.
+const (
+	ClientCredentials = "client_credentials"
+	Password          = "password"
+	// RefreshToken is the grant a source uses on its own to renew a token
+	// that came with a refresh token; it is not a Config.GrantType.
+	RefreshToken = "refresh_token"
+)
+
 // Config describes a credential and the token endpoint that takes it. New
 // validates it and returns a cached source.
 //
@@ -319,15 +328,6 @@ func (c Config) validate() (*resolved, error) {
 		r.fetchTimeout = DefaultFetchTimeout
 	}
 	return r, nil
-}
-
-// builtin reports whether p is one of the package's providers.
-func builtin(p *Provider) bool {
-	switch p {
-	case Standard, VaultID, DirectLink, ScorePositivo, GestaoPlus, SerproID:
-		return true
-	}
-	return false
 }
 
 func fixed(p *Provider, field string) bool {

@@ -5,14 +5,14 @@ import (
 	"time"
 )
 
-// Grant types.
-const (
-	ClientCredentials = "client_credentials"
-	Password          = "password"
-	// RefreshToken is the grant a source uses on its own to renew a token
-	// that came with a refresh token; it is not a Config.GrantType.
-	RefreshToken = "refresh_token"
-)
+// builtin reports whether p is one of the package's providers.
+func builtin(p *Provider) bool {
+	switch p {
+	case Standard, VaultID, DirectLink, ScorePositivo, GestaoPlus, SerproID:
+		return true
+	}
+	return false
+}
 
 // Encoding is how a token request body is encoded.
 type Encoding int
