@@ -3,6 +3,8 @@ package source
 import (
 	"fmt"
 	"net/http"
+
+	"github.com/tokenhttp/tokenhttp/internal/oauth2code"
 )
 
 // DirectLink is the password grant with a form body and no client
@@ -32,7 +34,7 @@ func decodeDirectLinkError(status int, h http.Header, body []byte) ErrorInfo {
 	case "401":
 		info.Normalized = CodeInvalidGrant
 	default:
-		info.Normalized = normalizeCode(status, code)
+		info.Normalized = oauth2code.Normalize(status, code)
 	}
 	info.Code = code
 	return info

@@ -6,10 +6,10 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tokenhttp/tokenhttp/internal/oauth2code"
 	iretry "github.com/tokenhttp/tokenhttp/internal/retry"
 )
 
@@ -39,7 +39,7 @@ func (e *endpoint) decodeInfo(status int, h http.Header, body []byte) (info Erro
 func (e *endpoint) newError(resp *http.Response, status int, info ErrorInfo, scrub scrubber) *Error {
 	code := info.Normalized
 	if code == "" {
-		code = normalizeCode(status, info.Code)
+		code = oauth2code.Normalize(status, info.Code)
 	}
 	return &Error{
 		Provider: e.r.p.Name, StatusCode: status, Code: code,
@@ -128,7 +128,7 @@ func decodeErrorBody(contentType string, body []byte) (info ErrorInfo, ok bool) 
 		return ErrorInfo{Description: stripTags(text)}, false
 	}
 	// Plain text such as "invalid_grant: OTP already used".
-	if code, desc, found := strings.Cut(strings.TrimSpace(text), ":"); found && rfcCodes[strings.TrimSpace(code)] {
+	if code, desc, found := strings.Cut(strings.TrimSpace(text), ":"); found && oauth2code.IsRFC(strings.TrimSpace(code)) {
 		return ErrorInfo{Code: strings.TrimSpace(code), Description: strings.TrimSpace(desc)}, true
 	}
 	return ErrorInfo{Description: text}, false
@@ -137,57 +137,6 @@ func decodeErrorBody(contentType string, body []byte) (info ErrorInfo, ok bool) 
 func isProblem(contentType string) bool {
 	mt, _, _ := mime.ParseMediaType(contentType)
 	return mt == "application/problem+json"
-}
-
-// rfcCodes are the codes passed through as they are.
-var rfcCodes = map[string]bool{
-	CodeInvalidRequest: true, CodeInvalidClient: true, CodeInvalidGrant: true,
-	CodeUnauthorizedClient: true, CodeUnsupportedGrantType: true, CodeInvalidScope: true,
-	CodeServerError: true, CodeTemporarilyUnavailable: true,
-	"access_denied": true, "unsupported_response_type": true,
-	"invalid_token": true, "insufficient_scope": true,
-}
-
-// providerCodes maps provider codes that are not RFC 6749's.
-var providerCodes = map[string]string{
-	// SerproID
-	"AUTENTICACAO_INVALIDA_CLIENT_OAUTH": CodeInvalidClient,
-	"CAMPO_OBRIGATORIO":                  CodeInvalidRequest,
-	"CLIENTE_OAUTH_NAO_IDENTIFICADO":     CodeInvalidRequest,
-	"VALOR_PARAMETRO_INVALIDO":           CodeInvalidRequest,
-	"FALHA_TOKEN_MANUTENCAO_APLICACAO":   CodeServerError,
-}
-
-// normalizeCode maps a provider's code and the status to a Code constant.
-// numeric is the mapping of a numeric code (DirectLink sends the status as
-// the code), nil for the generic one.
-func normalizeCode(status int, providerCode string) string {
-	if c := strings.ToLower(strings.TrimSpace(providerCode)); rfcCodes[c] {
-		return c
-	}
-	if c, ok := providerCodes[providerCode]; ok {
-		return c
-	}
-	if n, err := strconv.Atoi(providerCode); err == nil && n >= 400 && n < 600 {
-		status = n
-	}
-	return codeForStatus(status)
-}
-
-// codeForStatus derives a code from an HTTP status alone.
-func codeForStatus(status int) string {
-	switch {
-	case status == http.StatusTooManyRequests:
-		return CodeTemporarilyUnavailable
-	case status >= 500:
-		return CodeServerError
-	case status == http.StatusUnauthorized:
-		return CodeInvalidClient
-	case status == http.StatusForbidden:
-		return CodeUnauthorizedClient
-	default:
-		return CodeInvalidRequest
-	}
 }
 
 // isHTML reports whether body looks like an HTML page, whose text is noise.

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/tokenhttp/tokenhttp/internal/oauth2code"
 )
 
 // ErrClosed is returned by a CachedSource's Token after Close when it has
@@ -63,16 +65,16 @@ func (e *HookError) Unwrap() error { return e.Err }
 
 // Normalized error codes of Error.Code. The first six are RFC 6749 §5.2's.
 const (
-	CodeInvalidRequest       = "invalid_request"
-	CodeInvalidClient        = "invalid_client"
-	CodeInvalidGrant         = "invalid_grant"
-	CodeUnauthorizedClient   = "unauthorized_client"
-	CodeUnsupportedGrantType = "unsupported_grant_type"
-	CodeInvalidScope         = "invalid_scope"
+	CodeInvalidRequest       = oauth2code.InvalidRequest
+	CodeInvalidClient        = oauth2code.InvalidClient
+	CodeInvalidGrant         = oauth2code.InvalidGrant
+	CodeUnauthorizedClient   = oauth2code.UnauthorizedClient
+	CodeUnsupportedGrantType = oauth2code.UnsupportedGrantType
+	CodeInvalidScope         = oauth2code.InvalidScope
 	// CodeServerError is any 5xx, and a reply the source cannot use.
-	CodeServerError = "server_error"
+	CodeServerError = oauth2code.ServerError
 	// CodeTemporarilyUnavailable is a 429 or an endpoint that says so.
-	CodeTemporarilyUnavailable = "temporarily_unavailable"
+	CodeTemporarilyUnavailable = oauth2code.TemporarilyUnavailable
 )
 
 // Error is a "no" from a token endpoint: an error reply in any of the

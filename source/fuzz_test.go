@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/tokenhttp/tokenhttp/internal/oauth2code"
 	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 )
 
@@ -128,7 +129,7 @@ func FuzzErrorBody(f *testing.F) {
 				t.Fatalf("secret survived scrubbing: %q", c)
 			}
 		}
-		_ = normalizeCode(400, info.Code)
+		_ = oauth2code.Normalize(400, info.Code)
 	})
 }
 
