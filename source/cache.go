@@ -248,14 +248,14 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	started := time.Now()
 	fctx, rec := s.tel.StartFetch(fctx, instrument.FetchInfo{
 		Provider: s.r.p.Name, Source: s.id, Grant: s.nextGrant(), Reason: reason, Host: s.host, Port: s.port})
-	st := &exchangeStats{onRetry: func(a iretry.Attempt) { rec.Retry(a.N, a.Status, errorType(a.Err), a.Wait) }}
+	st := &exchangeStats{onRetry: func(a iretry.Attempt) { rec.Retry(a.N, a.Status, instrument.ErrorType(a.Err), a.Wait) }}
 	st.onFallback = func(grant string, err error) {
 		var status int
 		var code string
 		if te := (*Error)(nil); errors.As(err, &te) {
 			status, code = te.StatusCode, te.Code
 		}
-		rec.GrantFallback(grant, status, code, errorType(err))
+		rec.GrantFallback(grant, status, code, instrument.ErrorType(err))
 	}
 	var got obtained
 	got, err = s.obtain(fctx, st, rec)
@@ -485,7 +485,7 @@ func result(err error, st *exchangeStats) instrument.Result {
 	if err == nil {
 		return r
 	}
-	r.ErrorType = errorType(err)
+	r.ErrorType = instrument.ErrorType(err)
 	var te *Error
 	switch {
 	case errors.Is(err, ErrBreakerOpen):
@@ -504,32 +504,6 @@ func result(err error, st *exchangeStats) instrument.Result {
 		r.Outcome = telemetry.OutcomeError
 	}
 	return r
-}
-
-// errorType names an error's kind for error.type: a code, never text.
-func errorType(err error) string {
-	var te *Error
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, ErrBreakerOpen):
-		return "breaker_open"
-	case errors.As(err, &te):
-		return te.Code
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, ErrClosed):
-		return "closed"
-	case errors.As(err, new(*HookError)):
-		return "hook"
-	case errors.As(err, new(*FetchError)):
-		return "network"
-	case errors.As(err, new(*ExpiredError)):
-		return "expired_on_arrival"
-	}
-	return "network"
 }
 
 // hostPort splits a URL's host and port (the scheme's default when none).

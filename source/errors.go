@@ -1,6 +1,7 @@
 package source
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -8,60 +9,8 @@ import (
 	"time"
 
 	"github.com/tokenhttp/tokenhttp/internal/oauth2code"
+	"github.com/tokenhttp/tokenhttp/telemetry"
 )
-
-// ErrClosed is returned by a CachedSource's Token after Close when it has
-// no valid token left.
-var ErrClosed = errors.New("source: the token source is closed")
-
-// ExpiredError is returned by Token when the token endpoint issued a token
-// that had expired by the time its reply arrived: its lifetime was shorter
-// than the request took, or the endpoint's idea of time is not ours. Such
-// a token is neither returned nor cached: a TokenSource returns a token
-// that is valid now, or an error.
-type ExpiredError struct {
-	Provider string
-	Lifetime time.Duration // the lifetime the endpoint granted (expires_in)
-	Took     time.Duration // how long the answered request took
-}
-
-// Error says what happened and what to check. It carries no secret.
-func (e *ExpiredError) Error() string {
-	return fmt.Sprintf("source: the %s token endpoint issued a token that expired before it arrived (lifetime %v, the request took %v); check the clocks, the latency to the token endpoint, and the lifetime it grants",
-		e.Provider, e.Lifetime, e.Took)
-}
-
-// FetchError is a token request that got no reply: a network error, a
-// timeout, or a cancelled fetch. errors.Is sees the cause
-// (context.DeadlineExceeded, say).
-type FetchError struct {
-	Provider string
-	Err      error
-	msg      string // Err's text, scrubbed
-}
-
-// Error says which endpoint could not be reached.
-func (e *FetchError) Error() string {
-	return fmt.Sprintf("source: %s token endpoint could not be reached: %s; check the network and Config.TokenURL", e.Provider, e.msg)
-}
-
-// Unwrap returns the cause.
-func (e *FetchError) Unwrap() error { return e.Err }
-
-// HookError is an error returned by a user hook (Config.PasswordFunc,
-// Provider.Prepare, ...). Its text is scrubbed of the config's secrets;
-// Unwrap returns the hook's own error.
-type HookError struct {
-	Hook string
-	Err  error
-	msg  string
-}
-
-// Error names the hook and what it said.
-func (e *HookError) Error() string { return "source: " + e.Hook + ": " + e.msg }
-
-// Unwrap returns the hook's error.
-func (e *HookError) Unwrap() error { return e.Err }
 
 // Normalized error codes of Error.Code. The first six are RFC 6749 §5.2's.
 const (
@@ -101,8 +50,8 @@ type Error struct {
 	RetryAfter time.Duration
 }
 
-// Error describes the refusal and what to do about it. It carries no
-// secret.
+// Error says which endpoint refused, with which code and status, and the
+// provider's own code and description. It carries no secret.
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "source: %s token endpoint said %s (HTTP %d", e.Provider, e.Code, e.StatusCode)
@@ -113,12 +62,11 @@ func (e *Error) Error() string {
 	if e.Description != "" {
 		fmt.Fprintf(&b, ": %q", e.Description)
 	}
-	if h := hint(e.Code); h != "" {
-		b.WriteString("; ")
-		b.WriteString(h)
-	}
 	return b.String()
 }
+
+// ErrorType returns Code, for the telemetry.AttrErrorType attribute.
+func (e *Error) ErrorType() string { return e.Code }
 
 // Temporary reports whether trying again later may succeed: a 5xx, a 429,
 // or a reply outside 4xx whose code says the endpoint failed (a 200 that
@@ -130,8 +78,10 @@ func (e *Error) Temporary() bool {
 	return e.StatusCode >= 500 || e.Code == CodeServerError || e.Code == CodeTemporarilyUnavailable
 }
 
-func hint(code string) string {
-	switch code {
+// Hint says what to check for e's Code, for a person reading the error;
+// "" when there is nothing to add.
+func (e *Error) Hint() string {
+	switch e.Code {
 	case CodeInvalidClient:
 		return "check Config.ClientID and ClientSecret, and how the provider wants them sent (Config.AuthStyle)"
 	case CodeInvalidGrant:
@@ -150,10 +100,21 @@ func hint(code string) string {
 	return ""
 }
 
+// sentinel is the type of the package's sentinel errors: a fixed text and
+// the error.type it reports in telemetry.
+type sentinel struct{ msg, typ string }
+
+func (e *sentinel) Error() string     { return e.msg }
+func (e *sentinel) ErrorType() string { return e.typ }
+
+// ErrClosed is returned by a CachedSource's Token after Close when it has
+// no valid token left, and wrapped by the error of a fetch Close cancelled.
+var ErrClosed error = &sentinel{"source: closed", telemetry.ErrorClosed}
+
 // ErrBreakerOpen is matched (errors.Is) by the error Token returns while
 // the source's circuit breaker is open and no valid token is cached: a
 // *BreakerOpenError.
-var ErrBreakerOpen = errors.New("source: circuit breaker open")
+var ErrBreakerOpen error = &sentinel{"source: circuit breaker open", telemetry.ErrorBreakerOpen}
 
 // BreakerOpenError is the error of a fetch the circuit breaker refused: no
 // request was sent. It matches ErrBreakerOpen.
@@ -170,9 +131,107 @@ func (e *BreakerOpenError) Error() string {
 // Is matches ErrBreakerOpen.
 func (e *BreakerOpenError) Is(target error) bool { return target == ErrBreakerOpen }
 
-// ErrInvalidConfig is wrapped by every error New returns for a bad Config.
+// ErrorType returns telemetry.ErrorBreakerOpen.
+func (e *BreakerOpenError) ErrorType() string { return telemetry.ErrorBreakerOpen }
+
+// ExpiredError is returned by Token when the token endpoint issued a token
+// that had expired by the time its reply arrived: its lifetime was shorter
+// than the request took, or the endpoint's clock is not ours (check the
+// clocks, the latency to the endpoint and the lifetime it grants). Such a
+// token is neither returned nor cached: a TokenSource returns a token that
+// is valid now, or an error.
+type ExpiredError struct {
+	Provider string
+	Lifetime time.Duration // the lifetime the endpoint granted (expires_in)
+	Took     time.Duration // how long the answered request took
+}
+
+// Error gives the lifetime and how long the request took.
+func (e *ExpiredError) Error() string {
+	return fmt.Sprintf("source: %s token expired before it arrived (lifetime %v, request took %v)", e.Provider, e.Lifetime, e.Took)
+}
+
+// ErrorType returns telemetry.ErrorExpiredOnArrival.
+func (e *ExpiredError) ErrorType() string { return telemetry.ErrorExpiredOnArrival }
+
+// FetchError is a token request that got no reply: a network error, a
+// timeout, or a cancelled fetch. errors.Is sees the cause
+// (context.DeadlineExceeded, say). Its text is scrubbed of the config's
+// secrets.
+type FetchError struct {
+	Provider string
+	Err      error
+	msg      string // Err's text, scrubbed
+}
+
+// Error says which endpoint could not be reached, and why.
+func (e *FetchError) Error() string {
+	return "source: " + e.Provider + " token endpoint unreachable: " + e.msg
+}
+
+// Unwrap returns the cause.
+func (e *FetchError) Unwrap() error { return e.Err }
+
+// ErrorType returns telemetry.ErrorNetwork, or "" when the cause is a
+// context's end (its own type then says which).
+func (e *FetchError) ErrorType() string {
+	if isContextErr(e.Err) {
+		return ""
+	}
+	return telemetry.ErrorNetwork
+}
+
+// HookError is an error returned by a user hook (Config.PasswordFunc,
+// Provider.Prepare, ...), or its panic. Its text is scrubbed of the
+// config's secrets; Unwrap returns the hook's own error.
+type HookError struct {
+	Hook string // "Config.PasswordFunc", "Provider.Prepare", ...
+	Err  error
+	msg  string
+}
+
+// Error names the hook and what it said.
+func (e *HookError) Error() string { return "source: " + e.Hook + ": " + e.msg }
+
+// Unwrap returns the hook's error.
+func (e *HookError) Unwrap() error { return e.Err }
+
+// ErrorType returns telemetry.ErrorHook, or "" when the hook returned a
+// context's end.
+func (e *HookError) ErrorType() string {
+	if isContextErr(e.Err) {
+		return ""
+	}
+	return telemetry.ErrorHook
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// ErrInvalidConfig is matched (errors.Is) by every error New returns for a
+// bad Config: a *ConfigError.
 var ErrInvalidConfig = errors.New("source: invalid config")
 
-func configError(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+// ConfigError is a Config that New refuses. Field names the Config field
+// to fix ("TokenURL", "ClientSecret", "Retry", ...); Reason says what is
+// wrong with it. It matches ErrInvalidConfig.
+type ConfigError struct {
+	Field  string
+	Reason string
+	Err    error // the Provider's Validate error, if that is the reason
+}
+
+// Error is "source: invalid config: " and the reason, which names the field.
+func (e *ConfigError) Error() string { return ErrInvalidConfig.Error() + ": " + e.Reason }
+
+// Is matches ErrInvalidConfig.
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Unwrap returns the Provider's Validate error, or nil.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func configError(field, format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	return &ConfigError{Field: field, Reason: err.Error(), Err: errors.Unwrap(err)}
 }

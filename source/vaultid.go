@@ -1,8 +1,6 @@
 package source
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 )
@@ -49,13 +47,13 @@ func vaultIDUser(username string) (digits string, cnpj bool, err error) {
 			b.WriteRune(r)
 		case r == '.' || r == '-' || r == '/' || r == ' ':
 		default:
-			return "", false, errors.New("Config.Username must be a CPF (11 digits) or a CNPJ (14 digits)")
+			return "", false, configError("Username", "Config.Username must be a CPF (11 digits) or a CNPJ (14 digits)")
 		}
 	}
 	d := b.String()
 	switch {
 	case d == "" || len(d) > 14:
-		return "", false, errors.New("Config.Username must be a CPF (11 digits) or a CNPJ (14 digits)")
+		return "", false, configError("Username", "Config.Username must be a CPF (11 digits) or a CNPJ (14 digits)")
 	case len(d) <= 11:
 		return strings.Repeat("0", 11-len(d)) + d, false, nil
 	default:
@@ -73,10 +71,10 @@ func validateVaultID(cfg *Config) error {
 		limit, kind = vaultIDMaxLifetimeCNPJ, "30 days for a CNPJ"
 	}
 	if cfg.Lifetime > limit {
-		return fmt.Errorf("Config.Lifetime %s is over the provider's limit of %s", cfg.Lifetime, kind)
+		return configError("Lifetime", "Config.Lifetime %s is over the provider's limit of %s", cfg.Lifetime, kind)
 	}
 	if cfg.Lifetime > 0 && cfg.Lifetime < time.Second {
-		return errors.New("Config.Lifetime is in whole seconds: give at least 1s")
+		return configError("Lifetime", "Config.Lifetime is in whole seconds: give at least 1s")
 	}
 	return nil
 }

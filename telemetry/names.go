@@ -90,6 +90,28 @@ const (
 	OutcomeError       = "error" // anything else (a hook failed, the source closed)
 )
 
+// Values of AttrErrorType other than the normalized OAuth2 codes
+// ("invalid_client", "server_error", ...) a token endpoint's refusal has.
+const (
+	ErrorBreakerOpen      = "breaker_open"       // the circuit breaker refused the fetch
+	ErrorTimeout          = "timeout"            // a deadline passed
+	ErrorCanceled         = "canceled"           // the caller or Close called it off
+	ErrorClosed           = "closed"             // the source is closed
+	ErrorHook             = "hook"               // a user hook failed
+	ErrorNetwork          = "network"            // no reply from the endpoint
+	ErrorExpiredOnArrival = "expired_on_arrival" // the token expired before it arrived
+)
+
+// Store operations (AttrStoreOp) of EventStoreFallback and
+// MetricStoreFallbacks.
+const (
+	StoreLoad   = "load"
+	StoreLock   = "lock"
+	StoreSave   = "save"
+	StoreDelete = "delete"
+	StoreWait   = "wait" // another sharer's fetch took too long; this one took over
+)
+
 // Metric names.
 const (
 	// MetricFetchDuration is a histogram of token fetch durations, in
