@@ -63,8 +63,8 @@ type Config struct {
 	// never follow a redirect.
 	HTTPClient *http.Client
 
-	// Encoding overrides the Provider's body encoding when set to
-	// JSONEncoding (FormEncoding, the zero value, keeps the Provider's).
+	// Encoding overrides the Provider's body encoding. EncodingDefault,
+	// the zero value, keeps the Provider's.
 	Encoding Encoding
 	// AuthStyle overrides the Provider's client-credential placement.
 	AuthStyle AuthStyle
@@ -265,8 +265,11 @@ func (c Config) validate() (*resolved, error) {
 	}
 
 	r.encoding = p.Encoding
-	if c.Encoding != FormEncoding {
+	if c.Encoding != EncodingDefault {
 		r.encoding = c.Encoding
+	}
+	if r.encoding == EncodingDefault {
+		r.encoding = FormEncoding
 	}
 	r.auth = p.AuthStyle
 	if c.AuthStyle != AuthDefault {
@@ -278,7 +281,7 @@ func (c Config) validate() (*resolved, error) {
 	if r.auth < AuthDefault || r.auth > AuthNone {
 		return nil, configError("AuthStyle", "Config.AuthStyle %d is not one of the AuthStyle constants", int(c.AuthStyle))
 	}
-	if c.Encoding < FormEncoding || c.Encoding > JSONEncoding {
+	if c.Encoding < EncodingDefault || c.Encoding > JSONEncoding {
 		return nil, configError("Encoding", "Config.Encoding %d is not one of the Encoding constants", int(c.Encoding))
 	}
 

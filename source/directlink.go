@@ -23,7 +23,7 @@ var DirectLink = &Provider{
 // decodeDirectLinkError reads {"error": 400, "error_description",
 // "error_uri"}, where error is the status as a number.
 func decodeDirectLinkError(status int, h http.Header, body []byte) ErrorInfo {
-	info, _ := decodeErrorBody(h.Get("Content-Type"), body)
+	info := DefaultDecodeError(status, h, body)
 	code := info.Code
 	if code == "" {
 		code = fmt.Sprint(status)

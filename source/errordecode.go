@@ -83,6 +83,18 @@ type ErrorInfo struct {
 	Normalized string
 }
 
+// DefaultDecodeError is the error decoder used when Provider.DecodeError
+// is nil. It knows RFC 6749 §5.2 ({"error","error_description",
+// "error_uri"}, error a string or a number, in JSON or a form body),
+// problem+json ({"type","title","status","detail"}), {"code","msg"} and
+// {"message"}, and "code: description" plain text; of anything else it
+// keeps the body as the description (the text of an HTML page). A
+// Provider's DecodeError may call it and adjust what it returns.
+func DefaultDecodeError(status int, h http.Header, body []byte) ErrorInfo {
+	info, _ := decodeErrorBody(h.Get("Content-Type"), body)
+	return info
+}
+
 // decodeErrorBody recognizes every error shape we know: RFC 6749
 // ({"error","error_description","error_uri"}, with error a string or a
 // number), problem+json ({"type","title","status","detail"}), SerproID's
