@@ -8,22 +8,21 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokenhttp/tokenhttp/internal/oauth2code"
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
 // Normalized error codes of Error.Code. The first six are RFC 6749 §5.2's.
 const (
-	CodeInvalidRequest       = oauth2code.InvalidRequest
-	CodeInvalidClient        = oauth2code.InvalidClient
-	CodeInvalidGrant         = oauth2code.InvalidGrant
-	CodeUnauthorizedClient   = oauth2code.UnauthorizedClient
-	CodeUnsupportedGrantType = oauth2code.UnsupportedGrantType
-	CodeInvalidScope         = oauth2code.InvalidScope
+	CodeInvalidRequest       = "invalid_request"
+	CodeInvalidClient        = "invalid_client"
+	CodeInvalidGrant         = "invalid_grant"
+	CodeUnauthorizedClient   = "unauthorized_client"
+	CodeUnsupportedGrantType = "unsupported_grant_type"
+	CodeInvalidScope         = "invalid_scope"
 	// CodeServerError is any 5xx, and a reply the source cannot use.
-	CodeServerError = oauth2code.ServerError
+	CodeServerError = "server_error"
 	// CodeTemporarilyUnavailable is a 429 or an endpoint that says so.
-	CodeTemporarilyUnavailable = oauth2code.TemporarilyUnavailable
+	CodeTemporarilyUnavailable = "temporarily_unavailable"
 )
 
 // Error is a "no" from a token endpoint: an error reply in any of the

@@ -1,3 +1,24 @@
+// Package source gets OAuth2 tokens from token endpoints, keeps them
+// fresh, and says why when it cannot.
+//
+// New takes a Config (a credential and the endpoint that takes it) and
+// returns a CachedSource: a TokenSource that caches the token, fetches
+// once for any number of concurrent callers, renews ahead of expiry in the
+// background, retries failed fetches and stops calling a failing endpoint
+// for a while (Config.Retry, Config.Breaker), and drops a token an API
+// rejected (Invalidator). Close it when done.
+//
+// A Provider describes an endpoint's dialect: RFC 6749 (Standard) and the
+// dialects of VaultID, DirectLink, Score Positivo, gestao.plus and
+// SerproID are declared here; a user describes another by filling a
+// Provider. Every refusal is an *Error with a normalized Code and the
+// provider's own code; the other errors Token returns are typed
+// (FetchError, HookError, ExpiredError, BreakerOpenError) or match a
+// sentinel (ErrClosed, ErrBreakerOpen). No error, log value or printed
+// value shows a secret.
+//
+// A Store shares tokens between sources: MemoryStore within a process,
+// source/redisstore across the replicas of a service.
 package source
 
 import (

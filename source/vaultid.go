@@ -10,8 +10,8 @@ import (
 // twice), a JSON body with the client credentials, the user's CPF (11
 // digits) or CNPJ (14) as Username, and, when set, Config.Cloud (the
 // "provider" field: the cloud the user belongs to) and
-// Config.Lifetime (at most 7 days for a CPF, 30 for a CNPJ). The seed
-// document marks no field required: a field left empty is not sent.
+// Config.Lifetime (at most 7 days for a CPF, 30 for a CNPJ). The provider's
+// documentation marks no field required: a field left empty is not sent.
 // The reply's "Authorization" field ("VCSchema ...") is the header
 // value, sent verbatim.
 //
@@ -95,7 +95,7 @@ func prepareVaultID(cfg *Config, req *TokenRequest) error {
 		req.Params["provider"] = cfg.Cloud
 	}
 	if cfg.ClientSecret == "" {
-		delete(req.Params, "client_secret") // the seed marks no field required: send what is set
+		delete(req.Params, "client_secret") // the provider marks no field required: send what is set
 	}
 	return nil
 }
