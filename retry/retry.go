@@ -2,9 +2,9 @@
 // token requests are retried (Policy) and when its circuit breaker opens
 // (BreakerSettings). In both, a zero field means the documented default.
 //
-// Retries follow RFC 9110: network errors, 5xx (but 501) and 429 are
-// retried with exponential backoff and full jitter, or after the reply's
-// Retry-After; any other status is final. The circuit breaker counts
+// Network errors, 5xx (but 501) and 429 are retried with exponential
+// backoff and full jitter, or after the reply's Retry-After; any other
+// status is final. The circuit breaker counts
 // fetches that failed after their retries; a 4xx says the endpoint is up
 // and counts as a success.
 package retry
