@@ -229,7 +229,7 @@ func TestNewAccepts(t *testing.T) {
 			Username: "12.345.678/0001-95", PasswordFunc: otp, Lifetime: 30 * day, Cloud: "cloud-a"}},
 		{"vaultid CNPJ 8 days", source.Config{Provider: source.VaultID, ClientID: "id", ClientSecret: cfgSecret,
 			Username: "12345678000195", PasswordFunc: otp, Lifetime: 8 * day, Cloud: "cloud-a"}},
-		// The seed marks no VaultID field required.
+		// The provider's documentation marks no VaultID field required.
 		{"vaultid without Cloud", source.Config{Provider: source.VaultID, ClientID: "id", ClientSecret: cfgSecret,
 			Username: "12345678909", PasswordFunc: otp}},
 		{"vaultid without ClientSecret", source.Config{Provider: source.VaultID, ClientID: "id",

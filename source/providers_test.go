@@ -924,7 +924,7 @@ func TestVaultID(t *testing.T) {
 	})
 
 	t.Run("without Cloud", func(t *testing.T) {
-		// The seed marks no field required: without Cloud, no "provider"
+		// The provider's documentation marks no field required: without Cloud, no "provider"
 		// field is sent, and the endpoint picks the user's cloud.
 		emu := newEmu(t)
 		otp, _ := pvOTPs()

@@ -1,6 +1,6 @@
 package source_test
 
-// Long-running refresh-ahead checks of issue 7: steady traffic across many
+// Long-running refresh-ahead checks: steady traffic across many
 // token lifetimes never waits on a fetch, and a token is not refetched
 // more than about once per lifetime.
 
