@@ -28,8 +28,8 @@ const (
 	fuzzSpecial = `fz<&"'>%+/\ Spc-42`
 )
 
-// documentedReplies are the example replies of the providers' documentation, and the error
-// shapes of each dialect.
+// documentedReplies are the example replies of the providers'
+// documentation, and the error shapes of each dialect.
 var documentedReplies = []string{
 	`{"access_token":"41442a8c2bb0609d248cc467342c4f1b0a51c92c","expires_in":604800,"token_type":"bearer","scope":"signature_session service_2fa","provider":"SOLUTIHOM","Authorization":"VCSchema U09MVVRJSE9NLXw0MTQ0MmE4YzJiYjA2MDlkMjQ4Y2M0NjczNDJjNGYxYjBhNTFjOTJj"}`,
 	`{"access_token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJVU0VSMSJ9.GeMf9voddvEdgStH2GJqHIKIWXXYYbhLEKVz-kq_Cp8","token_type":"Bearer","expires_in":3600,"scope":"https://your-domain/directlink/v1"}`,
