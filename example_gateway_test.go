@@ -39,7 +39,7 @@ func Example_gateway() {
 		fmt.Println(err)
 		return
 	}
-	defer orders.(*source.CachedSource).Close()
+	defer orders.Close()
 
 	upstream, _ := url.Parse(idp.ResourceURL)
 	proxy := &httputil.ReverseProxy{

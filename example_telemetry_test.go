@@ -60,7 +60,7 @@ func Example_telemetry() {
 		fmt.Println(err)
 		return
 	}
-	defer src.(io.Closer).Close()
+	defer src.Close()
 
 	client := &http.Client{Transport: otelhttp.NewTransport(
 		tokenhttp.NewTransport(src,

@@ -58,20 +58,12 @@ func newSource(tb testing.TB, emu *sourcetest.Server, mods ...func(*source.Confi
 	for _, mod := range mods {
 		mod(&cfg)
 	}
-	var (
-		src source.TokenSource
-		err error
-	)
-	src, err = source.New(cfg)
+	src, err := source.New(cfg)
 	if err != nil {
 		tb.Fatalf("source.New: %v", err)
 	}
-	cs, ok := src.(*source.CachedSource)
-	if !ok {
-		tb.Fatalf("source.New returned %T, want *source.CachedSource", src)
-	}
-	tb.Cleanup(func() { cs.Close() })
-	return cs
+	tb.Cleanup(func() { src.Close() })
+	return src
 }
 
 // roundTripperFunc is a RoundTripper double.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/tokenhttp/tokenhttp/internal/instrument"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
@@ -85,7 +86,7 @@ type gateway struct {
 	route     func(*http.Request) source.TokenSource
 	skip      []func(*http.Request) bool
 	unmatched Unmatched
-	tel       *telemetry.Instruments
+	tel       *instrument.Instruments
 
 	// hdr is the header value of the last token seen. With several
 	// sources in turn it changes often; it is only a cache, keyed by the
@@ -95,7 +96,7 @@ type gateway struct {
 
 func newMiddleware(route func(*http.Request) source.TokenSource, opts []Option) func(http.Handler) http.Handler {
 	o := newOptions(opts)
-	tel := telemetry.New(o.tel)
+	tel := instrument.New(o.tel)
 	skip := slices.Clip(o.skip)
 	return func(next http.Handler) http.Handler {
 		if next == nil {
@@ -119,7 +120,7 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.next.ServeHTTP(w, r)
 			return
 		}
-		g.reject(w, r, rejection{status: http.StatusNotFound, errType: "no_route",
+		g.reject(w, r, rejection{status: http.StatusNotFound, errType: telemetry.ErrorNoRoute,
 			detail: "The gateway has no upstream service for this path."})
 		return
 	}

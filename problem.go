@@ -8,8 +8,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/tokenhttp/tokenhttp/retry"
+	"github.com/tokenhttp/tokenhttp/internal/instrument"
 	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
 // statusClientClosedRequest is nginx's status for a client that left
@@ -39,39 +40,31 @@ const (
 // error.
 func classify(ctx context.Context, err error) rejection {
 	if ctx.Err() == context.Canceled {
-		return rejection{status: statusClientClosedRequest, errType: "canceled"}
+		return rejection{status: statusClientClosedRequest, errType: telemetry.ErrorCanceled}
 	}
 	if err == nil {
-		return rejection{status: http.StatusInternalServerError, errType: "no_token", detail: detailNoToken}
+		return rejection{status: http.StatusInternalServerError, errType: telemetry.ErrorNoToken, detail: detailNoToken}
 	}
+	errType := instrument.ErrorType(err)
 	var (
-		open *retry.OpenError
+		open *source.BreakerOpenError
 		te   *source.Error
-		he   *source.HookError
-		fe   *source.FetchError
-		tm   interface{ Timeout() bool }
 	)
 	switch {
 	case errors.As(err, &open):
-		return rejection{status: http.StatusServiceUnavailable, errType: "breaker_open", detail: detailBreaker,
+		return rejection{status: http.StatusServiceUnavailable, errType: errType, detail: detailBreaker,
 			retryAfter: max(time.Until(open.Until), time.Second)}
-	case errors.Is(err, retry.ErrOpen):
-		return rejection{status: http.StatusServiceUnavailable, errType: "breaker_open", detail: detailUnavailable}
+	case errors.Is(err, source.ErrBreakerOpen):
+		return rejection{status: http.StatusServiceUnavailable, errType: errType, detail: detailUnavailable}
 	case errors.As(err, &te) && te.Temporary():
-		return rejection{status: http.StatusServiceUnavailable, errType: te.Code, detail: detailUnavailable,
+		return rejection{status: http.StatusServiceUnavailable, errType: errType, detail: detailUnavailable,
 			retryAfter: te.RetryAfter}
 	case te != nil:
-		return rejection{status: http.StatusBadGateway, errType: te.Code, detail: detailRefused}
-	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &tm) && tm.Timeout()):
-		return rejection{status: http.StatusGatewayTimeout, errType: "timeout", detail: detailTimeout}
-	case errors.Is(err, source.ErrClosed):
-		return rejection{status: http.StatusServiceUnavailable, errType: "closed", detail: detailUnavailable}
-	case errors.As(err, &he):
-		return rejection{status: http.StatusServiceUnavailable, errType: "hook", detail: detailUnavailable}
-	case errors.As(err, &fe):
-		return rejection{status: http.StatusServiceUnavailable, errType: "network", detail: detailUnavailable}
+		return rejection{status: http.StatusBadGateway, errType: errType, detail: detailRefused}
+	case errType == telemetry.ErrorTimeout:
+		return rejection{status: http.StatusGatewayTimeout, errType: errType, detail: detailTimeout}
 	}
-	return rejection{status: http.StatusServiceUnavailable, errType: "error", detail: detailUnavailable}
+	return rejection{status: http.StatusServiceUnavailable, errType: errType, detail: detailUnavailable}
 }
 
 // problem is an RFC 9457 problem details object. With type "about:blank",

@@ -9,9 +9,10 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/tokenhttp/tokenhttp/retry"
+	"github.com/tokenhttp/tokenhttp/internal/instrument"
+	"github.com/tokenhttp/tokenhttp/internal/retry"
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 	"github.com/tokenhttp/tokenhttp/source"
-	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
 // Transport is an http.RoundTripper that sets the Authorization of each
@@ -37,7 +38,7 @@ type Transport struct {
 	lim      source.RenewalRejecter // src's, nil if it does not bound renewals
 	base     http.RoundTripper
 	insecure bool
-	tel      *telemetry.Instruments
+	tel      *instrument.Instruments
 
 	hdr atomic.Pointer[header] // the header value of the last token seen
 }
@@ -58,7 +59,7 @@ func NewTransport(src source.TokenSource, opts ...Option) *Transport {
 		panic("tokenhttp: NewTransport needs a TokenSource, got nil")
 	}
 	o := newOptions(opts)
-	t := &Transport{src: src, base: o.base, insecure: o.insecure, tel: telemetry.New(o.tel)}
+	t := &Transport{src: src, base: o.base, insecure: o.insecure, tel: instrument.New(o.tel)}
 	t.inv, _ = src.(source.Invalidator)
 	t.lim, _ = src.(source.RenewalRejecter)
 	return t
@@ -83,7 +84,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return t.base.RoundTrip(req)
 		}
 	}
-	if req.URL.Scheme != "https" && !t.insecure && !source.IsLoopback(req.URL.Hostname()) {
+	if req.URL.Scheme != "https" && !t.insecure && !safehttp.IsLoopback(req.URL.Hostname()) {
 		closeBody(req)
 		return nil, fmt.Errorf("tokenhttp: refusing to send a token over cleartext %s to %s; use https, or WithInsecureHTTP if the network is trusted", req.URL.Scheme, req.URL.Host)
 	}

@@ -3,14 +3,13 @@ package oauth2adapt
 import (
 	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 
+	"github.com/tokenhttp/tokenhttp/internal/oauth2code"
 	"github.com/tokenhttp/tokenhttp/source"
 )
 
@@ -32,58 +31,11 @@ func convertError(err error) error {
 	return &source.Error{
 		Provider:     providerName,
 		StatusCode:   status,
-		Code:         normalizeCode(status, code),
+		Code:         oauth2code.Normalize(status, code),
 		ProviderCode: code,
 		Description:  clean(re.ErrorDescription, maxDescription),
 		URI:          clean(re.ErrorURI, maxDescription),
 	}
-}
-
-// normalizeCode maps an RFC 6749 error code and the HTTP status to a
-// source.Code constant, as the source package's dialects do: an RFC code
-// as it is, a provider code it knows as its meaning, a number of a 4xx or
-// 5xx status as that status, else the status alone. (A copy of the source
-// package's unexported normalizeCode; keep them in step.)
-func normalizeCode(status int, code string) string {
-	if c := strings.ToLower(code); rfcCodes[c] {
-		return c
-	}
-	if c, ok := providerCodes[code]; ok {
-		return c
-	}
-	if n, err := strconv.Atoi(code); err == nil && n >= 400 && n < 600 {
-		status = n
-	}
-	switch {
-	case status == http.StatusTooManyRequests:
-		return source.CodeTemporarilyUnavailable
-	case status >= 500:
-		return source.CodeServerError
-	case status == http.StatusUnauthorized:
-		return source.CodeInvalidClient
-	case status == http.StatusForbidden:
-		return source.CodeUnauthorizedClient
-	default:
-		return source.CodeInvalidRequest
-	}
-}
-
-// rfcCodes are the codes passed through as they are.
-var rfcCodes = map[string]bool{
-	source.CodeInvalidRequest: true, source.CodeInvalidClient: true, source.CodeInvalidGrant: true,
-	source.CodeUnauthorizedClient: true, source.CodeUnsupportedGrantType: true, source.CodeInvalidScope: true,
-	source.CodeServerError: true, source.CodeTemporarilyUnavailable: true,
-	"access_denied": true, "unsupported_response_type": true,
-	"invalid_token": true, "insufficient_scope": true,
-}
-
-// providerCodes maps provider codes that are not RFC 6749's (SerproID's).
-var providerCodes = map[string]string{
-	"AUTENTICACAO_INVALIDA_CLIENT_OAUTH": source.CodeInvalidClient,
-	"CAMPO_OBRIGATORIO":                  source.CodeInvalidRequest,
-	"CLIENTE_OAUTH_NAO_IDENTIFICADO":     source.CodeInvalidRequest,
-	"VALOR_PARAMETRO_INVALIDO":           source.CodeInvalidRequest,
-	"FALHA_TOKEN_MANUTENCAO_APLICACAO":   source.CodeServerError,
 }
 
 // Bounds of provider text kept in a source.Error.

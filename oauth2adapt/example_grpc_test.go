@@ -34,7 +34,7 @@ func ExamplePerRPCCredentials() {
 		fmt.Println(err)
 		return
 	}
-	defer src.(*source.CachedSource).Close()
+	defer src.Close()
 
 	conn, err := grpc.NewClient("passthrough:///"+srv.Addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(srv.ClientTLS)),

@@ -35,7 +35,7 @@ func ExampleToOAuth2() {
 		fmt.Println(err)
 		return
 	}
-	defer src.(*source.CachedSource).Close()
+	defer src.Close()
 
 	ts := oauth2adapt.ToOAuth2(src)
 	client := oauth2.NewClient(context.Background(), ts)

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 	"github.com/tokenhttp/tokenhttp/source"
 )
 
@@ -118,7 +119,7 @@ func (f *fromOAuth2) fetch() (v any, err error) {
 // SetAuthHeader sends.
 func fromOAuth2Token(tok *oauth2.Token) (*source.Token, error) {
 	typ := tok.Type()
-	if err := source.CheckHeaderToken(tok.AccessToken, ""); err != nil {
+	if err := safehttp.CheckHeaderToken(tok.AccessToken, ""); err != nil {
 		return nil, fmt.Errorf("oauth2adapt: the x/oauth2 token cannot be sent: %w", err)
 	}
 	for i := 0; i < len(typ); i++ {

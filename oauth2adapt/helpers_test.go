@@ -42,7 +42,7 @@ func newStandard(t *testing.T, edit func(*source.Config)) (*sourcetest.Server, s
 	if err != nil {
 		t.Fatalf("source.New: %v", err)
 	}
-	t.Cleanup(func() { src.(*source.CachedSource).Close() })
+	t.Cleanup(func() { src.Close() })
 	return idp, src
 }
 

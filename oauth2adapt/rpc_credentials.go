@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 	"github.com/tokenhttp/tokenhttp/oauth2adapt/internal/rpctoken"
 	"github.com/tokenhttp/tokenhttp/source"
 )
@@ -70,7 +71,7 @@ func (c *RPCCredentials) GetRequestMetadata(ctx context.Context, uri ...string) 
 	if err != nil {
 		return nil, fmt.Errorf("oauth2adapt: no token for the gRPC call: %w", err)
 	}
-	if err := source.CheckHeaderToken(tok.AccessToken, tok.Authorization); err != nil {
+	if err := safehttp.CheckHeaderToken(tok.AccessToken, tok.Authorization); err != nil {
 		return nil, fmt.Errorf("oauth2adapt: the token cannot be sent as gRPC metadata: %w", err)
 	}
 	rpctoken.Record(ctx, tok)

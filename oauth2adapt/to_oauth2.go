@@ -11,12 +11,13 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 	"github.com/tokenhttp/tokenhttp/source"
 )
 
 // fetchTimeouter is implemented by a source that can say how long one of
-// its fetches may take. source.CachedSource has no such method yet; a
-// source that has one bounds ToOAuth2's calls with it.
+// its fetches may take (source.CachedSource): a source that has one bounds
+// ToOAuth2's calls with it.
 type fetchTimeouter interface {
 	FetchTimeout() time.Duration
 }
@@ -32,10 +33,8 @@ func ToOAuth2(src source.TokenSource) oauth2.TokenSource {
 // that a service shutting down can end a fetch), bounded by src's fetch
 // timeout:
 //
-//   - a source with a FetchTimeout() time.Duration method: that duration;
-//   - a *source.CachedSource (what source.New returns): the source bounds
-//     its own fetch with its Config.FetchTimeout, so no other deadline is
-//     added;
+//   - a source with a FetchTimeout() time.Duration method (a
+//     *source.CachedSource, what source.New returns): that duration;
 //   - any other source: source.DefaultFetchTimeout.
 //
 // The token is converted so that oauth2.Transport (Token.SetAuthHeader)
@@ -72,8 +71,6 @@ func ToOAuth2Context(ctx context.Context, src source.TokenSource) oauth2.TokenSo
 	switch s := src.(type) {
 	case fetchTimeouter:
 		a.timeout = s.FetchTimeout()
-	case *source.CachedSource:
-		// It bounds its own fetch.
 	default:
 		a.timeout = source.DefaultFetchTimeout
 	}
@@ -153,7 +150,7 @@ func (a *toOAuth2) ResetTokenOlderThan(t time.Time) {
 // toOAuth2Token converts tok so that oauth2's SetAuthHeader sends
 // tok.HeaderValue().
 func toOAuth2Token(tok *source.Token) (*oauth2.Token, error) {
-	if err := source.CheckHeaderToken(tok.AccessToken, tok.Authorization); err != nil {
+	if err := safehttp.CheckHeaderToken(tok.AccessToken, tok.Authorization); err != nil {
 		return nil, fmt.Errorf("oauth2adapt: the token cannot be given to x/oauth2: %w", err)
 	}
 	scheme, cred, _ := strings.Cut(tok.HeaderValue(), " ")

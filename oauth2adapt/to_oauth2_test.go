@@ -249,7 +249,7 @@ func TestToOAuth2Client(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.(*source.CachedSource).Close()
+	defer src.Close()
 	client := oauth2.NewClient(context.WithValue(context.Background(), oauth2.HTTPClient, idp.Client()), oauth2adapt.ToOAuth2(src))
 	for range 2 {
 		resp, err := client.Get(idp.ResourceURL)

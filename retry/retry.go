@@ -1,25 +1,17 @@
-// Package retry holds the resilience parts of a token source: retries of
-// token requests (on github.com/hashicorp/go-retryablehttp), the circuit
-// breaker (on github.com/sony/gobreaker/v2), and the single retry after a
-// 401 (in the root package's Transport, whose rule lives here as
-// Replayable).
+// Package retry holds the settings of a token source's resilience: how
+// token requests are retried (Policy) and when its circuit breaker opens
+// (BreakerSettings). In both, a zero field means the documented default.
 //
-// Settings live in Policy and BreakerSettings; in both, a zero field means
-// the documented default.
+// Network errors, 5xx (but 501) and 429 are retried with exponential
+// backoff and full jitter, or after the reply's Retry-After; any other
+// status is final. The circuit breaker counts
+// fetches that failed after their retries; a 4xx says the endpoint is up
+// and counts as a success.
 package retry
 
 import (
-	"context"
 	"errors"
-	"io"
-	"math/rand/v2"
-	"net"
-	"net/http"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/hashicorp/go-retryablehttp"
 )
 
 // Defaults of Policy. With them a dead endpoint (refused connections, or
@@ -36,11 +28,13 @@ const (
 //
 // Retried: network errors, 5xx (but 501) and 429. Never retried: any
 // other status, a cancelled or expired context, TLS certificate and
-// redirect errors. The wait is exponential with full jitter between
-// MinWait and MaxWait; a Retry-After of up to MaxRetryAfter is honored
-// instead, and a longer one ends the retries (the caller sees the error,
-// with the delay in it). No wait runs past the context's deadline: when
-// the next wait would, the last reply is returned at once.
+// redirect errors. A request that must not reach the server twice (a
+// rotating refresh token) is retried only when the server surely did not
+// act on it: a refused connection, a 429 or a 503. The wait is
+// exponential with full jitter between MinWait and MaxWait; a Retry-After
+// of up to MaxRetryAfter is honored instead, and a longer one ends the
+// retries. No wait runs past the context's deadline: when the next wait
+// would, the last reply is returned at once.
 type Policy struct {
 	// MaxAttempts is the number of attempts, the first included. 1
 	// disables retries. Zero means DefaultMaxAttempts.
@@ -53,316 +47,43 @@ type Policy struct {
 	MaxRetryAfter time.Duration
 }
 
-func (p Policy) withDefaults() Policy {
-	if p.MaxAttempts <= 0 {
-		p.MaxAttempts = DefaultMaxAttempts
-	}
-	if p.MinWait <= 0 {
-		p.MinWait = DefaultMinWait
-	}
-	if p.MaxWait <= 0 {
-		p.MaxWait = DefaultMaxWait
-	}
-	p.MaxWait = max(p.MaxWait, p.MinWait)
-	if p.MaxRetryAfter <= 0 {
-		p.MaxRetryAfter = DefaultMaxRetryAfter
-	}
-	return p
-}
-
 // Validate reports a Policy that makes no sense (negative values).
 func (p Policy) Validate() error {
 	if p.MaxAttempts < 0 || p.MinWait < 0 || p.MaxWait < 0 || p.MaxRetryAfter < 0 {
-		return errors.New("retry.Policy fields must not be negative")
+		return errors.New("retry: Policy fields must not be negative")
 	}
 	return nil
 }
 
-// Attempt describes one failed attempt that will be retried, for
-// telemetry: its number (1 for the first), the status (0 for a network
-// error) and the wait before the next.
-type Attempt struct {
-	N      int
-	Status int
-	Err    error
-	Wait   time.Duration
+// Breaker defaults.
+const (
+	DefaultFailures = 5
+	DefaultOpenFor  = 30 * time.Second
+)
+
+// BreakerSettings configures a token source's circuit breaker. The zero
+// value is the defaults: DefaultFailures consecutive failed fetches open
+// it for DefaultOpenFor; then one probe is let through (half-open), and
+// its success closes it.
+type BreakerSettings struct {
+	// Failures is how many consecutive failed fetches (each after its
+	// retries) open the breaker. Zero means DefaultFailures.
+	Failures int
+	// OpenFor is how long it stays open before a probe. Zero means
+	// DefaultOpenFor.
+	OpenFor time.Duration
+	// Disabled turns the breaker off.
+	Disabled bool
+	// OnStateChange, if set, is called after each change of state with
+	// the states' names: "closed", "half-open" or "open". It runs outside
+	// the breaker's lock; a panic in it is recovered and dropped.
+	OnStateChange func(from, to string)
 }
 
-// Replayable reports whether req can be sent a second time: it has no
-// body, or GetBody to make a new one. The Transport's single retry after a
-// 401 happens only for such requests.
-func Replayable(req *http.Request) bool {
-	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-}
-
-// Request is a token request to send with Do.
-type Request struct {
-	// Req is the request; its body must be replayable (GetBody), as
-	// http.NewRequest makes it for a bytes.Reader.
-	Req *http.Request
-	// Unsafe marks a request that must not reach the server twice (a
-	// rotating refresh token, a one-time password): it is retried only
-	// when the server surely did not act on it — a refused connection, a
-	// 429, or a 503.
-	Unsafe bool
-	// OnRetry, if set, is called before each wait.
-	OnRetry func(Attempt)
-	// OnSend, if set, is called just before each attempt is sent, the
-	// first included; n counts from 1. The last call is the start of the
-	// attempt whose reply or error Do returns.
-	OnSend func(n int)
-}
-
-// Do sends r.Req with client under p and returns the last response (its
-// body unread, for the caller to decode and close) or the last error, and
-// the number of attempts made. The client should not follow redirects.
-func Do(client *http.Client, p Policy, r Request) (resp *http.Response, attempts int, err error) {
-	p = p.withDefaults()
-	ctx := r.Req.Context()
-	var wait time.Duration // the wait CheckRetry chose, for Backoff to return
-	rc := &retryablehttp.Client{
-		HTTPClient:   client,
-		Logger:       nil, // its default writes to stderr
-		RetryMax:     p.MaxAttempts - 1,
-		RetryWaitMin: p.MinWait,
-		RetryWaitMax: p.MaxWait,
-		ErrorHandler: keepLastReply,
-		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
-			attempts++
-			if ctx.Err() != nil {
-				return false, ctx.Err()
-			}
-			retry, hard := shouldRetry(resp, err, r.Unsafe)
-			if hard != nil {
-				return false, hard
-			}
-			if !retry || attempts >= p.MaxAttempts {
-				return false, nil
-			}
-			w, ok := nextWait(p, attempts, resp)
-			if !ok {
-				return false, nil
-			}
-			if dl, has := ctx.Deadline(); has && time.Until(dl) <= w {
-				return false, nil // the wait would outlive the caller
-			}
-			wait = w
-			if r.OnRetry != nil {
-				a := Attempt{N: attempts, Err: err, Wait: w}
-				if resp != nil {
-					a.Status = resp.StatusCode
-				}
-				r.OnRetry(a)
-			}
-			return true, nil
-		},
-		Backoff: func(_, _ time.Duration, _ int, _ *http.Response) time.Duration { return wait },
+// Validate reports settings that make no sense (negative values).
+func (s BreakerSettings) Validate() error {
+	if s.Failures < 0 || s.OpenFor < 0 {
+		return errors.New("retry: BreakerSettings fields must not be negative")
 	}
-	if r.OnSend != nil {
-		rc.RequestLogHook = func(_ retryablehttp.Logger, _ *http.Request, i int) { r.OnSend(i + 1) }
-	}
-	rr, err := retryablehttp.FromRequest(r.Req)
-	if err != nil {
-		return nil, 0, err
-	}
-	rr.Request = rr.Request.WithContext(ctx)
-	resp, err = rc.Do(rr)
-	return resp, max(attempts, 1), err
-}
-
-// keepLastReply is the ErrorHandler: retryablehttp's default drops the
-// last reply; this returns it, so its body can be decoded. With an error
-// too (the context ended just after the reply came), the reply is closed
-// and only the error returned.
-func keepLastReply(resp *http.Response, err error, _ int) (*http.Response, error) {
-	if err != nil && resp != nil {
-		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
-		resp.Body.Close()
-		return nil, err
-	}
-	return resp, err
-}
-
-// shouldRetry classifies an attempt's outcome. hard is an error that ends
-// the retries and replaces the outcome.
-func shouldRetry(resp *http.Response, err error, unsafe bool) (retry bool, hard error) {
-	if err != nil {
-		if unsafe {
-			return isDialError(err), nil
-		}
-		retry, hard = retryablehttp.DefaultRetryPolicy(context.Background(), nil, err)
-		if hard != nil {
-			return false, nil // not recoverable: Do returns err itself
-		}
-		return retry, nil
-	}
-	switch s := resp.StatusCode; {
-	case s == http.StatusTooManyRequests, s == http.StatusServiceUnavailable:
-		return true, nil
-	case unsafe:
-		return false, nil
-	case s >= 500 && s != http.StatusNotImplemented:
-		return true, nil
-	}
-	return false, nil
-}
-
-// NotSent reports whether err is from before a request was written (the
-// connection could not be made), so the server surely did not act on it.
-func NotSent(err error) bool { return isDialError(err) }
-
-// isDialError reports an error from before the request was written.
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
-// nextWait returns the wait before attempt n+1: the reply's Retry-After if
-// it has one (ok is false when that is over the cap: no retry), else
-// exponential backoff with full jitter.
-func nextWait(p Policy, n int, resp *http.Response) (time.Duration, bool) {
-	if resp != nil {
-		if h := resp.Header.Get("Retry-After"); h != "" {
-			if d, valid := ParseRetryAfter(h, time.Now()); valid {
-				if d > p.MaxRetryAfter {
-					return 0, false
-				}
-				return d, true
-			}
-		}
-	}
-	return Backoff(p.MinWait, p.MaxWait, n), true
-}
-
-// Backoff is exponential backoff with full jitter: a random wait in
-// [lo, lo·2^(n-1)], capped at hi; n counts from 1 (a smaller n is 1).
-func Backoff(lo, hi time.Duration, n int) time.Duration {
-	n = max(n, 1)
-	ceil := hi
-	if n < 31 && lo<<(n-1) > 0 && lo<<(n-1) < hi {
-		ceil = lo << (n - 1)
-	}
-	if ceil <= lo {
-		return lo
-	}
-	return lo + time.Duration(rand.Int64N(int64(ceil-lo)+1))
-}
-
-// ParseRetryAfter reads a Retry-After header: delay-seconds or an HTTP
-// date, relative to now. A past date is 0; the result is capped at 24
-// hours. valid is false for an empty or malformed header.
-func ParseRetryAfter(h string, now time.Time) (d time.Duration, valid bool) {
-	h = strings.TrimSpace(h)
-	if n, err := strconv.ParseUint(h, 10, 63); err == nil || errors.Is(err, strconv.ErrRange) {
-		if err != nil || n > uint64(24*time.Hour/time.Second) {
-			return 24 * time.Hour, true
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		return min(max(t.Sub(now), 0), 24*time.Hour), true
-	}
-	return 0, false
-}
-
-// RefreshOn401 reports whether a 401 with these WWW-Authenticate values
-// calls for a new token. It does unless a Bearer challenge names an error
-// that a new token cannot fix (RFC 6750 §3.1: "insufficient_scope",
-// "invalid_request"). Junk, other schemes, or no header at all: refresh.
-func RefreshOn401(challenges []string) bool {
-	for _, h := range challenges {
-		for _, c := range parseChallenges(h) {
-			if !strings.EqualFold(c.scheme, "Bearer") {
-				continue
-			}
-			switch strings.ToLower(c.params["error"]) {
-			case "insufficient_scope", "invalid_request":
-				return false
-			}
-		}
-	}
-	return true
-}
-
-type challenge struct {
-	scheme string
-	params map[string]string
-}
-
-// maxChallengeBytes bounds the WWW-Authenticate text parsed.
-const maxChallengeBytes = 4 << 10
-
-// parseChallenges reads a WWW-Authenticate value (RFC 9110 §11.6.1):
-// challenges separated by commas, each a scheme and auth-params, values as
-// tokens or quoted strings. It is lenient: what it cannot read it skips.
-func parseChallenges(h string) []challenge {
-	if len(h) > maxChallengeBytes {
-		h = h[:maxChallengeBytes]
-	}
-	var out []challenge
-	var cur *challenge
-	i := 0
-	skipSpace := func() {
-		for i < len(h) && (h[i] == ' ' || h[i] == '\t' || h[i] == ',') {
-			i++
-		}
-	}
-	token := func() string {
-		start := i
-		for i < len(h) && h[i] != ' ' && h[i] != '\t' && h[i] != ',' && h[i] != '=' && h[i] != '"' {
-			i++
-		}
-		return h[start:i]
-	}
-	for {
-		skipSpace()
-		if i >= len(h) {
-			return out
-		}
-		word := token()
-		if word == "" { // a stray '=' or '"'
-			i++
-			continue
-		}
-		for i < len(h) && (h[i] == ' ' || h[i] == '\t') {
-			i++
-		}
-		if i < len(h) && h[i] == '=' && cur != nil {
-			i++
-			for i < len(h) && (h[i] == ' ' || h[i] == '\t') {
-				i++
-			}
-			cur.params[strings.ToLower(word)] = value(h, &i)
-			continue
-		}
-		out = append(out, challenge{scheme: word, params: map[string]string{}})
-		cur = &out[len(out)-1]
-	}
-}
-
-// value reads a token or a quoted string at h[*i:].
-func value(h string, i *int) string {
-	if *i < len(h) && h[*i] == '"' {
-		var b strings.Builder
-		for *i++; *i < len(h); *i++ {
-			switch c := h[*i]; c {
-			case '\\':
-				if *i+1 < len(h) {
-					*i++
-					b.WriteByte(h[*i])
-				}
-			case '"':
-				*i++
-				return b.String()
-			default:
-				b.WriteByte(c)
-			}
-		}
-		return b.String()
-	}
-	start := *i
-	for *i < len(h) && h[*i] != ',' && h[*i] != ' ' && h[*i] != '\t' {
-		*i++
-	}
-	return h[start:*i]
+	return nil
 }

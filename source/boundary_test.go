@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tokenhttp/tokenhttp"
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
@@ -464,7 +465,7 @@ func TestBoundaryReplyDuplicateKeys(t *testing.T) {
 			if got, want := tok.HeaderValue(), "Bearer "+tt.want; got != want {
 				t.Errorf("HeaderValue: got %q, want %q", got, want)
 			}
-			if err := source.CheckHeaderToken(tok.AccessToken, tok.Authorization); err != nil {
+			if err := safehttp.CheckHeaderToken(tok.AccessToken, tok.Authorization); err != nil {
 				t.Errorf("CheckHeaderToken on the chosen token: %v", err)
 			}
 			if tt.wantLife > 0 {

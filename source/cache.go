@@ -14,63 +14,11 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/tokenhttp/tokenhttp/retry"
+	"github.com/tokenhttp/tokenhttp/internal/breaker"
+	"github.com/tokenhttp/tokenhttp/internal/instrument"
+	iretry "github.com/tokenhttp/tokenhttp/internal/retry"
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
-
-// TokenSource supplies tokens.
-type TokenSource interface {
-	// Token returns a token that is valid now, or an error. ctx bounds
-	// how long this caller waits; it does not cancel a fetch other
-	// callers share.
-	Token(ctx context.Context) (*Token, error)
-}
-
-// Invalidator is implemented by a TokenSource that can be told an API
-// rejected a token. Invalidate drops rejected if it is still the current
-// token, so that the next Token call fetches a new one; a newer token that
-// another goroutine already fetched survives. It reports whether rejected
-// was dropped.
-type Invalidator interface {
-	Invalidate(rejected *Token) bool
-}
-
-// RenewalRejecter is implemented by a TokenSource that bounds the renewals
-// an API's 401s force. The Transport calls RejectedAfterRenewal when a
-// request that got a 401, and was retried with the new token the source
-// gave after Invalidate, got a 401 again: the API rejected a freshly
-// fetched token too, so it is not rejecting the token. The source then
-// keeps tok for a while when told to invalidate it (see
-// CachedSource.Invalidate).
-type RenewalRejecter interface {
-	RejectedAfterRenewal(tok *Token)
-}
-
-// ErrBreakerOpen is matched (errors.Is) by the error Token returns while
-// the source's circuit breaker is open and no valid token is cached. The
-// error is a *retry.OpenError, which says when the next try will be.
-var ErrBreakerOpen = retry.ErrOpen
-
-// ErrClosed is returned by a CachedSource's Token after Close when it has
-// no valid token left.
-var ErrClosed = errors.New("source: the token source is closed")
-
-// ExpiredError is returned by Token when the token endpoint issued a token
-// that had expired by the time its reply arrived: its lifetime was shorter
-// than the request took, or the endpoint's idea of time is not ours. Such
-// a token is neither returned nor cached: a TokenSource returns a token
-// that is valid now, or an error.
-type ExpiredError struct {
-	Provider string
-	Lifetime time.Duration // the lifetime the endpoint granted (expires_in)
-	Took     time.Duration // how long the answered request took
-}
-
-// Error says what happened and what to check. It carries no secret.
-func (e *ExpiredError) Error() string {
-	return fmt.Sprintf("source: the %s token endpoint issued a token that expired before it arrived (lifetime %v, the request took %v); check the clocks, the latency to the token endpoint, and the lifetime it grants",
-		e.Provider, e.Lifetime, e.Took)
-}
 
 // Refresh ahead bounds.
 const (
@@ -97,14 +45,14 @@ const (
 type CachedSource struct {
 	ep        *endpoint
 	r         *resolved
-	breaker   *retry.Breaker         // nil when disabled
-	tel       *telemetry.Instruments // spans and metrics of fetches
-	unobserve func()                 // unregisters the gauges
-	host      string                 // the token endpoint's host, for spans
-	port      int                    //
-	store     Store                  // shared tokens; nil: this source's memory only
-	key       string                 // the credential's name in store
-	id        string                 // telemetry.AttrSource
+	breaker   *breaker.Breaker        // nil when disabled
+	tel       *instrument.Instruments // spans and metrics of fetches
+	unobserve func()                  // unregisters the gauges
+	host      string                  // the token endpoint's host, for spans
+	port      int                     //
+	store     Store                   // shared tokens; nil: this source's memory only
+	key       string                  // the credential's name in store
+	id        string                  // telemetry.AttrSource
 
 	cur      atomic.Pointer[entry] // the current token, nil when none
 	group    singleflight.Group    // one fetch at a time, shared by its waiters
@@ -133,27 +81,6 @@ type entry struct {
 	rej       int         // tokens rejected in a row before this one was fetched
 	probeAt   time.Time   // once suspect: before then, a rejection of tok is not believed
 	suspect   atomic.Bool // tok replaced a rejected token and was rejected too
-}
-
-// New validates cfg and returns a *CachedSource for it. Errors for a bad
-// Config wrap ErrInvalidConfig and say which field to fix.
-func New(cfg Config) (TokenSource, error) {
-	r, err := cfg.validate()
-	if err != nil {
-		return nil, err
-	}
-	s := &CachedSource{ep: newEndpoint(r), r: r, tel: telemetry.New(cfg.Telemetry)}
-	s.host, s.port = hostPort(r.tokenURL)
-	if cfg.Store != nil {
-		s.store, s.key = cfg.Store, storeKey(r)
-	}
-	s.breaker = retry.NewBreaker(r.p.Name, cfg.Breaker, breakerFailure, breakerExcluded)
-	s.closeCtx, s.closeFn = context.WithCancel(context.Background())
-	s.id = sourceID(r)
-	// Held weakly: a source dropped without Close is still collected.
-	s.unobserve = telemetry.ObserveSource(s.tel, telemetry.Gauge{Provider: r.p.Name, Source: s.id}, s,
-		(*CachedSource).ttl, (*CachedSource).breakerState)
-	return s, nil
 }
 
 // Token returns the cached token while it is fresh. Past its refresh time
@@ -232,6 +159,10 @@ func (s *CachedSource) RejectedAfterRenewal(tok *Token) {
 		e.suspect.Store(true)
 	}
 }
+
+// FetchTimeout returns the bound of one token fetch, retries included:
+// Config.FetchTimeout, or DefaultFetchTimeout.
+func (s *CachedSource) FetchTimeout() time.Duration { return s.r.fetchTimeout }
 
 // Close cancels a fetch in flight and waits for it to end. Afterwards
 // Token serves the cached token while it is usable, then returns
@@ -315,16 +246,16 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 
 	s.rejected.Store(false)
 	started := time.Now()
-	fctx, rec := s.tel.StartFetch(fctx, telemetry.FetchInfo{
+	fctx, rec := s.tel.StartFetch(fctx, instrument.FetchInfo{
 		Provider: s.r.p.Name, Source: s.id, Grant: s.nextGrant(), Reason: reason, Host: s.host, Port: s.port})
-	st := &exchangeStats{onRetry: func(a retry.Attempt) { rec.Retry(a.N, a.Status, errorType(a.Err), a.Wait) }}
+	st := &exchangeStats{onRetry: func(a iretry.Attempt) { rec.Retry(a.N, a.Status, instrument.ErrorType(a.Err), a.Wait) }}
 	st.onFallback = func(grant string, err error) {
 		var status int
 		var code string
 		if te := (*Error)(nil); errors.As(err, &te) {
 			status, code = te.StatusCode, te.Code
 		}
-		rec.GrantFallback(grant, status, code, errorType(err))
+		rec.GrantFallback(grant, status, code, instrument.ErrorType(err))
 	}
 	var got obtained
 	got, err = s.obtain(fctx, st, rec)
@@ -379,205 +310,14 @@ type obtained struct {
 	shared bool // another sharer of the store fetched it
 }
 
-// storeWait is the longest a source waits for another sharer's fetch
-// between two looks at the store.
-const storeWait = 250 * time.Millisecond
-
-// storeTimeouter is implemented by a Store that bounds each of its calls
-// (redisstore.Store): a flight spends at most that long in all its store
-// calls together before it fetches on its own.
-type storeTimeouter interface {
-	Timeout() time.Duration
-}
-
-// storeBudget is the time a flight has left for store calls.
-type storeBudget struct {
-	left    time.Duration
-	bounded bool // false: the store bounds its own calls
-}
-
-// call runs f on ctx bounded by what is left of b, and counts the time f
-// took. It reports false, without calling f, when nothing is left.
-func (b *storeBudget) call(ctx context.Context, f func(ctx context.Context)) bool {
-	if !b.bounded {
-		f(ctx)
-		return true
-	}
-	if b.left <= 0 {
-		return false
-	}
-	c, cancel := context.WithTimeout(ctx, b.left)
-	defer cancel()
-	start := time.Now()
-	f(c)
-	b.left -= time.Since(start)
-	return true
-}
-
-// errStoreBudget is what a store call the budget did not allow returns.
-var errStoreBudget = errors.New("source: the store took its whole budget")
-
-// obtain gets a new token: from the store when another sharer has already
-// fetched one, else from the endpoint, through the breaker. With a store,
-// one sharer at a time fetches (the store's lock) and the others wait for
-// what it stores. A store that fails is left aside: the source fetches on
-// its own, and says so in telemetry.
-//
-// A flight spends at most one store timeout (storeTimeouter) in store
-// calls before it fetches; it saves the new token and releases the lock
-// after the token is handed out, in the background (Close waits for it).
-// A sharer that waits for another's fetch longer than half its fetch
-// timeout takes over: it fetches on its own, with the configured grant
-// (never a refresh token without the lock).
-func (s *CachedSource) obtain(ctx context.Context, st *exchangeStats, rec *telemetry.Fetch) (obtained, error) {
-	if s.store == nil {
-		return s.fromEndpoint(ctx, st, rec, "")
-	}
-	b := storeBudget{}
-	if t, ok := s.store.(storeTimeouter); ok && t.Timeout() > 0 {
-		b = storeBudget{left: t.Timeout(), bounded: true}
-	}
-	load := func() (got obtained, ok bool, stored *StoredToken, err error) {
-		if !b.call(ctx, func(ctx context.Context) { got, ok, stored, err = s.fromStore(ctx) }) {
-			err = errStoreBudget
-		}
-		return got, ok, stored, err
-	}
-	waitUntil := time.Now().Add(s.r.fetchTimeout / 2)
-	for {
-		got, ok, _, err := load()
-		if err != nil {
-			s.tel.StoreFallback(ctx, rec, s.r.p.Name, "load")
-			return s.fromEndpoint(ctx, st, rec, "")
-		}
-		if ok {
-			rec.From(telemetry.FromStore)
-			return got, nil
-		}
-		var unlock func()
-		var locked bool
-		if !b.call(ctx, func(ctx context.Context) { unlock, locked, err = s.store.Lock(ctx, s.key, s.r.fetchTimeout) }) {
-			err = errStoreBudget
-		}
-		if err != nil {
-			s.tel.StoreFallback(ctx, rec, s.r.p.Name, "lock")
-			return s.fromEndpoint(ctx, st, rec, "")
-		}
-		if locked {
-			return s.fetchLocked(ctx, st, rec, unlock, load)
-		}
-		if !time.Now().Before(waitUntil) {
-			// The holder has had half our budget: it may have crashed
-			// holding the lock. Take over, with the configured grant.
-			s.tel.StoreFallback(ctx, rec, s.r.p.Name, "wait")
-			got, err := s.fromEndpoint(ctx, st, rec, "")
-			if err == nil {
-				s.afterFetch(ctx, got, nil, nil)
-			}
-			return got, err
-		}
-		s.store.Wait(ctx, s.key, min(storeWait, time.Until(waitUntil)))
-		if err := ctx.Err(); err != nil {
-			return obtained{}, fmt.Errorf("source: waited for another sharer's %s token fetch and sent no request: %w", s.r.p.Name, err)
-		}
-	}
-}
-
-// fetchLocked fetches holding the store's lock: it looks in the store once
-// more, then fetches with the fleet's refresh token. It hands the result
-// out at once; saving it (or dropping a rejected token) and unlocking run
-// in the background.
-func (s *CachedSource) fetchLocked(ctx context.Context, st *exchangeStats, rec *telemetry.Fetch, unlock func(),
-	load func() (obtained, bool, *StoredToken, error)) (obtained, error) {
-	// Another sharer may have stored a token just before the lock.
-	got, ok, stored, err := load()
-	if err == nil && ok {
-		s.background(unlock)
-		rec.From(telemetry.FromStore)
-		return got, nil
-	}
-	// The stored token, usable or not (rejected, about to expire), holds
-	// the fleet's current refresh token.
-	var hint string
-	if stored != nil && stored.Token != nil {
-		hint = stored.Token.RefreshToken
-	}
-	got, err = s.fromEndpoint(ctx, st, rec, hint)
-	if err != nil {
-		// A token an API rejected must not be taken by the other sharers
-		// meanwhile: drop it if it is still the stored one.
-		var bad *Token
-		if stored != nil && s.isRejected(stored.Token) {
-			bad = stored.Token
-		}
-		s.afterFetch(ctx, obtained{}, bad, unlock)
-		return got, err
-	}
-	s.afterFetch(ctx, got, nil, unlock)
-	return got, nil
-}
-
-// afterFetch saves got (if it has a token) or deletes bad (if set), then
-// calls unlock (if set), in the background: the caller does not wait on
-// the store. Close waits for it. The store's own timeout bounds each call,
-// and the fetch timeout bounds them all.
-func (s *CachedSource) afterFetch(ctx context.Context, got obtained, bad *Token, unlock func()) {
-	ctx = context.WithoutCancel(ctx)
-	s.fetches.Go(func() {
-		if unlock != nil {
-			defer unlock()
-		}
-		ctx, cancel := context.WithTimeout(ctx, s.r.fetchTimeout)
-		defer cancel()
-		switch {
-		case got.tok != nil:
-			if err := s.store.Save(ctx, s.key, StoredToken{Token: got.tok, Obtained: got.at, Rejections: got.rej}); err != nil {
-				s.tel.StoreFallback(ctx, nil, s.r.p.Name, "save")
-			}
-		case bad != nil:
-			if err := s.store.Delete(ctx, s.key, bad); err != nil {
-				s.tel.StoreFallback(ctx, nil, s.r.p.Name, "delete")
-			}
-		}
-	})
-}
-
-// isRejected reports whether tok is one of the last tokens this source
-// was told an API rejected.
-func (s *CachedSource) isRejected(tok *Token) bool {
-	return tok != nil && s.bad.has(credential(tok))
-}
-
-// background runs f in the background; Close waits for it.
-func (s *CachedSource) background(f func()) { s.fetches.Go(f) }
-
-// fromStore loads the stored token and reports whether this source may
-// use it: not the token it is replacing nor one an API rejected, and not
-// about to expire. stored is what the store held, usable or not.
-func (s *CachedSource) fromStore(ctx context.Context) (got obtained, ok bool, stored *StoredToken, err error) {
-	stored, err = s.store.Load(ctx, s.key)
-	if err != nil || stored == nil || stored.Token == nil {
-		return obtained{}, false, stored, err
-	}
-	tok := stored.Token
-	if cur := s.cur.Load(); cur != nil && sameCredential(cur.tok, tok) {
-		return obtained{}, false, stored, nil
-	}
-	if s.isRejected(tok) || CheckHeaderToken(tok.AccessToken, tok.Authorization) != nil {
-		return obtained{}, false, stored, nil
-	}
-	now := time.Now()
-	if e := s.newEntry(tok, stored.Obtained, now, 0); !e.staleAt.IsZero() && !now.Before(e.staleAt) {
-		return obtained{}, false, stored, nil
-	}
-	return obtained{tok: tok, at: stored.Obtained, rej: stored.Rejections, shared: true}, true, stored, nil
-}
-
 // fromEndpoint fetches from the token endpoint through the breaker.
-func (s *CachedSource) fromEndpoint(ctx context.Context, st *exchangeStats, rec *telemetry.Fetch, refreshHint string) (obtained, error) {
+func (s *CachedSource) fromEndpoint(ctx context.Context, st *exchangeStats, rec *instrument.Fetch, refreshHint string) (obtained, error) {
 	at := time.Now()
 	v, err := s.breaker.Do(func() (any, error) { return s.fetch(ctx, st, refreshHint) },
-		func(from, to retry.State) { rec.BreakerChange(from.String(), to.String()) })
+		func(from, to breaker.State) { rec.BreakerChange(from.String(), to.String()) })
+	if oe := (*breaker.OpenError)(nil); errors.As(err, &oe) {
+		return obtained{}, &BreakerOpenError{Provider: s.r.p.Name, Until: oe.Until}
+	}
 	if err != nil {
 		return obtained{}, err
 	}
@@ -654,7 +394,7 @@ func refreshUnspent(err error) bool {
 		return te.StatusCode == http.StatusTooManyRequests || te.StatusCode == http.StatusServiceUnavailable
 	}
 	var he *HookError
-	return retry.NotSent(err) || errors.As(err, &he)
+	return iretry.NotSent(err) || errors.As(err, &he)
 }
 
 // newEntry computes when tok is renewed and when it stops being served.
@@ -730,9 +470,9 @@ func (s *CachedSource) breakerState() (int64, bool) {
 		return 0, false
 	}
 	switch s.breaker.Current() {
-	case retry.StateHalfOpen:
+	case breaker.StateHalfOpen:
 		return 1, true
-	case retry.StateOpen:
+	case breaker.StateOpen:
 		return 2, true
 	}
 	return 0, true
@@ -740,12 +480,12 @@ func (s *CachedSource) breakerState() (int64, bool) {
 
 // result describes a fetch's end for telemetry: codes only, never text
 // from the provider.
-func result(err error, st *exchangeStats) telemetry.Result {
-	r := telemetry.Result{Grant: st.grant, Outcome: telemetry.OutcomeSuccess, Status: st.status, Attempts: st.attempts}
+func result(err error, st *exchangeStats) instrument.Result {
+	r := instrument.Result{Grant: st.grant, Outcome: telemetry.OutcomeSuccess, Status: st.status, Attempts: st.attempts}
 	if err == nil {
 		return r
 	}
-	r.ErrorType = errorType(err)
+	r.ErrorType = instrument.ErrorType(err)
 	var te *Error
 	switch {
 	case errors.Is(err, ErrBreakerOpen):
@@ -764,32 +504,6 @@ func result(err error, st *exchangeStats) telemetry.Result {
 		r.Outcome = telemetry.OutcomeError
 	}
 	return r
-}
-
-// errorType names an error's kind for error.type: a code, never text.
-func errorType(err error) string {
-	var te *Error
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, ErrBreakerOpen):
-		return "breaker_open"
-	case errors.As(err, &te):
-		return te.Code
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, ErrClosed):
-		return "closed"
-	case errors.As(err, new(*HookError)):
-		return "hook"
-	case errors.As(err, new(*FetchError)):
-		return "network"
-	case errors.As(err, new(*ExpiredError)):
-		return "expired_on_arrival"
-	}
-	return "network"
 }
 
 // hostPort splits a URL's host and port (the scheme's default when none).

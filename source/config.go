@@ -3,16 +3,26 @@ package source
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/telemetry"
+)
+
+// Grant types.
+const (
+	ClientCredentials = "client_credentials"
+	Password          = "password"
+	// RefreshToken is the grant a source uses on its own to renew a token
+	// that came with a refresh token; it is not a Config.GrantType.
+	RefreshToken = "refresh_token"
 )
 
 // Config describes a credential and the token endpoint that takes it. New
@@ -53,8 +63,8 @@ type Config struct {
 	// never follow a redirect.
 	HTTPClient *http.Client
 
-	// Encoding overrides the Provider's body encoding when set to
-	// JSONEncoding (FormEncoding, the zero value, keeps the Provider's).
+	// Encoding overrides the Provider's body encoding. EncodingDefault,
+	// the zero value, keeps the Provider's.
 	Encoding Encoding
 	// AuthStyle overrides the Provider's client-credential placement.
 	AuthStyle AuthStyle
@@ -222,20 +232,20 @@ func (c Config) validate() (*resolved, error) {
 		raw = p.TokenURL
 	}
 	if raw == "" {
-		return nil, configError("Config.TokenURL is required for the %s provider (it has no default endpoint; give your deployment's token URL)", p.Name)
+		return nil, configError("TokenURL", "Config.TokenURL is required for the %s provider (it has no default endpoint; give your deployment's token URL)", p.Name)
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, configError("Config.TokenURL %q is not an absolute http(s) URL", redactURL(raw))
+		return nil, configError("TokenURL", "Config.TokenURL %q is not an absolute http(s) URL", redactURL(raw))
 	}
 	if u.User != nil {
-		return nil, configError("Config.TokenURL must not carry credentials; use ClientID and ClientSecret")
+		return nil, configError("TokenURL", "Config.TokenURL must not carry credentials; use ClientID and ClientSecret")
 	}
 	if u.Fragment != "" {
-		return nil, configError("Config.TokenURL %q has a fragment", redactURL(raw))
+		return nil, configError("TokenURL", "Config.TokenURL %q has a fragment", redactURL(raw))
 	}
-	if u.Scheme == "http" && !IsLoopback(u.Hostname()) && !c.AllowInsecureHTTP {
-		return nil, configError("Config.TokenURL %q is cleartext http to a host that is not loopback; use https, or set AllowInsecureHTTP if the network is trusted", redactURL(raw))
+	if u.Scheme == "http" && !safehttp.IsLoopback(u.Hostname()) && !c.AllowInsecureHTTP {
+		return nil, configError("TokenURL", "Config.TokenURL %q is cleartext http to a host that is not loopback; use https, or set AllowInsecureHTTP if the network is trusted", redactURL(raw))
 	}
 	r.tokenURL = u.String()
 
@@ -248,15 +258,18 @@ func (c Config) validate() (*resolved, error) {
 		r.grant = ClientCredentials
 	}
 	if r.grant != ClientCredentials && r.grant != Password {
-		return nil, configError("Config.GrantType %q is not supported; use source.ClientCredentials or source.Password", r.grant)
+		return nil, configError("GrantType", "Config.GrantType %q is not supported; use source.ClientCredentials or source.Password", r.grant)
 	}
 	if p.GrantType != "" && r.grant != p.GrantType {
-		return nil, configError("Config.GrantType %q: the %s provider only takes the %q grant; leave GrantType empty", r.grant, p.Name, p.GrantType)
+		return nil, configError("GrantType", "Config.GrantType %q: the %s provider only takes the %q grant; leave GrantType empty", r.grant, p.Name, p.GrantType)
 	}
 
 	r.encoding = p.Encoding
-	if c.Encoding != FormEncoding {
+	if c.Encoding != EncodingDefault {
 		r.encoding = c.Encoding
+	}
+	if r.encoding == EncodingDefault {
+		r.encoding = FormEncoding
 	}
 	r.auth = p.AuthStyle
 	if c.AuthStyle != AuthDefault {
@@ -266,52 +279,60 @@ func (c Config) validate() (*resolved, error) {
 		r.auth = AuthInHeader
 	}
 	if r.auth < AuthDefault || r.auth > AuthNone {
-		return nil, configError("Config.AuthStyle %d is not one of the AuthStyle constants", int(c.AuthStyle))
+		return nil, configError("AuthStyle", "Config.AuthStyle %d is not one of the AuthStyle constants", int(c.AuthStyle))
 	}
-	if c.Encoding < FormEncoding || c.Encoding > JSONEncoding {
-		return nil, configError("Config.Encoding %d is not one of the Encoding constants", int(c.Encoding))
+	if c.Encoding < EncodingDefault || c.Encoding > JSONEncoding {
+		return nil, configError("Encoding", "Config.Encoding %d is not one of the Encoding constants", int(c.Encoding))
 	}
 
 	if r.auth != AuthNone && c.ClientID == "" && !fixed(p, "client_id") {
-		return nil, configError("Config.ClientID is required for the %s provider", p.Name)
+		return nil, configError("ClientID", "Config.ClientID is required for the %s provider", p.Name)
 	}
 	if r.grant == ClientCredentials && r.auth != AuthNone && c.ClientSecret == "" && !fixed(p, "client_secret") {
-		return nil, configError("Config.ClientSecret is required for the client_credentials grant")
+		return nil, configError("ClientSecret", "Config.ClientSecret is required for the client_credentials grant")
 	}
 	if r.grant == Password {
 		if c.Username == "" {
-			return nil, configError("Config.Username is required for the password grant")
+			return nil, configError("Username", "Config.Username is required for the password grant")
 		}
 		if c.Password == "" && c.PasswordFunc == nil {
-			return nil, configError("Config.Password or Config.PasswordFunc is required for the password grant")
+			return nil, configError("Password", "Config.Password or Config.PasswordFunc is required for the password grant")
 		}
 		if p.OneTimePassword && c.PasswordFunc == nil {
-			return nil, configError("the %s provider takes one-time passwords: set Config.PasswordFunc to supply a fresh one for each token request", p.Name)
+			return nil, configError("PasswordFunc", "the %s provider takes one-time passwords: set Config.PasswordFunc to supply a fresh one for each token request", p.Name)
 		}
 	}
 	if err := c.Retry.Validate(); err != nil {
-		return nil, configError("Config.Retry: %v", err)
+		return nil, configError("Retry", "Config.Retry: %v", err)
 	}
 	if err := c.Breaker.Validate(); err != nil {
-		return nil, configError("Config.Breaker: %v", err)
+		return nil, configError("Breaker", "Config.Breaker: %v", err)
 	}
-	if c.RefreshAhead < 0 || c.FetchTimeout < 0 || c.Lifetime < 0 {
-		return nil, configError("Config.RefreshAhead, FetchTimeout and Lifetime must not be negative")
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{{"RefreshAhead", c.RefreshAhead}, {"FetchTimeout", c.FetchTimeout}, {"Lifetime", c.Lifetime}} {
+		if d.v < 0 {
+			return nil, configError(d.field, "Config.RefreshAhead, FetchTimeout and Lifetime must not be negative")
+		}
 	}
 	for _, s := range c.Scopes {
 		if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") {
-			return nil, configError("Config.Scopes has %q: a scope is one non-empty word without spaces or quotes", s)
+			return nil, configError("Scopes", "Config.Scopes has %q: a scope is one non-empty word without spaces or quotes", s)
 		}
 	}
 	if strings.ContainsAny(c.Origin, "\r\n") {
-		return nil, configError("Config.Origin must not contain a line break")
+		return nil, configError("Origin", "Config.Origin must not contain a line break")
 	}
 	if c.Store != nil && p.Prepare != nil && c.StoreKey == "" && !builtin(p) {
-		return nil, configError("Config.StoreKey is required with a Store when the %s provider has a Prepare hook: the store key cannot see what the hook changes in the request, so name it (sources share a token only when their StoreKey is equal)", p.Name)
+		return nil, configError("StoreKey", "Config.StoreKey is required with a Store when the %s provider has a Prepare hook: the store key cannot see what the hook changes in the request, so name it (sources share a token only when their StoreKey is equal)", p.Name)
 	}
 	if p.Validate != nil {
 		if err := p.Validate(&c); err != nil {
-			return nil, configError("%s provider: %w", p.Name, err)
+			if ce := (*ConfigError)(nil); errors.As(err, &ce) {
+				return nil, &ConfigError{Field: ce.Field, Reason: p.Name + " provider: " + ce.Reason, Err: err}
+			}
+			return nil, configError("Provider", "%s provider: %w", p.Name, err)
 		}
 	}
 	r.fetchTimeout = c.FetchTimeout
@@ -319,15 +340,6 @@ func (c Config) validate() (*resolved, error) {
 		r.fetchTimeout = DefaultFetchTimeout
 	}
 	return r, nil
-}
-
-// builtin reports whether p is one of the package's providers.
-func builtin(p *Provider) bool {
-	switch p {
-	case Standard, VaultID, DirectLink, ScorePositivo, GestaoPlus, SerproID:
-		return true
-	}
-	return false
 }
 
 func fixed(p *Provider, field string) bool {
@@ -344,39 +356,4 @@ type resolved struct {
 	encoding     Encoding
 	auth         AuthStyle
 	fetchTimeout time.Duration
-}
-
-// IsLoopback reports whether host (a host name or IP, without port) is the
-// loopback interface: "localhost", 127.0.0.0/8 or ::1. Names under
-// ".localhost" are not: Go resolves them through the ordinary resolver.
-// It does not allocate.
-func IsLoopback(host string) bool {
-	host = strings.TrimSuffix(host, ".")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
-		host = host[1 : len(host)-1]
-	}
-	if !maybeIP(host) {
-		return false // a name, or a zone: netip's error would allocate
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
-}
-
-// maybeIP reports whether s has only the characters of an IPv4 address
-// (digits and dots) or of an IPv6 one (hex digits, colons and dots, at
-// least one colon). A zone ("%eth0") is not taken.
-func maybeIP(s string) bool {
-	v6 := strings.IndexByte(s, ':') >= 0
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9', c == '.':
-		case v6 && (c == ':' || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')):
-		default:
-			return false
-		}
-	}
-	return s != ""
 }

@@ -86,7 +86,7 @@ func Example_customDialect() {
 		fmt.Println("New:", err)
 		return
 	}
-	defer src.(io.Closer).Close()
+	defer src.Close()
 
 	tok, err := src.Token(context.Background())
 	if err != nil {
@@ -110,7 +110,7 @@ func Example_customDialect() {
 	// A wrong secret: the dialect's own error shape becomes a *source.Error.
 	bad, _ := source.New(source.Config{Provider: acme, TokenURL: srv.URL + "/auth",
 		ClientID: appKey, ClientSecret: "wrong-" + appSecret})
-	defer bad.(io.Closer).Close()
+	defer bad.Close()
 	_, err = bad.Token(context.Background())
 	var te *source.Error
 	if errors.As(err, &te) {

@@ -15,6 +15,9 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tokenhttp/tokenhttp/internal/oauth2code"
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 )
 
 // The secrets every fuzz target plants; none may come out in an error.
@@ -25,9 +28,9 @@ const (
 	fuzzSpecial = `fz<&"'>%+/\ Spc-42`
 )
 
-// seedReplies are the seed documents' example replies, and the error
-// shapes of each dialect.
-var seedReplies = []string{
+// documentedReplies are the example replies of the providers'
+// documentation, and the error shapes of each dialect.
+var documentedReplies = []string{
 	`{"access_token":"41442a8c2bb0609d248cc467342c4f1b0a51c92c","expires_in":604800,"token_type":"bearer","scope":"signature_session service_2fa","provider":"SOLUTIHOM","Authorization":"VCSchema U09MVVRJSE9NLXw0MTQ0MmE4YzJiYjA2MDlkMjQ4Y2M0NjczNDJjNGYxYjBhNTFjOTJj"}`,
 	`{"access_token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJVU0VSMSJ9.GeMf9voddvEdgStH2GJqHIKIWXXYYbhLEKVz-kq_Cp8","token_type":"Bearer","expires_in":3600,"scope":"https://your-domain/directlink/v1"}`,
 	`{"token_type":"Bearer","expires_in":3600,"access_token":"eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.e30.QANc10VO27ZzQsbJAOsttWtHXwlQ0I75Q30veL8dB2"}`,
@@ -61,7 +64,7 @@ func fuzzEndpoint(p *Provider) *endpoint {
 // token only if it can be sent as a header, and no planted secret in an
 // error.
 func FuzzTokenReply(f *testing.F) {
-	for _, s := range seedReplies {
+	for _, s := range documentedReplies {
 		for _, status := range []int{200, 400, 401, 412, 500} {
 			f.Add(status, "application/json", []byte(s))
 		}
@@ -86,7 +89,7 @@ func FuzzTokenReply(f *testing.F) {
 			if status < 200 || status > 299 {
 				t.Fatalf("%s: status %d gave a token", e.r.p.Name, status)
 			}
-			if err := CheckHeaderToken(tok.AccessToken, tok.Authorization); err != nil {
+			if err := safehttp.CheckHeaderToken(tok.AccessToken, tok.Authorization); err != nil {
 				t.Fatalf("%s: accepted a token that cannot be a header: %v", e.r.p.Name, err)
 			}
 			if strings.ContainsAny(tok.HeaderValue(), "\r\n\x00") {
@@ -100,7 +103,7 @@ func FuzzTokenReply(f *testing.F) {
 // and after scrubbing and bounding, no planted secret and a bounded
 // description.
 func FuzzErrorBody(f *testing.F) {
-	for _, s := range seedReplies {
+	for _, s := range documentedReplies {
 		f.Add("application/json", s)
 	}
 	f.Add("application/problem+json", `{"title":"x","status":400}`)
@@ -126,7 +129,7 @@ func FuzzErrorBody(f *testing.F) {
 				t.Fatalf("secret survived scrubbing: %q", c)
 			}
 		}
-		_ = normalizeCode(400, info.Code)
+		_ = oauth2code.Normalize(400, info.Code)
 	})
 }
 
@@ -159,7 +162,7 @@ func FuzzHeaderToken(f *testing.F) {
 	f.Add("", "Bearer a\nb")
 	f.Add("tok", "Bearer ok")
 	f.Fuzz(func(t *testing.T, access, auth string) {
-		if CheckHeaderToken(access, auth) != nil {
+		if safehttp.CheckHeaderToken(access, auth) != nil {
 			return
 		}
 		tok := &Token{AccessToken: access, Authorization: auth}

@@ -5,32 +5,38 @@ import (
 	"time"
 )
 
-// Grant types.
-const (
-	ClientCredentials = "client_credentials"
-	Password          = "password"
-	// RefreshToken is the grant a source uses on its own to renew a token
-	// that came with a refresh token; it is not a Config.GrantType.
-	RefreshToken = "refresh_token"
-)
+// builtin reports whether p is one of the package's providers.
+func builtin(p *Provider) bool {
+	switch p {
+	case Standard, VaultID, DirectLink, ScorePositivo, GestaoPlus, SerproID:
+		return true
+	}
+	return false
+}
 
 // Encoding is how a token request body is encoded.
 type Encoding int
 
 const (
+	// EncodingDefault means: in a Config, the Provider's Encoding; in a
+	// Provider, FormEncoding.
+	EncodingDefault Encoding = iota
 	// FormEncoding is application/x-www-form-urlencoded (RFC 6749). A nil
 	// field value is omitted.
-	FormEncoding Encoding = iota
+	FormEncoding
 	// JSONEncoding is application/json. A nil field value is sent as null.
 	JSONEncoding
 )
 
-// String returns "form" or "json".
+// String returns "form", "json" or "default".
 func (e Encoding) String() string {
-	if e == JSONEncoding {
+	switch e {
+	case FormEncoding:
+		return "form"
+	case JSONEncoding:
 		return "json"
 	}
-	return "form"
+	return "default"
 }
 
 // AuthStyle is where the client credentials go.
@@ -75,7 +81,7 @@ type Provider struct {
 	// GrantType, if set, is the only grant the endpoint takes and the
 	// default for Config.GrantType.
 	GrantType string
-	// Encoding of the request body.
+	// Encoding of the request body (EncodingDefault: FormEncoding).
 	Encoding Encoding
 	// AuthStyle is where the client credentials go (AuthDefault: header).
 	AuthStyle AuthStyle
@@ -98,8 +104,9 @@ type Provider struct {
 	// Reply says which reply fields hold the token's values.
 	Reply ReplyFields
 	// DecodeError, if set, reads an error reply (any non-2xx status, or a
-	// 2xx whose body has no token). Nil means the generic decoder, which
-	// knows RFC 6749, problem+json, {"code","msg"} and {"message"} shapes.
+	// 2xx whose body has no token). Nil means DefaultDecodeError. Its
+	// texts are bounded and scrubbed of secrets afterwards; a panic in it
+	// becomes an error.
 	DecodeError func(status int, header http.Header, body []byte) ErrorInfo
 	// DefaultLifetime is the lifetime of a token whose reply has no
 	// expires_in. Zero means such a token does not expire until an API

@@ -64,11 +64,7 @@ func pvNew(t *testing.T, cfg source.Config) source.TokenSource {
 	if err != nil {
 		t.Fatalf("source.New: %v", err)
 	}
-	t.Cleanup(func() {
-		if c, ok := src.(io.Closer); ok {
-			c.Close()
-		}
-	})
+	t.Cleanup(func() { src.Close() })
 	return src
 }
 
@@ -893,8 +889,8 @@ func TestVaultID(t *testing.T) {
 				otp, _ := pvOTPs()
 				src, err := source.New(source.Config{Provider: source.VaultID, ClientID: "id", ClientSecret: pvSecret,
 					Username: tc.username, PasswordFunc: otp, Cloud: pvCloud, Lifetime: tc.lifetime})
-				if c, ok := src.(io.Closer); ok {
-					c.Close()
+				if src != nil {
+					src.Close()
 				}
 				if tc.ok {
 					if err != nil {
@@ -928,7 +924,7 @@ func TestVaultID(t *testing.T) {
 	})
 
 	t.Run("without Cloud", func(t *testing.T) {
-		// The seed marks no field required: without Cloud, no "provider"
+		// The provider's documentation marks no field required: without Cloud, no "provider"
 		// field is sent, and the endpoint picks the user's cloud.
 		emu := newEmu(t)
 		otp, _ := pvOTPs()
@@ -1065,7 +1061,7 @@ func TestScorePositivo(t *testing.T) {
 		if err != nil {
 			t.Fatalf("New without TokenURL: %v", err)
 		}
-		src.(io.Closer).Close()
+		src.Close()
 	})
 
 	t.Run("one token for 100 calls", func(t *testing.T) {

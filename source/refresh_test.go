@@ -1,6 +1,6 @@
 package source_test
 
-// Long-running refresh-ahead checks of issue 7: steady traffic across many
+// Long-running refresh-ahead checks: steady traffic across many
 // token lifetimes never waits on a fetch, and a token is not refetched
 // more than about once per lifetime.
 
@@ -30,7 +30,7 @@ func raSource(t *testing.T, srv *sourcetest.Server) *source.CachedSource {
 	if err != nil {
 		t.Fatalf("source.New: %v", err)
 	}
-	return src.(*source.CachedSource)
+	return src
 }
 
 // raCall is one Token call seen by a caller.

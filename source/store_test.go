@@ -16,15 +16,6 @@ import (
 	"github.com/tokenhttp/tokenhttp/source/storetest"
 )
 
-// TestMemoryStoreConformance runs the Store contract over a MemoryStore
-// shared by every source of a scenario.
-func TestMemoryStoreConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) storetest.NewStore {
-		m := source.NewMemoryStore()
-		return func(*testing.T) source.Store { return m }
-	})
-}
-
 // brokenStore fails every operation, like a Redis that is down.
 type brokenStore struct{ calls atomic.Int64 }
 
@@ -34,18 +25,22 @@ func (b *brokenStore) Load(context.Context, string) (*source.StoredToken, error)
 	b.calls.Add(1)
 	return nil, errDown
 }
+
 func (b *brokenStore) Save(context.Context, string, source.StoredToken) error {
 	b.calls.Add(1)
 	return errDown
 }
+
 func (b *brokenStore) Delete(context.Context, string, *source.Token) error {
 	b.calls.Add(1)
 	return errDown
 }
+
 func (b *brokenStore) Lock(context.Context, string, time.Duration) (func(), bool, error) {
 	b.calls.Add(1)
 	return nil, false, errDown
 }
+
 func (b *brokenStore) Wait(context.Context, string, time.Duration) {}
 
 // A store that fails never fails a caller: the source fetches on its own.

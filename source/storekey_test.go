@@ -110,13 +110,13 @@ func TestStoreKeyRequiredWithPrepare(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New with a StoreKey: %v", err)
 	}
-	src.(*CachedSource).Close()
+	src.Close()
 	cfg.Store, cfg.StoreKey = nil, ""
 	src, err = New(cfg)
 	if err != nil {
 		t.Fatalf("New with a Prepare hook and no Store: %v", err)
 	}
-	src.(*CachedSource).Close()
+	src.Close()
 	for _, p := range []*Provider{VaultID, GestaoPlus} { // their hooks read only what the key covers
 		if p.Prepare == nil {
 			continue

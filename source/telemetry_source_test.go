@@ -70,7 +70,7 @@ func dropSources(t *testing.T, n int, cfg source.Config) *atomic.Int32 {
 		if err != nil {
 			t.Fatalf("New: %v", err)
 		}
-		runtime.AddCleanup(src.(*source.CachedSource), func(c *atomic.Int32) { c.Add(1) }, &collected)
+		runtime.AddCleanup(src, func(c *atomic.Int32) { c.Add(1) }, &collected)
 	}
 	return &collected
 }

@@ -814,7 +814,7 @@ func TestTelemetryScenarios(t *testing.T) {
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
-			r.src = ts.(*source.CachedSource)
+			r.src = ts
 			defer r.src.Close()
 
 			tc.run(r)
@@ -1023,7 +1023,7 @@ func TestTelemetryCachedHitNoCost(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	src := ts.(*source.CachedSource)
+	src := ts
 	defer src.Close()
 	ctx := context.Background()
 	want, err := src.Token(ctx)
@@ -1085,7 +1085,7 @@ func BenchmarkCachedHitTelemetry(b *testing.B) {
 			if err != nil {
 				b.Fatalf("New: %v", err)
 			}
-			defer ts.(*source.CachedSource).Close()
+			defer ts.Close()
 			ctx := context.Background()
 			if _, err := ts.Token(ctx); err != nil {
 				b.Fatalf("Token: %v", err)

@@ -1,12 +1,11 @@
-// Package telemetry records tokenhttp's spans and metrics with
-// OpenTelemetry. It depends on the OpenTelemetry API only: the SDK, the
-// exporters and the providers are the application's; when none is given,
-// the OpenTelemetry globals are used.
+// Package telemetry names what tokenhttp records with OpenTelemetry
+// (spans, events, attributes, metrics) and holds the Providers a user
+// sets. It depends on the OpenTelemetry API only: the SDK, the exporters
+// and the providers are the application's; when none is given, the
+// OpenTelemetry globals are used.
 //
-// Nothing here ever records a token, a secret, a password or a body. The
-// path of a request that finds a valid cached token records nothing.
-//
-// Every name is declared once, in this file.
+// Nothing is ever recorded with a token, a secret, a password or a body.
+// The path of a request that finds a valid cached token records nothing.
 package telemetry
 
 // ScopeName is the instrumentation scope of the tracer and the meter.
@@ -89,6 +88,30 @@ const (
 	OutcomeUnavailable = "unavailable" // 5xx, 429, no reply, timeout
 	OutcomeBreakerOpen = "breaker_open"
 	OutcomeError       = "error" // anything else (a hook failed, the source closed)
+)
+
+// Values of AttrErrorType other than the normalized OAuth2 codes
+// ("invalid_client", "server_error", ...) a token endpoint's refusal has.
+const (
+	ErrorBreakerOpen      = "breaker_open"       // the circuit breaker refused the fetch
+	ErrorTimeout          = "timeout"            // a deadline passed
+	ErrorCanceled         = "canceled"           // the caller or Close called it off
+	ErrorClosed           = "closed"             // the source is closed
+	ErrorHook             = "hook"               // a user hook failed
+	ErrorNetwork          = "network"            // no reply from the endpoint
+	ErrorExpiredOnArrival = "expired_on_arrival" // the token expired before it arrived
+	ErrorNoRoute          = "no_route"           // the gateway has no upstream for the path
+	ErrorNoToken          = "no_token"           // the source returned neither a token nor an error
+)
+
+// Store operations (AttrStoreOp) of EventStoreFallback and
+// MetricStoreFallbacks.
+const (
+	StoreLoad   = "load"
+	StoreLock   = "lock"
+	StoreSave   = "save"
+	StoreDelete = "delete"
+	StoreWait   = "wait" // another sharer's fetch took too long; this one took over
 )
 
 // Metric names.

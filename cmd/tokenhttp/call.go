@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/tokenhttp/tokenhttp"
-	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 )
 
 const callHelp = `Usage: tokenhttp call [flags] URL [flags]
@@ -65,7 +65,7 @@ func runCall(ctx context.Context, args []string, e env) int {
 	if err != nil {
 		return flagError(e, "call", err)
 	}
-	if req.URL.Scheme == "http" && !cf.insecure && !source.IsLoopback(req.URL.Hostname()) {
+	if req.URL.Scheme == "http" && !cf.insecure && !safehttp.IsLoopback(req.URL.Hostname()) {
 		return flagError(e, "call", usagef("%s is cleartext http to a host that is not loopback: the token would cross the network in the clear; use https, or --insecure if the network is trusted", redactURL(req.URL.String())))
 	}
 	tr := newTracer(e.stderr, *verbose, *show)
@@ -75,7 +75,7 @@ func runCall(ctx context.Context, args []string, e env) int {
 	if err != nil {
 		return fail(e, tr, "call", err, cf.timeout)
 	}
-	defer closeSource(src)
+	defer src.Close()
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
 	// The token first, so that its errors have the token endpoint's exit

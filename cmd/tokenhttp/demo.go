@@ -170,7 +170,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, source.MaxReplyBytes+1))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	r.mu.Lock()
@@ -290,7 +290,7 @@ func demoProviders(ctx context.Context, t *transcript) error {
 		for range 3 {
 			status, err := get(ctx, client, p.emu.ResourceURL)
 			if err != nil {
-				closeSource(src)
+				src.Close()
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
 			statuses += fmt.Sprint(" ", status)
@@ -303,7 +303,7 @@ func demoProviders(ctx context.Context, t *transcript) error {
 		t.say("%-15s 3 API calls:%s   token requests: %d   lifetime: %-10s header: %s",
 			p.name, statuses, p.emu.TokenRequests(), lifetime(time.Until(tok.Expiry)), scheme)
 		t.say("%-15s quirk: %s", "", p.rec.quirk())
-		closeSource(src)
+		src.Close()
 	}
 	return nil
 }
@@ -326,7 +326,7 @@ func demoRevocation(ctx context.Context, t *transcript) error {
 	if err != nil {
 		return err
 	}
-	defer closeSource(src)
+	defer src.Close()
 	client := tokenhttp.NewClient(src, tokenhttp.WithTelemetry(t.tel))
 	status, err := get(ctx, client, emu.ResourceURL)
 	if err != nil {
@@ -356,12 +356,12 @@ func demoOutage(ctx context.Context, t *transcript) error {
 		RefreshAhead: 2 * time.Second, // renew from the first second of a 3 s token
 		Retry:        retry.Policy{MaxAttempts: 2, MinWait: 50 * time.Millisecond, MaxWait: 100 * time.Millisecond},
 		Breaker: retry.BreakerSettings{Failures: 2, OpenFor: 2 * time.Second,
-			OnStateChange: func(from, to retry.State) { t.say("circuit breaker: %s -> %s", from, to) }},
+			OnStateChange: func(from, to string) { t.say("circuit breaker: %s -> %s", from, to) }},
 	})
 	if err != nil {
 		return err
 	}
-	defer closeSource(src)
+	defer src.Close()
 	client := tokenhttp.NewClient(src)
 	if _, err := get(ctx, client, emu.ResourceURL); err != nil {
 		return err
@@ -384,7 +384,7 @@ func demoOutage(ctx context.Context, t *transcript) error {
 		if err != nil {
 			kind = shortError(err)
 			line = fmt.Sprintf("calls fail fast (%s): %s", sinceShort(start), kind)
-			if oe := (*retry.OpenError)(nil); errors.As(err, &oe) {
+			if oe := (*source.BreakerOpenError)(nil); errors.As(err, &oe) {
 				line += fmt.Sprintf("; next try in %s", time.Until(oe.Until).Round(100*time.Millisecond))
 			}
 		}
@@ -415,7 +415,7 @@ func demoOutage(ctx context.Context, t *transcript) error {
 
 // shortError names the kind of failure without the whole chain.
 func shortError(err error) string {
-	var oe *retry.OpenError
+	var oe *source.BreakerOpenError
 	var te *source.Error
 	switch {
 	case errors.As(err, &oe):

@@ -115,12 +115,7 @@ func TestEmulate(t *testing.T) {
 // next, in the order named, so a config file can name them.
 func TestEmulatePort(t *testing.T) {
 	defer noLeaks(t)()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := freePorts(t, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut syncBuffer
 	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, stdinFD: -1, getenv: func(string) string { return "" }}
@@ -145,4 +140,31 @@ func TestEmulatePort(t *testing.T) {
 	}
 	r := exec(t, invocation{}, "emulate", "--port", "70000")
 	assertCode(t, r, exitUsage)
+}
+
+// freePorts returns the first of n consecutive loopback ports that were
+// free a moment ago.
+func freePorts(t *testing.T, n int) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := l.Addr().(*net.TCPAddr).Port
+		ls := []net.Listener{l}
+		for i := 1; i < n; i++ {
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", first+i)); err == nil {
+				ls = append(ls, l)
+			}
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		if len(ls) == n {
+			return first
+		}
+	}
+	t.Fatalf("no %d consecutive free ports on loopback", n)
+	return 0
 }

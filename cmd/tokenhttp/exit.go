@@ -98,6 +98,8 @@ func tokenMessage(err error, timeout string) string {
 		msg = "the token endpoint did not answer within --timeout " + timeout + " (" + msg + ")"
 	case errors.Is(err, context.DeadlineExceeded):
 		msg += " (--timeout " + timeout + ")"
+	case te != nil && te.Hint() != "":
+		msg += "; " + cliText(te.Hint())
 	}
 	return msg
 }

@@ -116,7 +116,7 @@ func TestExitCodes(t *testing.T) {
 		{code: exitUnavailable, name: "the token endpoint answers 503", args: append([]string{"token"}, cred(down.TokenURL)...),
 			before: func() { down.FailNext(1000, http.StatusServiceUnavailable, "0") }, want: "503"},
 		{code: exitUnavailable, name: "the token endpoint refuses the connection", args: append([]string{"token"}, cred(closed.URL+"/token")...),
-			want: "could not be reached"},
+			want: "unreachable"},
 		{code: exitUnavailable, name: "the token endpoint does not answer within --timeout", args: append([]string{"token", "--timeout", "1s"}, cred(hung.TokenURL)...),
 			before: func() { hung.HangNext(1000) }, want: "--timeout 1s", maxTaken: 10 * time.Second},
 		{code: exitWrongURL, name: "the token URL answers 404", args: append([]string{"token"}, cred(emu.TokenURL+"/typo")...), want: "not a token endpoint"},

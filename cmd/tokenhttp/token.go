@@ -52,7 +52,7 @@ func runToken(ctx context.Context, args []string, e env) int {
 	if err != nil {
 		return fail(e, tr, "token", err, cf.timeout)
 	}
-	defer closeSource(src)
+	defer src.Close()
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
 	start := time.Now()
@@ -81,7 +81,7 @@ func fail(e env, tr *tracer, cmd string, err error, timeout time.Duration) int {
 }
 
 // newSource builds the Config from the flags and the source from it.
-func (c *credFlags) newSource(ctx context.Context, e env, tr *tracer) (source.TokenSource, *passwords, error) {
+func (c *credFlags) newSource(ctx context.Context, e env, tr *tracer) (*source.CachedSource, *passwords, error) {
 	p, err := c.providerOf()
 	if err != nil {
 		return nil, nil, err
@@ -93,12 +93,6 @@ func (c *credFlags) newSource(ctx context.Context, e env, tr *tracer) (source.To
 	}
 	src, err := source.New(cfg)
 	return src, pw, err
-}
-
-func closeSource(src source.TokenSource) {
-	if c, ok := src.(io.Closer); ok {
-		c.Close()
-	}
 }
 
 // printToken prints tok's metadata; the header value only with show.

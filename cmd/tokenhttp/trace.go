@@ -19,6 +19,10 @@ import (
 	"github.com/tokenhttp/tokenhttp/source"
 )
 
+// maxBodyBytes bounds the bodies the tool reads to show or trace, as the
+// library bounds token replies.
+const maxBodyBytes = 1 << 20
+
 // The verbose trace (-v) shows what curl -v and oauth2c show, with every
 // secret replaced by a marker that says which secret it is and where it
 // came from ([client_secret from $TOKENHTTP_CLIENT_SECRET]), and every
@@ -210,7 +214,7 @@ func (tt *traceTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var body []byte
 	if req.GetBody != nil {
 		if rc, err := req.GetBody(); err == nil {
-			body, _ = io.ReadAll(io.LimitReader(rc, source.MaxReplyBytes))
+			body, _ = io.ReadAll(io.LimitReader(rc, maxBodyBytes))
 			rc.Close()
 		}
 	}
@@ -261,7 +265,7 @@ func (tt *traceTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
 		t.last.failed = resp.Status
 	}
-	b, rerr := io.ReadAll(io.LimitReader(resp.Body, source.MaxReplyBytes+1))
+	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 	resp.Body.Close()
 	resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), errReader{rerr}))
 	t.fieldsLocked("<", resp.Header.Get("Content-Type"), b)

@@ -35,7 +35,7 @@ func ExampleUnaryClientInterceptor() {
 		fmt.Println(err)
 		return
 	}
-	defer src.(*source.CachedSource).Close()
+	defer src.Close()
 
 	conn, err := grpc.NewClient("passthrough:///"+srv.Addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(srv.ClientTLS)),

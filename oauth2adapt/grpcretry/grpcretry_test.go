@@ -32,7 +32,7 @@ func setup(t *testing.T, opts ...grpcretry.Option) (*sourcetest.Server, *grpctes
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { src.(*source.CachedSource).Close() })
+	t.Cleanup(func() { src.Close() })
 	srv, conn := serve(t, grpctest.ResourceAccepts(idp.Client(), idp.ResourceURL), src, opts...)
 	return idp, srv, src, conn
 }
@@ -119,7 +119,7 @@ func TestRetryOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.(*source.CachedSource).Close()
+	defer src.Close()
 	srv, conn := serve(t, func(context.Context, string) bool { return false }, src)
 	err = grpctest.Check(t.Context(), conn, grpcretry.Idempotent())
 	if status.Code(err) != codes.Unauthenticated {

@@ -66,9 +66,8 @@ func newSource(t testing.TB, tokenURL string, store source.Store, mod func(*sour
 	if err != nil {
 		t.Fatalf("source.New: %v", err)
 	}
-	cs := source.TokenSource(src).(*source.CachedSource) // whichever of the two source.New returns
-	t.Cleanup(func() { _ = cs.Close() })
-	return cs
+	t.Cleanup(func() { _ = src.Close() })
+	return src
 }
 
 // replica returns a source as one replica of a service would make it: its

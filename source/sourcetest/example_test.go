@@ -3,7 +3,6 @@ package sourcetest_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 
@@ -117,9 +116,7 @@ func ExampleNewGestaoPlus() {
 	if err != nil {
 		panic(err)
 	}
-	if c, ok := any(src).(io.Closer); ok {
-		defer c.Close()
-	}
+	defer src.Close()
 	client := tokenhttp.NewClient(src)
 	defer client.CloseIdleConnections()
 

@@ -73,14 +73,8 @@ func NewSource(t *testing.T, emu *sourcetest.Server, store source.Store, mod fun
 	if err != nil {
 		t.Fatalf("source.New: %v", err)
 	}
-	cs := cached(src)
-	t.Cleanup(func() { _ = cs.Close() })
-	return cs
-}
-
-// cached returns the *source.CachedSource that source.New returned as src.
-func cached(src source.TokenSource) *source.CachedSource {
-	return src.(*source.CachedSource)
+	t.Cleanup(func() { _ = src.Close() })
+	return src
 }
 
 func newEmu(t *testing.T, newEmulator func(sourcetest.Options) *sourcetest.Server, o sourcetest.Options) *sourcetest.Server {

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tokenhttp/tokenhttp/retry"
+	"github.com/tokenhttp/tokenhttp/internal/instrument"
 	"github.com/tokenhttp/tokenhttp/source"
 )
 
@@ -22,7 +22,6 @@ type recorder struct {
 	last   atomic.Pointer[outcome]
 	inv    source.Invalidator
 	renew  source.RenewalRejecter
-	closed atomic.Bool
 }
 
 // outcome is one Token result, without anything secret.
@@ -70,7 +69,7 @@ func (r *recorder) Token(ctx context.Context) (*source.Token, error) {
 	if err != nil {
 		o.errType = errType(err)
 	}
-	var open *retry.OpenError
+	var open *source.BreakerOpenError
 	if errors.As(err, &open) {
 		o.until = open.Until
 	}
@@ -113,24 +112,10 @@ func (r *recorder) RejectedAfterRenewal(tok *source.Token) {
 
 // errType is a short code for err, never provider text.
 func errType(err error) string {
-	var te *source.Error
-	switch {
-	case errors.Is(err, source.ErrBreakerOpen):
-		return "breaker_open"
-	case errors.As(err, &te):
-		return te.Code
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	case errors.Is(err, source.ErrClosed):
-		return "closed"
-	case errors.Is(err, source.ErrInvalidConfig):
+	if errors.Is(err, source.ErrInvalidConfig) {
 		return "invalid_config"
 	}
-	var fe *source.FetchError
-	if errors.As(err, &fe) {
-		return "network"
-	}
-	return "error"
+	return instrument.ErrorType(err)
 }
 
 // RouteState is a route's readiness, as /readyz reports it.

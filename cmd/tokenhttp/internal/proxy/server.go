@@ -343,14 +343,11 @@ func (p *Proxy) build(cfg *Config) (_ *generation, err error) {
 			return nil, fmt.Errorf("routes[%d] (%s): %w", i, rc.Prefix, err)
 		}
 		sc.Store = store
-		var src source.TokenSource
-		src, err = source.New(sc)
+		src, err := source.New(sc)
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d] (%s): %w", i, rc.Prefix, err)
 		}
-		if c, ok := src.(io.Closer); ok {
-			g.closers = append(g.closers, c)
-		}
+		g.closers = append(g.closers, src)
 		rec := newRecorder(src, rc.Prefix, p.log)
 		opts := []tokenhttp.Option{tel, tokenhttp.WithBase(p.opts.Upstream)}
 		if rc.AllowInsecureUpstream {

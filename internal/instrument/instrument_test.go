@@ -1,4 +1,4 @@
-package telemetry
+package instrument
 
 import (
 	"context"
@@ -18,6 +18,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
 // sdk is an OpenTelemetry SDK that keeps what it records in memory.
@@ -40,8 +42,8 @@ func newSDK(t *testing.T) *sdk {
 	return s
 }
 
-func (s *sdk) providers() Providers {
-	return Providers{TracerProvider: s.tp, MeterProvider: s.mp}
+func (s *sdk) providers() telemetry.Providers {
+	return telemetry.Providers{TracerProvider: s.tp, MeterProvider: s.mp}
 }
 
 // metrics collects every metric, by name.
@@ -137,59 +139,59 @@ func TestFetchSpan(t *testing.T) {
 	}{
 		{
 			name:   "success",
-			info:   FetchInfo{Provider: "standard", Grant: "client_credentials", Reason: ReasonCold, Host: "auth.example.com", Port: 443},
-			result: Result{Outcome: OutcomeSuccess, Status: 200, Attempts: 1},
+			info:   FetchInfo{Provider: "standard", Grant: "client_credentials", Reason: telemetry.ReasonCold, Host: "auth.example.com", Port: 443},
+			result: Result{Outcome: telemetry.OutcomeSuccess, Status: 200, Attempts: 1},
 			wantAttrs: map[string]string{
-				AttrProvider: "standard", AttrGrantType: "client_credentials", AttrRefreshReason: ReasonCold,
-				AttrServerAddress: "auth.example.com", AttrServerPort: "443", AttrOutcome: OutcomeSuccess,
-				AttrAttempts: "1", AttrHTTPStatusCode: "200", AttrErrorType: "", AttrOAuthError: "",
+				telemetry.AttrProvider: "standard", telemetry.AttrGrantType: "client_credentials", telemetry.AttrRefreshReason: telemetry.ReasonCold,
+				telemetry.AttrServerAddress: "auth.example.com", telemetry.AttrServerPort: "443", telemetry.AttrOutcome: telemetry.OutcomeSuccess,
+				telemetry.AttrAttempts: "1", telemetry.AttrHTTPStatusCode: "200", telemetry.AttrErrorType: "", telemetry.AttrOAuthError: "",
 			},
 			wantStatus: codes.Unset,
 		},
 		{
 			name: "retried then refused",
-			info: FetchInfo{Provider: "vaultid", Grant: "password", Reason: ReasonRejected, Host: "vault.example", Port: 8443},
+			info: FetchInfo{Provider: "vaultid", Grant: "password", Reason: telemetry.ReasonRejected, Host: "vault.example", Port: 8443},
 			steps: []step{
 				func(f *Fetch) { f.Retry(1, 503, "server_error", 150*time.Millisecond) },
 				func(f *Fetch) { f.Retry(2, 0, "network", 2*time.Second) },
 			},
-			result: Result{Outcome: OutcomeRefused, Status: 401, Attempts: 3, ErrorType: "invalid_client", OAuthError: "invalid_client"},
+			result: Result{Outcome: telemetry.OutcomeRefused, Status: 401, Attempts: 3, ErrorType: "invalid_client", OAuthError: "invalid_client"},
 			wantAttrs: map[string]string{
-				AttrProvider: "vaultid", AttrGrantType: "password", AttrRefreshReason: ReasonRejected,
-				AttrServerAddress: "vault.example", AttrServerPort: "8443", AttrOutcome: OutcomeRefused,
-				AttrAttempts: "3", AttrHTTPStatusCode: "401", AttrErrorType: "invalid_client", AttrOAuthError: "invalid_client",
+				telemetry.AttrProvider: "vaultid", telemetry.AttrGrantType: "password", telemetry.AttrRefreshReason: telemetry.ReasonRejected,
+				telemetry.AttrServerAddress: "vault.example", telemetry.AttrServerPort: "8443", telemetry.AttrOutcome: telemetry.OutcomeRefused,
+				telemetry.AttrAttempts: "3", telemetry.AttrHTTPStatusCode: "401", telemetry.AttrErrorType: "invalid_client", telemetry.AttrOAuthError: "invalid_client",
 			},
 			wantEvents: []event{
-				{EventRetry, map[string]string{AttrRetryCount: "1", AttrRetryWait: "150", AttrHTTPStatusCode: "503", AttrErrorType: "server_error"}},
-				{EventRetry, map[string]string{AttrRetryCount: "2", AttrRetryWait: "2000", AttrHTTPStatusCode: "", AttrErrorType: "network"}},
+				{telemetry.EventRetry, map[string]string{telemetry.AttrRetryCount: "1", telemetry.AttrRetryWait: "150", telemetry.AttrHTTPStatusCode: "503", telemetry.AttrErrorType: "server_error"}},
+				{telemetry.EventRetry, map[string]string{telemetry.AttrRetryCount: "2", telemetry.AttrRetryWait: "2000", telemetry.AttrHTTPStatusCode: "", telemetry.AttrErrorType: "network"}},
 			},
 			wantStatus: codes.Error,
 			wantDesc:   "invalid_client",
 		},
 		{
 			name: "breaker opens",
-			info: FetchInfo{Provider: "standard", Grant: "client_credentials", Reason: ReasonAhead, Host: "127.0.0.1", Port: 8080},
+			info: FetchInfo{Provider: "standard", Grant: "client_credentials", Reason: telemetry.ReasonAhead, Host: "127.0.0.1", Port: 8080},
 			steps: []step{
 				func(f *Fetch) { f.BreakerChange("closed", "open") },
 			},
-			result: Result{Outcome: OutcomeUnavailable, Status: 500, Attempts: 1, ErrorType: "server_error", OAuthError: "server_error"},
+			result: Result{Outcome: telemetry.OutcomeUnavailable, Status: 500, Attempts: 1, ErrorType: "server_error", OAuthError: "server_error"},
 			wantAttrs: map[string]string{
-				AttrRefreshReason: ReasonAhead, AttrOutcome: OutcomeUnavailable, AttrAttempts: "1",
-				AttrHTTPStatusCode: "500", AttrErrorType: "server_error",
+				telemetry.AttrRefreshReason: telemetry.ReasonAhead, telemetry.AttrOutcome: telemetry.OutcomeUnavailable, telemetry.AttrAttempts: "1",
+				telemetry.AttrHTTPStatusCode: "500", telemetry.AttrErrorType: "server_error",
 			},
 			wantEvents: []event{
-				{EventBreakerState, map[string]string{AttrBreakerFrom: "closed", AttrBreakerTo: "open"}},
+				{telemetry.EventBreakerState, map[string]string{telemetry.AttrBreakerFrom: "closed", telemetry.AttrBreakerTo: "open"}},
 			},
 			wantStatus: codes.Error,
 			wantDesc:   "server_error",
 		},
 		{
 			name:   "breaker open, nothing sent",
-			info:   FetchInfo{Provider: "standard", Grant: "client_credentials", Reason: ReasonExpired, Host: "h", Port: 1},
-			result: Result{Outcome: OutcomeBreakerOpen, ErrorType: "breaker_open"},
+			info:   FetchInfo{Provider: "standard", Grant: "client_credentials", Reason: telemetry.ReasonExpired, Host: "h", Port: 1},
+			result: Result{Outcome: telemetry.OutcomeBreakerOpen, ErrorType: "breaker_open"},
 			wantAttrs: map[string]string{
-				AttrRefreshReason: ReasonExpired, AttrOutcome: OutcomeBreakerOpen, AttrAttempts: "0",
-				AttrHTTPStatusCode: "", AttrErrorType: "breaker_open", AttrOAuthError: "",
+				telemetry.AttrRefreshReason: telemetry.ReasonExpired, telemetry.AttrOutcome: telemetry.OutcomeBreakerOpen, telemetry.AttrAttempts: "0",
+				telemetry.AttrHTTPStatusCode: "", telemetry.AttrErrorType: "breaker_open", telemetry.AttrOAuthError: "",
 			},
 			wantStatus: codes.Error,
 			wantDesc:   "breaker_open",
@@ -218,12 +220,12 @@ func TestFetchSpan(t *testing.T) {
 
 			var fetch []sdktrace.ReadOnlySpan
 			for _, sp := range s.spans.Ended() {
-				if sp.Name() == SpanFetch {
+				if sp.Name() == telemetry.SpanFetch {
 					fetch = append(fetch, sp)
 				}
 			}
 			if got, want := len(fetch), 1; got != want {
-				t.Fatalf("%s spans = %d, want %d", SpanFetch, got, want)
+				t.Fatalf("%s spans = %d, want %d", telemetry.SpanFetch, got, want)
 			}
 			sp := fetch[0]
 			if got, want := sp.Parent().SpanID(), parent.SpanContext().SpanID(); got != want {
@@ -232,7 +234,7 @@ func TestFetchSpan(t *testing.T) {
 			if got, want := sp.SpanKind(), trace.SpanKindClient; got != want {
 				t.Errorf("span kind = %v, want %v", got, want)
 			}
-			if got, want := sp.InstrumentationScope().Name, ScopeName; got != want {
+			if got, want := sp.InstrumentationScope().Name, telemetry.ScopeName; got != want {
 				t.Errorf("scope = %q, want %q", got, want)
 			}
 			checkAttrs(t, "span", attrMap(sp.Attributes()), tt.wantAttrs)
@@ -255,37 +257,37 @@ func TestFetchSpan(t *testing.T) {
 
 			ms := s.metrics(t)
 			wantKey := setKey(attribute.NewSet(
-				attribute.String(AttrOutcome, tt.result.Outcome),
-				attribute.String(AttrProvider, tt.info.Provider),
-				attribute.String(AttrRefreshReason, tt.info.Reason)))
-			if got, want := sums(t, ms, MetricFetches), map[string]int64{wantKey: 1}; !mapsEqual(got, want) {
-				t.Errorf("%s = %v, want %v", MetricFetches, got, want)
+				attribute.String(telemetry.AttrOutcome, tt.result.Outcome),
+				attribute.String(telemetry.AttrProvider, tt.info.Provider),
+				attribute.String(telemetry.AttrRefreshReason, tt.info.Reason)))
+			if got, want := sums(t, ms, telemetry.MetricFetches), map[string]int64{wantKey: 1}; !mapsEqual(got, want) {
+				t.Errorf("%s = %v, want %v", telemetry.MetricFetches, got, want)
 			}
-			m, ok := ms[MetricFetchDuration]
+			m, ok := ms[telemetry.MetricFetchDuration]
 			if !ok {
-				t.Fatalf("no %s metric", MetricFetchDuration)
+				t.Fatalf("no %s metric", telemetry.MetricFetchDuration)
 			}
 			if got, want := m.Unit, "s"; got != want {
-				t.Errorf("%s unit = %q, want %q", MetricFetchDuration, got, want)
+				t.Errorf("%s unit = %q, want %q", telemetry.MetricFetchDuration, got, want)
 			}
 			h, ok := m.Data.(metricdata.Histogram[float64])
 			if !ok {
-				t.Fatalf("%s is a %T, want a float64 histogram", MetricFetchDuration, m.Data)
+				t.Fatalf("%s is a %T, want a float64 histogram", telemetry.MetricFetchDuration, m.Data)
 			}
 			if got, want := len(h.DataPoints), 1; got != want {
-				t.Fatalf("%s data points = %d, want %d", MetricFetchDuration, got, want)
+				t.Fatalf("%s data points = %d, want %d", telemetry.MetricFetchDuration, got, want)
 			}
 			dp := h.DataPoints[0]
 			wantSet := setKey(attribute.NewSet(
-				attribute.String(AttrOutcome, tt.result.Outcome), attribute.String(AttrProvider, tt.info.Provider)))
+				attribute.String(telemetry.AttrOutcome, tt.result.Outcome), attribute.String(telemetry.AttrProvider, tt.info.Provider)))
 			if got := setKey(dp.Attributes); got != wantSet {
-				t.Errorf("%s attributes = %s, want %s", MetricFetchDuration, got, wantSet)
+				t.Errorf("%s attributes = %s, want %s", telemetry.MetricFetchDuration, got, wantSet)
 			}
 			if got, want := dp.Count, uint64(1); got != want {
-				t.Errorf("%s count = %d, want %d", MetricFetchDuration, got, want)
+				t.Errorf("%s count = %d, want %d", telemetry.MetricFetchDuration, got, want)
 			}
 			if dp.Sum < 0 || dp.Sum > 10 {
-				t.Errorf("%s sum = %v s, want a small non-negative duration", MetricFetchDuration, dp.Sum)
+				t.Errorf("%s sum = %v s, want a small non-negative duration", telemetry.MetricFetchDuration, dp.Sum)
 			}
 		})
 	}
@@ -308,10 +310,10 @@ func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
 func TestFetchDurationMeasured(t *testing.T) {
 	s := newSDK(t)
 	i := New(s.providers())
-	_, f := i.StartFetch(context.Background(), FetchInfo{Provider: "p", Reason: ReasonCold})
+	_, f := i.StartFetch(context.Background(), FetchInfo{Provider: "p", Reason: telemetry.ReasonCold})
 	time.Sleep(30 * time.Millisecond)
-	f.End(Result{Outcome: OutcomeSuccess, Attempts: 1})
-	h := s.metrics(t)[MetricFetchDuration].Data.(metricdata.Histogram[float64])
+	f.End(Result{Outcome: telemetry.OutcomeSuccess, Attempts: 1})
+	h := s.metrics(t)[telemetry.MetricFetchDuration].Data.(metricdata.Histogram[float64])
 	if got := h.DataPoints[0].Sum; got < 0.03 || got > 5 {
 		t.Errorf("recorded duration = %v s, want at least 0.03 s", got)
 	}
@@ -329,22 +331,22 @@ func TestCountersAndEvents(t *testing.T) {
 		{
 			name:     "cache miss",
 			do:       func(ctx context.Context, i *Instruments) { i.CacheMiss(ctx, "standard"); i.CacheMiss(ctx, "standard") },
-			metric:   MetricCacheMisses,
-			wantSums: map[string]int64{AttrProvider + "=standard": 2},
+			metric:   telemetry.MetricCacheMisses,
+			wantSums: map[string]int64{telemetry.AttrProvider + "=standard": 2},
 		},
 		{
 			name:       "unauthorized retry",
 			do:         func(ctx context.Context, i *Instruments) { i.UnauthorizedRetry(ctx) },
-			wantEvents: []string{EventUnauthorizedRetry},
-			metric:     MetricUnauthorizedRetries,
+			wantEvents: []string{telemetry.EventUnauthorizedRetry},
+			metric:     telemetry.MetricUnauthorizedRetries,
 			wantSums:   map[string]int64{"": 1},
 		},
 		{
 			name:       "gateway rejection",
 			do:         func(ctx context.Context, i *Instruments) { i.GatewayRejection(ctx, 503, "unavailable") },
-			wantAttrs:  map[string]string{AttrErrorType: "unavailable"},
-			metric:     MetricGatewayRejections,
-			wantSums:   map[string]int64{AttrErrorType + "=unavailable," + AttrHTTPStatusCode + "=503": 1},
+			wantAttrs:  map[string]string{telemetry.AttrErrorType: "unavailable"},
+			metric:     telemetry.MetricGatewayRejections,
+			wantSums:   map[string]int64{telemetry.AttrErrorType + "=unavailable," + telemetry.AttrHTTPStatusCode + "=503": 1},
 			wantEvents: nil,
 		},
 	}
@@ -390,7 +392,7 @@ func TestNilInstruments(t *testing.T) {
 	}
 	f.Retry(1, 503, "server_error", time.Second)
 	f.BreakerChange("closed", "open")
-	f.End(Result{Outcome: OutcomeSuccess})
+	f.End(Result{Outcome: telemetry.OutcomeSuccess})
 	i.CacheMiss(ctx, "p")
 	i.UnauthorizedRetry(ctx)
 	i.GatewayRejection(ctx, 503, "x")
@@ -433,22 +435,22 @@ func TestObserve(t *testing.T) {
 	read := func() gauges {
 		ms := s.metrics(t)
 		g := gauges{ttl: map[string]string{}, breaker: map[string]string{}}
-		if m, ok := ms[MetricTokenTTL]; ok {
+		if m, ok := ms[telemetry.MetricTokenTTL]; ok {
 			if m.Unit != "s" {
-				t.Errorf("%s unit = %q, want s", MetricTokenTTL, m.Unit)
+				t.Errorf("%s unit = %q, want s", telemetry.MetricTokenTTL, m.Unit)
 			}
 			for _, dp := range m.Data.(metricdata.Gauge[float64]).DataPoints {
 				g.ttl[setKey(dp.Attributes)] = attribute.Float64Value(dp.Value).String()
 			}
 		}
-		if m, ok := ms[MetricBreakerState]; ok {
+		if m, ok := ms[telemetry.MetricBreakerState]; ok {
 			for _, dp := range m.Data.(metricdata.Gauge[int64]).DataPoints {
 				g.breaker[setKey(dp.Attributes)] = attribute.Int64Value(dp.Value).String()
 			}
 		}
 		return g
 	}
-	pa, pb := AttrProvider+"=a", AttrProvider+"=b"
+	pa, pb := telemetry.AttrProvider+"=a", telemetry.AttrProvider+"=b"
 	steps := []struct {
 		name        string
 		do          func()
@@ -468,10 +470,10 @@ func TestObserve(t *testing.T) {
 		st.do()
 		g := read()
 		if !mapsEqual(g.ttl, st.wantTTL) {
-			t.Errorf("%s: %s = %v, want %v", st.name, MetricTokenTTL, g.ttl, st.wantTTL)
+			t.Errorf("%s: %s = %v, want %v", st.name, telemetry.MetricTokenTTL, g.ttl, st.wantTTL)
 		}
 		if !mapsEqual(g.breaker, st.wantBreaker) {
-			t.Errorf("%s: %s = %v, want %v", st.name, MetricBreakerState, g.breaker, st.wantBreaker)
+			t.Errorf("%s: %s = %v, want %v", st.name, telemetry.MetricBreakerState, g.breaker, st.wantBreaker)
 		}
 	}
 }
@@ -495,7 +497,7 @@ func TestNoSpanOutsideFetch(t *testing.T) {
 // can check that delegation.
 var globalsSet bool
 
-// TestDefaultsToGlobals checks that zero Providers use the OpenTelemetry
+// TestDefaultsToGlobals checks that zero telemetry.Providers use the OpenTelemetry
 // globals, including a provider installed after New (the global
 // delegates). It sets the globals and restores them afterwards.
 func TestDefaultsToGlobals(t *testing.T) {
@@ -507,13 +509,13 @@ func TestDefaultsToGlobals(t *testing.T) {
 
 	first := !globalsSet
 	globalsSet = true
-	before := New(Providers{}) // created while the globals are the defaults, on the first run
+	before := New(telemetry.Providers{}) // created while the globals are the defaults, on the first run
 	s := newSDK(t)
 	otel.SetTracerProvider(s.tp)
 	otel.SetMeterProvider(s.mp)
-	after := New(Providers{})
+	after := New(telemetry.Providers{})
 	injected := newSDK(t)
-	mixed := New(Providers{TracerProvider: injected.tp}) // metrics still global
+	mixed := New(telemetry.Providers{TracerProvider: injected.tp}) // metrics still global
 
 	tests := []struct {
 		name string
@@ -528,8 +530,8 @@ func TestDefaultsToGlobals(t *testing.T) {
 				t.Skip("the default globals delegate once per process; checked on the first run")
 			}
 			s.spans.Reset()
-			_, f := tt.i.StartFetch(context.Background(), FetchInfo{Provider: "global", Reason: ReasonCold})
-			f.End(Result{Outcome: OutcomeSuccess, Attempts: 1})
+			_, f := tt.i.StartFetch(context.Background(), FetchInfo{Provider: "global", Reason: telemetry.ReasonCold})
+			f.End(Result{Outcome: telemetry.OutcomeSuccess, Attempts: 1})
 			if got, want := len(s.spans.Ended()), 1; got != want {
 				t.Errorf("spans recorded by the global provider = %d, want %d", got, want)
 			}
@@ -537,20 +539,20 @@ func TestDefaultsToGlobals(t *testing.T) {
 	}
 	t.Run("tracer injected, meter global", func(t *testing.T) {
 		s.spans.Reset()
-		_, f := mixed.StartFetch(context.Background(), FetchInfo{Provider: "mixed", Reason: ReasonCold})
-		f.End(Result{Outcome: OutcomeSuccess, Attempts: 1})
+		_, f := mixed.StartFetch(context.Background(), FetchInfo{Provider: "mixed", Reason: telemetry.ReasonCold})
+		f.End(Result{Outcome: telemetry.OutcomeSuccess, Attempts: 1})
 		if got := len(s.spans.Ended()); got != 0 {
 			t.Errorf("spans recorded by the global provider = %d, want 0", got)
 		}
 		if got, want := len(injected.spans.Ended()), 1; got != want {
 			t.Errorf("spans recorded by the injected provider = %d, want %d", got, want)
 		}
-		key := AttrOutcome + "=success," + AttrProvider + "=mixed," + AttrRefreshReason + "=cold"
-		if got := sums(t, s.metrics(t), MetricFetches)[key]; got != 1 {
-			t.Errorf("%s{%s} on the global meter = %d, want 1", MetricFetches, key, got)
+		key := telemetry.AttrOutcome + "=success," + telemetry.AttrProvider + "=mixed," + telemetry.AttrRefreshReason + "=cold"
+		if got := sums(t, s.metrics(t), telemetry.MetricFetches)[key]; got != 1 {
+			t.Errorf("%s{%s} on the global meter = %d, want 1", telemetry.MetricFetches, key, got)
 		}
-		if got := sums(t, injected.metrics(t), MetricFetches); len(got) != 0 {
-			t.Errorf("%s on the injected SDK's meter = %v, want none (no meter was injected)", MetricFetches, got)
+		if got := sums(t, injected.metrics(t), telemetry.MetricFetches); len(got) != 0 {
+			t.Errorf("%s on the injected SDK's meter = %v, want none (no meter was injected)", telemetry.MetricFetches, got)
 		}
 	})
 	// The global meter serves the fetches of "global" (from both
@@ -559,9 +561,9 @@ func TestDefaultsToGlobals(t *testing.T) {
 	if first {
 		want = 2
 	}
-	key := AttrOutcome + "=success," + AttrProvider + "=global," + AttrRefreshReason + "=cold"
-	if got := sums(t, s.metrics(t), MetricFetches)[key]; got != want {
-		t.Errorf("%s{%s} on the global meter = %d, want %d", MetricFetches, key, got, want)
+	key := telemetry.AttrOutcome + "=success," + telemetry.AttrProvider + "=global," + telemetry.AttrRefreshReason + "=cold"
+	if got := sums(t, s.metrics(t), telemetry.MetricFetches)[key]; got != want {
+		t.Errorf("%s{%s} on the global meter = %d, want %d", telemetry.MetricFetches, key, got, want)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	pretry "github.com/tokenhttp/tokenhttp/retry"
 )
 
 // FuzzParseRetryAfter: any header value: no panic, never negative, never
@@ -20,7 +22,7 @@ func FuzzParseRetryAfter(f *testing.F) {
 		if d < 0 || d > 24*time.Hour {
 			t.Fatalf("ParseRetryAfter(%q) = %v, out of range", h, d)
 		}
-		p := Policy{}.withDefaults()
+		p := withDefaults(pretry.Policy{})
 		resp := &http.Response{Header: http.Header{"Retry-After": {h}}}
 		if w, ok := nextWait(p, 1, resp); ok && (w < 0 || w > max(p.MaxRetryAfter, p.MaxWait)) {
 			t.Fatalf("nextWait with Retry-After %q = %v, over the caps", h, w)

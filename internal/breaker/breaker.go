@@ -1,47 +1,17 @@
-package retry
+// Package breaker is the circuit breaker over a source's token fetches, on
+// github.com/sony/gobreaker/v2, configured by a retry.BreakerSettings.
+package breaker
 
 import (
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/tokenhttp/tokenhttp/retry"
 )
-
-// Breaker defaults.
-const (
-	DefaultFailures = 5
-	DefaultOpenFor  = 30 * time.Second
-)
-
-// BreakerSettings configures a token source's circuit breaker. The zero
-// value is the defaults: DefaultFailures consecutive failed fetches open
-// it for DefaultOpenFor; then one probe is let through (half-open), and
-// its success closes it.
-type BreakerSettings struct {
-	// Failures is how many consecutive failed fetches (each after its
-	// retries) open the breaker. Zero means DefaultFailures.
-	Failures int
-	// OpenFor is how long it stays open before a probe. Zero means
-	// DefaultOpenFor.
-	OpenFor time.Duration
-	// Disabled turns the breaker off.
-	Disabled bool
-	// OnStateChange, if set, is called after each change of state, outside
-	// the breaker's lock (it may call State). A panic in it is recovered
-	// and dropped.
-	OnStateChange func(from, to State)
-}
-
-// Validate reports settings that make no sense (negative values).
-func (s BreakerSettings) Validate() error {
-	if s.Failures < 0 || s.OpenFor < 0 {
-		return errors.New("retry.BreakerSettings fields must not be negative")
-	}
-	return nil
-}
 
 // State is a breaker state.
 type State = gobreaker.State
@@ -53,39 +23,22 @@ const (
 	StateOpen     = gobreaker.StateOpen
 )
 
-// ErrOpen is matched (errors.Is) by the error a source returns while its
-// breaker is open and it has no valid token to serve.
-var ErrOpen = errors.New("circuit breaker open")
-
 // OpenError is the error of a fetch the breaker refused: no request was
-// sent. It matches ErrOpen.
+// sent. The source package converts it to its public error.
 type OpenError struct {
-	Name  string    // the breaker's (the provider's) name
 	Until time.Time // when the next try (a probe) will be let through
 }
 
-// Error says that the endpoint is failing and when the next try will be.
-func (e *OpenError) Error() string {
-	wait := time.Until(e.Until).Round(time.Second)
-	if wait < 0 {
-		wait = 0
-	}
-	return fmt.Sprintf("source: the %s token endpoint is failing; the circuit breaker is open and sent no request; the next try will be in %s (at %s)",
-		e.Name, wait, e.Until.Format(time.TimeOnly))
-}
-
-// Is matches ErrOpen.
-func (e *OpenError) Is(target error) bool { return target == ErrOpen }
+func (e *OpenError) Error() string { return "breaker: open" }
 
 // Breaker is a circuit breaker over token fetches. A nil *Breaker lets
 // everything through. It is safe for concurrent use; it is meant to run
 // inside the single flight, so that waiters share a probe's result.
 type Breaker struct {
-	name      string
 	cb        *gobreaker.CircuitBreaker[any]
 	openFor   time.Duration
 	until     atomic.Int64 // unix nanos the open state ends; set under gobreaker's lock
-	notify    func(from, to State)
+	notify    func(from, to string)
 	pending   atomic.Bool // changes wait in queue
 	reporting atomic.Bool // a report is running
 	qmu       sync.Mutex  // guards queue; taken under gobreaker's lock, never calls into it
@@ -94,22 +47,22 @@ type Breaker struct {
 
 type change struct{ from, to State }
 
-// NewBreaker returns a breaker named name (for errors). isFailure
+// New returns a breaker named name. isFailure
 // classifies a fetch error: true counts toward opening, false counts as a
 // success (a 4xx: the endpoint is up); excluded errors (the fetch was
 // cancelled by its owner, a user hook failed) count as neither. It
 // returns nil if s.Disabled.
-func NewBreaker(name string, s BreakerSettings, isFailure, excluded func(error) bool) *Breaker {
+func New(name string, s retry.BreakerSettings, isFailure, excluded func(error) bool) *Breaker {
 	if s.Disabled {
 		return nil
 	}
 	if s.Failures <= 0 {
-		s.Failures = DefaultFailures
+		s.Failures = retry.DefaultFailures
 	}
 	if s.OpenFor <= 0 {
-		s.OpenFor = DefaultOpenFor
+		s.OpenFor = retry.DefaultOpenFor
 	}
-	b := &Breaker{name: name, openFor: s.OpenFor, notify: s.OnStateChange}
+	b := &Breaker{openFor: s.OpenFor, notify: s.OnStateChange}
 	failures := uint32(s.Failures)
 	b.cb = gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
 		Name:        name,
@@ -145,7 +98,7 @@ func (b *Breaker) Do(f func() (any, error), changed func(from, to State)) (any, 
 	}
 	v, err := b.cb.Execute(f)
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		err = &OpenError{Name: b.name, Until: time.Unix(0, b.until.Load())}
+		err = &OpenError{Until: time.Unix(0, b.until.Load())}
 	}
 	b.report(changed)
 	return v, err
@@ -186,7 +139,9 @@ func (b *Breaker) report(changed func(from, to State)) {
 		b.pending.Store(false)
 		b.qmu.Unlock()
 		for _, c := range q {
-			call(b.notify, c)
+			if b.notify != nil {
+				call(func(from, to State) { b.notify(from.String(), to.String()) }, c)
+			}
 			call(changed, c)
 		}
 		b.reporting.Store(false)

@@ -1,4 +1,8 @@
-package telemetry
+// Package instrument records tokenhttp's spans and metrics with the
+// OpenTelemetry API, under the names declared in package telemetry. An
+// instrument that cannot be created, or fails, goes to otel.Handle: it
+// never fails the caller.
+package instrument
 
 import (
 	"context"
@@ -12,15 +16,9 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
-)
 
-// Providers are where spans and metrics go. A nil field means the
-// OpenTelemetry global provider (which follows a provider installed later
-// with otel.SetTracerProvider / otel.SetMeterProvider).
-type Providers struct {
-	TracerProvider trace.TracerProvider
-	MeterProvider  metric.MeterProvider
-}
+	"github.com/tokenhttp/tokenhttp/telemetry"
+)
 
 // Instruments are the tracer and the metric instruments, created once.
 // A nil *Instruments records nothing. Safe for concurrent use.
@@ -42,7 +40,7 @@ type Instruments struct {
 // New creates the instruments. An instrument that cannot be created is
 // reported to otel.Handle and replaced by a no-op: telemetry never fails
 // the caller.
-func New(p Providers) *Instruments {
+func New(p telemetry.Providers) *Instruments {
 	tp, mp := p.TracerProvider, p.MeterProvider
 	if tp == nil {
 		tp = otel.GetTracerProvider()
@@ -50,42 +48,42 @@ func New(p Providers) *Instruments {
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
-	m := mp.Meter(ScopeName)
-	i := &Instruments{tracer: tp.Tracer(ScopeName), meter: m}
+	m := mp.Meter(telemetry.ScopeName)
+	i := &Instruments{tracer: tp.Tracer(telemetry.ScopeName), meter: m}
 	var err error
 	handle := func() {
 		if err != nil {
 			otel.Handle(err)
 		}
 	}
-	i.fetchDur, err = m.Float64Histogram(MetricFetchDuration, metric.WithUnit("s"),
+	i.fetchDur, err = m.Float64Histogram(telemetry.MetricFetchDuration, metric.WithUnit("s"),
 		metric.WithDescription("Duration of token fetches, retries included."),
 		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 	handle()
-	i.fetches, err = m.Int64Counter(MetricFetches, metric.WithUnit("{fetch}"),
+	i.fetches, err = m.Int64Counter(telemetry.MetricFetches, metric.WithUnit("{fetch}"),
 		metric.WithDescription("Token fetches by outcome and reason."))
 	handle()
-	i.misses, err = m.Int64Counter(MetricCacheMisses, metric.WithUnit("{call}"),
+	i.misses, err = m.Int64Counter(telemetry.MetricCacheMisses, metric.WithUnit("{call}"),
 		metric.WithDescription("Token calls that waited for a fetch."))
 	handle()
-	i.retries401, err = m.Int64Counter(MetricUnauthorizedRetries, metric.WithUnit("{request}"),
+	i.retries401, err = m.Int64Counter(telemetry.MetricUnauthorizedRetries, metric.WithUnit("{request}"),
 		metric.WithDescription("Requests retried with a new token after a 401."))
 	handle()
-	i.rejections, err = m.Int64Counter(MetricGatewayRejections, metric.WithUnit("{request}"),
+	i.rejections, err = m.Int64Counter(telemetry.MetricGatewayRejections, metric.WithUnit("{request}"),
 		metric.WithDescription("Requests the middleware answered because no token could be had."))
 	handle()
-	i.fallbacks, err = m.Int64Counter(MetricStoreFallbacks, metric.WithUnit("{operation}"),
+	i.fallbacks, err = m.Int64Counter(telemetry.MetricStoreFallbacks, metric.WithUnit("{operation}"),
 		metric.WithDescription("Shared store operations that failed; the source went on without the store."))
 	handle()
-	i.storeHits, err = m.Int64Counter(MetricStoreHits, metric.WithUnit("{renewal}"),
+	i.storeHits, err = m.Int64Counter(telemetry.MetricStoreHits, metric.WithUnit("{renewal}"),
 		metric.WithDescription("Renewals that took a token another sharer of the store had fetched."))
-	i.suppressed, err = m.Int64Counter(MetricSuppressedInvalidations, metric.WithUnit("{rejection}"),
+	i.suppressed, err = m.Int64Counter(telemetry.MetricSuppressedInvalidations, metric.WithUnit("{rejection}"),
 		metric.WithDescription("401s after which the source kept its token: a fresh token was rejected too, so the source backs off."))
 	handle()
-	i.breaker, err = m.Int64ObservableGauge(MetricBreakerState, metric.WithUnit("{state}"),
+	i.breaker, err = m.Int64ObservableGauge(telemetry.MetricBreakerState, metric.WithUnit("{state}"),
 		metric.WithDescription("Circuit breaker state: 0 closed, 1 half-open, 2 open."))
 	handle()
-	i.ttl, err = m.Float64ObservableGauge(MetricTokenTTL, metric.WithUnit("s"),
+	i.ttl, err = m.Float64ObservableGauge(telemetry.MetricTokenTTL, metric.WithUnit("s"),
 		metric.WithDescription("Seconds until the current token expires."))
 	handle()
 	return i
@@ -94,7 +92,7 @@ func New(p Providers) *Instruments {
 // FetchInfo describes a fetch as it starts.
 type FetchInfo struct {
 	Provider string
-	Source   string // AttrSource: the source's name or identity hash; "" for none
+	Source   string // telemetry.AttrSource: the source's name or identity hash; "" for none
 	Grant    string
 	Reason   string // one of the Reason constants
 	Host     string // the token endpoint's host name
@@ -107,25 +105,25 @@ type Fetch struct {
 	span  trace.Span
 	start time.Time
 	info  FetchInfo
-	from  string // FromEndpoint, FromStore, or "" when not known
+	from  string // telemetry.FromEndpoint, telemetry.FromStore, or "" when not known
 }
 
-// StartFetch starts SpanFetch as a child of ctx's span.
+// StartFetch starts telemetry.SpanFetch as a child of ctx's span.
 func (i *Instruments) StartFetch(ctx context.Context, info FetchInfo) (context.Context, *Fetch) {
 	if i == nil {
 		return ctx, nil
 	}
 	attrs := []attribute.KeyValue{
-		attribute.String(AttrProvider, info.Provider),
-		attribute.String(AttrGrantType, info.Grant),
-		attribute.String(AttrRefreshReason, info.Reason),
-		attribute.String(AttrServerAddress, info.Host),
-		attribute.Int(AttrServerPort, info.Port),
+		attribute.String(telemetry.AttrProvider, info.Provider),
+		attribute.String(telemetry.AttrGrantType, info.Grant),
+		attribute.String(telemetry.AttrRefreshReason, info.Reason),
+		attribute.String(telemetry.AttrServerAddress, info.Host),
+		attribute.Int(telemetry.AttrServerPort, info.Port),
 	}
 	if info.Source != "" {
-		attrs = append(attrs, attribute.String(AttrSource, info.Source))
+		attrs = append(attrs, attribute.String(telemetry.AttrSource, info.Source))
 	}
-	ctx, span := i.tracer.Start(ctx, SpanFetch, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	ctx, span := i.tracer.Start(ctx, telemetry.SpanFetch, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	return ctx, &Fetch{i: i, span: span, start: time.Now(), info: info}
 }
 
@@ -135,14 +133,14 @@ func (f *Fetch) Retry(n, status int, errType string, wait time.Duration) {
 	if f == nil {
 		return
 	}
-	attrs := []attribute.KeyValue{attribute.Int(AttrRetryCount, n), attribute.Int64(AttrRetryWait, wait.Milliseconds())}
+	attrs := []attribute.KeyValue{attribute.Int(telemetry.AttrRetryCount, n), attribute.Int64(telemetry.AttrRetryWait, wait.Milliseconds())}
 	if status != 0 {
-		attrs = append(attrs, attribute.Int(AttrHTTPStatusCode, status))
+		attrs = append(attrs, attribute.Int(telemetry.AttrHTTPStatusCode, status))
 	}
 	if errType != "" {
-		attrs = append(attrs, attribute.String(AttrErrorType, errType))
+		attrs = append(attrs, attribute.String(telemetry.AttrErrorType, errType))
 	}
-	f.span.AddEvent(EventRetry, trace.WithAttributes(attrs...))
+	f.span.AddEvent(telemetry.EventRetry, trace.WithAttributes(attrs...))
 }
 
 // BreakerChange records a change of the circuit breaker's state.
@@ -150,8 +148,8 @@ func (f *Fetch) BreakerChange(from, to string) {
 	if f == nil {
 		return
 	}
-	f.span.AddEvent(EventBreakerState, trace.WithAttributes(
-		attribute.String(AttrBreakerFrom, from), attribute.String(AttrBreakerTo, to)))
+	f.span.AddEvent(telemetry.EventBreakerState, trace.WithAttributes(
+		attribute.String(telemetry.AttrBreakerFrom, from), attribute.String(telemetry.AttrBreakerTo, to)))
 }
 
 // GrantFallback records that the endpoint refused grant (status, the
@@ -161,17 +159,17 @@ func (f *Fetch) GrantFallback(grant string, status int, oauthErr, errType string
 	if f == nil {
 		return
 	}
-	attrs := []attribute.KeyValue{attribute.String(AttrGrantType, grant)}
+	attrs := []attribute.KeyValue{attribute.String(telemetry.AttrGrantType, grant)}
 	if status != 0 {
-		attrs = append(attrs, attribute.Int(AttrHTTPStatusCode, status))
+		attrs = append(attrs, attribute.Int(telemetry.AttrHTTPStatusCode, status))
 	}
 	if oauthErr != "" {
-		attrs = append(attrs, attribute.String(AttrOAuthError, oauthErr))
+		attrs = append(attrs, attribute.String(telemetry.AttrOAuthError, oauthErr))
 	}
 	if errType != "" {
-		attrs = append(attrs, attribute.String(AttrErrorType, errType))
+		attrs = append(attrs, attribute.String(telemetry.AttrErrorType, errType))
 	}
-	f.span.AddEvent(EventGrantFallback, trace.WithAttributes(attrs...))
+	f.span.AddEvent(telemetry.EventGrantFallback, trace.WithAttributes(attrs...))
 }
 
 // Result is how a fetch ended.
@@ -192,49 +190,49 @@ func (f *Fetch) End(r Result) {
 	if f == nil {
 		return
 	}
-	attrs := []attribute.KeyValue{attribute.String(AttrOutcome, r.Outcome), attribute.Int(AttrAttempts, r.Attempts)}
+	attrs := []attribute.KeyValue{attribute.String(telemetry.AttrOutcome, r.Outcome), attribute.Int(telemetry.AttrAttempts, r.Attempts)}
 	if r.Grant != "" {
-		attrs = append(attrs, attribute.String(AttrGrantType, r.Grant))
+		attrs = append(attrs, attribute.String(telemetry.AttrGrantType, r.Grant))
 	}
 	if r.Status != 0 {
-		attrs = append(attrs, attribute.Int(AttrHTTPStatusCode, r.Status))
+		attrs = append(attrs, attribute.Int(telemetry.AttrHTTPStatusCode, r.Status))
 	}
 	if r.ErrorType != "" {
-		attrs = append(attrs, attribute.String(AttrErrorType, r.ErrorType))
+		attrs = append(attrs, attribute.String(telemetry.AttrErrorType, r.ErrorType))
 	}
 	if r.OAuthError != "" {
-		attrs = append(attrs, attribute.String(AttrOAuthError, r.OAuthError))
+		attrs = append(attrs, attribute.String(telemetry.AttrOAuthError, r.OAuthError))
 	}
 	f.span.SetAttributes(attrs...)
-	if r.Outcome != OutcomeSuccess {
+	if r.Outcome != telemetry.OutcomeSuccess {
 		f.span.SetStatus(codes.Error, r.ErrorType) // a code, never provider text
 	}
 	f.span.End()
 
 	ctx := context.Background()
-	base := []attribute.KeyValue{attribute.String(AttrProvider, f.info.Provider)}
+	base := []attribute.KeyValue{attribute.String(telemetry.AttrProvider, f.info.Provider)}
 	if f.info.Source != "" {
-		base = append(base, attribute.String(AttrSource, f.info.Source))
+		base = append(base, attribute.String(telemetry.AttrSource, f.info.Source))
 	}
-	if f.from == FromStore && r.Outcome == OutcomeSuccess {
+	if f.from == telemetry.FromStore && r.Outcome == telemetry.OutcomeSuccess {
 		// Another sharer fetched it: not a fetch of this source.
-		f.i.storeHits.Add(ctx, 1, metric.WithAttributes(append(base, attribute.String(AttrRefreshReason, f.info.Reason))...))
+		f.i.storeHits.Add(ctx, 1, metric.WithAttributes(append(base, attribute.String(telemetry.AttrRefreshReason, f.info.Reason))...))
 		return
 	}
-	withOutcome := append(base, attribute.String(AttrOutcome, r.Outcome))
+	withOutcome := append(base, attribute.String(telemetry.AttrOutcome, r.Outcome))
 	f.i.fetchDur.Record(ctx, time.Since(f.start).Seconds(), metric.WithAttributes(withOutcome...))
-	f.i.fetches.Add(ctx, 1, metric.WithAttributes(append(withOutcome, attribute.String(AttrRefreshReason, f.info.Reason))...))
+	f.i.fetches.Add(ctx, 1, metric.WithAttributes(append(withOutcome, attribute.String(telemetry.AttrRefreshReason, f.info.Reason))...))
 }
 
-// From records where the fetch got its token (FromEndpoint, FromStore).
+// From records where the fetch got its token (telemetry.FromEndpoint, telemetry.FromStore).
 // A fetch that ends with a token from the store is counted by
-// MetricStoreHits instead of MetricFetches. Call it before End.
+// telemetry.MetricStoreHits instead of telemetry.MetricFetches. Call it before End.
 func (f *Fetch) From(from string) {
 	if f == nil {
 		return
 	}
 	f.from = from
-	f.span.SetAttributes(attribute.String(AttrTokenFrom, from))
+	f.span.SetAttributes(attribute.String(telemetry.AttrTokenFrom, from))
 }
 
 // StoreFallback records a failed store operation ("load", "lock",
@@ -245,18 +243,18 @@ func (i *Instruments) StoreFallback(ctx context.Context, f *Fetch, provider, op 
 		return
 	}
 	if f != nil {
-		f.span.AddEvent(EventStoreFallback, trace.WithAttributes(attribute.String(AttrStoreOp, op)))
+		f.span.AddEvent(telemetry.EventStoreFallback, trace.WithAttributes(attribute.String(telemetry.AttrStoreOp, op)))
 	}
-	i.fallbacks.Add(ctx, 1, metric.WithAttributes(attribute.String(AttrProvider, provider), attribute.String(AttrStoreOp, op)))
+	i.fallbacks.Add(ctx, 1, metric.WithAttributes(attribute.String(telemetry.AttrProvider, provider), attribute.String(telemetry.AttrStoreOp, op)))
 }
 
 // SuppressedInvalidation counts a 401 after which a source kept its token
-// and backed off (MetricSuppressedInvalidations).
+// and backed off (telemetry.MetricSuppressedInvalidations).
 func (i *Instruments) SuppressedInvalidation(ctx context.Context, provider string) {
 	if i == nil {
 		return
 	}
-	i.suppressed.Add(ctx, 1, metric.WithAttributes(attribute.String(AttrProvider, provider)))
+	i.suppressed.Add(ctx, 1, metric.WithAttributes(attribute.String(telemetry.AttrProvider, provider)))
 }
 
 // CacheMiss counts a Token call that had to wait for a fetch.
@@ -264,7 +262,7 @@ func (i *Instruments) CacheMiss(ctx context.Context, provider string) {
 	if i == nil {
 		return
 	}
-	i.misses.Add(ctx, 1, metric.WithAttributes(attribute.String(AttrProvider, provider)))
+	i.misses.Add(ctx, 1, metric.WithAttributes(attribute.String(telemetry.AttrProvider, provider)))
 }
 
 // UnauthorizedRetry records the Transport's retry after a 401: an event on
@@ -273,7 +271,7 @@ func (i *Instruments) UnauthorizedRetry(ctx context.Context) {
 	if i == nil {
 		return
 	}
-	trace.SpanFromContext(ctx).AddEvent(EventUnauthorizedRetry)
+	trace.SpanFromContext(ctx).AddEvent(telemetry.EventUnauthorizedRetry)
 	i.retries401.Add(ctx, 1)
 }
 
@@ -282,8 +280,8 @@ func (i *Instruments) GatewayRejection(ctx context.Context, status int, errType 
 	if i == nil {
 		return
 	}
-	trace.SpanFromContext(ctx).SetAttributes(attribute.String(AttrErrorType, errType))
-	i.rejections.Add(ctx, 1, metric.WithAttributes(attribute.Int(AttrHTTPStatusCode, status), attribute.String(AttrErrorType, errType)))
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String(telemetry.AttrErrorType, errType))
+	i.rejections.Add(ctx, 1, metric.WithAttributes(attribute.Int(telemetry.AttrHTTPStatusCode, status), attribute.String(telemetry.AttrErrorType, errType)))
 }
 
 // Observe registers the gauges of one source, labelled by provider only:
@@ -296,7 +294,7 @@ func (i *Instruments) Observe(provider string, ttl func() (float64, bool), break
 	if i == nil {
 		return func() {}
 	}
-	set := metric.WithAttributes(attribute.String(AttrProvider, provider))
+	set := metric.WithAttributes(attribute.String(telemetry.AttrProvider, provider))
 	reg, err := i.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		if v, ok := ttl(); ok {
 			o.ObserveFloat64(i.ttl, v, set)
@@ -319,8 +317,8 @@ func (i *Instruments) Observe(provider string, ttl func() (float64, bool), break
 
 // Gauge names the source whose gauges ObserveSource reports.
 type Gauge struct {
-	Provider string // AttrProvider
-	Source   string // AttrSource; "" for none
+	Provider string // telemetry.AttrProvider
+	Source   string // telemetry.AttrSource; "" for none
 }
 
 // ObserveSource registers the gauges of src, labelled by g: ttl(src)
@@ -337,9 +335,9 @@ func ObserveSource[T any](i *Instruments, g Gauge, src *T, ttl func(*T) (float64
 	if i == nil || src == nil {
 		return func() {}
 	}
-	attrs := []attribute.KeyValue{attribute.String(AttrProvider, g.Provider)}
+	attrs := []attribute.KeyValue{attribute.String(telemetry.AttrProvider, g.Provider)}
 	if g.Source != "" {
-		attrs = append(attrs, attribute.String(AttrSource, g.Source))
+		attrs = append(attrs, attribute.String(telemetry.AttrSource, g.Source))
 	}
 	set := metric.WithAttributes(attrs...)
 	wp := weak.Make(src)

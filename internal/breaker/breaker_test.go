@@ -1,4 +1,4 @@
-package retry_test
+package breaker_test
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/tokenhttp/tokenhttp/internal/breaker"
 	"github.com/tokenhttp/tokenhttp/retry"
 )
 
@@ -27,8 +28,8 @@ const (
 func isFailure(err error) bool { return !errors.Is(err, errRefused) }
 func excluded(err error) bool  { return errors.Is(err, errCancelled) }
 
-func newTestBreaker(onChange func(from, to retry.State)) *retry.Breaker {
-	return retry.NewBreaker("test", retry.BreakerSettings{
+func newTestBreaker(onChange func(from, to string)) *breaker.Breaker {
+	return breaker.New("test", retry.BreakerSettings{
 		Failures: testFailures, OpenFor: testOpenFor, OnStateChange: onChange,
 	}, isFailure, excluded)
 }
@@ -48,11 +49,11 @@ func (c *counter) f() (any, error) {
 }
 
 // trip opens b with testFailures failures.
-func trip(t *testing.T, b *retry.Breaker) {
+func trip(t *testing.T, b *breaker.Breaker) {
 	t.Helper()
 	down := &counter{err: errDown}
 	for i := range testFailures {
-		if got, want := b.State(), retry.StateClosed; got != want {
+		if got, want := b.State(), breaker.StateClosed; got != want {
 			t.Fatalf("state before failure %d: got %v, want %v", i+1, got, want)
 		}
 		if _, err := b.Do(down.f, nil); err != errDown {
@@ -62,7 +63,7 @@ func trip(t *testing.T, b *retry.Breaker) {
 	if got, want := down.calls.Load(), int32(testFailures); got != want {
 		t.Fatalf("calls while closed: got %d, want %d", got, want)
 	}
-	if got, want := b.State(), retry.StateOpen; got != want {
+	if got, want := b.State(), breaker.StateOpen; got != want {
 		t.Fatalf("state after %d failures: got %v, want %v", testFailures, got, want)
 	}
 }
@@ -70,24 +71,12 @@ func trip(t *testing.T, b *retry.Breaker) {
 // wantOpenError checks that err is the breaker's fast refusal.
 func wantOpenError(t *testing.T, err error, until time.Time) {
 	t.Helper()
-	if !errors.Is(err, retry.ErrOpen) {
-		t.Fatalf("error: got %v, want one matching retry.ErrOpen", err)
-	}
-	var oe *retry.OpenError
+	var oe *breaker.OpenError
 	if !errors.As(err, &oe) {
-		t.Fatalf("error: got %T, want *retry.OpenError", err)
-	}
-	if got, want := oe.Name, "test"; got != want {
-		t.Errorf("OpenError.Name: got %q, want %q", got, want)
+		t.Fatalf("error: got %T, want *breaker.OpenError", err)
 	}
 	if !until.IsZero() && !oe.Until.Equal(until) {
 		t.Errorf("OpenError.Until: got %v, want %v", oe.Until, until)
-	}
-	msg := err.Error()
-	for _, want := range []string{"next try", oe.Until.Format(time.TimeOnly)} {
-		if !strings.Contains(msg, want) {
-			t.Errorf("error %q does not say %q", msg, want)
-		}
 	}
 }
 
@@ -107,11 +96,11 @@ func TestBreakerOpensAfterFailures(t *testing.T) {
 		}
 
 		time.Sleep(testOpenFor / 2)
-		if _, err := b.Do(probe.f, nil); !errors.Is(err, retry.ErrOpen) {
+		if _, err := b.Do(probe.f, nil); !errors.As(err, new(*breaker.OpenError)) {
 			t.Errorf("halfway through OpenFor: got %v, want an OpenError", err)
 		}
 		time.Sleep(testOpenFor/2 + time.Millisecond)
-		if got, want := b.State(), retry.StateHalfOpen; got != want {
+		if got, want := b.State(), breaker.StateHalfOpen; got != want {
 			t.Errorf("state after OpenFor: got %v, want %v", got, want)
 		}
 	})
@@ -136,7 +125,7 @@ func TestBreakerHalfOpenLetsOneProbe(t *testing.T) {
 		}()
 		synctest.Wait() // the probe is running
 
-		if got, want := b.State(), retry.StateHalfOpen; got != want {
+		if got, want := b.State(), breaker.StateHalfOpen; got != want {
 			t.Errorf("state during the probe: got %v, want %v", got, want)
 		}
 		other := &counter{}
@@ -147,7 +136,7 @@ func TestBreakerHalfOpenLetsOneProbe(t *testing.T) {
 		}
 		wg.Wait()
 		for i, err := range errs {
-			if !errors.Is(err, retry.ErrOpen) {
+			if !errors.As(err, new(*breaker.OpenError)) {
 				t.Errorf("caller %d during the probe: got %v, want an OpenError", i, err)
 			}
 		}
@@ -162,7 +151,7 @@ func TestBreakerHalfOpenLetsOneProbe(t *testing.T) {
 		if got, want := probeCalls.Load(), int32(1); got != want {
 			t.Errorf("probe calls: got %d, want %d", got, want)
 		}
-		if got, want := b.State(), retry.StateClosed; got != want {
+		if got, want := b.State(), breaker.StateClosed; got != want {
 			t.Errorf("state after a successful probe: got %v, want %v", got, want)
 		}
 		ok := &counter{}
@@ -185,7 +174,7 @@ func TestBreakerProbeFailureReopens(t *testing.T) {
 		if got, want := down.calls.Load(), int32(1); got != want {
 			t.Errorf("probe calls: got %d, want %d", got, want)
 		}
-		if got, want := b.State(), retry.StateOpen; got != want {
+		if got, want := b.State(), breaker.StateOpen; got != want {
 			t.Fatalf("state after a failed probe: got %v, want %v", got, want)
 		}
 		reopened := time.Now()
@@ -200,7 +189,7 @@ func TestBreakerProbeFailureReopens(t *testing.T) {
 		if _, err := b.Do(ok.f, nil); err != nil {
 			t.Fatalf("second probe: %v", err)
 		}
-		if got, want := b.State(), retry.StateClosed; got != want {
+		if got, want := b.State(), breaker.StateClosed; got != want {
 			t.Errorf("state after a successful probe: got %v, want %v", got, want)
 		}
 	})
@@ -218,7 +207,7 @@ func TestBreakerNonFailures(t *testing.T) {
 		if got, want := refused.calls.Load(), int32(20); got != want {
 			t.Errorf("calls: got %d, want %d", got, want)
 		}
-		if got, want := b.State(), retry.StateClosed; got != want {
+		if got, want := b.State(), breaker.StateClosed; got != want {
 			t.Errorf("state: got %v, want %v", got, want)
 		}
 	})
@@ -228,11 +217,11 @@ func TestBreakerNonFailures(t *testing.T) {
 		for _, f := range []func() (any, error){down.f, down.f, refused.f, down.f, down.f} {
 			b.Do(f, nil)
 		}
-		if got, want := b.State(), retry.StateClosed; got != want {
+		if got, want := b.State(), breaker.StateClosed; got != want {
 			t.Fatalf("state after 2 failures, a 4xx, 2 failures: got %v, want %v", got, want)
 		}
 		b.Do(down.f, nil)
-		if got, want := b.State(), retry.StateOpen; got != want {
+		if got, want := b.State(), breaker.StateOpen; got != want {
 			t.Errorf("state after 3 consecutive failures: got %v, want %v", got, want)
 		}
 	})
@@ -249,11 +238,11 @@ func TestBreakerExcluded(t *testing.T) {
 				t.Fatalf("excluded call %d: got %v, want %v", i+1, err, errCancelled)
 			}
 		}
-		if got, want := b.State(), retry.StateClosed; got != want {
+		if got, want := b.State(), breaker.StateClosed; got != want {
 			t.Fatalf("state after 2 failures and 20 excluded: got %v, want %v", got, want)
 		}
 		b.Do(down.f, nil)
-		if got, want := b.State(), retry.StateOpen; got != want {
+		if got, want := b.State(), breaker.StateOpen; got != want {
 			t.Errorf("state after a third failure: got %v, want %v (excluded errors must not reset the count)", got, want)
 		}
 	})
@@ -266,14 +255,14 @@ func TestBreakerExcluded(t *testing.T) {
 			if _, err := b.Do(cancelled.f, nil); err != errCancelled {
 				t.Fatalf("excluded probe: got %v, want %v", err, errCancelled)
 			}
-			if got, want := b.State(), retry.StateHalfOpen; got != want {
+			if got, want := b.State(), breaker.StateHalfOpen; got != want {
 				t.Errorf("state after an excluded probe: got %v, want %v", got, want)
 			}
 			ok := &counter{}
 			if _, err := b.Do(ok.f, nil); err != nil {
 				t.Fatalf("next probe: got %v, want it let through", err)
 			}
-			if got, want := b.State(), retry.StateClosed; got != want {
+			if got, want := b.State(), breaker.StateClosed; got != want {
 				t.Errorf("state after a successful probe: got %v, want %v", got, want)
 			}
 		})
@@ -286,9 +275,9 @@ func TestBreakerOnStateChange(t *testing.T) {
 	var (
 		mu  sync.Mutex
 		got []string
-		b   *retry.Breaker
+		b   *breaker.Breaker
 	)
-	b = newTestBreaker(func(from, to retry.State) {
+	b = newTestBreaker(func(from, to string) {
 		b.State() // must not deadlock: the callback runs outside the breaker's lock
 		mu.Lock()
 		defer mu.Unlock()
@@ -322,10 +311,10 @@ func TestBreakerOnStateChangeCallsStateAfterAChange(t *testing.T) {
 	var (
 		mu  sync.Mutex
 		got []string
-		b   *retry.Breaker
+		b   *breaker.Breaker
 	)
-	b = newTestBreaker(func(from, to retry.State) {
-		if to == retry.StateOpen {
+	b = newTestBreaker(func(from, to string) {
+		if to == "open" {
 			time.Sleep(testOpenFor + 20*time.Millisecond) // a slow callback: a remote log, say
 		}
 		b.State()
@@ -367,7 +356,7 @@ func withTimeout(t *testing.T, d time.Duration, f func()) {
 func TestBreakerOnStateChangeReopen(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var got []string
-		b := newTestBreaker(func(from, to retry.State) { got = append(got, fmt.Sprintf("%v->%v", from, to)) })
+		b := newTestBreaker(func(from, to string) { got = append(got, fmt.Sprintf("%v->%v", from, to)) })
 		trip(t, b)
 		time.Sleep(testOpenFor + time.Millisecond)
 		down := &counter{err: errDown}
@@ -381,36 +370,33 @@ func TestBreakerOnStateChangeReopen(t *testing.T) {
 
 func TestBreakerDefaults(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := retry.NewBreaker("test", retry.BreakerSettings{}, isFailure, excluded)
+		b := breaker.New("test", retry.BreakerSettings{}, isFailure, excluded)
 		down := &counter{err: errDown}
 		for range retry.DefaultFailures - 1 {
 			b.Do(down.f, nil)
 		}
-		if got, want := b.State(), retry.StateClosed; got != want {
+		if got, want := b.State(), breaker.StateClosed; got != want {
 			t.Fatalf("state after %d failures: got %v, want %v", retry.DefaultFailures-1, got, want)
 		}
 		b.Do(down.f, nil)
-		if got, want := b.State(), retry.StateOpen; got != want {
+		if got, want := b.State(), breaker.StateOpen; got != want {
 			t.Fatalf("state after %d failures: got %v, want %v", retry.DefaultFailures, got, want)
 		}
 		_, err := b.Do(down.f, nil)
 		wantOpenError(t, err, time.Now().Add(retry.DefaultOpenFor))
-		if want := "in 30s"; !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not say %q", err, want)
-		}
 		time.Sleep(retry.DefaultOpenFor - time.Millisecond)
-		if got, want := b.State(), retry.StateOpen; got != want {
+		if got, want := b.State(), breaker.StateOpen; got != want {
 			t.Errorf("state just before DefaultOpenFor: got %v, want %v", got, want)
 		}
 		time.Sleep(2 * time.Millisecond)
-		if got, want := b.State(), retry.StateHalfOpen; got != want {
+		if got, want := b.State(), breaker.StateHalfOpen; got != want {
 			t.Errorf("state after DefaultOpenFor: got %v, want %v", got, want)
 		}
 	})
 }
 
 func TestBreakerNil(t *testing.T) {
-	var b *retry.Breaker
+	var b *breaker.Breaker
 	for _, err := range []error{nil, errDown} {
 		for range 10 {
 			c := &counter{err: err}
@@ -426,13 +412,13 @@ func TestBreakerNil(t *testing.T) {
 			}
 		}
 	}
-	if got, want := b.State(), retry.StateClosed; got != want {
+	if got, want := b.State(), breaker.StateClosed; got != want {
 		t.Errorf("nil Breaker state: got %v, want %v", got, want)
 	}
 }
 
 func TestBreakerDisabled(t *testing.T) {
-	if b := retry.NewBreaker("test", retry.BreakerSettings{Disabled: true, Failures: 1}, isFailure, excluded); b != nil {
+	if b := breaker.New("test", retry.BreakerSettings{Disabled: true, Failures: 1}, isFailure, excluded); b != nil {
 		t.Errorf("NewBreaker with Disabled: got %p, want nil", b)
 	}
 }
@@ -468,10 +454,10 @@ func TestBreakerSettingsValidate(t *testing.T) {
 // TestBreakerConcurrent hammers one breaker from many goroutines, for the
 // race detector, with a callback that reads the state.
 func TestBreakerConcurrent(t *testing.T) {
-	var b *retry.Breaker
+	var b *breaker.Breaker
 	var changes atomic.Int32
-	b = retry.NewBreaker("test", retry.BreakerSettings{Failures: 2, OpenFor: time.Millisecond,
-		OnStateChange: func(from, to retry.State) {
+	b = breaker.New("test", retry.BreakerSettings{Failures: 2, OpenFor: time.Millisecond,
+		OnStateChange: func(from, to string) {
 			if from == to {
 				t.Errorf("OnStateChange(%v, %v): not a change", from, to)
 			}
@@ -502,8 +488,8 @@ func TestBreakerConcurrent(t *testing.T) {
 func TestBreakerDoChanged(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var log []string
-		b := newTestBreaker(func(from, to retry.State) { log = append(log, fmt.Sprintf("notify %v->%v", from, to)) })
-		changed := func(from, to retry.State) { log = append(log, fmt.Sprintf("changed %v->%v", from, to)) }
+		b := newTestBreaker(func(from, to string) { log = append(log, fmt.Sprintf("notify %v->%v", from, to)) })
+		changed := func(from, to breaker.State) { log = append(log, fmt.Sprintf("changed %v->%v", from, to)) }
 		down, ok := &counter{err: errDown}, &counter{}
 		for range testFailures {
 			b.Do(down.f, changed)
@@ -525,8 +511,8 @@ func TestBreakerDoChanged(t *testing.T) {
 // A panic in OnStateChange is dropped: later changes are still reported.
 func TestBreakerOnStateChangePanics(t *testing.T) {
 	var calls atomic.Int32
-	b := retry.NewBreaker("p", retry.BreakerSettings{Failures: 1, OpenFor: 20 * time.Millisecond,
-		OnStateChange: func(from, to retry.State) {
+	b := breaker.New("p", retry.BreakerSettings{Failures: 1, OpenFor: 20 * time.Millisecond,
+		OnStateChange: func(from, to string) {
 			if calls.Add(1) == 1 {
 				panic("callback bug")
 			}

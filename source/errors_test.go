@@ -1,0 +1,67 @@
+package source_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tokenhttp/tokenhttp/retry"
+	"github.com/tokenhttp/tokenhttp/source"
+)
+
+// TestConfigErrorField: New's error for a bad Config names the field, so
+// that a caller (the CLI) maps it to its own names without reading text.
+func TestConfigErrorField(t *testing.T) {
+	ok := source.Config{TokenURL: "https://auth.example.com/token", ClientID: "id", ClientSecret: "s"}
+	otp := func(context.Context) (string, error) { return "1", nil }
+	tests := []struct {
+		name string
+		edit func(*source.Config)
+		want string
+	}{
+		{"no token URL", func(c *source.Config) { c.TokenURL = "" }, "TokenURL"},
+		{"cleartext", func(c *source.Config) { c.TokenURL = "http://auth.example.com/token" }, "TokenURL"},
+		{"no secret", func(c *source.Config) { c.ClientSecret = "" }, "ClientSecret"},
+		{"bad grant", func(c *source.Config) { c.GrantType = "implicit" }, "GrantType"},
+		{"negative retry", func(c *source.Config) { c.Retry = retry.Policy{MaxAttempts: -1} }, "Retry"},
+		{"negative fetch timeout", func(c *source.Config) { c.FetchTimeout = -time.Second }, "FetchTimeout"},
+		{"provider's own check", func(c *source.Config) {
+			*c = source.Config{Provider: source.VaultID, ClientID: "id", ClientSecret: "s", Username: "12345678909",
+				PasswordFunc: otp, Lifetime: 8 * 24 * time.Hour}
+		}, "Lifetime"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := ok
+			tt.edit(&cfg)
+			src, err := source.New(cfg)
+			if err == nil {
+				src.Close()
+				t.Fatal("New: got no error")
+			}
+			var ce *source.ConfigError
+			if !errors.As(err, &ce) || !errors.Is(err, source.ErrInvalidConfig) {
+				t.Fatalf("New: got %v (%T), want a *source.ConfigError matching ErrInvalidConfig", err, err)
+			}
+			if got := ce.Field; got != tt.want {
+				t.Errorf("Field: got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestBreakerOpenErrorIs: the breaker's error matches its sentinel and
+// nothing else.
+func TestBreakerOpenErrorIs(t *testing.T) {
+	err := error(&source.BreakerOpenError{Provider: "p", Until: time.Now()})
+	if !errors.Is(err, source.ErrBreakerOpen) {
+		t.Error("errors.Is(err, ErrBreakerOpen) = false")
+	}
+	if errors.Is(err, source.ErrClosed) {
+		t.Error("errors.Is(err, ErrClosed) = true")
+	}
+	if got, want := err.Error(), "source: p token endpoint failing: circuit breaker open"; got != want {
+		t.Errorf("Error: got %q, want %q", got, want)
+	}
+}

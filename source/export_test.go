@@ -1,0 +1,6 @@
+package source
+
+// Unexported names the external tests use.
+var ParseExpiresIn = parseExpiresIn
+
+const MaxReplyBytes = maxReplyBytes
