@@ -16,12 +16,12 @@ import (
 // Invalidate and RejectedAfterRenewal on, so that a Transport over it
 // keeps the 401 path of the source underneath.
 type recorder struct {
-	src    source.TokenSource
-	route  string
-	log    *slog.Logger
-	last   atomic.Pointer[outcome]
-	inv    source.Invalidator
-	renew  source.RenewalRejecter
+	src   source.TokenSource
+	route string
+	log   *slog.Logger
+	last  atomic.Pointer[outcome]
+	inv   source.Invalidator
+	renew source.RenewalRejecter
 }
 
 // outcome is one Token result, without anything secret.
