@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -834,7 +835,7 @@ func TestTelemetryScenarios(t *testing.T) {
 				} else if len(ttl) != 0 {
 					t.Errorf("%s = %v with no token cached, want no data point", telemetry.MetricTokenTTL, ttl)
 				}
-				if got, want := telMetricValues(rm, telemetry.MetricBreakerState), map[string]string{telemetry.AttrProvider + "=standard," + telemetry.AttrSource + "=tel": "0"}; !telMapsEqual(got, want) {
+				if got, want := telMetricValues(rm, telemetry.MetricBreakerState), map[string]string{telemetry.AttrProvider + "=standard," + telemetry.AttrSource + "=tel": "0"}; !maps.Equal(got, want) {
 					t.Errorf("%s = %v, want %v", telemetry.MetricBreakerState, got, want)
 				}
 			}
@@ -899,7 +900,7 @@ func TestTelemetryScenarios(t *testing.T) {
 					t.Errorf("%s: %s events = %d, want %d", what, telemetry.EventGrantFallback, got, want)
 				} else {
 					for i, wa := range w.fallbacks {
-						if !telMapsEqual(fallbacks[i], wa) {
+						if !maps.Equal(fallbacks[i], wa) {
 							t.Errorf("%s: fallback event %d = %v, want %v", what, i, fallbacks[i], wa)
 						}
 					}
@@ -918,7 +919,7 @@ func TestTelemetryScenarios(t *testing.T) {
 
 			rm := r.sdk.collect(t)
 			for name, want := range tc.metrics {
-				if got := telMetricValues(rm, name); !telMapsEqual(got, want) {
+				if got := telMetricValues(rm, name); !maps.Equal(got, want) {
 					t.Errorf("%s = %v, want %v", name, got, want)
 				}
 			}
@@ -997,18 +998,6 @@ func telNoSecret(t *testing.T, rec string, secrets []string) {
 	}
 }
 
-func telMapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
 // TestTelemetryCachedHitNoCost checks that with an SDK installed, cached
 // Token calls start no span, record no metric and allocate nothing.
 func TestTelemetryCachedHitNoCost(t *testing.T) {
@@ -1044,7 +1033,7 @@ func TestTelemetryCachedHitNoCost(t *testing.T) {
 	if got := len(sdk.spans.Started()) - started; got != 0 {
 		t.Errorf("spans started by 1000 cached calls = %d, want 0", got)
 	}
-	if got := telMetricValues(sdk.collect(t), telemetry.MetricCacheMisses); !telMapsEqual(got, misses) {
+	if got := telMetricValues(sdk.collect(t), telemetry.MetricCacheMisses); !maps.Equal(got, misses) {
 		t.Errorf("%s after cached calls = %v, want %v", telemetry.MetricCacheMisses, got, misses)
 	}
 	var bad int

@@ -431,26 +431,6 @@ func TestBreakerValue(t *testing.T) {
 	}
 }
 
-func TestBreakerSettingsValidate(t *testing.T) {
-	tests := []struct {
-		name    string
-		s       retry.BreakerSettings
-		wantErr bool
-	}{
-		{"zero", retry.BreakerSettings{}, false},
-		{"set", retry.BreakerSettings{Failures: 2, OpenFor: time.Second}, false},
-		{"negative Failures", retry.BreakerSettings{Failures: -1}, true},
-		{"negative OpenFor", retry.BreakerSettings{OpenFor: -time.Second}, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.s.Validate(); (err != nil) != tt.wantErr {
-				t.Errorf("Validate: got %v, want error %v", err, tt.wantErr)
-			}
-		})
-	}
-}
-
 // TestBreakerConcurrent hammers one breaker from many goroutines, for the
 // race detector, with a callback that reads the state.
 func TestBreakerConcurrent(t *testing.T) {

@@ -3,6 +3,7 @@ package instrument
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -260,7 +261,7 @@ func TestFetchSpan(t *testing.T) {
 				attribute.String(telemetry.AttrOutcome, tt.result.Outcome),
 				attribute.String(telemetry.AttrProvider, tt.info.Provider),
 				attribute.String(telemetry.AttrRefreshReason, tt.info.Reason)))
-			if got, want := sums(t, ms, telemetry.MetricFetches), map[string]int64{wantKey: 1}; !mapsEqual(got, want) {
+			if got, want := sums(t, ms, telemetry.MetricFetches), map[string]int64{wantKey: 1}; !maps.Equal(got, want) {
 				t.Errorf("%s = %v, want %v", telemetry.MetricFetches, got, want)
 			}
 			m, ok := ms[telemetry.MetricFetchDuration]
@@ -291,18 +292,6 @@ func TestFetchSpan(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestFetchDurationMeasured checks that End records the time since
@@ -369,7 +358,7 @@ func TestCountersAndEvents(t *testing.T) {
 				t.Errorf("events on the request span = %q, want %q", names, tt.wantEvents)
 			}
 			checkAttrs(t, "request span", attrMap(ended[0].Attributes()), tt.wantAttrs)
-			if got := sums(t, s.metrics(t), tt.metric); !mapsEqual(got, tt.wantSums) {
+			if got := sums(t, s.metrics(t), tt.metric); !maps.Equal(got, tt.wantSums) {
 				t.Errorf("%s = %v, want %v", tt.metric, got, tt.wantSums)
 			}
 		})
@@ -469,10 +458,10 @@ func TestObserve(t *testing.T) {
 	for _, st := range steps {
 		st.do()
 		g := read()
-		if !mapsEqual(g.ttl, st.wantTTL) {
+		if !maps.Equal(g.ttl, st.wantTTL) {
 			t.Errorf("%s: %s = %v, want %v", st.name, telemetry.MetricTokenTTL, g.ttl, st.wantTTL)
 		}
-		if !mapsEqual(g.breaker, st.wantBreaker) {
+		if !maps.Equal(g.breaker, st.wantBreaker) {
 			t.Errorf("%s: %s = %v, want %v", st.name, telemetry.MetricBreakerState, g.breaker, st.wantBreaker)
 		}
 	}
