@@ -197,24 +197,6 @@ func (c Config) redacted() redactedConfig {
 	return r
 }
 
-// redactURL hides what a URL may carry that is secret: a password and the
-// query's values (an api_key, say). The names of query parameters stay.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "[unparsable URL]"
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		for k := range q {
-			q[k] = []string{"REDACTED"}
-		}
-		u.RawQuery = q.Encode()
-	}
-	u.Fragment, u.RawFragment = "", ""
-	return u.Redacted()
-}
-
 func providerOf(c Config) *Provider {
 	if c.Provider == nil {
 		return Standard

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 )
 
 // Redaction: every exported type of this package that holds a secret
@@ -111,3 +113,6 @@ func (m *MemoryStore) Format(f fmt.State, verb rune) { formatRedacted(f, verb, m
 
 // LogValue implements slog.LogValuer without a secret.
 func (m *MemoryStore) LogValue() slog.Value { return slog.StringValue(m.String()) }
+
+// redactURL hides a URL's password and query values (see safehttp.RedactURL).
+func redactURL(s string) string { return safehttp.RedactURL(s, "REDACTED") }

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 	"github.com/tokenhttp/tokenhttp/source"
 )
 
@@ -466,22 +467,5 @@ func ms(d time.Duration) string {
 	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
 }
 
-// redactURL hides a URL's password and query values (an api_key, say);
-// the query's names stay. It takes an absolute URL or a request URI.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "[unparsable URL]"
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		names := make([]string, 0, len(q))
-		for k := range q {
-			names = append(names, url.QueryEscape(k)+"=[redacted]")
-		}
-		slices.Sort(names)
-		u.RawQuery = strings.Join(names, "&")
-	}
-	u.Fragment, u.RawFragment = "", ""
-	return strings.ReplaceAll(u.Redacted(), "%5Bredacted%5D", "[redacted]")
-}
+// redactURL hides a URL's password and query values (see safehttp.RedactURL).
+func redactURL(s string) string { return safehttp.RedactURL(s, "[redacted]") }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -71,4 +73,27 @@ func CheckHeaderToken(accessToken, authorization string) error {
 		}
 	}
 	return nil
+}
+
+// RedactURL returns s with what a URL may carry that is secret hidden: a
+// password (url.URL.Redacted) and the query's values (an api_key, say),
+// each replaced by marker; the query's names stay, sorted. The fragment is
+// dropped. s may be an absolute URL or a request URI; one that does not
+// parse is "[unparsable URL]".
+func RedactURL(s, marker string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "[unparsable URL]"
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		names := make([]string, 0, len(q))
+		for k := range q {
+			names = append(names, url.QueryEscape(k)+"="+marker)
+		}
+		slices.Sort(names)
+		u.RawQuery = strings.Join(names, "&")
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.Redacted()
 }

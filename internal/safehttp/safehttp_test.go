@@ -75,3 +75,18 @@ func TestCheckHeaderToken(t *testing.T) {
 		})
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"https://auth.example/token", "https://auth.example/token"},
+		{"https://auth.example/token?api_key=s3cret&b=1&a=2", "https://auth.example/token?a=M&api_key=M&b=M"},
+		{"https://user:s3cret@auth.example/token#frag", "https://user:xxxxx@auth.example/token"},
+		{"/orders?api_key=s3cret", "/orders?api_key=M"},
+		{"https://auth.example/%zz", "[unparsable URL]"},
+	}
+	for _, tt := range tests {
+		if got := safehttp.RedactURL(tt.in, "M"); got != tt.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
