@@ -47,6 +47,7 @@ type exchangeStats struct {
 	attempts int       // requests sent
 	sent     time.Time // when the attempt that got the last reply started
 	grant    string    // the last grant tried
+	unlocked bool      // a sharer took over from a lock holder: a GrantType RefreshToken source sends nothing
 	onRetry  func(iretry.Attempt)
 	// onFallback, if set, is told that grant was refused with err and the
 	// fetch falls back to the configured grant.

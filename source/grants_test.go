@@ -5,8 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -329,5 +332,65 @@ func TestGrantSecretsRedacted(t *testing.T) {
 	}
 	if n.Load() != 2 || strings.Contains(err.Error(), "secret") {
 		t.Errorf("calls %d, error %v", n.Load(), err)
+	}
+}
+
+// TestGrantSecretsScrubbedPerAttempt: an endpoint that echoes the request
+// in its error description: each attempt's assertion (learned per
+// attempt) is scrubbed from the error, as is the refresh token.
+func TestGrantSecretsScrubbedPerAttempt(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		w.Header().Set("Content-Type", "application/json")
+		status := http.StatusBadRequest
+		if n.Add(1) == 1 {
+			status = http.StatusServiceUnavailable
+		}
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(map[string]string{"error": "invalid_grant", "error_description": "bad " + r.Form.Encode()})
+	}))
+	defer srv.Close()
+	var calls atomic.Int32
+	src := newGrantSource(t, source.Config{TokenURL: srv.URL, GrantType: source.JWTBearer, ClientID: "c", ClientSecret: "client-secret-x",
+		Retry: retry.Policy{MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond},
+		Assertion: func(context.Context) (string, error) {
+			return fmt.Sprintf("eyJ.assertion-%d-secret.sig", calls.Add(1)), nil
+		}})
+	_, err := src.Token(context.Background())
+	if err == nil || calls.Load() != 2 {
+		t.Fatalf("Token: %v after %d assertions", err, calls.Load())
+	}
+	if s := fmt.Sprintf("%v %+v", err, err); strings.Contains(s, "secret") || !strings.Contains(s, "assertion=") {
+		t.Errorf("a secret is in the error: %s", s)
+	}
+
+	n.Store(1) // every reply is a 400 now
+	rsrc := newGrantSource(t, source.Config{TokenURL: srv.URL, GrantType: source.RefreshToken, ClientID: "c", RefreshToken: "refresh-secret-value"})
+	_, err = rsrc.Token(context.Background())
+	if err == nil || strings.Contains(err.Error(), "refresh-secret-value") {
+		t.Errorf("refresh grant error: %v", err)
+	}
+}
+
+// heldStore is a store whose lock another sharer always holds.
+type heldStore struct{ source.Store }
+
+func (heldStore) Lock(context.Context, string, time.Duration) (func(), bool, error) {
+	return func() {}, false, nil
+}
+
+// TestRefreshGrantNeverSentWithoutLock: a sharer that gives up waiting on
+// the lock holder does not send the refresh token (the holder may be
+// sending it), and says why.
+func TestRefreshGrantNeverSentWithoutLock(t *testing.T) {
+	srv := sourcetest.NewStandard(sourcetest.Options{})
+	defer srv.Close()
+	src := newGrantSource(t, source.Config{TokenURL: srv.TokenURL, GrantType: source.RefreshToken, RefreshToken: srv.MintRefreshToken(""),
+		ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret, HTTPClient: srv.Client(),
+		Store: heldStore{source.NewMemoryStore()}, FetchTimeout: 300 * time.Millisecond})
+	_, err := src.Token(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "lock") || srv.TokenRequests() != 0 {
+		t.Fatalf("Token: %v after %d requests; want no request and an error about the lock", err, srv.TokenRequests())
 	}
 }

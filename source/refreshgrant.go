@@ -21,11 +21,19 @@ const refreshDeadHint = "the refresh token was refused (expired, revoked, or alr
 // so a new refresh token is needed.
 var ErrRefreshTokenSpent error = &sentinel{"source: the refresh token may have been used by a failed request and is never sent twice: a new refresh token is needed", "refresh_token_spent"}
 
+// errRefreshLockHeld is the error of a GrantType RefreshToken fetch that
+// waited too long for another sharer's: the fleet's refresh token may be
+// in flight, so it is not sent without the store's lock.
+var errRefreshLockHeld = errors.New("source: another sharer of the store holds the lock for the refresh token and has not stored a token yet; the refresh token is not sent without the lock (sending it twice can revoke the whole token family); try again")
+
 // fetchRefreshGrant fetches for GrantType RefreshToken: with the fleet's
 // refresh token when a Store holds one (it wins over Config.RefreshToken),
 // else this source's. Once the endpoint refuses it, every later fetch
 // fails fast with that error, without a request. s.fetchMu is held.
 func (s *CachedSource) fetchRefreshGrant(ctx context.Context, st *exchangeStats, hint string) (*Token, error) {
+	if st.unlocked {
+		return nil, errRefreshLockHeld
+	}
 	rt := s.refresh
 	if hint != "" && !s.spent.has(refreshFingerprint(hint)) {
 		rt = hint

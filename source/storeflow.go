@@ -102,6 +102,7 @@ func (s *CachedSource) obtain(ctx context.Context, st *exchangeStats, rec *instr
 			// The holder has had half our budget: it may have crashed
 			// holding the lock. Take over, with the configured grant.
 			s.storeFallback(ctx, rec, telemetry.StoreWait)
+			st.unlocked = true // a refresh token is not sent: the holder may be sending it
 			got, err := s.fromEndpoint(ctx, st, rec, "")
 			if err == nil {
 				s.afterFetch(ctx, got, nil, nil)
