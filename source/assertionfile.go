@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -23,19 +24,14 @@ func AssertionFile(path string) func(context.Context) (string, error) {
 			return "", fmt.Errorf("reading the token file: %w", err)
 		}
 		defer f.Close()
-		b := make([]byte, maxAssertionFile+1)
-		n, _ := f.Read(b)
-		for n < len(b) {
-			m, err := f.Read(b[n:])
-			n += m
-			if err != nil || m == 0 {
-				break
-			}
+		b, err := io.ReadAll(io.LimitReader(f, maxAssertionFile+1))
+		if err != nil {
+			return "", fmt.Errorf("reading the token file: %w", err)
 		}
-		if n > maxAssertionFile {
+		if len(b) > maxAssertionFile {
 			return "", fmt.Errorf("the token file %s is larger than %d bytes", path, maxAssertionFile)
 		}
-		s := strings.TrimSpace(string(b[:n]))
+		s := strings.TrimSpace(string(b))
 		if s == "" {
 			return "", fmt.Errorf("the token file %s is empty", path)
 		}
