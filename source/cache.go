@@ -65,6 +65,7 @@ type CachedSource struct {
 
 	fetchMu sync.Mutex // held by the fetch; guards refresh
 	refresh string     // the refresh token to renew with, "" when none
+	dead    error      // GrantType RefreshToken: why no refresh token is left
 
 	closeCtx context.Context    // done once Close is called; cancels fetches
 	closeFn  context.CancelFunc //
@@ -149,6 +150,7 @@ func (s *CachedSource) Invalidate(rejected *Token) bool {
 	s.nextRej.Store(next)
 	s.rejected.Store(true)
 	s.bad.add(credential(rejected))
+	s.emit(TokenInvalidated, "", rejected, "")
 	return true
 }
 
@@ -292,6 +294,14 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	}
 	s.nextRej.Store(0)
 	s.cur.Store(e)
+	switch {
+	case got.shared:
+		s.emit(TokenFromStore, "", got.tok, "")
+	case reason == telemetry.ReasonAhead:
+		s.emit(TokenRenewedAhead, st.grant, got.tok, "")
+	default:
+		s.emit(TokenFetched, st.grant, got.tok, "")
+	}
 	return e, nil
 }
 
@@ -336,6 +346,9 @@ func (s *CachedSource) fromEndpoint(ctx context.Context, st *exchangeStats, rec 
 func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats, refreshHint string) (*Token, error) {
 	s.fetchMu.Lock()
 	defer s.fetchMu.Unlock()
+	if s.r.grant == RefreshToken {
+		return s.fetchRefreshGrant(ctx, st, refreshHint)
+	}
 	rt := s.refresh
 	if s.store != nil {
 		// Sharing a store, only the fleet's refresh token is current: this
@@ -358,6 +371,9 @@ func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats, refreshHint
 				s.spent.add(refreshFingerprint(rt))
 			}
 			s.refresh = tok.RefreshToken
+			if err := s.rotated(ctx, RefreshToken, tok, rt); err != nil {
+				return nil, err
+			}
 			return tok, nil
 		}
 		var te *Error
@@ -384,6 +400,9 @@ func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats, refreshHint
 		return nil, err
 	}
 	s.refresh = tok.RefreshToken
+	if err := s.rotated(ctx, s.r.grant, tok, rt); err != nil {
+		return nil, err
+	}
 	return tok, nil
 }
 

@@ -21,8 +21,15 @@ const (
 	ClientCredentials = "client_credentials"
 	Password          = "password"
 	// RefreshToken is the grant a source uses on its own to renew a token
-	// that came with a refresh token; it is not a Config.GrantType.
+	// that came with a refresh token. As a Config.GrantType it starts from
+	// Config.RefreshToken, obtained elsewhere, and keeps the rotated ones.
 	RefreshToken = "refresh_token"
+	// JWTBearer is the JWT bearer grant (RFC 7523 §2.1): Config.Assertion
+	// is the "assertion".
+	JWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	// TokenExchange is the token exchange grant (RFC 8693):
+	// Config.SubjectToken is the "subject_token".
+	TokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // Config describes a credential and the token endpoint that takes it. New
@@ -52,6 +59,25 @@ type Config struct {
 	// inside the shared fetch, on a context that is not any caller's, and
 	// a panic in it becomes an error.
 	PasswordFunc func(ctx context.Context) (string, error)
+	// RefreshToken, for GrantType RefreshToken, is the refresh token to
+	// start from (obtained elsewhere); rotated ones replace it. A refresh
+	// token held by the Store wins over it.
+	RefreshToken string
+	// Assertion, for GrantType JWTBearer, returns the signed JWT sent as
+	// "assertion". It is called once per attempt, retries included, and
+	// never cached (see SignedAssertion and AssertionFile). With a Store,
+	// New calls it (and SubjectToken, Exchange.ActorToken) once more to
+	// name the token in the store by the JWT's iss and sub.
+	Assertion func(ctx context.Context) (string, error)
+	// SubjectToken, for GrantType TokenExchange, returns the
+	// "subject_token", once per attempt (see SubjectFrom).
+	SubjectToken func(ctx context.Context) (string, error)
+	// SubjectTokenType is the "subject_token_type"; empty means
+	// TokenTypeAccessToken.
+	SubjectTokenType string
+	// Exchange holds the other fields of a TokenExchange request.
+	Exchange ExchangeParams
+
 	// Scopes are requested, joined by spaces.
 	Scopes []string
 	// EndpointParams are extra fields for every token request (an
@@ -116,6 +142,10 @@ type Config struct {
 	// hashed, never stored or shown as such.
 	StoreKey string
 
+	// Hook is told of every token change, and can persist a rotated
+	// refresh token before the new token is served (TokenHook.Persist).
+	Hook TokenHook
+
 	// Telemetry says where spans and metrics of token fetches go; the zero
 	// value means the OpenTelemetry globals. Nothing secret is recorded,
 	// and a cached hit records nothing.
@@ -164,6 +194,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("username", r.Username),
 		slog.String("password", r.Password),
 		slog.Any("scopes", r.Scopes),
+		slog.String("refresh_token", r.RefreshToken),
 	)
 }
 
@@ -182,6 +213,10 @@ type redactedConfig struct {
 	Cloud             string        `json:"cloud,omitempty"`
 	Origin            string        `json:"origin,omitempty"`
 	AllowInsecureHTTP bool          `json:"allow_insecure_http,omitempty"`
+	RefreshToken      string        `json:"refresh_token,omitempty"`
+	Assertion         bool          `json:"assertion,omitempty"`
+	SubjectToken      bool          `json:"subject_token,omitempty"`
+	SubjectTokenType  string        `json:"subject_token_type,omitempty"`
 }
 
 func (c Config) redacted() redactedConfig {
@@ -190,6 +225,8 @@ func (c Config) redacted() redactedConfig {
 		ClientID: c.ClientID, ClientSecret: redact(c.ClientSecret), Username: c.Username,
 		Password: redact(c.Password), PasswordFunc: c.PasswordFunc != nil, Scopes: c.Scopes,
 		Lifetime: c.Lifetime, Cloud: c.Cloud, Origin: c.Origin, AllowInsecureHTTP: c.AllowInsecureHTTP,
+		RefreshToken: redact(c.RefreshToken), Assertion: c.Assertion != nil, SubjectToken: c.SubjectToken != nil,
+		SubjectTokenType: c.SubjectTokenType,
 	}
 	for k := range c.EndpointParams { // names only: values may be secret
 		r.EndpointParams = append(r.EndpointParams, k)
@@ -239,8 +276,8 @@ func (c Config) validate() (*resolved, error) {
 	default:
 		r.grant = ClientCredentials
 	}
-	if r.grant != ClientCredentials && r.grant != Password {
-		return nil, configError("GrantType", "Config.GrantType %q is not supported; use source.ClientCredentials or source.Password", r.grant)
+	if err := validateGrant(&c, r.grant); err != nil {
+		return nil, err
 	}
 	if p.GrantType != "" && r.grant != p.GrantType {
 		return nil, configError("GrantType", "Config.GrantType %q: the %s provider only takes the %q grant; leave GrantType empty", r.grant, p.Name, p.GrantType)
@@ -269,6 +306,9 @@ func (c Config) validate() (*resolved, error) {
 
 	if r.auth != AuthNone && c.ClientID == "" && !fixed(p, "client_id") {
 		return nil, configError("ClientID", "Config.ClientID is required for the %s provider", p.Name)
+	}
+	if r.auth == AuthInHeader && c.ClientSecret == "" && publicClientGrant(r.grant) && c.AuthStyle == AuthDefault {
+		r.auth = AuthInBody // a public client: client_id in the body
 	}
 	if r.grant == ClientCredentials && r.auth != AuthNone && c.ClientSecret == "" && !fixed(p, "client_secret") {
 		return nil, configError("ClientSecret", "Config.ClientSecret is required for the client_credentials grant")
@@ -338,4 +378,5 @@ type resolved struct {
 	encoding     Encoding
 	auth         AuthStyle
 	fetchTimeout time.Duration
+	grantID      []string // grantIdentity, with a Store
 }

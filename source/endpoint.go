@@ -47,6 +47,7 @@ type exchangeStats struct {
 	attempts int       // requests sent
 	sent     time.Time // when the attempt that got the last reply started
 	grant    string    // the last grant tried
+	unlocked bool      // a sharer took over from a lock holder: a GrantType RefreshToken source sends nothing
 	onRetry  func(iretry.Attempt)
 	// onFallback, if set, is told that grant was refused with err and the
 	// fetch falls back to the configured grant.
@@ -74,9 +75,17 @@ func (e *endpoint) exchange(ctx context.Context, grant, refresh string, st *exch
 	// an earlier attempt's 429 and the wait after it are not the token's.
 	start := time.Now()
 	onSend := func(int) { start = time.Now() }
-	resp, n, err := iretry.Do(e.client, pol, iretry.Request{Req: req, Unsafe: grant == RefreshToken, OnRetry: st.onRetry, OnSend: onSend})
+	perAttempt := grant == JWTBearer || grant == TokenExchange
+	if perAttempt {
+		req.GetBody = e.rebuild(ctx, grant, &scrub)
+	}
+	resp, n, err := iretry.Do(e.client, pol, iretry.Request{Req: req, Unsafe: grant == RefreshToken, PerAttempt: perAttempt, OnRetry: st.onRetry, OnSend: onSend})
 	st.attempts += n
 	st.sent = start
+	if he := (*HookError)(nil); errors.As(err, &he) {
+		st.status = 0
+		return nil, he // a retry's Assertion or SubjectToken failed
+	}
 	if err != nil {
 		st.status = 0
 		return nil, e.transportError(err, scrub)
@@ -91,7 +100,11 @@ func (e *endpoint) exchange(ctx context.Context, grant, refresh string, st *exch
 		}
 		return nil, e.transportError(err, scrub)
 	}
-	return e.decode(resp, body, start, scrub)
+	tok, err := e.decode(resp, body, start, scrub)
+	if err == nil && grant == TokenExchange {
+		err = exchangedToken(e.r.p.Name, resp.StatusCode, tok)
+	}
+	return tok, err
 }
 
 // transportError wraps a network failure without the URL (its query may

@@ -47,6 +47,8 @@ type Error struct {
 	URI string
 	// RetryAfter is the delay the reply's Retry-After asked for, or zero.
 	RetryAfter time.Duration
+
+	refreshDead bool // see NeedsNewRefreshToken
 }
 
 // Error says which endpoint refused, with which code and status, and the
@@ -80,6 +82,9 @@ func (e *Error) Temporary() bool {
 // Hint says what to check for e's Code, for a person reading the error;
 // "" when there is nothing to add.
 func (e *Error) Hint() string {
+	if e.refreshDead {
+		return refreshDeadHint
+	}
 	switch e.Code {
 	case CodeInvalidClient:
 		return "check Config.ClientID and ClientSecret, and how the provider wants them sent (Config.AuthStyle)"

@@ -18,7 +18,7 @@ import (
 // client_assertion, an api_key) and of the token URL's query. Config's
 // String redacts the same.
 func configSecrets(r *resolved) []string {
-	out := []string{r.cfg.ClientSecret, r.cfg.Password}
+	out := []string{r.cfg.ClientSecret, r.cfg.Password, r.cfg.RefreshToken}
 	for _, vs := range r.cfg.EndpointParams {
 		out = append(out, vs...)
 	}
@@ -90,6 +90,12 @@ func (e *endpoint) build(ctx context.Context, grant, refresh string) (*http.Requ
 	case RefreshToken:
 		scrub = scrub.with(refresh)
 		tr.Params["refresh_token"] = refresh
+	case JWTBearer, TokenExchange:
+		sent, err := grantParams(ctx, cfg, tr, scrub)
+		scrub = scrub.with(sent...)
+		if err != nil {
+			return nil, scrub, err
+		}
 	}
 	if len(cfg.Scopes) > 0 && grant != RefreshToken {
 		tr.Params["scope"] = strings.Join(cfg.Scopes, " ")
@@ -97,7 +103,9 @@ func (e *endpoint) build(ctx context.Context, grant, refresh string) (*http.Requ
 	switch e.r.auth {
 	case AuthInBody:
 		tr.Params["client_id"] = cfg.ClientID
-		tr.Params["client_secret"] = cfg.ClientSecret
+		if cfg.ClientSecret != "" || !publicClientGrant(grant) {
+			tr.Params["client_secret"] = cfg.ClientSecret
+		}
 	case AuthInHeader:
 		basic := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(cfg.ClientID) + ":" + url.QueryEscape(cfg.ClientSecret)))
 		scrub = scrub.with(basic)

@@ -71,7 +71,16 @@ func New(cfg Config) (*CachedSource, error) {
 	}
 	s := &CachedSource{ep: newEndpoint(r), r: r, tel: instrument.New(cfg.Telemetry)}
 	s.host, s.port = hostPort(r.tokenURL)
+	if r.grant == RefreshToken {
+		s.refresh = cfg.RefreshToken
+	}
 	if cfg.Store != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), r.fetchTimeout)
+		r.grantID, err = grantIdentity(ctx, r)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
 		s.store, s.key = cfg.Store, storeKey(r)
 	}
 	s.breaker = breaker.New(r.p.Name, cfg.Breaker, breakerFailure, breakerExcluded)

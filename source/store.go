@@ -69,8 +69,11 @@ type StoredToken struct {
 // Cloud, the requested lifetime, Config.StoreKey, and every declarative
 // field of the Provider (name, encoding, client auth style, one-time
 // passwords, field names, fixed fields, headers, reply fields, default
-// lifetime). Two configs that differ in any of them never share a token.
-// Every part is length-prefixed before it is hashed, so no two lists of
+// lifetime), and what of the grant decides the token: the starting refresh
+// token's hash, the JWT bearer assertion's iss and sub, the token
+// exchange's subject and actor identities (iss and sub of a JWT, else a
+// hash), types, audience, resources and requested type. Two configs that
+// differ in any of them never share a token. Every part is length-prefixed before it is hashed, so no two lists of
 // parts encode alike. It holds no secret; stores hash it again with their
 // own key before it reaches a server.
 func storeKey(r *resolved) string {
@@ -119,6 +122,9 @@ func storeKey(r *resolved) string {
 	b.multi(url.Values(p.Header))
 	rf := p.Reply.resolve()
 	b.strs([]string{rf.AccessToken, rf.TokenType, rf.ExpiresIn, rf.RefreshToken, rf.Scope, rf.HeaderValue})
+	if len(r.grantID) > 0 {
+		b.strs(r.grantID) // see grantIdentity
+	}
 	return hex.EncodeToString(b.h.Sum(nil))
 }
 

@@ -79,7 +79,7 @@ func (s *CachedSource) obtain(ctx context.Context, st *exchangeStats, rec *instr
 	for {
 		got, ok, _, err := load()
 		if err != nil {
-			s.tel.StoreFallback(ctx, rec, s.r.p.Name, telemetry.StoreLoad)
+			s.storeFallback(ctx, rec, telemetry.StoreLoad)
 			return s.fromEndpoint(ctx, st, rec, "")
 		}
 		if ok {
@@ -92,7 +92,7 @@ func (s *CachedSource) obtain(ctx context.Context, st *exchangeStats, rec *instr
 			err = errStoreBudget
 		}
 		if err != nil {
-			s.tel.StoreFallback(ctx, rec, s.r.p.Name, telemetry.StoreLock)
+			s.storeFallback(ctx, rec, telemetry.StoreLock)
 			return s.fromEndpoint(ctx, st, rec, "")
 		}
 		if locked {
@@ -101,7 +101,8 @@ func (s *CachedSource) obtain(ctx context.Context, st *exchangeStats, rec *instr
 		if !time.Now().Before(waitUntil) {
 			// The holder has had half our budget: it may have crashed
 			// holding the lock. Take over, with the configured grant.
-			s.tel.StoreFallback(ctx, rec, s.r.p.Name, telemetry.StoreWait)
+			s.storeFallback(ctx, rec, telemetry.StoreWait)
+			st.unlocked = true // a refresh token is not sent: the holder may be sending it
 			got, err := s.fromEndpoint(ctx, st, rec, "")
 			if err == nil {
 				s.afterFetch(ctx, got, nil, nil)
@@ -164,11 +165,11 @@ func (s *CachedSource) afterFetch(ctx context.Context, got obtained, bad *Token,
 		switch {
 		case got.tok != nil:
 			if err := s.store.Save(ctx, s.key, StoredToken{Token: got.tok, Obtained: got.at, Rejections: got.rej}); err != nil {
-				s.tel.StoreFallback(ctx, nil, s.r.p.Name, telemetry.StoreSave)
+				s.storeFallback(ctx, nil, telemetry.StoreSave)
 			}
 		case bad != nil:
 			if err := s.store.Delete(ctx, s.key, bad); err != nil {
-				s.tel.StoreFallback(ctx, nil, s.r.p.Name, telemetry.StoreDelete)
+				s.storeFallback(ctx, nil, telemetry.StoreDelete)
 			}
 		}
 	})

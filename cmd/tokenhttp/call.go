@@ -33,6 +33,7 @@ Examples:
   echo '{"id": 42}' | tokenhttp call --provider serproid --client-id app -d @- https://api.example.com/app
   tokenhttp call --provider serproid --client-id app https://api.example.com/report.pdf -o report.pdf
   tokenhttp call --provider gestaoplus --username u https://api.gestao.plus/v1/me -i -v
+  tokenhttp call --token-url https://auth.example.com/token --client-id app --grant token-exchange --subject-token-file ./id.jwt --resource https://api.example.com/ https://api.example.com/orders
 `
 
 func runCall(ctx context.Context, args []string, e env) int {

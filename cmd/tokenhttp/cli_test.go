@@ -91,7 +91,7 @@ func TestNoGoIdentifiers(t *testing.T) {
 	}{
 		{[]string{"token", "--provider", "vaultid", "--token-url", emu.TokenURL, "--client-id", "x", "--username", "12345678901", "--password-stdin", "--lifetime", "200h"}, "--lifetime"},
 		{[]string{"token", "--provider", "vaultid", "--token-url", emu.TokenURL, "--client-id", "x", "--username", "abc", "--password-stdin", "--cloud", "C"}, "--username"},
-		{[]string{"token", "--grant", "implicit", "--token-url", emu.TokenURL, "--client-id", "x"}, "client_credentials or password"},
+		{[]string{"token", "--grant", "implicit", "--token-url", emu.TokenURL, "--client-id", "x"}, "client_credentials, password, refresh_token, jwt-bearer or token-exchange"},
 		{[]string{"token", "--provider", "serproid", "--grant", "password", "--username", "u", "--password-stdin", "--client-id", "x"}, "leave out --grant"},
 		{[]string{"token", "--token-url", "http://auth.example.com/token", "--client-id", "x"}, "--insecure"},
 		{[]string{"token", "--client-id", "x"}, "--token-url"},

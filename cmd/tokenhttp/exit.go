@@ -112,6 +112,8 @@ var fieldFlags = map[string]string{
 	"GrantType": "--grant", "Scopes": "--scope", "Lifetime": "--lifetime", "Cloud": "--cloud",
 	"Origin": "--origin", "AuthStyle": "--auth", "Encoding": "--encoding",
 	"AllowInsecureHTTP": "--insecure", "FetchTimeout": "--timeout", "Provider": "--provider",
+	"RefreshToken": "--refresh-token-file", "Assertion": "--assertion-file", "SubjectToken": "--subject-token-file",
+	"SubjectTokenType": "--subject-token-type", "Exchange": "the token exchange flags",
 }
 
 // phrases rewrites whole phrases first, where a field-by-field rewrite
@@ -124,6 +126,7 @@ var phrases = strings.NewReplacer(
 	"set AllowInsecureHTTP if the network is trusted", "use --insecure if the network is trusted",
 	"check the Provider and Config", "check --provider and the flags",
 	"; leave GrantType empty", "; leave out --grant",
+	"use source.ClientCredentials, Password, RefreshToken, JWTBearer or TokenExchange", "use client_credentials, password, refresh_token, jwt-bearer or token-exchange",
 	"source.ClientCredentials", "client_credentials", "source.Password", "password",
 	"Provider.", "the provider's ", "Config.PasswordFunc: ", "",
 )

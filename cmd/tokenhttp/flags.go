@@ -45,6 +45,7 @@ type credFlags struct {
 	cloud, origin                                 string
 	insecure                                      bool
 	timeout                                       time.Duration
+	grants                                        grantFlags
 
 	set map[string]bool // the flags given on the command line
 }
@@ -52,7 +53,7 @@ type credFlags struct {
 func (c *credFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.provider, "provider", "standard", "the token endpoint's dialect: "+strings.Join(providerNames(), ", "))
 	fs.StringVar(&c.tokenURL, "token-url", "", "the token endpoint (required for standard and directlink; overrides the provider's default)")
-	fs.StringVar(&c.grant, "grant", "", "grant type: client_credentials or password (default: the provider's)")
+	fs.StringVar(&c.grant, "grant", "", "grant type: client_credentials, password, refresh_token, jwt-bearer or token-exchange (default: the provider's)")
 	fs.StringVar(&c.clientID, "client-id", "", "client id")
 	fs.StringVar(&c.secretEnv, "client-secret-env", "TOKENHTTP_CLIENT_SECRET", "environment variable that holds the client secret")
 	fs.StringVar(&c.secretFile, "client-secret-file", "", "file that holds the client secret (wins over the environment)")
@@ -68,6 +69,7 @@ func (c *credFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.origin, "origin", "", "Origin header for token requests (gestaoplus: https://yourcompany.gestao.plus)")
 	fs.BoolVar(&c.insecure, "insecure", false, "allow cleartext http to hosts that are not loopback")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "time limit of the token requests and the call (a prompt is not counted)")
+	c.grants.register(fs)
 }
 
 // listFlag is a repeatable flag whose values may also be space-separated.
@@ -164,7 +166,7 @@ func (c *credFlags) providerOf() (*source.Provider, error) {
 func (c *credFlags) grantOf(p *source.Provider) string {
 	switch {
 	case c.grant != "":
-		return c.grant
+		return grantName(c.grant)
 	case p.GrantType != "":
 		return p.GrantType
 	}
@@ -196,7 +198,7 @@ func (c *credFlags) config(ctx context.Context, e env, tr *tracer) (source.Confi
 		return source.Config{}, nil, err
 	}
 	cfg := source.Config{
-		Provider: p, TokenURL: c.tokenURL, GrantType: c.grant, ClientID: c.clientID,
+		Provider: p, TokenURL: c.tokenURL, GrantType: grantName(c.grant), ClientID: c.clientID,
 		Username: c.username, Scopes: c.scopes, Lifetime: c.lifetime, Cloud: c.cloud,
 		Origin: c.origin, AllowInsecureHTTP: c.insecure, FetchTimeout: c.timeout,
 		HTTPClient: tr.tokenClient(),
@@ -228,6 +230,9 @@ func (c *credFlags) config(ctx context.Context, e env, tr *tracer) (source.Confi
 		return cfg, nil, err
 	}
 	cfg.ClientSecret = sec
+	if err := c.grants.apply(&cfg, tr); err != nil {
+		return cfg, nil, err
+	}
 	if c.grantOf(p) != source.Password {
 		return cfg, nil, nil
 	}

@@ -25,6 +25,9 @@ Examples:
   tokenhttp token --provider vaultid --client-id app --username 12345678901 --cloud MYCLOUD   # prompts for the OTP
   tokenhttp token --provider gestaoplus --username 12345678901 --password-stdin --show-token < pw.txt
   tokenhttp token --provider gestaoplus --username u -v     # why was it refused? every field, secrets marked
+  tokenhttp token --token-url https://auth.example.com/token --client-id app --grant refresh_token --refresh-token-file ./rt.txt
+  tokenhttp token --token-url https://auth.example.com/token --client-id app --grant jwt-bearer --assertion-file /var/run/secrets/tokens/sa
+  tokenhttp token --token-url https://auth.example.com/token --client-id app --grant token-exchange --subject-token-file ./id.jwt --audience orders
 `
 
 func runToken(ctx context.Context, args []string, e env) int {

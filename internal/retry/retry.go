@@ -4,6 +4,7 @@
 package retry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -66,6 +67,11 @@ type Request struct {
 	Unsafe bool
 	// OnRetry, if set, is called before each wait.
 	OnRetry func(Attempt)
+	// PerAttempt says the body holds single-use fields (a JWT assertion, a
+	// subject token): every attempt after the first sends a body that
+	// Req.GetBody builds anew. A GetBody error ends Do before that
+	// attempt is sent, and Do returns it.
+	PerAttempt bool
 	// OnSend, if set, is called just before each attempt is sent, the
 	// first included; n counts from 1. The last call is the start of the
 	// attempt whose reply or error Do returns.
@@ -79,6 +85,7 @@ func Do(client *http.Client, p retry.Policy, r Request) (resp *http.Response, at
 	p = withDefaults(p)
 	ctx := r.Req.Context()
 	var wait time.Duration // the wait CheckRetry chose, for Backoff to return
+	var prepErr error      // GetBody's error: the attempt was not sent
 	rc := &retryablehttp.Client{
 		HTTPClient:   client,
 		Logger:       nil, // its default writes to stderr
@@ -87,6 +94,9 @@ func Do(client *http.Client, p retry.Policy, r Request) (resp *http.Response, at
 		RetryWaitMax: p.MaxWait,
 		ErrorHandler: keepLastReply,
 		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+			if prepErr != nil {
+				return false, prepErr
+			}
 			attempts++
 			if ctx.Err() != nil {
 				return false, ctx.Err()
@@ -117,8 +127,21 @@ func Do(client *http.Client, p retry.Policy, r Request) (resp *http.Response, at
 		},
 		Backoff: func(_, _ time.Duration, _ int, _ *http.Response) time.Duration { return wait },
 	}
-	if r.OnSend != nil {
-		rc.RequestLogHook = func(_ retryablehttp.Logger, _ *http.Request, i int) { r.OnSend(i + 1) }
+	if r.OnSend != nil || r.PerAttempt {
+		rc.RequestLogHook = func(_ retryablehttp.Logger, req *http.Request, i int) {
+			if r.PerAttempt && i > 0 && req.GetBody != nil {
+				if err := rebody(req); err != nil {
+					prepErr = err
+					ctx, cancel := context.WithCancelCause(req.Context())
+					cancel(err)
+					*req = *req.WithContext(ctx) // nothing is sent
+					return
+				}
+			}
+			if r.OnSend != nil {
+				r.OnSend(i + 1)
+			}
+		}
 	}
 	rr, err := retryablehttp.FromRequest(r.Req)
 	if err != nil {
@@ -127,6 +150,22 @@ func Do(client *http.Client, p retry.Policy, r Request) (resp *http.Response, at
 	rr.Request = rr.Request.WithContext(ctx)
 	resp, err = rc.Do(rr)
 	return resp, max(attempts, 1), err
+}
+
+// rebody replaces req's body with a new one from GetBody.
+func rebody(req *http.Request) error {
+	rc, err := req.GetBody()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return err
+	}
+	req.Body = io.NopCloser(bytes.NewReader(b))
+	req.ContentLength = int64(len(b))
+	return nil
 }
 
 // keepLastReply is the ErrorHandler: retryablehttp's default drops the

@@ -709,3 +709,37 @@ func failingCalls(t *testing.T) {
 		}
 	}
 }
+
+// TestDoPerAttempt: with PerAttempt every retry sends the body GetBody
+// builds anew (a fresh assertion); a GetBody error ends Do before that
+// attempt is sent.
+func TestDoPerAttempt(t *testing.T) {
+	sc := &script{replies: []reply{{status: 503}, {status: 500}}}
+	srv := httptest.NewServer(sc)
+	defer srv.Close()
+	req := post(t, context.Background(), srv.URL, "a=0")
+	var n atomic.Int32
+	req.GetBody = func() (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader(fmt.Sprintf("a=%d", n.Add(1)))), nil
+	}
+	resp, attempts, err := retry.Do(srv.Client(), fast, retry.Request{Req: req, PerAttempt: true})
+	if err != nil {
+		t.Fatalf("Do: %v", err)
+	}
+	readBody(t, resp)
+	got := sc.requests()
+	if attempts != 3 || len(got) != 3 || string(got[0]) != "a=0" || string(got[1]) != "a=1" || string(got[2]) != "a=2" {
+		t.Fatalf("attempts %d, bodies %q", attempts, got)
+	}
+
+	sc2 := &script{replies: []reply{{status: 503}}}
+	srv2 := httptest.NewServer(sc2)
+	defer srv2.Close()
+	req = post(t, context.Background(), srv2.URL, "a=0")
+	boom := errors.New("assertion unavailable")
+	req.GetBody = func() (io.ReadCloser, error) { return nil, boom }
+	_, _, err = retry.Do(srv2.Client(), fast, retry.Request{Req: req, PerAttempt: true})
+	if !errors.Is(err, boom) || len(sc2.requests()) != 1 {
+		t.Fatalf("Do: %v after %d requests, want GetBody's error after 1", err, len(sc2.requests()))
+	}
+}

@@ -219,6 +219,7 @@ type field struct {
 	kind fieldKind
 	s    string          // the value, for kindString
 	raw  json.RawMessage // the JSON text, for kindOther
+	all  []string        // every value of a repeatable form parameter (resource, audience)
 }
 
 type fieldKind int
@@ -263,10 +264,10 @@ func parseFields(mediaType string, body []byte) (fields, error) {
 			return nil, errors.New("bad form encoding")
 		}
 		for k, v := range vs {
-			if len(v) > 1 {
+			if len(v) > 1 && !repeatable[k] {
 				return nil, errors.New("parameter " + k + " repeated")
 			}
-			f[k] = field{kind: kindString, s: v[0]}
+			f[k] = field{kind: kindString, s: v[0], all: v}
 		}
 	case jsonType:
 		var m map[string]json.RawMessage

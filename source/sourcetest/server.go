@@ -147,6 +147,7 @@ type Server struct {
 	spent      map[string]int           // rotated refresh token -> family
 	usedOTPs   map[string]bool
 	nextFamily int
+	ext        *grantState // JWT bearer, token exchange, public clients; nil until used
 }
 
 // newServer starts a server for dialect d.

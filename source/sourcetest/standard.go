@@ -40,12 +40,13 @@ func standardToken(s *Server, q *tokenRequest) (any, *tokenError) {
 		return nil, e
 	}
 	c := s.credentials()
-	if id != c.clientID || secret != c.clientSecret {
+	gt, _ := f.str("grant_type")
+	if id != c.clientID || secret != c.clientSecret && !s.publicClient(q.r, gt, secret) {
 		return nil, &tokenError{status: http.StatusUnauthorized, code: "invalid_client", desc: "client authentication failed"}
 	}
 	var g grant
 	g.scope, _ = f.str("scope")
-	switch gt, _ := f.str("grant_type"); gt {
+	switch gt {
 	case "":
 		return nil, missingParam("grant_type")
 	case "client_credentials":
@@ -65,6 +66,10 @@ func standardToken(s *Server, q *tokenRequest) (any, *tokenError) {
 		}
 		g.scope = cmp.Or(g.scope, rec.scope)
 		g.family, g.refresh = rec.family, true
+	case JWTBearerGrant:
+		return s.jwtBearer(f, g)
+	case TokenExchangeGrant:
+		return s.tokenExchange(f, g)
 	default:
 		return nil, &tokenError{status: http.StatusBadRequest, code: "unsupported_grant_type", desc: "grant_type not supported"}
 	}

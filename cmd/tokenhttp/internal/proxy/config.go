@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -100,35 +101,50 @@ func (s SecretRef) Read(getenv func(string) string) (string, error) {
 var secretKeys = map[string]func(c *source.Config, v string){
 	"client_secret": func(c *source.Config, v string) { c.ClientSecret = v },
 	"password":      func(c *source.Config, v string) { c.Password = v },
+	"refresh_token": func(c *source.Config, v string) { c.RefreshToken = v },
+	"assertion":     func(c *source.Config, v string) { c.Assertion = constantToken(v) },
+	"subject_token": func(c *source.Config, v string) { c.SubjectToken = constantToken(v) },
+	"actor_token":   func(c *source.Config, v string) { c.Exchange.ActorToken = constantToken(v) },
+}
+
+// constantToken is a token read by the config (a file's change reloads
+// the route, so a rotated projected token is picked up).
+func constantToken(v string) func(context.Context) (string, error) {
+	return func(context.Context) (string, error) { return v, nil }
 }
 
 // sourceKeys are the plain source.Config fields, by config key. Adding
 // one is one line.
 var sourceKeys = map[string]func(c *source.Config, n *yaml.Node) error{
-	"provider":            setProvider,
-	"token_url":           str(func(c *source.Config) *string { return &c.TokenURL }),
-	"grant":               str(func(c *source.Config) *string { return &c.GrantType }),
-	"client_id":           str(func(c *source.Config) *string { return &c.ClientID }),
-	"username":            str(func(c *source.Config) *string { return &c.Username }),
-	"scopes":              strs(func(c *source.Config) *[]string { return &c.Scopes }),
-	"endpoint_params":     setEndpointParams,
-	"encoding":            setEncoding,
-	"auth_style":          setAuthStyle,
-	"lifetime":            dur(func(c *source.Config) *time.Duration { return &c.Lifetime }),
-	"cloud":               str(func(c *source.Config) *string { return &c.Cloud }),
-	"origin":              str(func(c *source.Config) *string { return &c.Origin }),
-	"refresh_ahead":       dur(func(c *source.Config) *time.Duration { return &c.RefreshAhead }),
-	"fetch_timeout":       dur(func(c *source.Config) *time.Duration { return &c.FetchTimeout }),
-	"retry_max_attempts":  num(func(c *source.Config) *int { return &c.Retry.MaxAttempts }),
-	"retry_min_wait":      dur(func(c *source.Config) *time.Duration { return &c.Retry.MinWait }),
-	"retry_max_wait":      dur(func(c *source.Config) *time.Duration { return &c.Retry.MaxWait }),
-	"max_retry_after":     dur(func(c *source.Config) *time.Duration { return &c.Retry.MaxRetryAfter }),
-	"breaker_failures":    num(func(c *source.Config) *int { return &c.Breaker.Failures }),
-	"breaker_open_for":    dur(func(c *source.Config) *time.Duration { return &c.Breaker.OpenFor }),
-	"breaker_disabled":    boolean(func(c *source.Config) *bool { return &c.Breaker.Disabled }),
-	"store_key":           str(func(c *source.Config) *string { return &c.StoreKey }),
-	"name":                str(func(c *source.Config) *string { return &c.Name }),
-	"allow_insecure_http": boolean(func(c *source.Config) *bool { return &c.AllowInsecureHTTP }),
+	"provider":             setProvider,
+	"token_url":            str(func(c *source.Config) *string { return &c.TokenURL }),
+	"grant":                str(func(c *source.Config) *string { return &c.GrantType }),
+	"client_id":            str(func(c *source.Config) *string { return &c.ClientID }),
+	"username":             str(func(c *source.Config) *string { return &c.Username }),
+	"scopes":               strs(func(c *source.Config) *[]string { return &c.Scopes }),
+	"endpoint_params":      setEndpointParams,
+	"encoding":             setEncoding,
+	"auth_style":           setAuthStyle,
+	"lifetime":             dur(func(c *source.Config) *time.Duration { return &c.Lifetime }),
+	"cloud":                str(func(c *source.Config) *string { return &c.Cloud }),
+	"origin":               str(func(c *source.Config) *string { return &c.Origin }),
+	"refresh_ahead":        dur(func(c *source.Config) *time.Duration { return &c.RefreshAhead }),
+	"fetch_timeout":        dur(func(c *source.Config) *time.Duration { return &c.FetchTimeout }),
+	"retry_max_attempts":   num(func(c *source.Config) *int { return &c.Retry.MaxAttempts }),
+	"retry_min_wait":       dur(func(c *source.Config) *time.Duration { return &c.Retry.MinWait }),
+	"retry_max_wait":       dur(func(c *source.Config) *time.Duration { return &c.Retry.MaxWait }),
+	"max_retry_after":      dur(func(c *source.Config) *time.Duration { return &c.Retry.MaxRetryAfter }),
+	"breaker_failures":     num(func(c *source.Config) *int { return &c.Breaker.Failures }),
+	"breaker_open_for":     dur(func(c *source.Config) *time.Duration { return &c.Breaker.OpenFor }),
+	"breaker_disabled":     boolean(func(c *source.Config) *bool { return &c.Breaker.Disabled }),
+	"store_key":            str(func(c *source.Config) *string { return &c.StoreKey }),
+	"name":                 str(func(c *source.Config) *string { return &c.Name }),
+	"allow_insecure_http":  boolean(func(c *source.Config) *bool { return &c.AllowInsecureHTTP }),
+	"subject_token_type":   str(func(c *source.Config) *string { return &c.SubjectTokenType }),
+	"actor_token_type":     str(func(c *source.Config) *string { return &c.Exchange.ActorTokenType }),
+	"audience":             strs(func(c *source.Config) *[]string { return &c.Exchange.Audience }),
+	"resource":             strs(func(c *source.Config) *[]string { return &c.Exchange.Resource }),
+	"requested_token_type": str(func(c *source.Config) *string { return &c.Exchange.RequestedTokenType }),
 }
 
 // providers are the dialects by config name.

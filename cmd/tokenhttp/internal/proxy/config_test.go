@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,5 +147,56 @@ func TestSecretFromEnv(t *testing.T) {
 	sc, err := p.sourceConfig(c.Routes[0], &generation{files: map[string][32]byte{}})
 	if err != nil || sc.ClientSecret != "from-env" {
 		t.Errorf("sourceConfig: %v, secret set: %v", err, sc.ClientSecret == "from-env")
+	}
+}
+
+// TestGrantKeys: the refresh_token, jwt-bearer and token-exchange keys;
+// their tokens only through *_file or *_env.
+func TestGrantKeys(t *testing.T) {
+	route := func(src string) string {
+		return "routes:\n  - prefix: /a\n    upstream: https://a.example\n    source:\n      token_url: https://t.example/token\n      client_id: c\n" + src
+	}
+	env := map[string]string{"RT": "rt-value", "ASSERTION": "jwt-value", "SUBJECT": "subject-value", "ACTOR": "actor-value"}
+	p := &Proxy{opts: Options{Getenv: func(k string) string { return env[k] }}, tel: &Telemetry{}}
+	build := func(t *testing.T, text string) source.Config {
+		t.Helper()
+		c, err := ParseConfig([]byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := p.sourceConfig(c.Routes[0], &generation{files: map[string][32]byte{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sc
+	}
+	t.Run("refresh_token", func(t *testing.T) {
+		sc := build(t, route("      grant: refresh_token\n      refresh_token_env: RT\n"))
+		if sc.GrantType != source.RefreshToken || sc.RefreshToken != "rt-value" {
+			t.Errorf("got grant %q, refresh token set %v", sc.GrantType, sc.RefreshToken == "rt-value")
+		}
+	})
+	t.Run("jwt-bearer", func(t *testing.T) {
+		sc := build(t, route("      grant: "+source.JWTBearer+"\n      assertion_env: ASSERTION\n"))
+		if v, _ := sc.Assertion(context.Background()); v != "jwt-value" {
+			t.Error("assertion not set")
+		}
+	})
+	t.Run("token-exchange", func(t *testing.T) {
+		sc := build(t, route("      grant: "+source.TokenExchange+"\n      subject_token_env: SUBJECT\n      subject_token_type: "+source.TokenTypeJWT+
+			"\n      actor_token_env: ACTOR\n      actor_token_type: "+source.TokenTypeJWT+"\n      audience: [orders]\n      resource: [https://a.example/, https://b.example/]\n      requested_token_type: "+source.TokenTypeAccessToken+"\n"))
+		s, _ := sc.SubjectToken(context.Background())
+		a, _ := sc.Exchange.ActorToken(context.Background())
+		x := sc.Exchange
+		if s != "subject-value" || a != "actor-value" || sc.SubjectTokenType != source.TokenTypeJWT || x.ActorTokenType != source.TokenTypeJWT ||
+			len(x.Audience) != 1 || len(x.Resource) != 2 || x.RequestedTokenType != source.TokenTypeAccessToken {
+			t.Errorf("exchange fields: %+v", x)
+		}
+	})
+	for _, key := range []string{"refresh_token", "assertion", "subject_token", "actor_token"} {
+		_, err := ParseConfig([]byte(route("      " + key + ": s3cr3t-inline\n")))
+		if err == nil || !strings.Contains(err.Error(), "a secret must not be written") || strings.Contains(err.Error(), "s3cr3t-inline") {
+			t.Errorf("inline %s: %v", key, err)
+		}
 	}
 }

@@ -1,0 +1,75 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// NeedsNewRefreshToken reports whether e ended a GrantType RefreshToken
+// source: the endpoint refused its refresh token, and the source has no
+// other grant to fall back on. A new refresh token, obtained elsewhere, is
+// needed (a new source with it as Config.RefreshToken).
+func (e *Error) NeedsNewRefreshToken() bool { return e.refreshDead }
+
+// refreshDeadHint is the Hint of an Error that NeedsNewRefreshToken.
+const refreshDeadHint = "the refresh token was refused (expired, revoked, or already used): obtain a new refresh token and start again with it as Config.RefreshToken"
+
+// ErrRefreshTokenSpent is matched (errors.Is) by the error of a GrantType
+// RefreshToken source whose refresh token was sent in a request that
+// failed after the server may have acted on it: it is never sent twice,
+// so a new refresh token is needed.
+var ErrRefreshTokenSpent error = &sentinel{"source: the refresh token may have been used by a failed request and is never sent twice: a new refresh token is needed", "refresh_token_spent"}
+
+// errRefreshLockHeld is the error of a GrantType RefreshToken fetch that
+// waited too long for another sharer's: the fleet's refresh token may be
+// in flight, so it is not sent without the store's lock.
+var errRefreshLockHeld = errors.New("source: another sharer of the store holds the lock for the refresh token and has not stored a token yet; the refresh token is not sent without the lock (sending it twice can revoke the whole token family); try again")
+
+// fetchRefreshGrant fetches for GrantType RefreshToken: with the fleet's
+// refresh token when a Store holds one (it wins over Config.RefreshToken),
+// else this source's. Once the endpoint refuses it, every later fetch
+// fails fast with that error, without a request. s.fetchMu is held.
+func (s *CachedSource) fetchRefreshGrant(ctx context.Context, st *exchangeStats, hint string) (*Token, error) {
+	if st.unlocked {
+		return nil, errRefreshLockHeld
+	}
+	rt := s.refresh
+	if hint != "" && !s.spent.has(refreshFingerprint(hint)) {
+		rt = hint
+	}
+	if rt == "" || s.spent.has(refreshFingerprint(rt)) {
+		if s.dead != nil {
+			return nil, s.dead
+		}
+		return nil, ErrRefreshTokenSpent
+	}
+	st.grant = RefreshToken
+	tok, err := s.ep.exchange(ctx, RefreshToken, rt, st)
+	if err == nil {
+		if tok.RefreshToken == "" { // not rotated: keep using it
+			tok.RefreshToken = rt
+		} else if tok.RefreshToken != rt {
+			s.spent.add(refreshFingerprint(rt))
+		}
+		s.refresh, s.dead = tok.RefreshToken, nil
+		if err := s.rotated(ctx, RefreshToken, tok, rt); err != nil {
+			return nil, err
+		}
+		return tok, nil
+	}
+	if refreshUnspent(err) {
+		return nil, err // not acted on: still good
+	}
+	s.refresh = ""
+	s.spent.add(refreshFingerprint(rt))
+	var te *Error
+	if errors.As(err, &te) && !te.Temporary() {
+		dead := *te
+		dead.refreshDead = true
+		s.dead = &dead
+		return nil, s.dead
+	}
+	s.dead = fmt.Errorf("%w (%w)", ErrRefreshTokenSpent, err)
+	return nil, err
+}
