@@ -4,6 +4,7 @@
 package retry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -70,6 +71,11 @@ type Request struct {
 	// first included; n counts from 1. The last call is the start of the
 	// attempt whose reply or error Do returns.
 	OnSend func(n int)
+	// FreshBody says that each attempt needs a body of its own (a
+	// single-use client assertion): Req.GetBody, which makes a newly
+	// signed one, is called before every attempt after the first. Its
+	// error ends Do with that error.
+	FreshBody bool
 }
 
 // Do sends r.Req with client under p and returns the last response (its
@@ -79,6 +85,7 @@ func Do(client *http.Client, p retry.Policy, r Request) (resp *http.Response, at
 	p = withDefaults(p)
 	ctx := r.Req.Context()
 	var wait time.Duration // the wait CheckRetry chose, for Backoff to return
+	var bodyErr error      // GetBody's, for a FreshBody
 	rc := &retryablehttp.Client{
 		HTTPClient:   client,
 		Logger:       nil, // its default writes to stderr
@@ -88,6 +95,9 @@ func Do(client *http.Client, p retry.Policy, r Request) (resp *http.Response, at
 		ErrorHandler: keepLastReply,
 		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
 			attempts++
+			if bodyErr != nil {
+				return false, bodyErr
+			}
 			if ctx.Err() != nil {
 				return false, ctx.Err()
 			}
@@ -117,8 +127,15 @@ func Do(client *http.Client, p retry.Policy, r Request) (resp *http.Response, at
 		},
 		Backoff: func(_, _ time.Duration, _ int, _ *http.Response) time.Duration { return wait },
 	}
-	if r.OnSend != nil {
-		rc.RequestLogHook = func(_ retryablehttp.Logger, _ *http.Request, i int) { r.OnSend(i + 1) }
+	if r.OnSend != nil || (r.FreshBody && r.Req.GetBody != nil) {
+		rc.RequestLogHook = func(_ retryablehttp.Logger, req *http.Request, i int) {
+			if i > 0 && r.FreshBody && r.Req.GetBody != nil {
+				bodyErr = freshBody(req, r.Req.GetBody)
+			}
+			if r.OnSend != nil {
+				r.OnSend(i + 1)
+			}
+		}
 	}
 	rr, err := retryablehttp.FromRequest(r.Req)
 	if err != nil {
@@ -128,6 +145,27 @@ func Do(client *http.Client, p retry.Policy, r Request) (resp *http.Response, at
 	resp, err = rc.Do(rr)
 	return resp, max(attempts, 1), err
 }
+
+// freshBody replaces req's body with a new one from getBody. On error the
+// body fails the attempt at once, and the error is returned.
+func freshBody(req *http.Request, getBody func() (io.ReadCloser, error)) error {
+	rc, err := getBody()
+	if err == nil {
+		var b []byte
+		b, err = io.ReadAll(rc)
+		rc.Close()
+		if err == nil {
+			req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+			return nil
+		}
+	}
+	req.Body, req.ContentLength = io.NopCloser(errReader{err}), 0
+	return err
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // keepLastReply is the ErrorHandler: retryablehttp's default drops the
 // last reply; this returns it, so its body can be decoded. With an error

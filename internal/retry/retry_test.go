@@ -473,6 +473,46 @@ func TestDoBodyResent(t *testing.T) {
 	}
 }
 
+// TestDoFreshBody checks that with FreshBody every attempt after the
+// first carries the body GetBody makes then (a newly signed assertion),
+// of its own length, and that GetBody's error ends Do.
+func TestDoFreshBody(t *testing.T) {
+	sc := &script{replies: []reply{{status: 503}, {status: 500}}}
+	srv := httptest.NewServer(sc)
+	defer srv.Close()
+	req := post(t, context.Background(), srv.URL, "a=0")
+	n := 0
+	req.GetBody = func() (io.ReadCloser, error) {
+		n++
+		return io.NopCloser(strings.NewReader(fmt.Sprintf("a=%d%s", n, strings.Repeat("x", n)))), nil
+	}
+	resp, _, err := retry.Do(srv.Client(), fast, retry.Request{Req: req, FreshBody: true})
+	if err != nil {
+		t.Fatalf("Do: %v", err)
+	}
+	readBody(t, resp)
+	got := sc.requests()
+	want := []string{"a=0", "a=1x", "a=2xx"}
+	if len(got) != len(want) {
+		t.Fatalf("got %d requests, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if string(got[i]) != want[i] {
+			t.Errorf("attempt %d: body %q, want %q", i+1, got[i], want[i])
+		}
+	}
+
+	sc2 := &script{replies: []reply{{status: 503}}}
+	srv2 := httptest.NewServer(sc2)
+	defer srv2.Close()
+	req = post(t, context.Background(), srv2.URL, "a=0")
+	boom := errors.New("signer down")
+	req.GetBody = func() (io.ReadCloser, error) { return nil, boom }
+	if _, _, err := retry.Do(srv2.Client(), fast, retry.Request{Req: req, FreshBody: true}); !errors.Is(err, boom) {
+		t.Errorf("Do with a failing GetBody: %v, want %v", err, boom)
+	}
+}
+
 // TestDoCancelledContext checks that a cancelled caller is not retried
 // and gets its context's error.
 func TestDoCancelledContext(t *testing.T) {
