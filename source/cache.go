@@ -51,7 +51,8 @@ type CachedSource struct {
 	host      string                  // the token endpoint's host, for spans
 	port      int                     //
 	store     Store                   // shared tokens; nil: this source's memory only
-	key       string                  // the credential's name in store
+	key       string                  // the credential's name in store; see storeKeyNow
+	certKey   atomic.Pointer[certKey] // with a client certificate: the key for the last one
 	id        string                  // telemetry.AttrSource
 
 	cur      atomic.Pointer[entry] // the current token, nil when none
@@ -81,6 +82,7 @@ type entry struct {
 	rej       int         // tokens rejected in a row before this one was fetched
 	probeAt   time.Time   // once suspect: before then, a rejection of tok is not believed
 	suspect   atomic.Bool // tok replaced a rejected token and was rejected too
+	cert      *presented  // with a client certificate: the one tok is bound to
 }
 
 // Token returns the cached token while it is fresh. Past its refresh time
@@ -90,6 +92,9 @@ type entry struct {
 // waited on a failed fetch gets its error.
 func (s *CachedSource) Token(ctx context.Context) (*Token, error) {
 	e := s.cur.Load()
+	if e != nil && !s.certBound(e) {
+		e = nil // bound to a certificate no longer presented
+	}
 	if e != nil {
 		now := time.Now()
 		if e.refreshAt.IsZero() || now.Before(e.refreshAt) {
@@ -237,7 +242,10 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	// A flight that starts right after another one stored a fresh token
 	// has nothing to do.
 	if e := s.cur.Load(); e != nil && (e.refreshAt.IsZero() || time.Now().Before(e.refreshAt)) {
-		return e, nil
+		if s.certBound(e) {
+			return e, nil
+		}
+		s.certChanged()
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.r.fetchTimeout)
 	defer cancel()
@@ -402,7 +410,7 @@ func refreshUnspent(err error) bool {
 // fetch took: an automatic margin leaves room for the next renewal to land
 // before the token stops being served.
 func (s *CachedSource) newEntry(tok *Token, at, now time.Time, took time.Duration) *entry {
-	e := &entry{tok: tok}
+	e := &entry{tok: tok, cert: s.boundTo(tok)}
 	if tok.Expiry.IsZero() {
 		return e
 	}

@@ -30,7 +30,9 @@ type endpoint struct {
 
 func newEndpoint(r *resolved) *endpoint {
 	c := &http.Client{}
-	if r.cfg.HTTPClient != nil {
+	if r.client != nil {
+		c = r.client
+	} else if r.cfg.HTTPClient != nil {
 		cp := *r.cfg.HTTPClient
 		c = &cp
 	}
@@ -74,8 +76,25 @@ func (e *endpoint) exchange(ctx context.Context, grant, refresh string, st *exch
 	// an earlier attempt's 429 and the wait after it are not the token's.
 	start := time.Now()
 	onSend := func(int) { start = time.Now() }
-	resp, n, err := iretry.Do(e.client, pol, iretry.Request{Req: req, Unsafe: grant == RefreshToken, OnRetry: st.onRetry, OnSend: onSend})
+	var rebuildErr error
+	if e.r.perAttempt() {
+		// Each attempt carries a newly signed, single-use assertion.
+		req.GetBody = func() (io.ReadCloser, error) {
+			r2, s2, err := e.build(ctx, grant, refresh)
+			if err != nil {
+				rebuildErr = err
+				return nil, err
+			}
+			scrub = s2
+			return r2.Body, nil
+		}
+	}
+	resp, n, err := iretry.Do(e.client, pol, iretry.Request{Req: req, Unsafe: grant == RefreshToken, OnRetry: st.onRetry, OnSend: onSend, FreshBody: e.r.perAttempt()})
 	st.attempts += n
+	if rebuildErr != nil {
+		st.status = 0
+		return nil, rebuildErr
+	}
 	st.sent = start
 	if err != nil {
 		st.status = 0

@@ -94,7 +94,13 @@ func (e *endpoint) build(ctx context.Context, grant, refresh string) (*http.Requ
 	if len(cfg.Scopes) > 0 && grant != RefreshToken {
 		tr.Params["scope"] = strings.Join(cfg.Scopes, " ")
 	}
-	switch e.r.auth {
+	auth := e.r.auth
+	if done, err := e.authenticate(ctx, tr, &scrub); err != nil {
+		return nil, scrub, err
+	} else if done {
+		auth = AuthNone // a client assertion, or tls_client_auth: no secret
+	}
+	switch auth {
 	case AuthInBody:
 		tr.Params["client_id"] = cfg.ClientID
 		tr.Params["client_secret"] = cfg.ClientSecret
