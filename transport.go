@@ -1,6 +1,7 @@
 package tokenhttp
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -51,7 +52,11 @@ type header struct {
 	vals []string // len 1, cap 1: appends copy; nobody writes it
 }
 
-// NewTransport returns a Transport that takes tokens from src. If src
+// NewTransport returns a Transport that takes tokens from src. With no
+// WithBase and a src with a client certificate (a source.Config with
+// ClientCertificate), the base is a clone of http.DefaultTransport with
+// src's TLSClientConfig, so API calls present the certificate the tokens
+// are bound to (RFC 8705). If src
 // implements source.Invalidator (the sources of source.New do), a 401
 // drops exactly the rejected token. It panics if src is nil.
 func NewTransport(src source.TokenSource, opts ...Option) *Transport {
@@ -59,10 +64,25 @@ func NewTransport(src source.TokenSource, opts ...Option) *Transport {
 		panic("tokenhttp: NewTransport needs a TokenSource, got nil")
 	}
 	o := newOptions(opts)
+	if cs, ok := src.(certSource); ok && o.defaultBase {
+		if tc := cs.TLSClientConfig(); tc != nil {
+			b := http.DefaultTransport.(*http.Transport).Clone()
+			b.TLSClientConfig = tc
+			o.base = b
+		}
+	}
 	t := &Transport{src: src, base: o.base, insecure: o.insecure, tel: instrument.New(o.tel)}
 	t.inv, _ = src.(source.Invalidator)
 	t.lim, _ = src.(source.RenewalRejecter)
 	return t
+}
+
+// certSource is a source with a client certificate (mTLS, RFC 8705):
+// *source.CachedSource. With no WithBase, a Transport over it presents the
+// certificate on API calls too, as certificate-bound tokens require: its
+// base is a clone of http.DefaultTransport with TLSClientConfig.
+type certSource interface {
+	TLSClientConfig() *tls.Config
 }
 
 // NewClient returns an *http.Client whose Transport is NewTransport(src,
