@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -158,4 +159,25 @@ func (e *endpoint) authenticate(ctx context.Context, tr *TokenRequest, scrub *sc
 		return true, nil
 	}
 	return false, nil
+}
+
+// MaxClockSkew is how far the Date of an invalid_client reply may be from
+// the local clock before Error.ClockSkew reports it.
+const MaxClockSkew = 30 * time.Second
+
+// noteClockSkew sets err's ClockSkew when err is an invalid_client and
+// date, the reply's Date header, is more than MaxClockSkew from local,
+// the time the reply came.
+func noteClockSkew(err error, date string, local time.Time) {
+	var te *Error
+	if !errors.As(err, &te) || te.Code != CodeInvalidClient || date == "" {
+		return
+	}
+	t, perr := http.ParseTime(date)
+	if perr != nil {
+		return
+	}
+	if d := t.Sub(local); d > MaxClockSkew || d < -MaxClockSkew {
+		te.ClockSkew = d
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -291,5 +292,37 @@ func TestClientAuthRedaction(t *testing.T) {
 	b, _ := json.Marshal(cfg)
 	if strings.Contains(string(b), d) || !strings.Contains(string(b), "kid-1") {
 		t.Errorf("MarshalJSON = %s", b)
+	}
+}
+
+// TestInvalidClientClockSkew: an invalid_client whose Date is an hour
+// ahead says the clock is off; one with a Date close to ours does not.
+func TestInvalidClientClockSkew(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		off  time.Duration
+		skew bool
+	}{{"hour ahead", time.Hour, true}, {"in sync", 0, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Date", time.Now().Add(tc.off).UTC().Format(http.TimeFormat))
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				fmt.Fprint(w, `{"error":"invalid_client","error_description":"assertion expired"}`)
+			}))
+			defer srv.Close()
+			s := newAuthSource(t, source.Config{TokenURL: srv.URL, ClientID: "c", ClientSecret: "s3cret"})
+			_, err := s.Token(context.Background())
+			var te *source.Error
+			if !errors.As(err, &te) {
+				t.Fatalf("Token: %v, want a *source.Error", err)
+			}
+			if got := te.ClockSkew > 59*time.Minute; got != tc.skew {
+				t.Errorf("ClockSkew = %v, want skew reported: %v", te.ClockSkew, tc.skew)
+			}
+			if got := strings.Contains(err.Error(), "clock"); got != tc.skew {
+				t.Errorf("error %q mentions the clock: %v, want %v", err, got, tc.skew)
+			}
+		})
 	}
 }

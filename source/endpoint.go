@@ -110,7 +110,11 @@ func (e *endpoint) exchange(ctx context.Context, grant, refresh string, st *exch
 		}
 		return nil, e.transportError(err, scrub)
 	}
-	return e.decode(resp, body, start, scrub)
+	tok, err := e.decode(resp, body, start, scrub)
+	if err != nil {
+		noteClockSkew(err, resp.Header.Get("Date"), time.Now())
+	}
+	return tok, err
 }
 
 // transportError wraps a network failure without the URL (its query may

@@ -47,6 +47,11 @@ type Error struct {
 	URI string
 	// RetryAfter is the delay the reply's Retry-After asked for, or zero.
 	RetryAfter time.Duration
+	// ClockSkew, for an invalid_client, is the server's clock (its Date
+	// header) minus the local clock when they differ by more than
+	// MaxClockSkew; zero otherwise. A skewed clock is the usual cause of a
+	// refused client assertion (iat, exp) or certificate (validity).
+	ClockSkew time.Duration
 }
 
 // Error says which endpoint refused, with which code and status, and the
@@ -60,6 +65,9 @@ func (e *Error) Error() string {
 	b.WriteString(")")
 	if e.Description != "" {
 		fmt.Fprintf(&b, ": %q", e.Description)
+	}
+	if e.ClockSkew != 0 {
+		fmt.Fprintf(&b, " (the server's clock is %s off the local one: check the clock)", e.ClockSkew.Round(time.Second))
 	}
 	return b.String()
 }

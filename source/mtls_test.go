@@ -139,3 +139,24 @@ func containsAny(s string, subs ...string) bool {
 	}
 	return false
 }
+
+// TestCachedHitMTLSNoAlloc: with a client certificate, a cached hit still
+// allocates nothing (it compares the handshake's record by pointer).
+func TestCachedHitMTLSNoAlloc(t *testing.T) {
+	srv, cert := newMTLS(t, nil)
+	s := newAuthSource(t, source.Config{TokenURL: srv.TokenURL, ClientID: sourcetest.DefaultClientID,
+		ClientCertificate: staticCert(cert), HTTPClient: rootsClient(srv)})
+	ctx := context.Background()
+	first, err := s.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		if tok, _ := s.Token(ctx); tok != first {
+			t.Fatal("cached hit returned another token")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("cached hit: %v allocations, want 0", allocs)
+	}
+}
