@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"io"
 	"net/http"
 	"net/url"
@@ -41,7 +42,8 @@ type Transport struct {
 	insecure bool
 	tel      *instrument.Instruments
 
-	hdr atomic.Pointer[header] // the header value of the last token seen
+	hdr  atomic.Pointer[header] // the header value of the last token seen
+	fapi bool                   // src asks for an x-fapi-interaction-id on each call
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -56,7 +58,9 @@ type header struct {
 // WithBase and a src with a client certificate (a source.Config with
 // ClientCertificate), the base is a clone of http.DefaultTransport with
 // src's TLSClientConfig, so API calls present the certificate the tokens
-// are bound to (RFC 8705). If src
+// are bound to (RFC 8705); with a src whose FAPIInteractionID method
+// returns true (source.OpenFinanceBrasil), each request that has no
+// x-fapi-interaction-id gets a fresh one (a UUID). If src
 // implements source.Invalidator (the sources of source.New do), a 401
 // drops exactly the rejected token. It panics if src is nil.
 func NewTransport(src source.TokenSource, opts ...Option) *Transport {
@@ -72,6 +76,9 @@ func NewTransport(src source.TokenSource, opts ...Option) *Transport {
 		}
 	}
 	t := &Transport{src: src, base: o.base, insecure: o.insecure, tel: instrument.New(o.tel)}
+	if f, ok := src.(fapiSource); ok {
+		t.fapi = f.FAPIInteractionID()
+	}
 	t.inv, _ = src.(source.Invalidator)
 	t.lim, _ = src.(source.RenewalRejecter)
 	return t
@@ -83,6 +90,15 @@ func NewTransport(src source.TokenSource, opts ...Option) *Transport {
 // base is a clone of http.DefaultTransport with TLSClientConfig.
 type certSource interface {
 	TLSClientConfig() *tls.Config
+}
+
+// fapiHeader is source.FAPIInteractionIDHeader, canonical.
+var fapiHeader = http.CanonicalHeaderKey(source.FAPIInteractionIDHeader)
+
+// fapiSource is a source whose API calls carry a fresh
+// x-fapi-interaction-id (source.OpenFinanceBrasil's).
+type fapiSource interface {
+	FAPIInteractionID() bool
 }
 
 // NewClient returns an *http.Client whose Transport is NewTransport(src,
@@ -187,6 +203,9 @@ func (t *Transport) withToken(req *http.Request, tok *source.Token) *http.Reques
 	r2 := shallowCopy(req)
 	hdr := copyWithout(req.Header, len(req.Header)+1) // also a hand-built "authorization"
 	hdr["Authorization"] = h.vals
+	if t.fapi && len(hdr[fapiHeader]) == 0 {
+		hdr[fapiHeader] = []string{uuid.NewString()}
+	}
 	r2.Header = hdr
 	return r2
 }

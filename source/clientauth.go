@@ -129,7 +129,10 @@ func (e *endpoint) clientAssertion(ctx context.Context) (string, error) {
 	}
 	aud := cfg.AssertionAudience
 	if aud == "" {
-		aud = e.r.tokenURL
+		var err error
+		if aud, err = e.endpointURL(ctx); err != nil {
+			return "", err
+		}
 	}
 	a, err := jwtsign.ClientAssertion(cfg.PrivateKey, e.r.alg, cfg.KeyID, cfg.ClientID, aud, time.Now())
 	if err != nil {

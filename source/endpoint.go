@@ -25,7 +25,8 @@ type endpoint struct {
 	r      *resolved
 	client *http.Client
 	reply  ReplyFields
-	scrub  scrubber // the config's secrets
+	scrub  scrubber   // the config's secrets
+	disc   *discovery // the provider reads the token URL from a discovery document; nil: r.tokenURL
 }
 
 func newEndpoint(r *resolved) *endpoint {
@@ -37,10 +38,14 @@ func newEndpoint(r *resolved) *endpoint {
 		c = &cp
 	}
 	c.CheckRedirect = noRedirect
-	return &endpoint{
+	e := &endpoint{
 		r: r, client: c, reply: r.p.Reply.resolve(),
 		scrub: scrubber{}.with(configSecrets(r)...),
 	}
+	if r.p == OpenFinanceBrasil {
+		e.disc = &discovery{issuer: r.tokenURL}
+	}
+	return e
 }
 
 // exchangeStats is what telemetry learns of the exchanges of one fetch.

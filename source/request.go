@@ -153,7 +153,11 @@ func (e *endpoint) build(ctx context.Context, grant, refresh string) (*http.Requ
 		body = []byte(formEncode(tr.Params))
 		tr.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.r.tokenURL, bytes.NewReader(body))
+	tokenURL, err := e.endpointURL(ctx)
+	if err != nil {
+		return nil, scrub, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, bytes.NewReader(body))
 	if err != nil {
 		return nil, scrub, fmt.Errorf("source: building the %s token request: %w", p.Name, err)
 	}
