@@ -265,6 +265,7 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 		}
 		rec.GrantFallback(grant, status, code, instrument.ErrorType(err))
 	}
+	s.noteExpiry(fctx, rec)
 	var got obtained
 	got, err = s.obtain(fctx, st, rec)
 	if err != nil && s.closeCtx.Err() != nil {

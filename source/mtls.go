@@ -1,12 +1,16 @@
 package source
 
 import (
+	"context"
+	"time"
+
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/tokenhttp/tokenhttp/internal/instrument"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -238,3 +242,18 @@ var (
 	// not begun.
 	ErrCertificateExpired = certs.ErrExpired
 )
+
+// noteExpiry records, on the fetch's span and metrics, a client
+// certificate that expires within a week (certs.ExpiryWarning).
+func (s *CachedSource) noteExpiry(ctx context.Context, rec *instrument.Fetch) {
+	if s.r.cert == nil {
+		return
+	}
+	p := s.r.cert.current()
+	if p == nil || p.cert == nil {
+		return
+	}
+	if notAfter, soon := certs.ExpiresSoon(p.cert, time.Now()); soon {
+		rec.CertificateExpiring(ctx, notAfter)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/tokenhttp/tokenhttp/internal/certs"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
 func thumbOf(c tls.Certificate) string { return certs.ThumbprintDER(c.Certificate[0]) }
@@ -158,5 +159,40 @@ func TestCachedHitMTLSNoAlloc(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("cached hit: %v allocations, want 0", allocs)
+	}
+}
+
+// TestCertificateExpiringTelemetry: a fetch with a certificate expiring
+// within a week adds a span event and counts the metric; one valid for
+// longer does neither. Neither is an error.
+func TestCertificateExpiringTelemetry(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		life time.Duration
+		want bool
+	}{{"three days", 72 * time.Hour, true}, {"a month", 30 * 24 * time.Hour, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tel := newTelSDK(t)
+			srv, _ := newMTLS(t, nil)
+			cert := srv.CA.Issue(sourcetest.CertOptions{CommonName: sourcetest.DefaultClientID,
+				NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(tc.life)})
+			s := newAuthSource(t, source.Config{TokenURL: srv.TokenURL, ClientID: sourcetest.DefaultClientID,
+				ClientCertificate: staticCert(cert), HTTPClient: rootsClient(srv), Telemetry: tel.providers()})
+			if _, err := s.Token(context.Background()); err != nil {
+				t.Fatalf("Token: %v", err)
+			}
+			var events int
+			for _, sp := range tel.fetchSpans() {
+				for _, ev := range sp.Events() {
+					if ev.Name == telemetry.EventCertificateExpiring {
+						events++
+					}
+				}
+			}
+			counted := len(telMetricValues(tel.collect(t), telemetry.MetricCertificateExpiring)) > 0
+			if got := events == 1; got != tc.want || counted != tc.want {
+				t.Errorf("events %d, metric counted %v; want expiring reported: %v", events, counted, tc.want)
+			}
+		})
 	}
 }
