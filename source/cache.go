@@ -171,7 +171,8 @@ func (s *CachedSource) FetchTimeout() time.Duration { return s.r.fetchTimeout }
 
 // Close cancels a fetch in flight and waits for it to end. Afterwards
 // Token serves the cached token while it is usable, then returns
-// ErrClosed. Close is safe to call more than once.
+// ErrClosed. With a ClientCertificate it closes the idle connections of
+// the token requests. Close is safe to call more than once.
 func (s *CachedSource) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -179,6 +180,9 @@ func (s *CachedSource) Close() error {
 	s.closeFn()
 	s.fetches.Wait()
 	s.unobserve()
+	if s.r.client != nil { // the mTLS transport is the source's own
+		s.r.client.CloseIdleConnections()
+	}
 	return nil
 }
 

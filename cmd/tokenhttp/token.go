@@ -25,6 +25,7 @@ Examples:
   tokenhttp token --provider vaultid --client-id app --username 12345678901 --cloud MYCLOUD   # prompts for the OTP
   tokenhttp token --provider gestaoplus --username 12345678901 --password-stdin --show-token < pw.txt
   tokenhttp token --provider gestaoplus --username u -v     # why was it refused? every field, secrets marked
+  tokenhttp token --token-url https://pix.bank.example/oauth/token --client-id app --client-cert c.pem --client-key k.pem   # mTLS (PIX)
 `
 
 func runToken(ctx context.Context, args []string, e env) int {
