@@ -260,3 +260,13 @@ func drain(body io.ReadCloser) {
 	_, _ = io.CopyN(io.Discard, body, 4<<10)
 	body.Close()
 }
+
+// CloseIdleConnections closes the idle connections of the base, if it has
+// such a method (http.Client.CloseIdleConnections calls it): those of the
+// base a Transport over a source with a client certificate made itself,
+// say.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
