@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -79,4 +80,32 @@ func TestClientAuthFlags(t *testing.T) {
 	if got := emu.ReplayedAssertions(); got != 0 {
 		t.Errorf("replayed assertions: %d", got)
 	}
+}
+
+// TestOpenFinanceBrasilFlag: --provider openfinancebrasil with the issuer
+// as --token-url, a PKCS#12 certificate and a PS256 key.
+func TestOpenFinanceBrasilFlag(t *testing.T) {
+	defer noLeaks(t)()
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	emu := sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{PublicKey: key.Public()})
+	defer emu.Close()
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: emu.CA.Certificate.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p12, keyFile := filepath.Join(dir, "c.p12"), filepath.Join(dir, "jwt.pem")
+	if err := sourcetest.WritePKCS12(p12, emu.CA.ClientCertificate(sourcetest.DefaultClientID), "pw"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwFile, []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := exec(t, invocation{}, "token", "--provider", "openfinancebrasil", "--token-url", emu.Issuer, "--client-id", sourcetest.DefaultClientID,
+		"--ca-file", caFile, "--p12", p12, "--p12-password-file", pwFile, "--private-key", keyFile)
+	assertCode(t, r, exitOK)
 }

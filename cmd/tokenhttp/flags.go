@@ -57,7 +57,7 @@ type credFlags struct {
 }
 
 func (c *credFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.provider, "provider", "standard", "the token endpoint's dialect: "+strings.Join(providerNames(), ", "))
+	fs.StringVar(&c.provider, "provider", "standard", "the token endpoint's dialect: "+strings.Join(providerNames(), ", ")+", or openfinancebrasil (--token-url is then the issuer; needs a client certificate)")
 	fs.StringVar(&c.tokenURL, "token-url", "", "the token endpoint (required for standard and directlink; overrides the provider's default)")
 	fs.StringVar(&c.grant, "grant", "", "grant type: client_credentials or password (default: the provider's)")
 	fs.StringVar(&c.clientID, "client-id", "", "client id")
@@ -162,6 +162,9 @@ func flagError(e env, cmd string, err error) int {
 // provider returns the --provider's dialect.
 func (c *credFlags) providerOf() (*source.Provider, error) {
 	p, ok := providers[strings.ToLower(c.provider)]
+	if strings.EqualFold(c.provider, "openfinancebrasil") { // no emulator of its own: not in providers
+		p, ok = source.OpenFinanceBrasil, true
+	}
 	if !ok {
 		return nil, usagef("unknown --provider %q; use one of %s", c.provider, strings.Join(providerNames(), ", "))
 	}
