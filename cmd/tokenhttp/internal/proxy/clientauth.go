@@ -2,11 +2,13 @@ package proxy
 
 import (
 	"crypto"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 
 	"go.yaml.in/yaml/v3"
 
@@ -101,3 +103,26 @@ func parsePrivateKey(b []byte) (crypto.Signer, error) {
 		return nil, errors.New("a key that cannot sign")
 	}
 }
+
+// upstreamFor is the upstream RoundTripper of a route whose source has a
+// client certificate: a clone of up presenting it, as certificate-bound
+// tokens require (RFC 8705), closed with the generation. Other routes,
+// and an up that is not an *http.Transport, use up.
+func upstreamFor(up http.RoundTripper, src *source.CachedSource, g *generation) http.RoundTripper {
+	tc := src.TLSClientConfig()
+	t, ok := up.(*http.Transport)
+	if tc == nil || !ok {
+		return up
+	}
+	t = t.Clone()
+	if t.TLSClientConfig == nil {
+		t.TLSClientConfig = &tls.Config{}
+	}
+	t.TLSClientConfig.GetClientCertificate = tc.GetClientCertificate
+	g.closers = append(g.closers, idleCloser{t})
+	return t
+}
+
+type idleCloser struct{ t *http.Transport }
+
+func (c idleCloser) Close() error { c.t.CloseIdleConnections(); return nil }

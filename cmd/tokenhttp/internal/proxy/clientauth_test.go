@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,5 +104,23 @@ func TestClientAssertionFileKey(t *testing.T) {
 	}
 	if err := Check(c, func(string) string { return "" }); err != nil {
 		t.Errorf("Check: %v", err)
+	}
+}
+
+// TestClientCertificateUpstream: a route whose source has a client
+// certificate presents it to the upstream too: the emulator's resource
+// refuses its certificate-bound token over any other connection.
+func TestClientCertificateUpstream(t *testing.T) {
+	emu := sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{})
+	defer emu.Close()
+	dir := t.TempDir()
+	both := filepath.Join(dir, "both.pem")
+	if err := sourcetest.WritePEM(both, both, emu.CA.ClientCertificate(sourcetest.DefaultClientID)); err != nil {
+		t.Fatal(err)
+	}
+	h := startProxyWith(t, dir, "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nroutes:\n  - prefix: /a\n    upstream: "+emu.URL+"\n    strip_prefix: true\n    source:\n      token_url: "+emu.TokenURL+
+		"\n      client_id: "+sourcetest.DefaultClientID+"\n      client_certificate_files: "+both+"\n", emu.CA.Pool)
+	if status, _, body := h.do(http.MethodGet, "/a/resource", "", nil); status != http.StatusOK {
+		t.Fatalf("through the proxy: HTTP %d %s, want 200", status, body)
 	}
 }
