@@ -326,3 +326,31 @@ func TestInvalidClientClockSkew(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayedAssertionRefused: the emulator refuses a jti it has seen
+// (here a ClientAssertion that wrongly returns the same assertion twice),
+// so the library's fresh assertion per attempt is what passes.
+func TestReplayedAssertionRefused(t *testing.T) {
+	testKeys()
+	srv, cert := newMTLS(t, keyP256.Public())
+	a, err := source.SignClientAssertionForTest(keyP256, sourcetest.DefaultClientID, srv.TokenURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newAuthSource(t, source.Config{TokenURL: srv.TokenURL, ClientID: sourcetest.DefaultClientID,
+		ClientCertificate: staticCert(cert), HTTPClient: rootsClient(srv),
+		ClientAssertion: func(context.Context) (string, error) { return a, nil },
+		Retry:           retry.Policy{MaxAttempts: 3, MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond}})
+	srv.FailNext(1, http.StatusServiceUnavailable, "")
+	_, err = s.Token(context.Background())
+	var te *source.Error
+	if !errors.As(err, &te) || te.Code != source.CodeInvalidClient {
+		t.Fatalf("Token with a replayed assertion: %v, want invalid_client", err)
+	}
+	if got := srv.ReplayedAssertions(); got != 1 {
+		t.Errorf("replayed = %d, want 1", got)
+	}
+	if strings.Contains(err.Error(), a) {
+		t.Error("the error holds the assertion")
+	}
+}
