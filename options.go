@@ -17,8 +17,11 @@ type Option interface{ apply(*options) }
 // Transport and the middleware copy what they need and never read it again.
 type options struct {
 	// Transport.
-	base     http.RoundTripper // never nil after newOptions
-	insecure bool
+	base http.RoundTripper // never nil after newOptions
+	// defaultBase: no WithBase; a source with a client certificate
+	// (certSource) then gets a base that presents it.
+	defaultBase bool
+	insecure    bool
 
 	// Both.
 	tel telemetry.Providers
@@ -106,7 +109,7 @@ func newOptions(opts []Option) options {
 		}
 	}
 	if o.base == nil {
-		o.base = http.DefaultTransport
+		o.base, o.defaultBase = http.DefaultTransport, true
 	}
 	return o
 }

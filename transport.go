@@ -1,8 +1,10 @@
 package tokenhttp
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"io"
 	"net/http"
 	"net/url"
@@ -41,7 +43,8 @@ type Transport struct {
 	insecure bool
 	tel      *instrument.Instruments
 
-	hdr atomic.Pointer[header] // the header value of the last token seen
+	hdr  atomic.Pointer[header] // the header value of the last token seen
+	fapi bool                   // src asks for an x-fapi-interaction-id on each call
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -52,7 +55,13 @@ type header struct {
 	vals []string // len 1, cap 1: appends copy; nobody writes it
 }
 
-// NewTransport returns a Transport that takes tokens from src. If src
+// NewTransport returns a Transport that takes tokens from src. With no
+// WithBase and a src with a client certificate (a source.Config with
+// ClientCertificate), the base is a clone of http.DefaultTransport with
+// src's TLSClientConfig, so API calls present the certificate the tokens
+// are bound to (RFC 8705); with a src whose FAPIInteractionID method
+// returns true (source.OpenFinanceBrasil), each request that has no
+// x-fapi-interaction-id gets a fresh one (a UUID). If src
 // implements source.Invalidator (the sources of source.New do), a 401
 // drops exactly the rejected token. It panics if src is nil.
 func NewTransport(src source.TokenSource, opts ...Option) *Transport {
@@ -60,10 +69,37 @@ func NewTransport(src source.TokenSource, opts ...Option) *Transport {
 		panic("tokenhttp: NewTransport needs a TokenSource, got nil")
 	}
 	o := newOptions(opts)
+	if cs, ok := src.(certSource); ok && o.defaultBase {
+		if tc := cs.TLSClientConfig(); tc != nil {
+			b := http.DefaultTransport.(*http.Transport).Clone()
+			b.TLSClientConfig = tc
+			o.base = b
+		}
+	}
 	t := &Transport{src: src, base: o.base, insecure: o.insecure, tel: instrument.New(o.tel)}
+	if f, ok := src.(fapiSource); ok {
+		t.fapi = f.FAPIInteractionID()
+	}
 	t.inv, _ = src.(source.Invalidator)
 	t.lim, _ = src.(source.RenewalRejecter)
 	return t
+}
+
+// certSource is a source with a client certificate (mTLS, RFC 8705):
+// *source.CachedSource. With no WithBase, a Transport over it presents the
+// certificate on API calls too, as certificate-bound tokens require: its
+// base is a clone of http.DefaultTransport with TLSClientConfig.
+type certSource interface {
+	TLSClientConfig() *tls.Config
+}
+
+// fapiHeader is source.FAPIInteractionIDHeader, canonical.
+var fapiHeader = http.CanonicalHeaderKey(source.FAPIInteractionIDHeader)
+
+// fapiSource is a source whose API calls carry a fresh
+// x-fapi-interaction-id (source.OpenFinanceBrasil's).
+type fapiSource interface {
+	FAPIInteractionID() bool
 }
 
 // NewClient returns an *http.Client whose Transport is NewTransport(src,
@@ -169,6 +205,9 @@ func (t *Transport) withToken(req *http.Request, tok *source.Token) *http.Reques
 	r2 := shallowCopy(req)
 	hdr := copyWithout(req.Header, len(req.Header)+1) // also a hand-built "authorization"
 	hdr["Authorization"] = h.vals
+	if t.fapi && len(hdr[fapiHeader]) == 0 {
+		hdr[fapiHeader] = []string{uuid.NewString()}
+	}
 	r2.Header = hdr
 	return r2
 }
@@ -222,4 +261,14 @@ func closeBody(req *http.Request) {
 func drain(body io.ReadCloser) {
 	_, _ = io.CopyN(io.Discard, body, 4<<10)
 	body.Close()
+}
+
+// CloseIdleConnections closes the idle connections of the base, if it has
+// such a method (http.Client.CloseIdleConnections calls it): those of the
+// base a Transport over a source with a client certificate made itself,
+// say.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }

@@ -51,7 +51,8 @@ type CachedSource struct {
 	host      string                  // the token endpoint's host, for spans
 	port      int                     //
 	store     Store                   // shared tokens; nil: this source's memory only
-	key       string                  // the credential's name in store
+	key       string                  // the credential's name in store; see storeKeyNow
+	certKey   atomic.Pointer[certKey] // with a client certificate: the key for the last one
 	id        string                  // telemetry.AttrSource
 
 	cur      atomic.Pointer[entry] // the current token, nil when none
@@ -83,6 +84,7 @@ type entry struct {
 	rej       int         // tokens rejected in a row before this one was fetched
 	probeAt   time.Time   // once suspect: before then, a rejection of tok is not believed
 	suspect   atomic.Bool // tok replaced a rejected token and was rejected too
+	cert      *presented  // with a client certificate: the one tok is bound to
 }
 
 // Token returns the cached token while it is fresh. Past its refresh time
@@ -92,6 +94,9 @@ type entry struct {
 // waited on a failed fetch gets its error.
 func (s *CachedSource) Token(ctx context.Context) (*Token, error) {
 	e := s.cur.Load()
+	if e != nil && !s.certBound(e) {
+		e = nil // bound to a certificate no longer presented
+	}
 	if e != nil {
 		now := time.Now()
 		if e.refreshAt.IsZero() || now.Before(e.refreshAt) {
@@ -171,7 +176,8 @@ func (s *CachedSource) FetchTimeout() time.Duration { return s.r.fetchTimeout }
 
 // Close cancels a fetch in flight and waits for it to end. Afterwards
 // Token serves the cached token while it is usable, then returns
-// ErrClosed. Close is safe to call more than once.
+// ErrClosed. With a ClientCertificate it closes the idle connections of
+// the token requests. Close is safe to call more than once.
 func (s *CachedSource) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -179,6 +185,9 @@ func (s *CachedSource) Close() error {
 	s.closeFn()
 	s.fetches.Wait()
 	s.unobserve()
+	if s.r.client != nil { // the mTLS transport is the source's own
+		s.r.client.CloseIdleConnections()
+	}
 	return nil
 }
 
@@ -242,7 +251,10 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	// A flight that starts right after another one stored a fresh token
 	// has nothing to do.
 	if e := s.cur.Load(); e != nil && (e.refreshAt.IsZero() || time.Now().Before(e.refreshAt)) {
-		return e, nil
+		if s.certBound(e) {
+			return e, nil
+		}
+		s.certChanged()
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.r.fetchTimeout)
 	defer cancel()
@@ -262,6 +274,7 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 		}
 		rec.GrantFallback(grant, status, code, instrument.ErrorType(err))
 	}
+	s.noteExpiry(fctx, rec)
 	var got obtained
 	got, err = s.obtain(fctx, st, rec)
 	if err != nil && s.closeCtx.Err() != nil {
@@ -424,7 +437,7 @@ func refreshUnspent(err error) bool {
 // fetch took: an automatic margin leaves room for the next renewal to land
 // before the token stops being served.
 func (s *CachedSource) newEntry(tok *Token, at, now time.Time, took time.Duration) *entry {
-	e := &entry{tok: tok}
+	e := &entry{tok: tok, cert: s.boundTo(tok)}
 	if tok.Expiry.IsZero() {
 		return e
 	}

@@ -2,6 +2,8 @@ package source
 
 import (
 	"context"
+	"crypto"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,6 +79,37 @@ type Config struct {
 	SubjectTokenType string
 	// Exchange holds the other fields of a TokenExchange request.
 	Exchange ExchangeParams
+	// ClientCertificate, if set, is the client's TLS certificate (mTLS,
+	// RFC 8705), used as tls.Config.GetClientCertificate: asked at each
+	// handshake, so a rotated certificate is used from the next connection
+	// on (see ClientCertificateFiles). Token requests go through a clone of
+	// HTTPClient's *http.Transport (http.DefaultTransport's without one;
+	// any other RoundTripper is refused). Without ClientSecret it is
+	// tls_client_auth: client_id in the body, no Authorization header. A
+	// tokenhttp.Transport over the source with no WithBase presents it on
+	// API calls too (see CachedSource.TLSClientConfig), and the store key
+	// covers the certificate's thumbprint.
+	ClientCertificate func(*tls.CertificateRequestInfo) (*tls.Certificate, error)
+	// PrivateKey, if set, authenticates the client by private_key_jwt
+	// (RFC 7523 §2.2): each attempt sends a newly signed assertion with
+	// iss = sub = ClientID, aud = AssertionAudience or the token URL, a
+	// fresh jti and a 60 s lifetime; no client secret is sent. RSA keys
+	// sign PS256, ECDSA P-256 ES256, Ed25519 EdDSA; only Public and Sign
+	// are used, so a KMS-backed signer works.
+	PrivateKey crypto.Signer
+	// KeyID is the assertion's "kid" header; empty: no kid.
+	KeyID string
+	// AssertionAudience is the assertion's "aud" (the issuer, as FAPI 2.0
+	// asks); empty means the token URL.
+	AssertionAudience string
+	// SigningAlgorithm overrides the key's default algorithm (RS256 for a
+	// server that refuses PS256, ES384 for a P-384 key ...).
+	SigningAlgorithm string
+	// ClientAssertion, if set, returns a client assertion minted
+	// elsewhere (a Kubernetes projected token, a SPIFFE JWT-SVID: see
+	// AssertionFile), sent as private_key_jwt's. It is called once per
+	// attempt, never cached, on a context that is not any caller's.
+	ClientAssertion func(ctx context.Context) (string, error)
 
 	// Scopes are requested, joined by spaces.
 	Scopes []string
@@ -217,6 +250,12 @@ type redactedConfig struct {
 	Assertion         bool          `json:"assertion,omitempty"`
 	SubjectToken      bool          `json:"subject_token,omitempty"`
 	SubjectTokenType  string        `json:"subject_token_type,omitempty"`
+	ClientCertificate bool          `json:"client_certificate,omitempty"`
+	PrivateKey        string        `json:"private_key,omitempty"`
+	KeyID             string        `json:"key_id,omitempty"`
+	AssertionAudience string        `json:"assertion_audience,omitempty"`
+	SigningAlgorithm  string        `json:"signing_algorithm,omitempty"`
+	ClientAssertion   bool          `json:"client_assertion,omitempty"`
 }
 
 func (c Config) redacted() redactedConfig {
@@ -226,7 +265,15 @@ func (c Config) redacted() redactedConfig {
 		Password: redact(c.Password), PasswordFunc: c.PasswordFunc != nil, Scopes: c.Scopes,
 		Lifetime: c.Lifetime, Cloud: c.Cloud, Origin: c.Origin, AllowInsecureHTTP: c.AllowInsecureHTTP,
 		RefreshToken: redact(c.RefreshToken), Assertion: c.Assertion != nil, SubjectToken: c.SubjectToken != nil,
-		SubjectTokenType: c.SubjectTokenType,
+		SubjectTokenType:  c.SubjectTokenType,
+		ClientCertificate: c.ClientCertificate != nil, KeyID: c.KeyID, AssertionAudience: redactURL(c.AssertionAudience),
+		SigningAlgorithm: c.SigningAlgorithm, ClientAssertion: c.ClientAssertion != nil,
+	}
+	if c.AssertionAudience == "" {
+		r.AssertionAudience = ""
+	}
+	if c.PrivateKey != nil {
+		r.PrivateKey = "REDACTED"
 	}
 	for k := range c.EndpointParams { // names only: values may be secret
 		r.EndpointParams = append(r.EndpointParams, k)
@@ -310,7 +357,10 @@ func (c Config) validate() (*resolved, error) {
 	if r.auth == AuthInHeader && c.ClientSecret == "" && publicClientGrant(r.grant) && c.AuthStyle == AuthDefault {
 		r.auth = AuthInBody // a public client: client_id in the body
 	}
-	if r.grant == ClientCredentials && r.auth != AuthNone && c.ClientSecret == "" && !fixed(p, "client_secret") {
+	if err := validateClientAuth(&c, r); err != nil {
+		return nil, err
+	}
+	if r.grant == ClientCredentials && r.auth != AuthNone && c.ClientSecret == "" && !fixed(p, "client_secret") && !r.jwtClientAuth() && c.ClientCertificate == nil {
 		return nil, configError("ClientSecret", "Config.ClientSecret is required for the client_credentials grant")
 	}
 	if r.grant == Password {
@@ -357,6 +407,13 @@ func (c Config) validate() (*resolved, error) {
 			return nil, configError("Provider", "%s provider: %w", p.Name, err)
 		}
 	}
+	if c.ClientCertificate != nil {
+		r.cert = &clientCert{get: c.ClientCertificate}
+		var err error
+		if r.client, err = mtlsClient(&c, r.cert); err != nil {
+			return nil, err
+		}
+	}
 	r.fetchTimeout = c.FetchTimeout
 	if r.fetchTimeout == 0 {
 		r.fetchTimeout = DefaultFetchTimeout
@@ -378,5 +435,8 @@ type resolved struct {
 	encoding     Encoding
 	auth         AuthStyle
 	fetchTimeout time.Duration
-	grantID      []string // grantIdentity, with a Store
+	grantID      []string     // grantIdentity, with a Store
+	alg          string       // private_key_jwt's algorithm
+	cert         *clientCert  // nil without Config.ClientCertificate
+	client       *http.Client // with cert: the mTLS client for token requests
 }

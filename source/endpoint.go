@@ -25,20 +25,27 @@ type endpoint struct {
 	r      *resolved
 	client *http.Client
 	reply  ReplyFields
-	scrub  scrubber // the config's secrets
+	scrub  scrubber   // the config's secrets
+	disc   *discovery // the provider reads the token URL from a discovery document; nil: r.tokenURL
 }
 
 func newEndpoint(r *resolved) *endpoint {
 	c := &http.Client{}
-	if r.cfg.HTTPClient != nil {
+	if r.client != nil {
+		c = r.client
+	} else if r.cfg.HTTPClient != nil {
 		cp := *r.cfg.HTTPClient
 		c = &cp
 	}
 	c.CheckRedirect = noRedirect
-	return &endpoint{
+	e := &endpoint{
 		r: r, client: c, reply: r.p.Reply.resolve(),
 		scrub: scrubber{}.with(configSecrets(r)...),
 	}
+	if r.p == OpenFinanceBrasil {
+		e.disc = &discovery{issuer: r.tokenURL}
+	}
+	return e
 }
 
 // exchangeStats is what telemetry learns of the exchanges of one fetch.
@@ -75,9 +82,10 @@ func (e *endpoint) exchange(ctx context.Context, grant, refresh string, st *exch
 	// an earlier attempt's 429 and the wait after it are not the token's.
 	start := time.Now()
 	onSend := func(int) { start = time.Now() }
-	perAttempt := grant == JWTBearer || grant == TokenExchange
+	perAttempt := grant == JWTBearer || grant == TokenExchange || e.r.perAttempt()
 	if perAttempt {
-		req.GetBody = e.rebuild(ctx, grant, &scrub)
+		// Each attempt carries a newly made assertion or subject token.
+		req.GetBody = e.rebuild(ctx, grant, refresh, &scrub)
 	}
 	resp, n, err := iretry.Do(e.client, pol, iretry.Request{Req: req, Unsafe: grant == RefreshToken, PerAttempt: perAttempt, OnRetry: st.onRetry, OnSend: onSend})
 	st.attempts += n
@@ -103,6 +111,9 @@ func (e *endpoint) exchange(ctx context.Context, grant, refresh string, st *exch
 	tok, err := e.decode(resp, body, start, scrub)
 	if err == nil && grant == TokenExchange {
 		err = exchangedToken(e.r.p.Name, resp.StatusCode, tok)
+	}
+	if err != nil {
+		noteClockSkew(err, resp.Header.Get("Date"), time.Now())
 	}
 	return tok, err
 }

@@ -49,6 +49,11 @@ type Error struct {
 	RetryAfter time.Duration
 
 	refreshDead bool // see NeedsNewRefreshToken
+	// ClockSkew, for an invalid_client, is the server's clock (its Date
+	// header) minus the local clock when they differ by more than
+	// MaxClockSkew; zero otherwise. A skewed clock is the usual cause of a
+	// refused client assertion (iat, exp) or certificate (validity).
+	ClockSkew time.Duration
 }
 
 // Error says which endpoint refused, with which code and status, and the
@@ -62,6 +67,9 @@ func (e *Error) Error() string {
 	b.WriteString(")")
 	if e.Description != "" {
 		fmt.Fprintf(&b, ": %q", e.Description)
+	}
+	if e.ClockSkew != 0 {
+		fmt.Fprintf(&b, " (the server's clock is %s off the local one: check the clock)", e.ClockSkew.Round(time.Second))
 	}
 	return b.String()
 }

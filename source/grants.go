@@ -240,9 +240,9 @@ func publicClientGrant(grant string) bool {
 // rebuild returns a GetBody that builds the request again, calling
 // Assertion or SubjectToken anew: each attempt carries fresh values, and
 // scrub learns each attempt's secrets.
-func (e *endpoint) rebuild(ctx context.Context, grant string, scrub *scrubber) func() (io.ReadCloser, error) {
+func (e *endpoint) rebuild(ctx context.Context, grant, refresh string, scrub *scrubber) func() (io.ReadCloser, error) {
 	return func() (io.ReadCloser, error) {
-		req, sc, err := e.build(ctx, grant, "")
+		req, sc, err := e.build(ctx, grant, refresh)
 		*scrub = scrub.merge(sc)
 		if err != nil {
 			return nil, err

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,15 +36,6 @@ func newGrantSource(t *testing.T, cfg source.Config) *source.CachedSource {
 	return src
 }
 
-func lastForm(t *testing.T, srv *sourcetest.Server) url.Values {
-	t.Helper()
-	v, err := url.ParseQuery(string(srv.LastTokenRequest().Body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 // TestRefreshBootstrapRotates: a source started from a refresh token
 // obtained elsewhere renews with it, keeps the rotated one, never sends a
 // refresh token twice, and Persist sees every rotated token before the
@@ -70,7 +60,7 @@ func TestRefreshBootstrapRotates(t *testing.T) {
 		if err != nil {
 			t.Fatalf("fetch %d: %v", i, err)
 		}
-		got := lastForm(t, srv).Get("refresh_token")
+		got := lastFormValue(t, srv, "refresh_token")
 		if sent[got] {
 			t.Fatalf("fetch %d sent a refresh token twice", i)
 		}
@@ -96,7 +86,7 @@ func TestRefreshBootstrapPublicClient(t *testing.T) {
 	if _, err := src.Token(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	f, h := lastForm(t, srv), srv.LastTokenRequest().Header
+	f, h := lastForm(t, srv)
 	if f.Get("client_id") != sourcetest.DefaultClientID || f.Has("client_secret") || h.Get("Authorization") != "" {
 		t.Errorf("public client request: form %v, Authorization %q", f, h.Get("Authorization"))
 	}
@@ -153,7 +143,7 @@ func TestRefreshBootstrapStoreWins(t *testing.T) {
 	if _, err := b.Token(context.Background()); err != nil {
 		t.Fatalf("renewing with the stored refresh token: %v", err)
 	}
-	if got := lastForm(t, srv).Get("refresh_token"); got == first {
+	if got := lastFormValue(t, srv, "refresh_token"); got == first {
 		t.Error("Config.RefreshToken was sent although the store held a newer refresh token")
 	}
 }
@@ -211,7 +201,7 @@ func TestJWTBearerAssertionPerAttempt(t *testing.T) {
 	if calls.Load() != 2 || seen[0] == seen[1] {
 		t.Fatalf("Assertion called %d times for 2 attempts", calls.Load())
 	}
-	if got := lastForm(t, srv).Get("assertion"); got != seen[1] {
+	if got := lastFormValue(t, srv, "assertion"); got != seen[1] {
 		t.Error("the retry did not carry the new assertion")
 	}
 }

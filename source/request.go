@@ -100,7 +100,13 @@ func (e *endpoint) build(ctx context.Context, grant, refresh string) (*http.Requ
 	if len(cfg.Scopes) > 0 && grant != RefreshToken {
 		tr.Params["scope"] = strings.Join(cfg.Scopes, " ")
 	}
-	switch e.r.auth {
+	auth := e.r.auth
+	if done, err := e.authenticate(ctx, tr, &scrub); err != nil {
+		return nil, scrub, err
+	} else if done {
+		auth = AuthNone // a client assertion, or tls_client_auth: no secret
+	}
+	switch auth {
 	case AuthInBody:
 		tr.Params["client_id"] = cfg.ClientID
 		if cfg.ClientSecret != "" || !publicClientGrant(grant) {
@@ -155,7 +161,11 @@ func (e *endpoint) build(ctx context.Context, grant, refresh string) (*http.Requ
 		body = []byte(formEncode(tr.Params))
 		tr.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.r.tokenURL, bytes.NewReader(body))
+	tokenURL, err := e.endpointURL(ctx)
+	if err != nil {
+		return nil, scrub, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, bytes.NewReader(body))
 	if err != nil {
 		return nil, scrub, fmt.Errorf("source: building the %s token request: %w", p.Name, err)
 	}

@@ -88,7 +88,7 @@ func (s *CachedSource) obtain(ctx context.Context, st *exchangeStats, rec *instr
 		}
 		var unlock func()
 		var locked bool
-		if !b.call(ctx, func(ctx context.Context) { unlock, locked, err = s.store.Lock(ctx, s.key, s.r.fetchTimeout) }) {
+		if !b.call(ctx, func(ctx context.Context) { unlock, locked, err = s.store.Lock(ctx, s.storeKeyNow(), s.r.fetchTimeout) }) {
 			err = errStoreBudget
 		}
 		if err != nil {
@@ -109,7 +109,7 @@ func (s *CachedSource) obtain(ctx context.Context, st *exchangeStats, rec *instr
 			}
 			return got, err
 		}
-		s.store.Wait(ctx, s.key, min(storeWait, time.Until(waitUntil)))
+		s.store.Wait(ctx, s.storeKeyNow(), min(storeWait, time.Until(waitUntil)))
 		if err := ctx.Err(); err != nil {
 			return obtained{}, fmt.Errorf("source: waited for another sharer's %s token fetch and sent no request: %w", s.r.p.Name, err)
 		}
@@ -164,11 +164,11 @@ func (s *CachedSource) afterFetch(ctx context.Context, got obtained, bad *Token,
 		defer cancel()
 		switch {
 		case got.tok != nil:
-			if err := s.store.Save(ctx, s.key, StoredToken{Token: got.tok, Obtained: got.at, Rejections: got.rej}); err != nil {
+			if err := s.store.Save(ctx, s.storeKeyNow(), StoredToken{Token: got.tok, Obtained: got.at, Rejections: got.rej}); err != nil {
 				s.storeFallback(ctx, nil, telemetry.StoreSave)
 			}
 		case bad != nil:
-			if err := s.store.Delete(ctx, s.key, bad); err != nil {
+			if err := s.store.Delete(ctx, s.storeKeyNow(), bad); err != nil {
 				s.storeFallback(ctx, nil, telemetry.StoreDelete)
 			}
 		}
@@ -188,7 +188,7 @@ func (s *CachedSource) background(f func()) { s.fetches.Go(f) }
 // use it: not the token it is replacing nor one an API rejected, and not
 // about to expire. stored is what the store held, usable or not.
 func (s *CachedSource) fromStore(ctx context.Context) (got obtained, ok bool, stored *StoredToken, err error) {
-	stored, err = s.store.Load(ctx, s.key)
+	stored, err = s.store.Load(ctx, s.storeKeyNow())
 	if err != nil || stored == nil || stored.Token == nil {
 		return obtained{}, false, stored, err
 	}

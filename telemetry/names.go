@@ -38,6 +38,10 @@ const (
 	// AttrGrantType is the grant that produced the token (or, on failure,
 	// the last one tried).
 	EventGrantFallback = "tokenhttp.grant.fallback"
+	// EventCertificateExpiring is added to SpanFetch when the client
+	// certificate (mTLS) expires within a week, with
+	// AttrCertificateNotAfter.
+	EventCertificateExpiring = "tokenhttp.certificate.expiring"
 )
 
 // Attribute keys. The first five are OpenTelemetry semantic conventions.
@@ -65,6 +69,8 @@ const (
 	AttrRetryWait     = "tokenhttp.retry.wait_ms"
 	AttrTokenFrom     = "tokenhttp.token.from"
 	AttrStoreOp       = "tokenhttp.store.operation"
+	// AttrCertificateNotAfter is the client certificate's expiry, RFC 3339.
+	AttrCertificateNotAfter = "tokenhttp.certificate.not_after"
 )
 
 // Where a fetch got its token (AttrTokenFrom).
@@ -150,4 +156,8 @@ const (
 	// to replace a rejected one was rejected too before any API accepted
 	// it, so the API is not rejecting the token, and the source backs off.
 	MetricSuppressedInvalidations = "tokenhttp.token.invalidations.suppressed"
+	// MetricCertificateExpiring counts token fetches made with a client
+	// certificate that expires within a week (by AttrProvider and
+	// AttrSource): a signal to renew it, not an error.
+	MetricCertificateExpiring = "tokenhttp.certificate.expiring"
 )

@@ -86,7 +86,9 @@ func runCall(ctx context.Context, args []string, e env) int {
 		return fail(e, tr, "call", err, cf.timeout)
 	}
 	tr.printf("* token ready after %s", ms(time.Since(start)))
-	opts := []tokenhttp.Option{tokenhttp.WithBase(tr.apiTransport(http.DefaultTransport))}
+	base, closeBase := apiBase(src)
+	defer closeBase()
+	opts := []tokenhttp.Option{tokenhttp.WithBase(tr.apiTransport(base))}
 	if cf.insecure {
 		opts = append(opts, tokenhttp.WithInsecureHTTP())
 	}

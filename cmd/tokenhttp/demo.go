@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -77,7 +78,7 @@ func runDemo(ctx context.Context, args []string, e env) int {
 	defer tp.Shutdown(context.WithoutCancel(ctx))
 	t := &transcript{w: e.stdout, start: time.Now(), tel: telemetry.Providers{TracerProvider: tp}}
 	fmt.Fprintln(e.stdout, "tokenhttp demo: six token endpoint emulators on loopback (RFC 6749 and five dialects); no secret is printed.")
-	for _, step := range []func(context.Context, *transcript) error{demoProviders, demoRevocation, demoOutage} {
+	for _, step := range []func(context.Context, *transcript) error{demoProviders, demoMTLS, demoRevocation, demoOutage} {
 		if err := step(ctx, t); err != nil {
 			fmt.Fprintln(e.stderr, "tokenhttp demo:", err)
 			return exitFailed
@@ -305,6 +306,40 @@ func demoProviders(ctx context.Context, t *transcript) error {
 		t.say("%-15s quirk: %s", "", p.rec.quirk())
 		src.Close()
 	}
+	return nil
+}
+
+// demoMTLS shows an mTLS provider (PIX style): tls_client_auth, a token
+// bound to the certificate, API calls that present it.
+func demoMTLS(ctx context.Context, t *transcript) error {
+	t.title("1b. mTLS (PIX, Open Finance Brasil): the client certificate authenticates, and the token is bound to it")
+	emu := sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{})
+	defer emu.Close()
+	cert := emu.CA.ClientCertificate(sourcetest.DefaultClientID)
+	roots := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: emu.CA.Pool}}}
+	src, err := source.New(source.Config{TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID, HTTPClient: roots, Telemetry: t.tel,
+		ClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	client := tokenhttp.NewClient(src) // no WithBase: it presents the certificate too
+	defer client.CloseIdleConnections()
+	statuses := ""
+	for range 3 {
+		status, err := get(ctx, client, emu.ResourceURL)
+		if err != nil {
+			return fmt.Errorf("mtls: %w", err)
+		}
+		statuses += fmt.Sprint(" ", status)
+	}
+	tok, err := src.Token(ctx)
+	if err != nil {
+		return err
+	}
+	cnf, _ := tok.Extra["cnf"].(map[string]any)
+	t.say("%-15s 3 API calls:%s   token requests: %d   token bound to the certificate (cnf x5t#S256 %.8s…)",
+		"mtls", statuses, emu.TokenRequests(), fmt.Sprint(cnf["x5t#S256"]))
 	return nil
 }
 

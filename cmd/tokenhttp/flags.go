@@ -2,10 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -46,12 +52,13 @@ type credFlags struct {
 	insecure                                      bool
 	timeout                                       time.Duration
 	grants                                        grantFlags
+	ca                                            clientAuthFlags
 
 	set map[string]bool // the flags given on the command line
 }
 
 func (c *credFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.provider, "provider", "standard", "the token endpoint's dialect: "+strings.Join(providerNames(), ", "))
+	fs.StringVar(&c.provider, "provider", "standard", "the token endpoint's dialect: "+strings.Join(providerNames(), ", ")+", or openfinancebrasil (--token-url is then the issuer; needs a client certificate)")
 	fs.StringVar(&c.tokenURL, "token-url", "", "the token endpoint (required for standard and directlink; overrides the provider's default)")
 	fs.StringVar(&c.grant, "grant", "", "grant type: client_credentials, password, refresh_token, jwt-bearer or token-exchange (default: the provider's)")
 	fs.StringVar(&c.clientID, "client-id", "", "client id")
@@ -70,6 +77,7 @@ func (c *credFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.insecure, "insecure", false, "allow cleartext http to hosts that are not loopback")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "time limit of the token requests and the call (a prompt is not counted)")
 	c.grants.register(fs)
+	c.ca.register(fs)
 }
 
 // listFlag is a repeatable flag whose values may also be space-separated.
@@ -156,6 +164,9 @@ func flagError(e env, cmd string, err error) int {
 // provider returns the --provider's dialect.
 func (c *credFlags) providerOf() (*source.Provider, error) {
 	p, ok := providers[strings.ToLower(c.provider)]
+	if strings.EqualFold(c.provider, "openfinancebrasil") { // no emulator of its own: not in providers
+		p, ok = source.OpenFinanceBrasil, true
+	}
 	if !ok {
 		return nil, usagef("unknown --provider %q; use one of %s", c.provider, strings.Join(providerNames(), ", "))
 	}
@@ -233,6 +244,9 @@ func (c *credFlags) config(ctx context.Context, e env, tr *tracer) (source.Confi
 	if err := c.grants.apply(&cfg, tr); err != nil {
 		return cfg, nil, err
 	}
+	if err := c.ca.apply(&cfg, e, c.set); err != nil {
+		return cfg, nil, err
+	}
 	if c.grantOf(p) != source.Password {
 		return cfg, nil, nil
 	}
@@ -242,4 +256,134 @@ func (c *credFlags) config(ctx context.Context, e env, tr *tracer) (source.Confi
 	}
 	pw.apply(&cfg)
 	return cfg, pw, nil
+}
+
+// clientAuthFlags are the flags of mTLS and private_key_jwt.
+type clientAuthFlags struct {
+	cert, key, p12, p12PassEnv, p12PassFile string
+	privateKey, keyID, audience, alg        string
+	assertionFile, caFile                   string
+}
+
+func (a *clientAuthFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.cert, "client-cert", "", "mTLS: PEM client certificate chain file (reloaded when it changes); with --client-key")
+	fs.StringVar(&a.key, "client-key", "", "mTLS: PEM private key file of --client-cert (default: --client-cert's file)")
+	fs.StringVar(&a.p12, "p12", "", "mTLS: PKCS#12 (.p12, .pfx) client certificate file, password from --p12-password-env or --p12-password-file")
+	fs.StringVar(&a.p12PassEnv, "p12-password-env", "TOKENHTTP_P12_PASSWORD", "environment variable that holds the --p12 password")
+	fs.StringVar(&a.p12PassFile, "p12-password-file", "", "file that holds the --p12 password (wins over the environment)")
+	fs.StringVar(&a.privateKey, "private-key", "", "private_key_jwt: PEM private key file (RSA: PS256, P-256: ES256, Ed25519: EdDSA); no client secret is sent")
+	fs.StringVar(&a.keyID, "key-id", "", "private_key_jwt: the assertion's kid")
+	fs.StringVar(&a.audience, "assertion-audience", "", "private_key_jwt: the assertion's aud (default: the token URL)")
+	fs.StringVar(&a.alg, "signing-alg", "", "private_key_jwt: algorithm, e.g. RS256 (default: from the key)")
+	fs.StringVar(&a.assertionFile, "client-assertion-file", "", "client assertion minted elsewhere (a Kubernetes or SPIFFE JWT), read from this file at each request")
+	fs.StringVar(&a.caFile, "ca-file", "", "PEM CA certificates to trust for the token endpoint and the call (default: the system roots)")
+}
+
+// apply sets cfg's client authentication from the flags. A client secret
+// found only in the default environment variable is not sent with a
+// certificate or an assertion.
+func (a *clientAuthFlags) apply(cfg *source.Config, e env, set map[string]bool) error {
+	var err error
+	switch {
+	case a.cert != "" && a.p12 != "":
+		return usagef("--client-cert and --p12: give one client certificate")
+	case a.cert != "":
+		key := a.key
+		if key == "" {
+			key = a.cert
+		}
+		if cfg.ClientCertificate, err = source.ClientCertificateFiles(a.cert, key); err != nil {
+			return usagef("--client-cert: %v", err)
+		}
+	case a.key != "":
+		return usagef("--client-key needs --client-cert")
+	case a.p12 != "":
+		pass := e.getenv(a.p12PassEnv)
+		if a.p12PassFile != "" {
+			if pass, err = readSecretFile(a.p12PassFile, "--p12-password-file"); err != nil {
+				return err
+			}
+		}
+		if cfg.ClientCertificate, err = source.ClientCertificatePKCS12(a.p12, pass); err != nil {
+			return usagef("--p12: %v", err)
+		}
+	}
+	if a.privateKey != "" {
+		b, err := os.ReadFile(a.privateKey)
+		if err != nil {
+			return usagef("--private-key: %v", err)
+		}
+		if cfg.PrivateKey, err = parsePrivateKey(b); err != nil {
+			return usagef("--private-key %s: %v", a.privateKey, err)
+		}
+	}
+	if a.assertionFile != "" {
+		cfg.ClientAssertion = source.AssertionFile(a.assertionFile)
+	}
+	cfg.KeyID, cfg.AssertionAudience, cfg.SigningAlgorithm = a.keyID, a.audience, a.alg
+	if (cfg.ClientCertificate != nil || cfg.PrivateKey != nil || cfg.ClientAssertion != nil) &&
+		!set["client-secret-env"] && !set["client-secret-file"] {
+		cfg.ClientSecret = ""
+	}
+	if a.caFile != "" || cfg.ClientCertificate != nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		if a.caFile != "" {
+			pem, err := os.ReadFile(a.caFile)
+			if err != nil {
+				return usagef("--ca-file: %v", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return usagef("--ca-file %s: no PEM certificate in it", a.caFile)
+			}
+			t.TLSClientConfig = &tls.Config{RootCAs: pool}
+		}
+		cfg.HTTPClient = &http.Client{Transport: t} // token requests are not traced through a certificate's transport
+	}
+	return nil
+}
+
+// parsePrivateKey parses a PEM private key: PKCS #8, PKCS #1 (RSA) or
+// SEC 1 (EC). Its errors never quote the key.
+func parsePrivateKey(b []byte) (crypto.Signer, error) {
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return nil, errors.New("no PEM private key in it")
+		}
+		var k any
+		var err error
+		switch blk.Type {
+		case "PRIVATE KEY":
+			k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
+		case "RSA PRIVATE KEY":
+			k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
+		case "EC PRIVATE KEY":
+			k, err = x509.ParseECPrivateKey(blk.Bytes)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("a %s block that does not parse", blk.Type)
+		}
+		s, ok := k.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("a %T key cannot sign", k)
+		}
+		return s, nil
+	}
+}
+
+// apiBase is the RoundTripper under the call: one that presents src's
+// client certificate, if it has one, and trusts --ca-file; done closes
+// its connections.
+func apiBase(src *source.CachedSource) (rt http.RoundTripper, done func()) {
+	tc := src.TLSClientConfig()
+	if tc == nil {
+		return http.DefaultTransport, func() {}
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = tc
+	return t, t.CloseIdleConnections
 }

@@ -28,6 +28,7 @@ Examples:
   tokenhttp token --token-url https://auth.example.com/token --client-id app --grant refresh_token --refresh-token-file ./rt.txt
   tokenhttp token --token-url https://auth.example.com/token --client-id app --grant jwt-bearer --assertion-file /var/run/secrets/tokens/sa
   tokenhttp token --token-url https://auth.example.com/token --client-id app --grant token-exchange --subject-token-file ./id.jwt --audience orders
+  tokenhttp token --token-url https://pix.bank.example/oauth/token --client-id app --client-cert c.pem --client-key k.pem   # mTLS (PIX)
 `
 
 func runToken(ctx context.Context, args []string, e env) int {

@@ -33,6 +33,7 @@ type Instruments struct {
 	fallbacks  metric.Int64Counter
 	storeHits  metric.Int64Counter
 	suppressed metric.Int64Counter
+	certSoon   metric.Int64Counter
 	breaker    metric.Int64ObservableGauge
 	ttl        metric.Float64ObservableGauge
 }
@@ -79,6 +80,9 @@ func New(p telemetry.Providers) *Instruments {
 		metric.WithDescription("Renewals that took a token another sharer of the store had fetched."))
 	i.suppressed, err = m.Int64Counter(telemetry.MetricSuppressedInvalidations, metric.WithUnit("{rejection}"),
 		metric.WithDescription("401s after which the source kept its token: a fresh token was rejected too, so the source backs off."))
+	handle()
+	i.certSoon, err = m.Int64Counter(telemetry.MetricCertificateExpiring, metric.WithUnit("{fetch}"),
+		metric.WithDescription("Token fetches made with a client certificate that expires within a week."))
 	handle()
 	i.breaker, err = m.Int64ObservableGauge(telemetry.MetricBreakerState, metric.WithUnit("{state}"),
 		metric.WithDescription("Circuit breaker state: 0 closed, 1 half-open, 2 open."))
@@ -170,6 +174,22 @@ func (f *Fetch) GrantFallback(grant string, status int, oauthErr, errType string
 		attrs = append(attrs, attribute.String(telemetry.AttrErrorType, errType))
 	}
 	f.span.AddEvent(telemetry.EventGrantFallback, trace.WithAttributes(attrs...))
+}
+
+// CertificateExpiring records that the fetch presents a client
+// certificate that expires at notAfter, within a week: a span event and
+// telemetry.MetricCertificateExpiring.
+func (f *Fetch) CertificateExpiring(ctx context.Context, notAfter time.Time) {
+	if f == nil {
+		return
+	}
+	at := notAfter.UTC().Format(time.RFC3339)
+	f.span.AddEvent(telemetry.EventCertificateExpiring, trace.WithAttributes(attribute.String(telemetry.AttrCertificateNotAfter, at)))
+	attrs := []attribute.KeyValue{attribute.String(telemetry.AttrProvider, f.info.Provider)}
+	if f.info.Source != "" {
+		attrs = append(attrs, attribute.String(telemetry.AttrSource, f.info.Source))
+	}
+	f.i.certSoon.Add(ctx, 1, metric.WithAttributes(attrs...))
 }
 
 // Result is how a fetch ended.

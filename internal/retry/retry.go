@@ -76,6 +76,11 @@ type Request struct {
 	// first included; n counts from 1. The last call is the start of the
 	// attempt whose reply or error Do returns.
 	OnSend func(n int)
+	// FreshBody says that each attempt needs a body of its own (a
+	// single-use client assertion): Req.GetBody, which makes a newly
+	// signed one, is called before every attempt after the first. Its
+	// error ends Do with that error.
+	FreshBody bool
 }
 
 // Do sends r.Req with client under p and returns the last response (its

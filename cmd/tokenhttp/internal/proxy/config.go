@@ -105,6 +105,7 @@ var secretKeys = map[string]func(c *source.Config, v string){
 	"assertion":     func(c *source.Config, v string) { c.Assertion = constantToken(v) },
 	"subject_token": func(c *source.Config, v string) { c.SubjectToken = constantToken(v) },
 	"actor_token":   func(c *source.Config, v string) { c.Exchange.ActorToken = constantToken(v) },
+	"private_key":   setPrivateKey, // PEM, for private_key_jwt
 }
 
 // constantToken is a token read by the config (a file's change reloads
@@ -145,6 +146,13 @@ var sourceKeys = map[string]func(c *source.Config, n *yaml.Node) error{
 	"audience":             strs(func(c *source.Config) *[]string { return &c.Exchange.Audience }),
 	"resource":             strs(func(c *source.Config) *[]string { return &c.Exchange.Resource }),
 	"requested_token_type": str(func(c *source.Config) *string { return &c.Exchange.RequestedTokenType }),
+
+	// mTLS and private_key_jwt (the key itself is the private_key secret).
+	"client_certificate_files": setClientCertificate,
+	"client_assertion_file":    setClientAssertionFile,
+	"key_id":                   str(func(c *source.Config) *string { return &c.KeyID }),
+	"assertion_audience":       str(func(c *source.Config) *string { return &c.AssertionAudience }),
+	"signing_algorithm":        str(func(c *source.Config) *string { return &c.SigningAlgorithm }),
 }
 
 // providers are the dialects by config name.

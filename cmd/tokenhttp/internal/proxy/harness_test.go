@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -66,6 +68,13 @@ func secretFile(t *testing.T, dir, name, v string) string {
 // when t ends.
 func startProxy(t *testing.T, dir, cfg string) *harness {
 	t.Helper()
+	return startProxyWith(t, dir, cfg, nil)
+}
+
+// startProxyWith is startProxy with roots, if not nil, trusted by the
+// upstream and token transports.
+func startProxyWith(t *testing.T, dir, cfg string, roots *x509.CertPool) *harness {
+	t.Helper()
 	h := &harness{t: t, dir: dir, logs: &syncBuffer{}}
 	path := filepath.Join(dir, "config.yaml")
 	h.write(cfg)
@@ -75,6 +84,10 @@ func startProxy(t *testing.T, dir, cfg string) *harness {
 	}
 	up := &http.Transport{MaxIdleConnsPerHost: 100}
 	tc := &http.Client{Transport: &http.Transport{}}
+	if roots != nil {
+		up.TLSClientConfig = &tls.Config{RootCAs: roots}
+		tc.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots}
+	}
 	p, err := New(context.Background(), c, Options{
 		ConfigPath: path, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)),
 		Upstream: up, TokenClient: tc, Getenv: func(string) string { return "" },

@@ -349,7 +349,8 @@ func (p *Proxy) build(cfg *Config) (_ *generation, err error) {
 		}
 		g.closers = append(g.closers, src)
 		rec := newRecorder(src, rc.Prefix, p.log)
-		opts := []tokenhttp.Option{tel, tokenhttp.WithBase(p.opts.Upstream)}
+		up := upstreamFor(p.opts.Upstream, src, g)
+		opts := []tokenhttp.Option{tel, tokenhttp.WithBase(up)}
 		if rc.AllowInsecureUpstream {
 			opts = append(opts, tokenhttp.WithInsecureHTTP())
 		}
