@@ -18,11 +18,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"go.uber.org/goleak"
-
 	"github.com/tokenhttp/tokenhttp"
 	"github.com/tokenhttp/tokenhttp/internal/safehttp"
-	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
@@ -36,14 +33,6 @@ import (
 // bdSecret is planted in every token a test refuses: it must never appear
 // in an error.
 const bdSecret = "tok-SECRET-7Hq2"
-
-// bdLeakCheck fails t if a goroutine it started outlives it. Call it
-// first, so that its check runs after every other cleanup.
-func bdLeakCheck(t *testing.T) {
-	t.Helper()
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
 
 // bdServer starts a loopback server for h, closed at the end of t.
 func bdServer(t *testing.T, h http.HandlerFunc) *httptest.Server {
@@ -60,17 +49,6 @@ func bdReply(t *testing.T, body string) *httptest.Server {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, body)
 	})
-}
-
-// bdConfig is a client_credentials Config for a token endpoint at url,
-// with short retry waits.
-func bdConfig(url string) source.Config {
-	return source.Config{
-		TokenURL:     url,
-		ClientID:     sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret,
-		Retry:        retry.Policy{MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond},
-	}
 }
 
 // bdClient is a tokenhttp client over src with a Transport of its own.
@@ -129,7 +107,7 @@ func TestBoundaryReplyUnsafeHeaderToken(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bdLeakCheck(t)
+			leakCheck(t)
 			body := tt.raw
 			if body == "" {
 				body = bdJSON(t, map[string]any{tt.field: tt.value, "token_type": "bearer", "expires_in": 3600})
@@ -142,11 +120,11 @@ func TestBoundaryReplyUnsafeHeaderToken(t *testing.T) {
 					t.Errorf("the API got an injected header")
 				}
 			})
-			cfg := bdConfig(ts.URL)
+			cfg := standardConfig(ts.URL)
 			cfg.Provider = tt.provider
 
 			// Straight from the source.
-			tok, err := bdToken(rsNew(t, cfg))
+			tok, err := bdToken(newSource(t, cfg))
 			if err == nil {
 				t.Fatalf("Token: got a token (header %q), want an error", tok.HeaderValue())
 			}
@@ -168,7 +146,7 @@ func TestBoundaryReplyUnsafeHeaderToken(t *testing.T) {
 			}
 
 			// Through a tokenhttp client: no request reaches the API.
-			client := bdClient(t, rsNew(t, cfg))
+			client := bdClient(t, newSource(t, cfg))
 			resp, err := client.Get(api.URL + "/v1/things")
 			if err == nil {
 				resp.Body.Close()
@@ -277,11 +255,11 @@ func TestSlowlorisTokenEndpoint(t *testing.T) {
 	)
 	for _, mode := range []string{"trickle body", "stall after headers", "trickle headers", "silent"} {
 		t.Run(mode, func(t *testing.T) {
-			bdLeakCheck(t)
+			leakCheck(t)
 			sl := bdSlowloris(t, mode, 200*time.Millisecond)
-			cfg := bdConfig(sl.srv.URL)
+			cfg := standardConfig(sl.srv.URL)
 			cfg.FetchTimeout = fetchTimeout
-			src := rsNew(t, cfg)
+			src := newSource(t, cfg)
 
 			// A caller with a shorter deadline than the fetch's leaves at it.
 			ctx, cancel := context.WithTimeout(context.Background(), callerWait)
@@ -364,16 +342,16 @@ func TestBoundaryInvalidUTF8Description(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bdLeakCheck(t)
+			leakCheck(t)
 			ts := bdServer(t, func(w http.ResponseWriter, r *http.Request) {
 				_, _ = io.Copy(io.Discard, r.Body)
 				w.Header().Set("Content-Type", tt.contentType)
 				w.WriteHeader(tt.status)
 				_, _ = io.WriteString(w, tt.body)
 			})
-			cfg := bdConfig(ts.URL)
+			cfg := standardConfig(ts.URL)
 			cfg.Retry.MaxAttempts = 1
-			_, err := bdToken(rsNew(t, cfg))
+			_, err := bdToken(newSource(t, cfg))
 			te := tokenError(t, err)
 			if got, want := te.Code, tt.wantCode; got != want {
 				t.Errorf("Code: got %q, want %q", got, want)
@@ -430,7 +408,7 @@ func TestBoundaryReplyDuplicateKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bdLeakCheck(t)
+			leakCheck(t)
 			ts := bdReply(t, tt.body)
 			var (
 				mu   sync.Mutex
@@ -441,7 +419,7 @@ func TestBoundaryReplyDuplicateKeys(t *testing.T) {
 				seen = append(seen, r.Header.Values("Authorization")...)
 				mu.Unlock()
 			})
-			src := rsNew(t, bdConfig(ts.URL))
+			src := newSource(t, standardConfig(ts.URL))
 			tok, err := bdToken(src)
 			if tt.want == "" {
 				if err == nil {
@@ -510,12 +488,11 @@ func TestBoundaryRetryAfterHuge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bdLeakCheck(t)
-			emu := sourcetest.NewStandard(sourcetest.Options{})
-			t.Cleanup(emu.Close)
-			cfg := bdConfig(emu.TokenURL)
+			leakCheck(t)
+			emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+			cfg := standardConfig(emu.TokenURL)
 			cfg.FetchTimeout = 48 * time.Hour // the cap, not the fetch's deadline, must stop the wait
-			src := rsNew(t, cfg)
+			src := newSource(t, cfg)
 			emu.FailNext(1, http.StatusServiceUnavailable, tt.retryAfter)
 
 			start := time.Now()
@@ -582,9 +559,8 @@ func TestChallengeJunkOn401(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bdLeakCheck(t)
-			emu := sourcetest.NewStandard(sourcetest.Options{})
-			t.Cleanup(emu.Close)
+			leakCheck(t)
+			emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 			var (
 				mu   sync.Mutex
 				seen []string
@@ -603,7 +579,7 @@ func TestChallengeJunkOn401(t *testing.T) {
 				}
 				_, _ = io.WriteString(w, "ok")
 			})
-			src := rsNew(t, bdConfig(emu.TokenURL))
+			src := newSource(t, standardConfig(emu.TokenURL))
 			client := bdClient(t, src)
 
 			resp, err := client.Get(api.URL + "/v1/orders")
@@ -740,7 +716,7 @@ func TestBoundaryReplySize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bdLeakCheck(t)
+			leakCheck(t)
 			var acceptEncoding atomic.Value
 			ts := bdServer(t, func(w http.ResponseWriter, r *http.Request) {
 				_, _ = io.Copy(io.Discard, r.Body)
@@ -759,12 +735,12 @@ func TestBoundaryReplySize(t *testing.T) {
 				}
 				_, _ = w.Write(tt.body[half:])
 			})
-			cfg := bdConfig(ts.URL)
+			cfg := standardConfig(ts.URL)
 			cfg.Retry.MaxAttempts = 1
 			tr := &http.Transport{DisableCompression: tt.noDecompress}
 			t.Cleanup(tr.CloseIdleConnections)
 			cfg.HTTPClient = &http.Client{Transport: tr}
-			src := rsNew(t, cfg)
+			src := newSource(t, cfg)
 
 			runtime.GC()
 			before := bdTotalAlloc()
@@ -829,9 +805,9 @@ func TestBoundaryReplyNotObject(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bdLeakCheck(t)
+			leakCheck(t)
 			ts := bdReply(t, tt.body)
-			tok, err := bdToken(rsNew(t, bdConfig(ts.URL)))
+			tok, err := bdToken(newSource(t, standardConfig(ts.URL)))
 			if err == nil {
 				t.Fatalf("Token: got a token (%v) from %q, want an error", tok, bdTrim(tt.body))
 			}

@@ -146,17 +146,6 @@ func passwordConfig(ts *tokenServer) source.Config {
 		ClientSecret: testClientSecret, Username: "alice", Password: testPassword}
 }
 
-// newSource returns the cached source for cfg, closed when the test ends.
-func newSource(t *testing.T, cfg source.Config) *source.CachedSource {
-	t.Helper()
-	src, err := source.New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = src.Close() })
-	return src
-}
-
 // fetchToken makes one Token call on a new source for cfg.
 func fetchToken(t *testing.T, cfg source.Config) (*source.Token, error) {
 	t.Helper()

@@ -49,25 +49,6 @@ func pvOTPs() (func(context.Context) (string, error), *atomic.Int64) {
 	}, &calls
 }
 
-// pvEmu starts an emulator that is closed when the test ends.
-func pvEmu(t *testing.T, start func(sourcetest.Options) *sourcetest.Server, o sourcetest.Options) *sourcetest.Server {
-	t.Helper()
-	emu := start(o)
-	t.Cleanup(emu.Close)
-	return emu
-}
-
-// pvNew builds a source that is closed when the test ends.
-func pvNew(t *testing.T, cfg source.Config) source.TokenSource {
-	t.Helper()
-	src, err := source.New(cfg)
-	if err != nil {
-		t.Fatalf("source.New: %v", err)
-	}
-	t.Cleanup(func() { src.Close() })
-	return src
-}
-
 // pvGet makes a GET with client and returns the status.
 func pvGet(t *testing.T, client *http.Client, u string) int {
 	t.Helper()
@@ -347,8 +328,8 @@ func pvCases() []pvCase {
 func TestProvidersHappyPath(t *testing.T) {
 	for _, c := range pvCases() {
 		t.Run(c.name, func(t *testing.T) {
-			emu := pvEmu(t, c.start, c.opts)
-			src := pvNew(t, c.config(emu))
+			emu := newEmulator(t, c.start, c.opts)
+			src := newSource(t, c.config(emu))
 
 			tok, err := src.Token(t.Context())
 			if err != nil {
@@ -389,8 +370,8 @@ func TestProvidersHappyPath(t *testing.T) {
 func TestProvidersSurviveRevocation(t *testing.T) {
 	for _, c := range pvCases() {
 		t.Run(c.name, func(t *testing.T) {
-			emu := pvEmu(t, c.start, c.opts)
-			src := pvNew(t, c.config(emu))
+			emu := newEmulator(t, c.start, c.opts)
+			src := newSource(t, c.config(emu))
 			client := tokenhttp.NewClient(src)
 			if got, want := pvGet(t, client, emu.ResourceURL), http.StatusOK; got != want {
 				t.Fatalf("GET resource: status %d, want %d", got, want)
@@ -422,7 +403,7 @@ func TestProvidersSurviveRevocation(t *testing.T) {
 func TestProvidersErrorsHoldNoSecret(t *testing.T) {
 	for _, c := range pvCases() {
 		t.Run(c.name, func(t *testing.T) {
-			emu := pvEmu(t, c.start, c.opts)
+			emu := newEmulator(t, c.start, c.opts)
 			var otps []string
 			cfg := c.config(emu)
 			if cfg.PasswordFunc != nil {
@@ -435,7 +416,7 @@ func TestProvidersErrorsHoldNoSecret(t *testing.T) {
 			}
 			c.spoil(&cfg)
 			cfg.Retry = retry.Policy{MaxAttempts: 1}
-			src := pvNew(t, cfg)
+			src := newSource(t, cfg)
 			_, err := src.Token(t.Context())
 			te := tokenError(t, err)
 			if got, want := te.Code, c.wantCode; got != want {
@@ -517,7 +498,7 @@ func pvEchoErr(t *testing.T, c pvCase, shape func(http.ResponseWriter, string), 
 		}
 	}
 	cfg.Retry = retry.Policy{MaxAttempts: 1}
-	_, err := pvNew(t, cfg).Token(t.Context())
+	_, err := newSource(t, cfg).Token(t.Context())
 	tokenError(t, err)
 	return otps, err
 }
@@ -614,7 +595,7 @@ func TestProvidersUndocumentedErrorBodies(t *testing.T) {
 					cfg := c.config(&sourcetest.Server{TokenURL: srv.URL + "/token"})
 					secret = cfg.ClientSecret + cfg.Password // one of them is set
 					cfg.Retry = retry.Policy{MaxAttempts: 1}
-					_, err := pvNew(t, cfg).Token(t.Context())
+					_, err := newSource(t, cfg).Token(t.Context())
 					te := tokenError(t, err)
 					want := s.want
 					if c.name == "DirectLink" && s.status == 401 {
@@ -666,7 +647,7 @@ func (r *pvRecorder) sent() []string {
 
 func TestVaultID(t *testing.T) {
 	newEmu := func(t *testing.T) *sourcetest.Server {
-		return pvEmu(t, sourcetest.NewVaultID, sourcetest.Options{ClientSecret: pvSecret})
+		return newEmulator(t, sourcetest.NewVaultID, sourcetest.Options{ClientSecret: pvSecret})
 	}
 	config := func(emu *sourcetest.Server, otp func(context.Context) (string, error)) source.Config {
 		return source.Config{Provider: source.VaultID, TokenURL: emu.TokenURL,
@@ -677,7 +658,7 @@ func TestVaultID(t *testing.T) {
 	t.Run("header value sent verbatim", func(t *testing.T) {
 		emu := newEmu(t)
 		otp, _ := pvOTPs()
-		src := pvNew(t, config(emu, otp))
+		src := newSource(t, config(emu, otp))
 		tok, err := src.Token(t.Context())
 		if err != nil {
 			t.Fatalf("Token: %v", err)
@@ -722,11 +703,11 @@ func TestVaultID(t *testing.T) {
 			{"00345678000195", "345678000195"},
 		} {
 			t.Run(tc.given, func(t *testing.T) {
-				emu := pvEmu(t, sourcetest.NewVaultID, sourcetest.Options{ClientSecret: pvSecret, Username: tc.accepted})
+				emu := newEmulator(t, sourcetest.NewVaultID, sourcetest.Options{ClientSecret: pvSecret, Username: tc.accepted})
 				otp, _ := pvOTPs()
 				cfg := config(emu, otp)
 				cfg.Username = tc.given
-				if _, err := pvNew(t, cfg).Token(t.Context()); err != nil {
+				if _, err := newSource(t, cfg).Token(t.Context()); err != nil {
 					t.Fatalf("Token: %v", err)
 				}
 				pvJSONString(t, pvJSON(t, emu.LastTokenRequest()), "username", tc.accepted)
@@ -739,7 +720,7 @@ func TestVaultID(t *testing.T) {
 		otp, _ := pvOTPs()
 		cfg := config(emu, otp)
 		cfg.Scopes = []string{"signature_session", "service_2fa"}
-		tok, err := pvNew(t, cfg).Token(t.Context())
+		tok, err := newSource(t, cfg).Token(t.Context())
 		if err != nil {
 			t.Fatalf("Token: %v", err)
 		}
@@ -752,7 +733,7 @@ func TestVaultID(t *testing.T) {
 	t.Run("OTP asked once per token request", func(t *testing.T) {
 		emu := newEmu(t)
 		otp, calls := pvOTPs()
-		src := pvNew(t, config(emu, otp))
+		src := newSource(t, config(emu, otp))
 		client := tokenhttp.NewClient(src)
 		var sentOTPs []string
 		lastOTP := func() string {
@@ -776,7 +757,7 @@ func TestVaultID(t *testing.T) {
 		}
 
 		// Invalidated: the next fetch asks for a new OTP.
-		if !src.(source.Invalidator).Invalidate(tok) {
+		if !source.Invalidator(src).Invalidate(tok) {
 			t.Fatal("Invalidate(current token) = false, want true")
 		}
 		if _, err := src.Token(t.Context()); err != nil {
@@ -794,7 +775,7 @@ func TestVaultID(t *testing.T) {
 		// A failed request spends its OTP: it is not retried with it.
 		emu.FailNext(1, http.StatusInternalServerError, "")
 		tok2, _ := src.Token(t.Context())
-		src.(source.Invalidator).Invalidate(tok2)
+		source.Invalidator(src).Invalidate(tok2)
 		before := emu.TokenRequests()
 		_, err = src.Token(t.Context())
 		if te := tokenError(t, err); te.Code != source.CodeServerError {
@@ -827,12 +808,12 @@ func TestVaultID(t *testing.T) {
 				emu := newEmu(t)
 				emu.PlainTextErrors(plain)
 				const fixedOTP = "246810"
-				src := pvNew(t, config(emu, func(context.Context) (string, error) { return fixedOTP, nil }))
+				src := newSource(t, config(emu, func(context.Context) (string, error) { return fixedOTP, nil }))
 				tok, err := src.Token(t.Context())
 				if err != nil {
 					t.Fatalf("Token: %v", err)
 				}
-				src.(source.Invalidator).Invalidate(tok)
+				source.Invalidator(src).Invalidate(tok)
 				_, err = src.Token(t.Context())
 				te := tokenError(t, err)
 				if got, want := te.Code, source.CodeInvalidGrant; got != want {
@@ -855,7 +836,7 @@ func TestVaultID(t *testing.T) {
 		otp, _ := pvOTPs()
 		cfg := config(emu, otp)
 		cfg.ClientSecret = pvSecret + "-wrong"
-		_, err := pvNew(t, cfg).Token(t.Context())
+		_, err := newSource(t, cfg).Token(t.Context())
 		te := tokenError(t, err)
 		if got, want := te.StatusCode, http.StatusUnauthorized; got != want {
 			t.Errorf("StatusCode = %d, want %d", got, want)
@@ -909,11 +890,11 @@ func TestVaultID(t *testing.T) {
 	})
 
 	t.Run("CNPJ 30 days against the emulator", func(t *testing.T) {
-		emu := pvEmu(t, sourcetest.NewVaultID, sourcetest.Options{ClientSecret: pvSecret, Username: "12345678000195"})
+		emu := newEmulator(t, sourcetest.NewVaultID, sourcetest.Options{ClientSecret: pvSecret, Username: "12345678000195"})
 		otp, _ := pvOTPs()
 		cfg := config(emu, otp)
 		cfg.Username, cfg.Lifetime = "12345678000195", 30*24*time.Hour
-		tok, err := pvNew(t, cfg).Token(t.Context())
+		tok, err := newSource(t, cfg).Token(t.Context())
 		if err != nil {
 			t.Fatalf("Token: %v", err)
 		}
@@ -930,7 +911,7 @@ func TestVaultID(t *testing.T) {
 		otp, _ := pvOTPs()
 		cfg := config(emu, otp)
 		cfg.Cloud = ""
-		tok, err := pvNew(t, cfg).Token(t.Context())
+		tok, err := newSource(t, cfg).Token(t.Context())
 		if err != nil {
 			t.Fatalf("Token: %v", err)
 		}
@@ -945,7 +926,7 @@ func TestVaultID(t *testing.T) {
 
 func TestDirectLink(t *testing.T) {
 	newEmu := func(t *testing.T) *sourcetest.Server {
-		return pvEmu(t, sourcetest.NewDirectLink, sourcetest.Options{Password: pvPassword})
+		return newEmulator(t, sourcetest.NewDirectLink, sourcetest.Options{Password: pvPassword})
 	}
 	config := func(emu *sourcetest.Server) source.Config {
 		return source.Config{Provider: source.DirectLink, TokenURL: emu.TokenURL,
@@ -967,7 +948,7 @@ func TestDirectLink(t *testing.T) {
 
 	t.Run("JWT and URL scope", func(t *testing.T) {
 		emu := newEmu(t)
-		tok, err := pvNew(t, config(emu)).Token(t.Context())
+		tok, err := newSource(t, config(emu)).Token(t.Context())
 		if err != nil {
 			t.Fatalf("Token: %v", err)
 		}
@@ -1022,7 +1003,7 @@ func TestDirectLink(t *testing.T) {
 			emu := newEmu(t)
 			cfg := config(emu)
 			tc.edit(&cfg, emu)
-			_, err := pvNew(t, cfg).Token(t.Context())
+			_, err := newSource(t, cfg).Token(t.Context())
 			te := tokenError(t, err)
 			if got, want := te.StatusCode, tc.status; got != want {
 				t.Errorf("StatusCode = %d, want %d", got, want)
@@ -1046,7 +1027,7 @@ func TestDirectLink(t *testing.T) {
 
 func TestScorePositivo(t *testing.T) {
 	newEmu := func(t *testing.T) *sourcetest.Server {
-		return pvEmu(t, sourcetest.NewScorePositivo, sourcetest.Options{ClientSecret: pvSecret})
+		return newEmulator(t, sourcetest.NewScorePositivo, sourcetest.Options{ClientSecret: pvSecret})
 	}
 	config := func(emu *sourcetest.Server) source.Config {
 		return source.Config{Provider: source.ScorePositivo, TokenURL: emu.TokenURL,
@@ -1066,7 +1047,7 @@ func TestScorePositivo(t *testing.T) {
 
 	t.Run("one token for 100 calls", func(t *testing.T) {
 		emu := newEmu(t)
-		src := pvNew(t, config(emu))
+		src := newSource(t, config(emu))
 		client := tokenhttp.NewClient(src)
 		for i := range 100 {
 			if got, want := pvGet(t, client, emu.ResourceURL), http.StatusOK; got != want {
@@ -1114,7 +1095,7 @@ func TestScorePositivo(t *testing.T) {
 			emu := newEmu(t)
 			cfg := config(emu)
 			tc.edit(&cfg, emu)
-			_, err := pvNew(t, cfg).Token(t.Context())
+			_, err := newSource(t, cfg).Token(t.Context())
 			te := tokenError(t, err)
 			if got, want := te.StatusCode, tc.status; got != want {
 				t.Errorf("StatusCode = %d, want %d", got, want)
@@ -1130,7 +1111,7 @@ func TestScorePositivo(t *testing.T) {
 func TestGestaoPlus(t *testing.T) {
 	newEmu := func(t *testing.T, o sourcetest.Options) *sourcetest.Server {
 		o.Password = pvPassword
-		return pvEmu(t, sourcetest.NewGestaoPlus, o)
+		return newEmulator(t, sourcetest.NewGestaoPlus, o)
 	}
 	config := func(emu *sourcetest.Server) source.Config {
 		return source.Config{Provider: source.GestaoPlus, TokenURL: emu.TokenURL,
@@ -1143,7 +1124,7 @@ func TestGestaoPlus(t *testing.T) {
 
 	t.Run("expires_in as a string", func(t *testing.T) {
 		emu := newEmu(t, sourcetest.Options{})
-		tok, err := pvNew(t, config(emu)).Token(t.Context())
+		tok, err := newSource(t, config(emu)).Token(t.Context())
 		if err != nil {
 			t.Fatalf("Token: %v", err)
 		}
@@ -1164,8 +1145,8 @@ func TestGestaoPlus(t *testing.T) {
 		emu.RevokeOnRefreshReuse(true) // sending a spent refresh token would revoke everything
 		cfg := config(emu)
 		cfg.Origin = pvOrigin
-		src := pvNew(t, cfg)
-		inv := src.(source.Invalidator)
+		src := newSource(t, cfg)
+		inv := source.Invalidator(src)
 		tok1, err := src.Token(t.Context())
 		if err != nil {
 			t.Fatalf("Token: %v", err)
@@ -1223,8 +1204,8 @@ func TestGestaoPlus(t *testing.T) {
 
 	t.Run("refused refresh falls back to the password once", func(t *testing.T) {
 		emu := newEmu(t, sourcetest.Options{})
-		src := pvNew(t, config(emu))
-		inv := src.(source.Invalidator)
+		src := newSource(t, config(emu))
+		inv := source.Invalidator(src)
 		tok1, err := src.Token(t.Context())
 		if err != nil {
 			t.Fatalf("Token: %v", err)
@@ -1260,14 +1241,14 @@ func TestGestaoPlus(t *testing.T) {
 
 	t.Run("refused refresh and wrong password", func(t *testing.T) {
 		emu := newEmu(t, sourcetest.Options{})
-		src := pvNew(t, config(emu))
+		src := newSource(t, config(emu))
 		tok, err := src.Token(t.Context())
 		if err != nil {
 			t.Fatalf("Token: %v", err)
 		}
 		emu.RejectRefresh(true)
 		emu.SetCredentials(sourcetest.Options{Password: "changed-" + pvPassword})
-		src.(source.Invalidator).Invalidate(tok)
+		source.Invalidator(src).Invalidate(tok)
 		_, err = src.Token(t.Context())
 		if te := tokenError(t, err); te.Code != source.CodeInvalidGrant {
 			t.Errorf("Code = %q, want %q", te.Code, source.CodeInvalidGrant)
@@ -1282,7 +1263,7 @@ func TestGestaoPlus(t *testing.T) {
 		emu := newEmu(t, sourcetest.Options{})
 		cfg := config(emu)
 		cfg.Password = "wrong-" + pvPassword
-		_, err := pvNew(t, cfg).Token(t.Context())
+		_, err := newSource(t, cfg).Token(t.Context())
 		te := tokenError(t, err)
 		if got, want := te.StatusCode, http.StatusUnauthorized; got != want {
 			t.Errorf("StatusCode = %d, want %d", got, want)
@@ -1315,7 +1296,7 @@ func TestGestaoPlus(t *testing.T) {
 				emu := newEmu(t, sourcetest.Options{RequireOrigin: pvOrigin})
 				cfg := config(emu)
 				cfg.Origin = tc.origin
-				tok, err := pvNew(t, cfg).Token(t.Context())
+				tok, err := newSource(t, cfg).Token(t.Context())
 				if got := emu.LastTokenRequest().Header.Get("Origin"); got != tc.origin {
 					t.Errorf("Origin sent = %q, want %q", got, tc.origin)
 				}
@@ -1339,7 +1320,7 @@ func TestGestaoPlus(t *testing.T) {
 
 func TestSerproID(t *testing.T) {
 	newEmu := func(t *testing.T) *sourcetest.Server {
-		return pvEmu(t, sourcetest.NewSerproID, sourcetest.Options{ClientSecret: pvSecret})
+		return newEmulator(t, sourcetest.NewSerproID, sourcetest.Options{ClientSecret: pvSecret})
 	}
 	config := func(emu *sourcetest.Server) source.Config {
 		return source.Config{Provider: source.SerproID, TokenURL: emu.TokenURL,
@@ -1402,7 +1383,7 @@ func TestSerproID(t *testing.T) {
 			emu := newEmu(t)
 			cfg := config(emu)
 			tc.edit(&cfg, emu)
-			_, err := pvNew(t, cfg).Token(t.Context())
+			_, err := newSource(t, cfg).Token(t.Context())
 			te := tokenError(t, err)
 			if got, want := te.StatusCode, tc.status; got != want {
 				t.Errorf("StatusCode = %d, want %d", got, want)
@@ -1428,7 +1409,7 @@ func TestSerproID(t *testing.T) {
 		emu.FailNext(1, http.StatusInternalServerError, "")
 		cfg := config(emu)
 		cfg.Retry = retry.Policy{MaxAttempts: 1}
-		src := pvNew(t, cfg)
+		src := newSource(t, cfg)
 		if _, err := src.Token(t.Context()); err == nil {
 			t.Fatal("Token: got no error during the failure")
 		}

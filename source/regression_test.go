@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
@@ -19,9 +17,8 @@ import (
 // A password from PasswordFunc may be one-time: the password grant is not
 // retried with it, whatever the provider.
 func TestPasswordFuncNotRetried(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	emu := sourcetest.NewStandard(sourcetest.Options{})
-	defer emu.Close()
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	emu.FailNext(2, http.StatusServiceUnavailable, "")
 	var asked atomic.Int32
 	src := storetest.NewSource(t, emu, nil, func(c *source.Config) {
@@ -42,10 +39,9 @@ func TestPasswordFuncNotRetried(t *testing.T) {
 // A failing user hook says nothing about the endpoint: it never opens the
 // breaker, and a 4xx never does either, whatever its body says.
 func TestBreakerIgnoresHooksAnd4xx(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	leakCheck(t)
 	t.Run("empty one-time password", func(t *testing.T) {
-		emu := sourcetest.NewStandard(sourcetest.Options{})
-		defer emu.Close()
+		emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 		src := storetest.NewSource(t, emu, nil, func(c *source.Config) {
 			c.GrantType, c.Username = source.Password, sourcetest.DefaultUsername
 			c.PasswordFunc = func(context.Context) (string, error) { return "", nil }
@@ -60,8 +56,7 @@ func TestBreakerIgnoresHooksAnd4xx(t *testing.T) {
 		}
 	})
 	t.Run("400 temporarily_unavailable", func(t *testing.T) {
-		emu := sourcetest.NewStandard(sourcetest.Options{})
-		defer emu.Close()
+		emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 		src := storetest.NewSource(t, emu, nil, func(c *source.Config) {
 			c.Breaker = retry.BreakerSettings{Failures: 2, OpenFor: time.Minute}
 			c.ClientSecret = "wrong"

@@ -14,8 +14,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
@@ -26,80 +24,16 @@ import (
 // emulators' fault knobs. Time-based cases run in a synctest bubble over
 // an in-memory transport; the others over loopback sockets.
 
-// rsRetry keeps retry waits short; it has the default 3 attempts.
-var rsRetry = retry.Policy{MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond}
-
-const rsAttempts = retry.DefaultMaxAttempts
-
-// rsRoundTripper is an http.RoundTripper double.
-type rsRoundTripper func(*http.Request) (*http.Response, error)
-
-func (f rsRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// rsMemClient calls h in the calling goroutine, without sockets, so that
-// it works in a synctest bubble.
-func rsMemClient(h http.Handler) *http.Client {
-	return &http.Client{Transport: rsRoundTripper(func(r *http.Request) (*http.Response, error) {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
-		return rec.Result(), nil
-	})}
-}
-
-// rsLeakCheck fails t if a goroutine it started outlives it. Call it
-// first: its check runs after the other cleanups.
-func rsLeakCheck(t *testing.T) {
-	t.Helper()
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
-
-// rsEmu registers emu to be closed at the end of t.
-func rsEmu(t *testing.T, emu *sourcetest.Server) *sourcetest.Server {
-	t.Cleanup(emu.Close)
-	return emu
-}
-
-// rsConfig is a client_credentials Config for a Standard emulator.
-func rsConfig(emu *sourcetest.Server) source.Config {
-	return source.Config{
-		TokenURL:     emu.TokenURL,
-		ClientID:     sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret,
-		Retry:        rsRetry,
-	}
-}
-
-// rsNew returns a source for cfg. Unless cfg has an HTTPClient, it gets
-// one over a Transport of its own. Both are closed at the end of t.
-func rsNew(t *testing.T, cfg source.Config) source.TokenSource {
-	t.Helper()
-	if cfg.HTTPClient == nil {
-		tr := &http.Transport{}
-		t.Cleanup(tr.CloseIdleConnections)
-		cfg.HTTPClient = &http.Client{Transport: tr}
-	}
-	src, err := source.New(cfg)
-	if err != nil {
-		t.Fatalf("source.New: %v", err)
-	}
-	t.Cleanup(func() { rsClose(src) })
-	return src
-}
-
-func rsClose(src source.TokenSource) {
-	if c, ok := src.(interface{ Close() error }); ok {
-		c.Close()
-	}
-}
+// maxAttempts is the attempts of fastRetry: the default.
+const maxAttempts = retry.DefaultMaxAttempts
 
 func TestResilienceBurstShorterThanAttempts(t *testing.T) {
 	for _, status := range []int{500, 502, 503, 504, 429} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
-			rsLeakCheck(t)
-			emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
-			src := rsNew(t, rsConfig(emu))
-			burst := rsAttempts - 1
+			leakCheck(t)
+			emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+			src := newSource(t, standardConfig(emu.TokenURL))
+			burst := maxAttempts - 1
 			emu.FailNext(burst, status, "")
 
 			tok, err := src.Token(context.Background())
@@ -122,10 +56,10 @@ func TestResilienceBurstShorterThanAttempts(t *testing.T) {
 // TestResilienceBurstLongerThanAttempts checks that the last reply of an
 // exhausted fetch becomes the caller's *source.Error.
 func TestResilienceBurstLongerThanAttempts(t *testing.T) {
-	rsLeakCheck(t)
-	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
-	src := rsNew(t, rsConfig(emu))
-	emu.FailNext(rsAttempts, 503, "")
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	src := newSource(t, standardConfig(emu.TokenURL))
+	emu.FailNext(maxAttempts, 503, "")
 
 	_, err := src.Token(context.Background())
 	te := tokenError(t, err)
@@ -138,7 +72,7 @@ func TestResilienceBurstLongerThanAttempts(t *testing.T) {
 	if !te.Temporary() {
 		t.Errorf("Temporary: got false, want true for a 503")
 	}
-	if got, want := emu.TokenRequests(), rsAttempts; got != want {
+	if got, want := emu.TokenRequests(), maxAttempts; got != want {
 		t.Errorf("token requests: got %d, want %d", got, want)
 	}
 	if _, err := src.Token(context.Background()); err != nil {
@@ -147,14 +81,14 @@ func TestResilienceBurstLongerThanAttempts(t *testing.T) {
 }
 
 func TestResilienceRetryAfter(t *testing.T) {
-	rsLeakCheck(t)
-	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 
 	t.Run("1 s then success", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			cfg := rsConfig(emu)
-			cfg.HTTPClient = rsMemClient(emu.Config.Handler)
-			src := rsNew(t, cfg)
+			cfg := standardConfig(emu.TokenURL)
+			cfg.HTTPClient = memClient(emu.Config.Handler)
+			src := newSource(t, cfg)
 			before := emu.TokenRequests()
 			emu.FailNext(1, http.StatusTooManyRequests, "1")
 
@@ -179,10 +113,10 @@ func TestResilienceRetryAfter(t *testing.T) {
 	// fetchTimeout is set past the Retry-After, so that the cap, not
 	// the fetch's deadline, is what stops the wait.
 	absurd := func(t *testing.T, client *http.Client, fetchTimeout time.Duration) {
-		cfg := rsConfig(emu)
+		cfg := standardConfig(emu.TokenURL)
 		cfg.HTTPClient = client
 		cfg.FetchTimeout = fetchTimeout
-		src := rsNew(t, cfg)
+		src := newSource(t, cfg)
 		before := emu.TokenRequests()
 		emu.FailNext(1, http.StatusTooManyRequests, "3600")
 
@@ -207,17 +141,17 @@ func TestResilienceRetryAfter(t *testing.T) {
 		}
 	}
 	t.Run("absurd 3600 fails fast", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) { absurd(t, rsMemClient(emu.Config.Handler), 2*time.Hour) })
+		synctest.Test(t, func(t *testing.T) { absurd(t, memClient(emu.Config.Handler), 2*time.Hour) })
 	})
 	t.Run("absurd 3600 fails fast over sockets", func(t *testing.T) { absurd(t, nil, 0) })
 }
 
 func TestResilienceHungEndpoint(t *testing.T) {
-	rsLeakCheck(t)
-	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
-	cfg := rsConfig(emu)
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	cfg := standardConfig(emu.TokenURL)
 	cfg.FetchTimeout = 500 * time.Millisecond
-	src := rsNew(t, cfg)
+	src := newSource(t, cfg)
 	emu.HangNext(100)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -263,11 +197,11 @@ func TestResilienceHungEndpoint(t *testing.T) {
 }
 
 func TestResilienceConnectionReset(t *testing.T) {
-	for _, n := range []int{1, rsAttempts - 1} {
+	for _, n := range []int{1, maxAttempts - 1} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			rsLeakCheck(t)
-			emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
-			src := rsNew(t, rsConfig(emu))
+			leakCheck(t)
+			emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+			src := newSource(t, standardConfig(emu.TokenURL))
 			emu.ResetNext(n)
 			tok, err := src.Token(context.Background())
 			if err != nil {
@@ -282,16 +216,16 @@ func TestResilienceConnectionReset(t *testing.T) {
 		})
 	}
 	t.Run("longer than the attempts", func(t *testing.T) {
-		rsLeakCheck(t)
-		emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
-		src := rsNew(t, rsConfig(emu))
-		emu.ResetNext(rsAttempts)
+		leakCheck(t)
+		emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+		src := newSource(t, standardConfig(emu.TokenURL))
+		emu.ResetNext(maxAttempts)
 		_, err := src.Token(context.Background())
 		var fe *source.FetchError
 		if !errors.As(err, &fe) {
 			t.Fatalf("Token: got %v (%T), want a *source.FetchError", err, err)
 		}
-		if got, want := emu.TokenRequests(), rsAttempts; got != want {
+		if got, want := emu.TokenRequests(), maxAttempts; got != want {
 			t.Errorf("token requests: got %d, want %d", got, want)
 		}
 	})
@@ -301,7 +235,7 @@ func TestResilienceConnectionReset(t *testing.T) {
 // probe, open again, a good probe and closed. fast bounds a refusal.
 func rsBreakerCycle(t *testing.T, emu *sourcetest.Server, client *http.Client, openFor, fast time.Duration) {
 	const failures = 3
-	cfg := rsConfig(emu)
+	cfg := standardConfig(emu.TokenURL)
 	cfg.HTTPClient = client
 	var mu sync.Mutex
 	var changes []string
@@ -311,7 +245,7 @@ func rsBreakerCycle(t *testing.T, emu *sourcetest.Server, client *http.Client, o
 			defer mu.Unlock()
 			changes = append(changes, fmt.Sprintf("%v->%v", from, to))
 		}}
-	src := rsNew(t, cfg)
+	src := newSource(t, cfg)
 	ctx := context.Background()
 	emu.FailNext(1<<20, http.StatusInternalServerError, "")
 	base := emu.TokenRequests()
@@ -324,7 +258,7 @@ func rsBreakerCycle(t *testing.T, emu *sourcetest.Server, client *http.Client, o
 		if got, want := tokenError(t, err).StatusCode, 500; got != want {
 			t.Errorf("fetch %d: status %d, want %d", i, got, want)
 		}
-		if got, want := emu.TokenRequests()-base, i*rsAttempts; got != want {
+		if got, want := emu.TokenRequests()-base, i*maxAttempts; got != want {
 			t.Errorf("token requests after fetch %d: got %d, want %d", i, got, want)
 		}
 	}
@@ -360,7 +294,7 @@ func rsBreakerCycle(t *testing.T, emu *sourcetest.Server, client *http.Client, o
 		t.Fatalf("probe: got %v, want it let through", err)
 	}
 	tokenError(t, err)
-	if got, want := emu.TokenRequests()-before, rsAttempts; got != want {
+	if got, want := emu.TokenRequests()-before, maxAttempts; got != want {
 		t.Errorf("probe: %d token requests, want %d (one fetch)", got, want)
 	}
 	wantOpen("re-opened after a failed probe")
@@ -379,7 +313,7 @@ func rsBreakerCycle(t *testing.T, emu *sourcetest.Server, client *http.Client, o
 	if again, err := src.Token(ctx); err != nil || again != tok {
 		t.Errorf("Token after the probe: got %v, %v; want the cached token", again, err)
 	}
-	if !src.(source.Invalidator).Invalidate(tok) {
+	if !source.Invalidator(src).Invalidate(tok) {
 		t.Fatalf("Invalidate: got false for the current token")
 	}
 	before = emu.TokenRequests()
@@ -399,11 +333,11 @@ func rsBreakerCycle(t *testing.T, emu *sourcetest.Server, client *http.Client, o
 }
 
 func TestResilienceBreakerCycle(t *testing.T) {
-	rsLeakCheck(t)
-	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	t.Run("synctest", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			rsBreakerCycle(t, emu, rsMemClient(emu.Config.Handler), retry.DefaultOpenFor, time.Nanosecond)
+			rsBreakerCycle(t, emu, memClient(emu.Config.Handler), retry.DefaultOpenFor, time.Nanosecond)
 		})
 	})
 	t.Run("real clock", func(t *testing.T) {
@@ -414,12 +348,12 @@ func TestResilienceBreakerCycle(t *testing.T) {
 // TestResilienceBreakerShareProbe checks that callers who arrive during
 // the half-open probe wait for it and share its result.
 func TestResilienceBreakerShareProbe(t *testing.T) {
-	rsLeakCheck(t)
-	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
-	cfg := rsConfig(emu)
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	cfg := standardConfig(emu.TokenURL)
 	cfg.Retry.MaxAttempts = 1
 	cfg.Breaker = retry.BreakerSettings{Failures: 1, OpenFor: 100 * time.Millisecond}
-	src := rsNew(t, cfg)
+	src := newSource(t, cfg)
 	emu.FailNext(1, 500, "")
 	if _, err := src.Token(context.Background()); err == nil {
 		t.Fatal("Token: got a token, want the injected 500")
@@ -464,11 +398,11 @@ func TestResilienceBreakerNotTrippedBy4xx(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rsLeakCheck(t)
-			emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
-			cfg := rsConfig(emu)
+			leakCheck(t)
+			emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+			cfg := standardConfig(emu.TokenURL)
 			cfg.Breaker = retry.BreakerSettings{Failures: 3, OpenFor: time.Minute}
-			src := rsNew(t, cfg)
+			src := newSource(t, cfg)
 			tt.fault(emu)
 			for i := 1; i <= 20; i++ {
 				_, err := src.Token(context.Background())
@@ -491,16 +425,16 @@ func TestResilienceBreakerNotTrippedBy4xx(t *testing.T) {
 // current token is served until it nearly expires, never after; then
 // callers get a fast, typed error.
 func TestResilienceStaleButValid(t *testing.T) {
-	rsLeakCheck(t)
+	leakCheck(t)
 	const life = 2 * time.Second
-	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{Lifetime: life}))
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{Lifetime: life})
 	synctest.Test(t, func(t *testing.T) {
 		const failures = 2
-		cfg := rsConfig(emu)
-		cfg.HTTPClient = rsMemClient(emu.Config.Handler)
+		cfg := standardConfig(emu.TokenURL)
+		cfg.HTTPClient = memClient(emu.Config.Handler)
 		cfg.RefreshAhead = 1500 * time.Millisecond
 		cfg.Breaker = retry.BreakerSettings{Failures: failures}
-		src := rsNew(t, cfg)
+		src := newSource(t, cfg)
 		ctx := context.Background()
 
 		tok, err := src.Token(ctx)
@@ -548,8 +482,8 @@ func TestResilienceStaleButValid(t *testing.T) {
 			t.Errorf("first error: at %v before expiry, want one by expiry", tok.Expiry.Sub(firstErr))
 		}
 		// Renewals were tried, each with its retries, until the breaker opened.
-		if got, want := emu.TokenRequests(), 1+failures*rsAttempts; got != want {
-			t.Errorf("token requests: got %d, want %d (the first, then %d failed renewals of %d attempts)", got, want, failures, rsAttempts)
+		if got, want := emu.TokenRequests(), 1+failures*maxAttempts; got != want {
+			t.Errorf("token requests: got %d, want %d (the first, then %d failed renewals of %d attempts)", got, want, failures, maxAttempts)
 		}
 	})
 }
@@ -557,24 +491,24 @@ func TestResilienceStaleButValid(t *testing.T) {
 // TestResilienceOutage: many callers during an outage; the endpoint never
 // sees two requests at once, and the callers of one fetch share its error.
 func TestResilienceOutage(t *testing.T) {
-	rsLeakCheck(t)
-	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	emu.SetLatency(30 * time.Millisecond)
 	emu.FailNext(1<<20, http.StatusInternalServerError, "")
 
 	var inFlight, maxInFlight atomic.Int32
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
-	cfg := rsConfig(emu)
+	cfg := standardConfig(emu.TokenURL)
 	cfg.Breaker = retry.BreakerSettings{Failures: 1000}
-	cfg.HTTPClient = &http.Client{Transport: rsRoundTripper(func(r *http.Request) (*http.Response, error) {
+	cfg.HTTPClient = &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
 		for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
 		}
 		return tr.RoundTrip(r)
 	})}
-	src := rsNew(t, cfg)
+	src := newSource(t, cfg)
 
 	const callers, waves = 200, 3
 	errs := make([]error, 0, callers*waves)
@@ -604,10 +538,10 @@ func TestResilienceOutage(t *testing.T) {
 		t.Errorf("token requests in flight at once: got at most %d, want %d", got, want)
 	}
 	requests := emu.TokenRequests()
-	if requests%rsAttempts != 0 {
-		t.Errorf("token requests: got %d, want a multiple of %d attempts", requests, rsAttempts)
+	if requests%maxAttempts != 0 {
+		t.Errorf("token requests: got %d, want a multiple of %d attempts", requests, maxAttempts)
 	}
-	flights := requests / rsAttempts
+	flights := requests / maxAttempts
 	if flights < waves || flights > 2*waves {
 		t.Errorf("fetches: got %d for %d waves of %d callers, want about one a wave", flights, waves, callers)
 	}
@@ -640,19 +574,19 @@ func TestResilienceOTPNotRetried(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rsLeakCheck(t)
-			emu := rsEmu(t, sourcetest.NewVaultID(sourcetest.Options{}))
+			leakCheck(t)
+			emu := newEmulator(t, sourcetest.NewVaultID, sourcetest.Options{})
 			var calls atomic.Int32
 			var mu sync.Mutex
 			var otps []string
-			src := rsNew(t, source.Config{
+			src := newSource(t, source.Config{
 				Provider:     source.VaultID,
 				TokenURL:     emu.TokenURL,
 				ClientID:     sourcetest.DefaultClientID,
 				ClientSecret: sourcetest.DefaultClientSecret,
 				Username:     sourcetest.DefaultVaultIDUsername,
 				Cloud:        "cloud-1",
-				Retry:        rsRetry,
+				Retry:        fastRetry,
 				PasswordFunc: func(context.Context) (string, error) {
 					n := calls.Add(1)
 					otp := fmt.Sprintf("%06d", 100000+n)
@@ -715,7 +649,7 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 		{"standard", func() *sourcetest.Server {
 			return sourcetest.NewStandard(sourcetest.Options{RefreshTokens: true})
 		}, func(emu *sourcetest.Server) source.Config {
-			cfg := rsConfig(emu)
+			cfg := standardConfig(emu.TokenURL)
 			cfg.GrantType = source.Password
 			cfg.Username, cfg.Password = sourcetest.DefaultUsername, sourcetest.DefaultPassword
 			return cfg
@@ -724,7 +658,7 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 			return sourcetest.NewGestaoPlus(sourcetest.Options{})
 		}, func(emu *sourcetest.Server) source.Config {
 			return source.Config{
-				Provider: source.GestaoPlus, TokenURL: emu.TokenURL, Retry: rsRetry,
+				Provider: source.GestaoPlus, TokenURL: emu.TokenURL, Retry: fastRetry,
 				Username: sourcetest.DefaultUsername, Password: sourcetest.DefaultPassword,
 			}
 		}},
@@ -746,9 +680,10 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 	for _, p := range providers {
 		for _, f := range faults {
 			t.Run(p.name+"/"+f.name, func(t *testing.T) {
-				rsLeakCheck(t)
-				emu := rsEmu(t, p.emu())
-				src := rsNew(t, p.cfg(emu))
+				leakCheck(t)
+				emu := p.emu()
+				t.Cleanup(emu.Close)
+				src := newSource(t, p.cfg(emu))
 				ctx := context.Background()
 				tok, err := src.Token(ctx)
 				if err != nil {
@@ -757,7 +692,7 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 				if tok.RefreshToken == "" {
 					t.Fatalf("first Token: no refresh token issued")
 				}
-				if !src.(source.Invalidator).Invalidate(tok) {
+				if !source.Invalidator(src).Invalidate(tok) {
 					t.Fatalf("Invalidate: got false for the current token")
 				}
 				f.fault(emu)
@@ -813,7 +748,7 @@ func TestResilienceLifetimeFromAnsweredAttempt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var n atomic.Int32
 		var answered time.Time
-		client := &http.Client{Transport: rsRoundTripper(func(r *http.Request) (*http.Response, error) {
+		client := &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
 			rec := httptest.NewRecorder()
 			rec.Header().Set("Content-Type", "application/json")
 			if n.Add(1) == 1 {
@@ -828,7 +763,7 @@ func TestResilienceLifetimeFromAnsweredAttempt(t *testing.T) {
 			return rec.Result(), nil
 		})}
 		store := &rsSavingStore{Store: source.NewMemoryStore()}
-		src := rsNew(t, source.Config{TokenURL: "https://auth.example/token", ClientID: "id", ClientSecret: "secret",
+		src := newSource(t, source.Config{TokenURL: "https://auth.example/token", ClientID: "id", ClientSecret: "secret",
 			HTTPClient: client, Store: store})
 		start := time.Now()
 		tok, err := src.Token(context.Background())
@@ -874,14 +809,14 @@ func (s *rsSavingStore) savedTokens() []source.StoredToken {
 // every caller that waited on the fetch.
 func TestResilienceExpiredOnArrival(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		client := &http.Client{Transport: rsRoundTripper(func(r *http.Request) (*http.Response, error) {
+		client := &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
 			time.Sleep(1200 * time.Millisecond)
 			rec := httptest.NewRecorder()
 			rec.Header().Set("Content-Type", "application/json")
 			fmt.Fprint(rec, `{"access_token":"tok-late","token_type":"bearer","expires_in":1}`)
 			return rec.Result(), nil
 		})}
-		src := rsNew(t, source.Config{TokenURL: "https://auth.example/token", ClientID: "id", ClientSecret: "secret",
+		src := newSource(t, source.Config{TokenURL: "https://auth.example/token", ClientID: "id", ClientSecret: "secret",
 			HTTPClient: client})
 		var wg sync.WaitGroup
 		for range 3 {

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
@@ -45,9 +43,8 @@ func (b *brokenStore) Wait(context.Context, string, time.Duration) {}
 
 // A store that fails never fails a caller: the source fetches on its own.
 func TestStoreDownFallsBack(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	emu := sourcetest.NewStandard(sourcetest.Options{})
-	defer emu.Close()
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	store := &brokenStore{}
 	src := storetest.NewSource(t, emu, store, nil)
 	tok, err := src.Token(context.Background())
@@ -71,9 +68,8 @@ func TestStoreDownFallsBack(t *testing.T) {
 // When the stored token nears its end, the sharer that renews it uses the
 // fleet's refresh token, even if it never had one itself.
 func TestStoreSharedRefreshToken(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	emu := sourcetest.NewStandard(sourcetest.Options{RefreshTokens: true, Lifetime: 2 * time.Second})
-	defer emu.Close()
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{RefreshTokens: true, Lifetime: 2 * time.Second})
 	store := source.NewMemoryStore()
 	pw := func(c *source.Config) {
 		c.GrantType, c.Username, c.Password = source.Password, sourcetest.DefaultUsername, sourcetest.DefaultPassword
@@ -164,9 +160,8 @@ func (f *failSaveStore) holds(t *testing.T, tok *source.Token) {
 // earlier: the source never serves it again, however many tokens were
 // rejected since.
 func TestStoreNeverReservesARejectedToken(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	emu := sourcetest.NewStandard(sourcetest.Options{})
-	defer emu.Close()
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	store := &failSaveStore{MemoryStore: source.NewMemoryStore()}
 	src := storetest.NewSource(t, emu, store, nil)
 	ctx := context.Background()
@@ -204,9 +199,8 @@ func gestaoPlusStore(c *source.Config) {
 // rotation could not be saved and the store still holds it: the source
 // falls back to the password grant, and the token family survives.
 func TestStoreNeverResendsAnUnsavedRotation(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	emu := sourcetest.NewGestaoPlus(sourcetest.Options{})
-	defer emu.Close()
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewGestaoPlus, sourcetest.Options{})
 	emu.RevokeOnRefreshReuse(true)
 	store := &failSaveStore{MemoryStore: source.NewMemoryStore()}
 	src := storetest.NewSource(t, emu, store, gestaoPlusStore)
@@ -246,9 +240,8 @@ func TestStoreNeverResendsAnUnsavedRotation(t *testing.T) {
 // is never sent again, also when the store could not drop the token that
 // holds it.
 func TestStoreNeverResendsAnUnansweredRefresh(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	emu := sourcetest.NewGestaoPlus(sourcetest.Options{})
-	defer emu.Close()
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewGestaoPlus, sourcetest.Options{})
 	emu.RevokeOnRefreshReuse(true)
 	store := &failSaveStore{MemoryStore: source.NewMemoryStore()}
 	src := storetest.NewSource(t, emu, store, gestaoPlusStore)

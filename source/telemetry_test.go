@@ -24,7 +24,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"go.uber.org/goleak"
 
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
@@ -780,7 +779,7 @@ func TestTelemetryScenarios(t *testing.T) {
 	var secrets []string    // every secret of every case
 	for _, tc := range telCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			leakCheck(t)
 			r := &telRun{t: t, sdk: newTelSDK(t)}
 
 			var client *http.Client
@@ -1001,9 +1000,8 @@ func telNoSecret(t *testing.T, rec string, secrets []string) {
 // TestTelemetryCachedHitNoCost checks that with an SDK installed, cached
 // Token calls start no span, record no metric and allocate nothing.
 func TestTelemetryCachedHitNoCost(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	emu := sourcetest.NewStandard(sourcetest.Options{})
-	defer emu.Close()
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	sdk := newTelSDK(t)
 	ts, err := source.New(source.Config{
 		TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret,
@@ -1065,8 +1063,7 @@ func BenchmarkCachedHitTelemetry(b *testing.B) {
 		{"sdk", func(b *testing.B) telemetry.Providers { return newTelSDK(b).providers() }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			emu := sourcetest.NewStandard(sourcetest.Options{})
-			defer emu.Close()
+			emu := newEmulator(b, sourcetest.NewStandard, sourcetest.Options{})
 			ts, err := source.New(source.Config{
 				TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret,
 				HTTPClient: emu.Client(), Telemetry: bc.tel(b),
