@@ -248,6 +248,9 @@ func bdSlowloris(t *testing.T, mode string, tick time.Duration) *slowloris {
 // Config.FetchTimeout; a caller with a shorter deadline leaves at its
 // deadline; and no goroutine outlives the test.
 func TestSlowlorisTokenEndpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seconds of real time")
+	}
 	const (
 		fetchTimeout = time.Second
 		callerWait   = 200 * time.Millisecond

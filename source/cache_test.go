@@ -203,6 +203,9 @@ func TestCacheCancelledCallerLeaves(t *testing.T) {
 // and is renewed in the background before it expires while callers keep
 // getting it without waiting.
 func TestCacheRefreshAhead(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seconds of real time")
+	}
 	leakCheck(t)
 	const renewDelay = 300 * time.Millisecond
 	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {

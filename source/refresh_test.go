@@ -27,6 +27,9 @@ type raCall struct {
 // endpoint sees about one request per token lifetime, and nothing outlives
 // Close.
 func TestRefreshAheadNoWait(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seconds of real time; the emulator's latency does not run in a synctest bubble")
+	}
 	leakCheck(t)
 	const (
 		lifetime = 3 * time.Second
@@ -164,6 +167,9 @@ func TestRefreshAheadNoWait(t *testing.T) {
 // jitter) before it expires, not on every call and not at the last
 // moment.
 func TestRefreshAheadMargin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seconds of real time; the emulator's latency does not run in a synctest bubble")
+	}
 	leakCheck(t)
 	const lifetime = 4 * time.Second
 	srv := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{Lifetime: lifetime})
