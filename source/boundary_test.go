@@ -58,13 +58,6 @@ func bdClient(t *testing.T, src source.TokenSource) *http.Client {
 	return tokenhttp.NewClient(src, tokenhttp.WithBase(tr))
 }
 
-// bdToken makes one Token call with a generous deadline.
-func bdToken(src source.TokenSource) (*source.Token, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return src.Token(ctx)
-}
-
 // bdJSON marshals v, failing t on error.
 func bdJSON(t *testing.T, v any) string {
 	t.Helper()
@@ -124,7 +117,7 @@ func TestBoundaryReplyUnsafeHeaderToken(t *testing.T) {
 			cfg.Provider = tt.provider
 
 			// Straight from the source.
-			tok, err := bdToken(newSource(t, cfg))
+			tok, err := fetchToken(t, cfg)
 			if err == nil {
 				t.Fatalf("Token: got a token (header %q), want an error", tok.HeaderValue())
 			}
@@ -284,7 +277,7 @@ func TestSlowlorisTokenEndpoint(t *testing.T) {
 			// FetchTimeout (counted from its start, with the first call).
 			done := make(chan error, 1)
 			go func() {
-				_, err := bdToken(src)
+				_, err := callToken(src)
 				done <- err
 			}()
 			select {
@@ -354,7 +347,7 @@ func TestBoundaryInvalidUTF8Description(t *testing.T) {
 			})
 			cfg := standardConfig(ts.URL)
 			cfg.Retry.MaxAttempts = 1
-			_, err := bdToken(newSource(t, cfg))
+			_, err := fetchToken(t, cfg)
 			te := tokenError(t, err)
 			if got, want := te.Code, tt.wantCode; got != want {
 				t.Errorf("Code: got %q, want %q", got, want)
@@ -423,7 +416,7 @@ func TestBoundaryReplyDuplicateKeys(t *testing.T) {
 				mu.Unlock()
 			})
 			src := newSource(t, standardConfig(ts.URL))
-			tok, err := bdToken(src)
+			tok, err := callToken(src)
 			if tt.want == "" {
 				if err == nil {
 					t.Fatalf("Token: got a token, want an error")
@@ -616,7 +609,7 @@ func TestChallengeJunkOn401(t *testing.T) {
 					t.Errorf("WWW-Authenticate to the caller: got %q, want %q", got, want)
 				}
 				// The token was not dropped: the next Token call is a hit.
-				tok, err := bdToken(src)
+				tok, err := callToken(src)
 				if err != nil {
 					t.Fatalf("Token: %v", err)
 				}
@@ -747,7 +740,7 @@ func TestBoundaryReplySize(t *testing.T) {
 
 			runtime.GC()
 			before := bdTotalAlloc()
-			tok, err := bdToken(src)
+			tok, err := callToken(src)
 			allocated := bdTotalAlloc() - before
 			t.Logf("wire %d bytes, allocated %d KiB during the fetch", len(tt.body), allocated>>10)
 
@@ -810,7 +803,7 @@ func TestBoundaryReplyNotObject(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			leakCheck(t)
 			ts := bdReply(t, tt.body)
-			tok, err := bdToken(newSource(t, standardConfig(ts.URL)))
+			tok, err := fetchToken(t, standardConfig(ts.URL))
 			if err == nil {
 				t.Fatalf("Token: got a token (%v) from %q, want an error", tok, bdTrim(tt.body))
 			}

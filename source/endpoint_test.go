@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tokenhttp/tokenhttp/source"
 )
@@ -149,9 +148,7 @@ func passwordConfig(ts *tokenServer) source.Config {
 // fetchToken makes one Token call on a new source for cfg.
 func fetchToken(t *testing.T, cfg source.Config) (*source.Token, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return newSource(t, cfg).Token(ctx)
+	return callToken(newSource(t, cfg))
 }
 
 // tokenError returns err as a *source.Error, failing the test if it is not.

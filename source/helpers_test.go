@@ -1,6 +1,7 @@
 package source_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -83,6 +84,13 @@ func memClient(h http.Handler) *http.Client {
 		h.ServeHTTP(rec, r)
 		return rec.Result(), nil
 	})}
+}
+
+// callToken makes one Token call with a generous deadline.
+func callToken(src source.TokenSource) (*source.Token, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return src.Token(ctx)
 }
 
 // waitFor polls cond until it holds, failing the test after 5 seconds.

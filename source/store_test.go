@@ -52,7 +52,7 @@ func TestStoreDownFallsBack(t *testing.T) {
 		t.Fatalf("Token with the store down: %v", err)
 	}
 	if !src.Invalidate(tok) {
-		t.Fatal("Invalidate = false")
+		t.Fatal("Invalidate = false, want true")
 	}
 	if _, err := src.Token(context.Background()); err != nil {
 		t.Fatalf("Token after Invalidate with the store down: %v", err)
@@ -176,7 +176,7 @@ func TestStoreNeverReservesARejectedToken(t *testing.T) {
 	for range 4 {
 		rejected[tok.AccessToken] = true
 		if !src.Invalidate(tok) {
-			t.Fatal("Invalidate = false")
+			t.Fatal("Invalidate = false, want true")
 		}
 		if tok, err = src.Token(ctx); err != nil {
 			t.Fatal(err)
@@ -212,7 +212,7 @@ func TestStoreNeverResendsAnUnsavedRotation(t *testing.T) {
 	store.holds(t, t0)
 	store.fail.Store(true) // the store keeps T0 and RT0
 	if !src.Invalidate(t0) {
-		t.Fatal("Invalidate(T0) = false")
+		t.Fatal("Invalidate(T0) = false, want true")
 	}
 	t1, err := src.Token(ctx) // RT0 rotated to RT1; the save fails
 	if err != nil {
@@ -222,7 +222,7 @@ func TestStoreNeverResendsAnUnsavedRotation(t *testing.T) {
 		t.Fatalf("refresh_token requests = %d, want 1", got)
 	}
 	if !src.Invalidate(t1) {
-		t.Fatal("Invalidate(T1) = false")
+		t.Fatal("Invalidate(T1) = false, want true")
 	}
 	if _, err := src.Token(ctx); err != nil {
 		t.Fatal(err)
@@ -253,7 +253,7 @@ func TestStoreNeverResendsAnUnansweredRefresh(t *testing.T) {
 	store.holds(t, t0)
 	store.fail.Store(true) // the store keeps T0 and RT0
 	if !src.Invalidate(t0) {
-		t.Fatal("Invalidate(T0) = false")
+		t.Fatal("Invalidate(T0) = false, want true")
 	}
 	emu.ResetNext(1)
 	if _, err := src.Token(ctx); err == nil {
