@@ -803,7 +803,7 @@ func TestTelemetryScenarios(t *testing.T) {
 				ClientID:     sourcetest.DefaultClientID,
 				ClientSecret: telSecret,
 				HTTPClient:   &http.Client{Transport: r.cap},
-				Retry:        retry.Policy{MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond},
+				Retry:        fastRetry,
 				Telemetry:    r.sdk.providers(),
 				Name:         "tel",
 			}
@@ -1003,15 +1003,10 @@ func TestTelemetryCachedHitNoCost(t *testing.T) {
 	leakCheck(t)
 	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	sdk := newTelSDK(t)
-	ts, err := source.New(source.Config{
+	src := newSource(t, source.Config{
 		TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret,
 		HTTPClient: emu.Client(), Telemetry: sdk.providers(),
 	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	src := ts
-	defer src.Close()
 	ctx := context.Background()
 	want, err := src.Token(ctx)
 	if err != nil {
@@ -1064,14 +1059,10 @@ func BenchmarkCachedHitTelemetry(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			emu := newEmulator(b, sourcetest.NewStandard, sourcetest.Options{})
-			ts, err := source.New(source.Config{
+			ts := newSource(b, source.Config{
 				TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret,
 				HTTPClient: emu.Client(), Telemetry: bc.tel(b),
 			})
-			if err != nil {
-				b.Fatalf("New: %v", err)
-			}
-			defer ts.Close()
 			ctx := context.Background()
 			if _, err := ts.Token(ctx); err != nil {
 				b.Fatalf("Token: %v", err)
