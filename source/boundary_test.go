@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -123,7 +124,7 @@ func TestBoundaryReplyUnsafeHeaderToken(t *testing.T) {
 			}
 			te := tokenError(t, err)
 			if got, want := te.Code, source.CodeServerError; got != want {
-				t.Errorf("Code: got %q, want %q", got, want)
+				t.Errorf("Code = %q, want %q", got, want)
 			}
 			want := tt.wantText
 			if want == "" {
@@ -150,7 +151,7 @@ func TestBoundaryReplyUnsafeHeaderToken(t *testing.T) {
 				t.Errorf("client error shows the token: %v", err)
 			}
 			if got, want := apiHits.Load(), int32(0); got != want {
-				t.Errorf("API requests: got %d, want %d", got, want)
+				t.Errorf("API requests = %d, want %d", got, want)
 			}
 		})
 	}
@@ -350,7 +351,7 @@ func TestBoundaryInvalidUTF8Description(t *testing.T) {
 			_, err := fetchToken(t, cfg)
 			te := tokenError(t, err)
 			if got, want := te.Code, tt.wantCode; got != want {
-				t.Errorf("Code: got %q, want %q", got, want)
+				t.Errorf("Code = %q, want %q", got, want)
 			}
 			fields := map[string]string{"Description": te.Description, "ProviderCode": te.ProviderCode,
 				"URI": te.URI, "Error()": err.Error()}
@@ -423,7 +424,7 @@ func TestBoundaryReplyDuplicateKeys(t *testing.T) {
 				}
 				te := tokenError(t, err)
 				if got, want := te.Code, source.CodeServerError; got != want {
-					t.Errorf("Code: got %q, want %q", got, want)
+					t.Errorf("Code = %q, want %q", got, want)
 				}
 				if strings.Contains(err.Error(), bdSecret) {
 					t.Errorf("error shows the token: %v", err)
@@ -434,10 +435,10 @@ func TestBoundaryReplyDuplicateKeys(t *testing.T) {
 				t.Fatalf("Token: %v", err)
 			}
 			if got, want := tok.AccessToken, tt.want; got != want {
-				t.Errorf("AccessToken: got %q, want %q", got, want)
+				t.Errorf("AccessToken = %q, want %q", got, want)
 			}
 			if got, want := tok.HeaderValue(), "Bearer "+tt.want; got != want {
-				t.Errorf("HeaderValue: got %q, want %q", got, want)
+				t.Errorf("HeaderValue = %q, want %q", got, want)
 			}
 			if err := safehttp.CheckHeaderToken(tok.AccessToken, tok.Authorization); err != nil {
 				t.Errorf("CheckHeaderToken on the chosen token: %v", err)
@@ -462,7 +463,7 @@ func TestBoundaryReplyDuplicateKeys(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			if got, want := strings.Join(seen, " | "), tok.HeaderValue(); got != want {
-				t.Errorf("API saw Authorization: got %q, want %q", got, want)
+				t.Errorf("API saw Authorization = %q, want %q", got, want)
 			}
 		})
 	}
@@ -499,19 +500,19 @@ func TestBoundaryRetryAfterHuge(t *testing.T) {
 			}
 			te := tokenError(t, err)
 			if got, want := te.RetryAfter, 24*time.Hour; got != want {
-				t.Errorf("RetryAfter: got %v, want %v", got, want)
+				t.Errorf("RetryAfter = %v, want %v", got, want)
 			}
 			if got, want := te.StatusCode, http.StatusServiceUnavailable; got != want {
-				t.Errorf("StatusCode: got %d, want %d", got, want)
+				t.Errorf("StatusCode = %d, want %d", got, want)
 			}
 			if got, want := te.Code, source.CodeServerError; got != want {
-				t.Errorf("Code: got %q, want %q", got, want)
+				t.Errorf("Code = %q, want %q", got, want)
 			}
 			if !te.Temporary() {
 				t.Errorf("Temporary: got false, want true for a 503")
 			}
 			if got, want := emu.TokenRequests(), 1; got != want {
-				t.Errorf("token requests: got %d, want %d (no retry)", got, want)
+				t.Errorf("token requests = %d, want %d (no retry)", got, want)
 			}
 		})
 	}
@@ -593,20 +594,20 @@ func TestChallengeJunkOn401(t *testing.T) {
 				wantStatus, wantAPI, wantFetches = http.StatusUnauthorized, 1, 1
 			}
 			if resp.StatusCode != wantStatus {
-				t.Errorf("status: got %d, want %d", resp.StatusCode, wantStatus)
+				t.Errorf("status = %d, want %d", resp.StatusCode, wantStatus)
 			}
 			if len(auths) != wantAPI {
-				t.Fatalf("API requests: got %d, want %d", len(auths), wantAPI)
+				t.Fatalf("API requests = %d, want %d", len(auths), wantAPI)
 			}
 			if n := emu.TokenRequests(); n != wantFetches {
-				t.Errorf("token requests: got %d, want %d", n, wantFetches)
+				t.Errorf("token requests = %d, want %d", n, wantFetches)
 			}
 			if tt.refresh && auths[0] == auths[1] {
 				t.Errorf("retry: got the rejected token again, want a new one")
 			}
 			if !tt.refresh {
-				if got, want := resp.Header.Values("Www-Authenticate"), tt.challenges; strings.Join(got, "\n") != strings.Join(want, "\n") {
-					t.Errorf("WWW-Authenticate to the caller: got %q, want %q", got, want)
+				if got, want := resp.Header.Values("Www-Authenticate"), tt.challenges; !slices.Equal(got, want) {
+					t.Errorf("WWW-Authenticate to the caller = %q, want %q", got, want)
 				}
 				// The token was not dropped: the next Token call is a hit.
 				tok, err := callToken(src)
@@ -754,7 +755,7 @@ func TestBoundaryReplySize(t *testing.T) {
 					t.Fatalf("Token: %v", err)
 				}
 				if got, want := tok.AccessToken, "big-tok"; got != want {
-					t.Errorf("AccessToken: got %q, want %q", got, want)
+					t.Errorf("AccessToken = %q, want %q", got, want)
 				}
 				return
 			}
@@ -763,7 +764,7 @@ func TestBoundaryReplySize(t *testing.T) {
 			}
 			te := tokenError(t, err)
 			if got, want := te.Code, source.CodeServerError; got != want {
-				t.Errorf("Code: got %q, want %q", got, want)
+				t.Errorf("Code = %q, want %q", got, want)
 			}
 			if !strings.Contains(te.Description, tt.wantErr) {
 				t.Errorf("Description: got %q, want it to contain %q", te.Description, tt.wantErr)
@@ -809,10 +810,10 @@ func TestBoundaryReplyNotObject(t *testing.T) {
 			}
 			te := tokenError(t, err)
 			if got, want := te.Code, source.CodeServerError; got != want {
-				t.Errorf("Code: got %q, want %q (%v)", got, want, err)
+				t.Errorf("Code = %q, want %q (%v)", got, want, err)
 			}
 			if got, want := te.StatusCode, http.StatusOK; got != want {
-				t.Errorf("StatusCode: got %d, want %d", got, want)
+				t.Errorf("StatusCode = %d, want %d", got, want)
 			}
 		})
 	}

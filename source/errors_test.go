@@ -45,7 +45,7 @@ func TestConfigErrorField(t *testing.T) {
 				t.Fatalf("New: got %v (%T), want a *source.ConfigError matching ErrInvalidConfig", err, err)
 			}
 			if got := ce.Field; got != tt.want {
-				t.Errorf("Field: got %q, want %q", got, tt.want)
+				t.Errorf("Field = %q, want %q", got, tt.want)
 			}
 		})
 	}
@@ -62,6 +62,6 @@ func TestBreakerOpenErrorIs(t *testing.T) {
 		t.Error("errors.Is(err, ErrClosed) = true, want false")
 	}
 	if got, want := err.Error(), "source: p token endpoint failing: circuit breaker open"; got != want {
-		t.Errorf("Error: got %q, want %q", got, want)
+		t.Errorf("Error = %q, want %q", got, want)
 	}
 }

@@ -44,10 +44,10 @@ func TestResilienceBurstShorterThanAttempts(t *testing.T) {
 				t.Errorf("Token: got an invalid token")
 			}
 			if got, want := emu.TokenRequests(), burst+1; got != want {
-				t.Errorf("token requests: got %d, want %d", got, want)
+				t.Errorf("token requests = %d, want %d", got, want)
 			}
 			if got, want := emu.Issued(), 1; got != want {
-				t.Errorf("tokens issued: got %d, want %d", got, want)
+				t.Errorf("tokens issued = %d, want %d", got, want)
 			}
 		})
 	}
@@ -64,16 +64,16 @@ func TestResilienceBurstLongerThanAttempts(t *testing.T) {
 	_, err := src.Token(context.Background())
 	te := tokenError(t, err)
 	if got, want := te.StatusCode, 503; got != want {
-		t.Errorf("StatusCode: got %d, want %d", got, want)
+		t.Errorf("StatusCode = %d, want %d", got, want)
 	}
 	if got, want := te.Code, source.CodeServerError; got != want {
-		t.Errorf("Code: got %q, want %q", got, want)
+		t.Errorf("Code = %q, want %q", got, want)
 	}
 	if !te.Temporary() {
 		t.Errorf("Temporary: got false, want true for a 503")
 	}
 	if got, want := emu.TokenRequests(), maxAttempts; got != want {
-		t.Errorf("token requests: got %d, want %d", got, want)
+		t.Errorf("token requests = %d, want %d", got, want)
 	}
 	if _, err := src.Token(context.Background()); err != nil {
 		t.Errorf("Token after the burst: %v", err)
@@ -105,7 +105,7 @@ func TestResilienceRetryAfter(t *testing.T) {
 				t.Errorf("elapsed: got %v, want the 1s Retry-After", elapsed)
 			}
 			if got, want := emu.TokenRequests()-before, 2; got != want {
-				t.Errorf("token requests: got %d, want %d", got, want)
+				t.Errorf("token requests = %d, want %d", got, want)
 			}
 		})
 	})
@@ -127,17 +127,17 @@ func TestResilienceRetryAfter(t *testing.T) {
 			t.Errorf("elapsed: got %v, want under 1s (an absurd Retry-After is not waited)", elapsed)
 		}
 		if got, want := emu.TokenRequests()-before, 1; got != want {
-			t.Errorf("token requests: got %d, want %d", got, want)
+			t.Errorf("token requests = %d, want %d", got, want)
 		}
 		te := tokenError(t, err)
 		if got, want := te.RetryAfter, 3600*time.Second; got != want {
-			t.Errorf("RetryAfter: got %v, want %v", got, want)
+			t.Errorf("RetryAfter = %v, want %v", got, want)
 		}
 		if got, want := te.StatusCode, http.StatusTooManyRequests; got != want {
-			t.Errorf("StatusCode: got %d, want %d", got, want)
+			t.Errorf("StatusCode = %d, want %d", got, want)
 		}
 		if got, want := te.Code, source.CodeTemporarilyUnavailable; got != want {
-			t.Errorf("Code: got %q, want %q", got, want)
+			t.Errorf("Code = %q, want %q", got, want)
 		}
 	}
 	t.Run("absurd 3600 fails fast", func(t *testing.T) {
@@ -211,7 +211,7 @@ func TestResilienceConnectionReset(t *testing.T) {
 				t.Errorf("Token: got an invalid token")
 			}
 			if got, want := emu.TokenRequests(), n+1; got != want {
-				t.Errorf("token requests: got %d, want %d", got, want)
+				t.Errorf("token requests = %d, want %d", got, want)
 			}
 		})
 	}
@@ -226,7 +226,7 @@ func TestResilienceConnectionReset(t *testing.T) {
 			t.Fatalf("Token: got %v (%T), want a *source.FetchError", err, err)
 		}
 		if got, want := emu.TokenRequests(), maxAttempts; got != want {
-			t.Errorf("token requests: got %d, want %d", got, want)
+			t.Errorf("token requests = %d, want %d", got, want)
 		}
 	})
 }
@@ -328,7 +328,7 @@ func rsBreakerCycle(t *testing.T, emu *sourcetest.Server, client *http.Client, o
 	defer mu.Unlock()
 	want := []string{"closed->open", "open->half-open", "half-open->open", "open->half-open", "half-open->closed"}
 	if strings.Join(changes, " ") != strings.Join(want, " ") {
-		t.Errorf("OnStateChange calls: got %q, want %q", changes, want)
+		t.Errorf("OnStateChange calls = %q, want %q", changes, want)
 	}
 }
 
@@ -379,7 +379,7 @@ func TestResilienceBreakerShareProbe(t *testing.T) {
 		}
 	}
 	if got, want := emu.TokenRequests(), 2; got != want {
-		t.Errorf("token requests: got %d, want %d (the failure and one probe)", got, want)
+		t.Errorf("token requests = %d, want %d (the failure and one probe)", got, want)
 	}
 }
 
@@ -442,7 +442,7 @@ func TestResilienceStaleButValid(t *testing.T) {
 			t.Fatalf("first Token: %v", err)
 		}
 		if got, want := tok.Expiry, time.Now().Add(life); !got.Equal(want) {
-			t.Fatalf("Expiry: got %v, want %v", got, want)
+			t.Fatalf("Expiry = %v, want %v", got, want)
 		}
 		emu.FailNext(1<<20, 500, "")
 
@@ -483,7 +483,7 @@ func TestResilienceStaleButValid(t *testing.T) {
 		}
 		// Renewals were tried, each with its retries, until the breaker opened.
 		if got, want := emu.TokenRequests(), 1+failures*maxAttempts; got != want {
-			t.Errorf("token requests: got %d, want %d (the first, then %d failed renewals of %d attempts)", got, want, failures, maxAttempts)
+			t.Errorf("token requests = %d, want %d (the first, then %d failed renewals of %d attempts)", got, want, failures, maxAttempts)
 		}
 	})
 }
@@ -602,10 +602,10 @@ func TestResilienceOTPNotRetried(t *testing.T) {
 			_, err := src.Token(context.Background())
 			elapsed := time.Since(start)
 			if got, want := emu.TokenRequests(), 1; got != want {
-				t.Errorf("token requests: got %d, want %d (an OTP is sent once)", got, want)
+				t.Errorf("token requests = %d, want %d (an OTP is sent once)", got, want)
 			}
 			if got, want := calls.Load(), int32(1); got != want {
-				t.Errorf("PasswordFunc calls: got %d, want %d", got, want)
+				t.Errorf("PasswordFunc calls = %d, want %d", got, want)
 			}
 			if err == nil {
 				t.Fatalf("Token: got a token, want the injected failure")
@@ -622,10 +622,10 @@ func TestResilienceOTPNotRetried(t *testing.T) {
 				t.Errorf("HeaderValue: got a value without the VCSchema scheme")
 			}
 			if got, want := emu.TokenRequests(), 2; got != want {
-				t.Errorf("token requests: got %d, want %d", got, want)
+				t.Errorf("token requests = %d, want %d", got, want)
 			}
 			if got, want := calls.Load(), int32(2); got != want {
-				t.Errorf("PasswordFunc calls: got %d, want %d", got, want)
+				t.Errorf("PasswordFunc calls = %d, want %d", got, want)
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -699,10 +699,10 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 
 				_, err = src.Token(ctx)
 				if got, want := emu.Requests("refresh_token"), f.wantRefresh; got != want {
-					t.Errorf("refresh_token requests: got %d, want %d", got, want)
+					t.Errorf("refresh_token requests = %d, want %d", got, want)
 				}
 				if got, want := emu.Requests("password"), 1; got != want {
-					t.Errorf("password requests: got %d, want %d (no fallback when the endpoint fails)", got, want)
+					t.Errorf("password requests = %d, want %d (no fallback when the endpoint fails)", got, want)
 				}
 				switch {
 				case !f.wantErr && err != nil:
@@ -730,10 +730,10 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 				}
 				wantRefresh, wantPassword := f.wantRefresh, 2
 				if got := emu.Requests("refresh_token"); got != wantRefresh {
-					t.Errorf("refresh_token requests after recovery: got %d, want %d", got, wantRefresh)
+					t.Errorf("refresh_token requests after recovery = %d, want %d", got, wantRefresh)
 				}
 				if got := emu.Requests("password"); got != wantPassword {
-					t.Errorf("password requests after recovery: got %d, want %d", got, wantPassword)
+					t.Errorf("password requests after recovery = %d, want %d", got, wantPassword)
 				}
 			})
 		}
