@@ -35,17 +35,9 @@ import (
 // in an error.
 const bdSecret = "tok-SECRET-7Hq2"
 
-// bdServer starts a loopback server for h, closed at the end of t.
-func bdServer(t *testing.T, h http.HandlerFunc) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 // bdReply serves one fixed token reply: status 200, application/json.
 func bdReply(t *testing.T, body string) *httptest.Server {
-	return bdServer(t, func(w http.ResponseWriter, r *http.Request) {
+	return newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, body)
@@ -108,7 +100,7 @@ func TestBoundaryReplyUnsafeHeaderToken(t *testing.T) {
 			}
 			ts := bdReply(t, body)
 			var apiHits atomic.Int32
-			api := bdServer(t, func(w http.ResponseWriter, r *http.Request) {
+			api := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				apiHits.Add(1)
 				if strings.Contains(r.Header.Get("X-Injected"), "1") {
 					t.Errorf("the API got an injected header")
@@ -340,7 +332,7 @@ func TestBoundaryInvalidUTF8Description(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			leakCheck(t)
-			ts := bdServer(t, func(w http.ResponseWriter, r *http.Request) {
+			ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				_, _ = io.Copy(io.Discard, r.Body)
 				w.Header().Set("Content-Type", tt.contentType)
 				w.WriteHeader(tt.status)
@@ -411,7 +403,7 @@ func TestBoundaryReplyDuplicateKeys(t *testing.T) {
 				mu   sync.Mutex
 				seen []string
 			)
-			api := bdServer(t, func(w http.ResponseWriter, r *http.Request) {
+			api := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				mu.Lock()
 				seen = append(seen, r.Header.Values("Authorization")...)
 				mu.Unlock()
@@ -562,7 +554,7 @@ func TestChallengeJunkOn401(t *testing.T) {
 				mu   sync.Mutex
 				seen []string
 			)
-			api := bdServer(t, func(w http.ResponseWriter, r *http.Request) {
+			api := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				mu.Lock()
 				seen = append(seen, r.Header.Get("Authorization"))
 				first := len(seen) == 1
@@ -715,7 +707,7 @@ func TestBoundaryReplySize(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			leakCheck(t)
 			var acceptEncoding atomic.Value
-			ts := bdServer(t, func(w http.ResponseWriter, r *http.Request) {
+			ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				_, _ = io.Copy(io.Discard, r.Body)
 				acceptEncoding.Store(r.Header.Get("Accept-Encoding"))
 				w.Header().Set("Content-Type", "application/json")

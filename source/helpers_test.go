@@ -56,6 +56,15 @@ func newEmulator(t testing.TB, start func(sourcetest.Options) *sourcetest.Server
 	return emu
 }
 
+// newServer starts a loopback server for h, closed when the test ends.
+// Use it where a test needs a reply no emulator gives.
+func newServer(t testing.TB, h http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // fastRetry keeps retry waits short; it has the default 3 attempts.
 var fastRetry = retry.Policy{MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond}
 

@@ -442,12 +442,10 @@ func TestProvidersErrorsHoldNoSecret(t *testing.T) {
 // quotes the bad parameter back does.
 func pvEcho(t *testing.T, shape func(w http.ResponseWriter, body string)) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		shape(w, string(b))
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+	})
 }
 
 func pvWriteJSON(w http.ResponseWriter, status int, ctype string, v any) {
@@ -585,12 +583,11 @@ func TestProvidersUndocumentedErrorBodies(t *testing.T) {
 			for _, s := range statuses {
 				t.Run(fmt.Sprintf("%s/%s/%d", c.name, b.name, s.status), func(t *testing.T) {
 					var secret string // the config's secret, which the page quotes
-					srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 						w.Header().Set("Content-Type", b.ctype)
 						w.WriteHeader(s.status)
 						io.WriteString(w, strings.ReplaceAll(b.body, "{{secret}}", secret))
-					}))
-					t.Cleanup(srv.Close)
+					})
 					cfg := c.config(&sourcetest.Server{TokenURL: srv.URL + "/token"})
 					secret = cfg.ClientSecret + cfg.Password // one of them is set
 					cfg.Retry = retry.Policy{MaxAttempts: 1}
