@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,11 +19,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"go.uber.org/goleak"
-
 	"github.com/tokenhttp/tokenhttp"
 	"github.com/tokenhttp/tokenhttp/internal/safehttp"
-	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
@@ -37,40 +35,13 @@ import (
 // in an error.
 const bdSecret = "tok-SECRET-7Hq2"
 
-// bdLeakCheck fails t if a goroutine it started outlives it. Call it
-// first, so that its check runs after every other cleanup.
-func bdLeakCheck(t *testing.T) {
-	t.Helper()
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
-
-// bdServer starts a loopback server for h, closed at the end of t.
-func bdServer(t *testing.T, h http.HandlerFunc) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 // bdReply serves one fixed token reply: status 200, application/json.
 func bdReply(t *testing.T, body string) *httptest.Server {
-	return bdServer(t, func(w http.ResponseWriter, r *http.Request) {
+	return newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, body)
 	})
-}
-
-// bdConfig is a client_credentials Config for a token endpoint at url,
-// with short retry waits.
-func bdConfig(url string) source.Config {
-	return source.Config{
-		TokenURL:     url,
-		ClientID:     sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret,
-		Retry:        retry.Policy{MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond},
-	}
 }
 
 // bdClient is a tokenhttp client over src with a Transport of its own.
@@ -78,13 +49,6 @@ func bdClient(t *testing.T, src source.TokenSource) *http.Client {
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	return tokenhttp.NewClient(src, tokenhttp.WithBase(tr))
-}
-
-// bdToken makes one Token call with a generous deadline.
-func bdToken(src source.TokenSource) (*source.Token, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return src.Token(ctx)
 }
 
 // bdJSON marshals v, failing t on error.
@@ -129,30 +93,30 @@ func TestBoundaryReplyUnsafeHeaderToken(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bdLeakCheck(t)
+			leakCheck(t)
 			body := tt.raw
 			if body == "" {
 				body = bdJSON(t, map[string]any{tt.field: tt.value, "token_type": "bearer", "expires_in": 3600})
 			}
 			ts := bdReply(t, body)
 			var apiHits atomic.Int32
-			api := bdServer(t, func(w http.ResponseWriter, r *http.Request) {
+			api := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				apiHits.Add(1)
 				if strings.Contains(r.Header.Get("X-Injected"), "1") {
 					t.Errorf("the API got an injected header")
 				}
 			})
-			cfg := bdConfig(ts.URL)
+			cfg := standardConfig(ts.URL)
 			cfg.Provider = tt.provider
 
 			// Straight from the source.
-			tok, err := bdToken(rsNew(t, cfg))
+			tok, err := fetchToken(t, cfg)
 			if err == nil {
 				t.Fatalf("Token: got a token (header %q), want an error", tok.HeaderValue())
 			}
 			te := tokenError(t, err)
 			if got, want := te.Code, source.CodeServerError; got != want {
-				t.Errorf("Code: got %q, want %q", got, want)
+				t.Errorf("Code = %q, want %q", got, want)
 			}
 			want := tt.wantText
 			if want == "" {
@@ -168,7 +132,7 @@ func TestBoundaryReplyUnsafeHeaderToken(t *testing.T) {
 			}
 
 			// Through a tokenhttp client: no request reaches the API.
-			client := bdClient(t, rsNew(t, cfg))
+			client := bdClient(t, newSource(t, cfg))
 			resp, err := client.Get(api.URL + "/v1/things")
 			if err == nil {
 				resp.Body.Close()
@@ -179,7 +143,7 @@ func TestBoundaryReplyUnsafeHeaderToken(t *testing.T) {
 				t.Errorf("client error shows the token: %v", err)
 			}
 			if got, want := apiHits.Load(), int32(0); got != want {
-				t.Errorf("API requests: got %d, want %d", got, want)
+				t.Errorf("API requests = %d, want %d", got, want)
 			}
 		})
 	}
@@ -270,6 +234,9 @@ func bdSlowloris(t *testing.T, mode string, tick time.Duration) *slowloris {
 // Config.FetchTimeout; a caller with a shorter deadline leaves at its
 // deadline; and no goroutine outlives the test.
 func TestSlowlorisTokenEndpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seconds of real time")
+	}
 	const (
 		fetchTimeout = time.Second
 		callerWait   = 200 * time.Millisecond
@@ -277,11 +244,11 @@ func TestSlowlorisTokenEndpoint(t *testing.T) {
 	)
 	for _, mode := range []string{"trickle body", "stall after headers", "trickle headers", "silent"} {
 		t.Run(mode, func(t *testing.T) {
-			bdLeakCheck(t)
+			leakCheck(t)
 			sl := bdSlowloris(t, mode, 200*time.Millisecond)
-			cfg := bdConfig(sl.srv.URL)
+			cfg := standardConfig(sl.srv.URL)
 			cfg.FetchTimeout = fetchTimeout
-			src := rsNew(t, cfg)
+			src := newSource(t, cfg)
 
 			// A caller with a shorter deadline than the fetch's leaves at it.
 			ctx, cancel := context.WithTimeout(context.Background(), callerWait)
@@ -303,7 +270,7 @@ func TestSlowlorisTokenEndpoint(t *testing.T) {
 			// FetchTimeout (counted from its start, with the first call).
 			done := make(chan error, 1)
 			go func() {
-				_, err := bdToken(src)
+				_, err := callToken(src)
 				done <- err
 			}()
 			select {
@@ -364,19 +331,19 @@ func TestBoundaryInvalidUTF8Description(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bdLeakCheck(t)
-			ts := bdServer(t, func(w http.ResponseWriter, r *http.Request) {
+			leakCheck(t)
+			ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				_, _ = io.Copy(io.Discard, r.Body)
 				w.Header().Set("Content-Type", tt.contentType)
 				w.WriteHeader(tt.status)
 				_, _ = io.WriteString(w, tt.body)
 			})
-			cfg := bdConfig(ts.URL)
+			cfg := standardConfig(ts.URL)
 			cfg.Retry.MaxAttempts = 1
-			_, err := bdToken(rsNew(t, cfg))
+			_, err := fetchToken(t, cfg)
 			te := tokenError(t, err)
 			if got, want := te.Code, tt.wantCode; got != want {
-				t.Errorf("Code: got %q, want %q", got, want)
+				t.Errorf("Code = %q, want %q", got, want)
 			}
 			fields := map[string]string{"Description": te.Description, "ProviderCode": te.ProviderCode,
 				"URI": te.URI, "Error()": err.Error()}
@@ -430,26 +397,26 @@ func TestBoundaryReplyDuplicateKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bdLeakCheck(t)
+			leakCheck(t)
 			ts := bdReply(t, tt.body)
 			var (
 				mu   sync.Mutex
 				seen []string
 			)
-			api := bdServer(t, func(w http.ResponseWriter, r *http.Request) {
+			api := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				mu.Lock()
 				seen = append(seen, r.Header.Values("Authorization")...)
 				mu.Unlock()
 			})
-			src := rsNew(t, bdConfig(ts.URL))
-			tok, err := bdToken(src)
+			src := newSource(t, standardConfig(ts.URL))
+			tok, err := callToken(src)
 			if tt.want == "" {
 				if err == nil {
 					t.Fatalf("Token: got a token, want an error")
 				}
 				te := tokenError(t, err)
 				if got, want := te.Code, source.CodeServerError; got != want {
-					t.Errorf("Code: got %q, want %q", got, want)
+					t.Errorf("Code = %q, want %q", got, want)
 				}
 				if strings.Contains(err.Error(), bdSecret) {
 					t.Errorf("error shows the token: %v", err)
@@ -460,10 +427,10 @@ func TestBoundaryReplyDuplicateKeys(t *testing.T) {
 				t.Fatalf("Token: %v", err)
 			}
 			if got, want := tok.AccessToken, tt.want; got != want {
-				t.Errorf("AccessToken: got %q, want %q", got, want)
+				t.Errorf("AccessToken = %q, want %q", got, want)
 			}
 			if got, want := tok.HeaderValue(), "Bearer "+tt.want; got != want {
-				t.Errorf("HeaderValue: got %q, want %q", got, want)
+				t.Errorf("HeaderValue = %q, want %q", got, want)
 			}
 			if err := safehttp.CheckHeaderToken(tok.AccessToken, tok.Authorization); err != nil {
 				t.Errorf("CheckHeaderToken on the chosen token: %v", err)
@@ -488,7 +455,7 @@ func TestBoundaryReplyDuplicateKeys(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			if got, want := strings.Join(seen, " | "), tok.HeaderValue(); got != want {
-				t.Errorf("API saw Authorization: got %q, want %q", got, want)
+				t.Errorf("API saw Authorization = %q, want %q", got, want)
 			}
 		})
 	}
@@ -510,12 +477,11 @@ func TestBoundaryRetryAfterHuge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bdLeakCheck(t)
-			emu := sourcetest.NewStandard(sourcetest.Options{})
-			t.Cleanup(emu.Close)
-			cfg := bdConfig(emu.TokenURL)
+			leakCheck(t)
+			emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+			cfg := standardConfig(emu.TokenURL)
 			cfg.FetchTimeout = 48 * time.Hour // the cap, not the fetch's deadline, must stop the wait
-			src := rsNew(t, cfg)
+			src := newSource(t, cfg)
 			emu.FailNext(1, http.StatusServiceUnavailable, tt.retryAfter)
 
 			start := time.Now()
@@ -526,19 +492,19 @@ func TestBoundaryRetryAfterHuge(t *testing.T) {
 			}
 			te := tokenError(t, err)
 			if got, want := te.RetryAfter, 24*time.Hour; got != want {
-				t.Errorf("RetryAfter: got %v, want %v", got, want)
+				t.Errorf("RetryAfter = %v, want %v", got, want)
 			}
 			if got, want := te.StatusCode, http.StatusServiceUnavailable; got != want {
-				t.Errorf("StatusCode: got %d, want %d", got, want)
+				t.Errorf("StatusCode = %d, want %d", got, want)
 			}
 			if got, want := te.Code, source.CodeServerError; got != want {
-				t.Errorf("Code: got %q, want %q", got, want)
+				t.Errorf("Code = %q, want %q", got, want)
 			}
 			if !te.Temporary() {
 				t.Errorf("Temporary: got false, want true for a 503")
 			}
 			if got, want := emu.TokenRequests(), 1; got != want {
-				t.Errorf("token requests: got %d, want %d (no retry)", got, want)
+				t.Errorf("token requests = %d, want %d (no retry)", got, want)
 			}
 		})
 	}
@@ -582,14 +548,13 @@ func TestChallengeJunkOn401(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bdLeakCheck(t)
-			emu := sourcetest.NewStandard(sourcetest.Options{})
-			t.Cleanup(emu.Close)
+			leakCheck(t)
+			emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 			var (
 				mu   sync.Mutex
 				seen []string
 			)
-			api := bdServer(t, func(w http.ResponseWriter, r *http.Request) {
+			api := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				mu.Lock()
 				seen = append(seen, r.Header.Get("Authorization"))
 				first := len(seen) == 1
@@ -603,7 +568,7 @@ func TestChallengeJunkOn401(t *testing.T) {
 				}
 				_, _ = io.WriteString(w, "ok")
 			})
-			src := rsNew(t, bdConfig(emu.TokenURL))
+			src := newSource(t, standardConfig(emu.TokenURL))
 			client := bdClient(t, src)
 
 			resp, err := client.Get(api.URL + "/v1/orders")
@@ -621,23 +586,23 @@ func TestChallengeJunkOn401(t *testing.T) {
 				wantStatus, wantAPI, wantFetches = http.StatusUnauthorized, 1, 1
 			}
 			if resp.StatusCode != wantStatus {
-				t.Errorf("status: got %d, want %d", resp.StatusCode, wantStatus)
+				t.Errorf("status = %d, want %d", resp.StatusCode, wantStatus)
 			}
 			if len(auths) != wantAPI {
-				t.Fatalf("API requests: got %d, want %d", len(auths), wantAPI)
+				t.Fatalf("API requests = %d, want %d", len(auths), wantAPI)
 			}
 			if n := emu.TokenRequests(); n != wantFetches {
-				t.Errorf("token requests: got %d, want %d", n, wantFetches)
+				t.Errorf("token requests = %d, want %d", n, wantFetches)
 			}
 			if tt.refresh && auths[0] == auths[1] {
 				t.Errorf("retry: got the rejected token again, want a new one")
 			}
 			if !tt.refresh {
-				if got, want := resp.Header.Values("Www-Authenticate"), tt.challenges; strings.Join(got, "\n") != strings.Join(want, "\n") {
-					t.Errorf("WWW-Authenticate to the caller: got %q, want %q", got, want)
+				if got, want := resp.Header.Values("Www-Authenticate"), tt.challenges; !slices.Equal(got, want) {
+					t.Errorf("WWW-Authenticate to the caller = %q, want %q", got, want)
 				}
 				// The token was not dropped: the next Token call is a hit.
-				tok, err := bdToken(src)
+				tok, err := callToken(src)
 				if err != nil {
 					t.Fatalf("Token: %v", err)
 				}
@@ -740,9 +705,9 @@ func TestBoundaryReplySize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bdLeakCheck(t)
+			leakCheck(t)
 			var acceptEncoding atomic.Value
-			ts := bdServer(t, func(w http.ResponseWriter, r *http.Request) {
+			ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				_, _ = io.Copy(io.Discard, r.Body)
 				acceptEncoding.Store(r.Header.Get("Accept-Encoding"))
 				w.Header().Set("Content-Type", "application/json")
@@ -759,16 +724,16 @@ func TestBoundaryReplySize(t *testing.T) {
 				}
 				_, _ = w.Write(tt.body[half:])
 			})
-			cfg := bdConfig(ts.URL)
+			cfg := standardConfig(ts.URL)
 			cfg.Retry.MaxAttempts = 1
 			tr := &http.Transport{DisableCompression: tt.noDecompress}
 			t.Cleanup(tr.CloseIdleConnections)
 			cfg.HTTPClient = &http.Client{Transport: tr}
-			src := rsNew(t, cfg)
+			src := newSource(t, cfg)
 
 			runtime.GC()
 			before := bdTotalAlloc()
-			tok, err := bdToken(src)
+			tok, err := callToken(src)
 			allocated := bdTotalAlloc() - before
 			t.Logf("wire %d bytes, allocated %d KiB during the fetch", len(tt.body), allocated>>10)
 
@@ -782,7 +747,7 @@ func TestBoundaryReplySize(t *testing.T) {
 					t.Fatalf("Token: %v", err)
 				}
 				if got, want := tok.AccessToken, "big-tok"; got != want {
-					t.Errorf("AccessToken: got %q, want %q", got, want)
+					t.Errorf("AccessToken = %q, want %q", got, want)
 				}
 				return
 			}
@@ -791,7 +756,7 @@ func TestBoundaryReplySize(t *testing.T) {
 			}
 			te := tokenError(t, err)
 			if got, want := te.Code, source.CodeServerError; got != want {
-				t.Errorf("Code: got %q, want %q", got, want)
+				t.Errorf("Code = %q, want %q", got, want)
 			}
 			if !strings.Contains(te.Description, tt.wantErr) {
 				t.Errorf("Description: got %q, want it to contain %q", te.Description, tt.wantErr)
@@ -829,18 +794,18 @@ func TestBoundaryReplyNotObject(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bdLeakCheck(t)
+			leakCheck(t)
 			ts := bdReply(t, tt.body)
-			tok, err := bdToken(rsNew(t, bdConfig(ts.URL)))
+			tok, err := fetchToken(t, standardConfig(ts.URL))
 			if err == nil {
 				t.Fatalf("Token: got a token (%v) from %q, want an error", tok, bdTrim(tt.body))
 			}
 			te := tokenError(t, err)
 			if got, want := te.Code, source.CodeServerError; got != want {
-				t.Errorf("Code: got %q, want %q (%v)", got, want, err)
+				t.Errorf("Code = %q, want %q (%v)", got, want, err)
 			}
 			if got, want := te.StatusCode, http.StatusOK; got != want {
-				t.Errorf("StatusCode: got %d, want %d", got, want)
+				t.Errorf("StatusCode = %d, want %d", got, want)
 			}
 		})
 	}

@@ -10,34 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// leakCheck fails the test if a goroutine it started outlives it and its
-// cleanups. Call it first, so that its check runs after every other
-// cleanup (servers and sources are closed by then).
-func leakCheck(t *testing.T) {
-	t.Helper()
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
-
-// waitFor polls cond until it holds, failing the test after 5 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 func TestCacheHitAllocatesNothing(t *testing.T) {
 	leakCheck(t)
@@ -228,6 +203,9 @@ func TestCacheCancelledCallerLeaves(t *testing.T) {
 // and is renewed in the background before it expires while callers keep
 // getting it without waiting.
 func TestCacheRefreshAhead(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seconds of real time")
+	}
 	leakCheck(t)
 	const renewDelay = 300 * time.Millisecond
 	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tokenhttp/tokenhttp/source"
 )
@@ -146,23 +145,10 @@ func passwordConfig(ts *tokenServer) source.Config {
 		ClientSecret: testClientSecret, Username: "alice", Password: testPassword}
 }
 
-// newSource returns the cached source for cfg, closed when the test ends.
-func newSource(t *testing.T, cfg source.Config) *source.CachedSource {
-	t.Helper()
-	src, err := source.New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = src.Close() })
-	return src
-}
-
 // fetchToken makes one Token call on a new source for cfg.
 func fetchToken(t *testing.T, cfg source.Config) (*source.Token, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return newSource(t, cfg).Token(ctx)
+	return callToken(newSource(t, cfg))
 }
 
 // tokenError returns err as a *source.Error, failing the test if it is not.

@@ -45,7 +45,7 @@ func TestConfigErrorField(t *testing.T) {
 				t.Fatalf("New: got %v (%T), want a *source.ConfigError matching ErrInvalidConfig", err, err)
 			}
 			if got := ce.Field; got != tt.want {
-				t.Errorf("Field: got %q, want %q", got, tt.want)
+				t.Errorf("Field = %q, want %q", got, tt.want)
 			}
 		})
 	}
@@ -56,12 +56,12 @@ func TestConfigErrorField(t *testing.T) {
 func TestBreakerOpenErrorIs(t *testing.T) {
 	err := error(&source.BreakerOpenError{Provider: "p", Until: time.Now()})
 	if !errors.Is(err, source.ErrBreakerOpen) {
-		t.Error("errors.Is(err, ErrBreakerOpen) = false")
+		t.Error("errors.Is(err, ErrBreakerOpen) = false, want true")
 	}
 	if errors.Is(err, source.ErrClosed) {
-		t.Error("errors.Is(err, ErrClosed) = true")
+		t.Error("errors.Is(err, ErrClosed) = true, want false")
 	}
 	if got, want := err.Error(), "source: p token endpoint failing: circuit breaker open"; got != want {
-		t.Errorf("Error: got %q, want %q", got, want)
+		t.Errorf("Error = %q, want %q", got, want)
 	}
 }

@@ -46,8 +46,7 @@ func checkPrintings(t *testing.T, what string, v any, secrets ...string) {
 // fetch.
 func TestRedactedPrinting(t *testing.T) {
 	const clientSecret, password = "cs-Hh61pL2secret", "pw-Jj72qM3secret"
-	emu := sourcetest.NewGestaoPlus(sourcetest.Options{ClientSecret: clientSecret, Password: password})
-	t.Cleanup(emu.Close)
+	emu := newEmulator(t, sourcetest.NewGestaoPlus, sourcetest.Options{ClientSecret: clientSecret, Password: password})
 	store := source.NewMemoryStore()
 	src := newSource(t, source.Config{Provider: source.GestaoPlus, TokenURL: emu.TokenURL + "?api_key=qk-Ll83rN4secret",
 		ClientSecret: clientSecret, Username: sourcetest.DefaultUsername, Password: password, Store: store})

@@ -11,27 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
-
-// raSource returns a client_credentials source for srv. The caller closes
-// it.
-func raSource(t *testing.T, srv *sourcetest.Server) *source.CachedSource {
-	t.Helper()
-	src, err := source.New(source.Config{
-		TokenURL:     srv.TokenURL,
-		ClientID:     sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret,
-		HTTPClient:   srv.Client(),
-	})
-	if err != nil {
-		t.Fatalf("source.New: %v", err)
-	}
-	return src
-}
 
 // raCall is one Token call seen by a caller.
 type raCall struct {
@@ -45,7 +27,10 @@ type raCall struct {
 // endpoint sees about one request per token lifetime, and nothing outlives
 // Close.
 func TestRefreshAheadNoWait(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	if testing.Short() {
+		t.Skip("seconds of real time; the emulator's latency does not run in a synctest bubble")
+	}
+	leakCheck(t)
 	const (
 		lifetime = 3 * time.Second
 		latency  = 400 * time.Millisecond
@@ -56,10 +41,13 @@ func TestRefreshAheadNoWait(t *testing.T) {
 		// the race detector and a loaded machine, far below the latency.
 		maxWait = 100 * time.Millisecond
 	)
-	srv := sourcetest.NewStandard(sourcetest.Options{Lifetime: lifetime, Latency: latency})
-	defer srv.Close()
-	src := raSource(t, srv)
-	defer src.Close()
+	srv := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{Lifetime: lifetime, Latency: latency})
+	src := newSource(t, source.Config{
+		TokenURL:     srv.TokenURL,
+		ClientID:     sourcetest.DefaultClientID,
+		ClientSecret: sourcetest.DefaultClientSecret,
+		HTTPClient:   srv.Client(),
+	})
 	ctx := context.Background()
 
 	if _, err := src.Token(ctx); err != nil { // the cold fetch waits, by design
@@ -179,12 +167,18 @@ func TestRefreshAheadNoWait(t *testing.T) {
 // jitter) before it expires, not on every call and not at the last
 // moment.
 func TestRefreshAheadMargin(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	if testing.Short() {
+		t.Skip("seconds of real time; the emulator's latency does not run in a synctest bubble")
+	}
+	leakCheck(t)
 	const lifetime = 4 * time.Second
-	srv := sourcetest.NewStandard(sourcetest.Options{Lifetime: lifetime})
-	defer srv.Close()
-	src := raSource(t, srv)
-	defer src.Close()
+	srv := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{Lifetime: lifetime})
+	src := newSource(t, source.Config{
+		TokenURL:     srv.TokenURL,
+		ClientID:     sourcetest.DefaultClientID,
+		ClientSecret: sourcetest.DefaultClientSecret,
+		HTTPClient:   srv.Client(),
+	})
 	ctx := context.Background()
 
 	first, err := src.Token(ctx)

@@ -14,11 +14,10 @@ import (
 	"testing/synctest"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+	"github.com/tokenhttp/tokenhttp/source/storetest"
 )
 
 // The resilience tests: token-endpoint retries, the circuit breaker and
@@ -26,80 +25,16 @@ import (
 // emulators' fault knobs. Time-based cases run in a synctest bubble over
 // an in-memory transport; the others over loopback sockets.
 
-// rsRetry keeps retry waits short; it has the default 3 attempts.
-var rsRetry = retry.Policy{MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond}
-
-const rsAttempts = retry.DefaultMaxAttempts
-
-// rsRoundTripper is an http.RoundTripper double.
-type rsRoundTripper func(*http.Request) (*http.Response, error)
-
-func (f rsRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// rsMemClient calls h in the calling goroutine, without sockets, so that
-// it works in a synctest bubble.
-func rsMemClient(h http.Handler) *http.Client {
-	return &http.Client{Transport: rsRoundTripper(func(r *http.Request) (*http.Response, error) {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
-		return rec.Result(), nil
-	})}
-}
-
-// rsLeakCheck fails t if a goroutine it started outlives it. Call it
-// first: its check runs after the other cleanups.
-func rsLeakCheck(t *testing.T) {
-	t.Helper()
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
-
-// rsEmu registers emu to be closed at the end of t.
-func rsEmu(t *testing.T, emu *sourcetest.Server) *sourcetest.Server {
-	t.Cleanup(emu.Close)
-	return emu
-}
-
-// rsConfig is a client_credentials Config for a Standard emulator.
-func rsConfig(emu *sourcetest.Server) source.Config {
-	return source.Config{
-		TokenURL:     emu.TokenURL,
-		ClientID:     sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret,
-		Retry:        rsRetry,
-	}
-}
-
-// rsNew returns a source for cfg. Unless cfg has an HTTPClient, it gets
-// one over a Transport of its own. Both are closed at the end of t.
-func rsNew(t *testing.T, cfg source.Config) source.TokenSource {
-	t.Helper()
-	if cfg.HTTPClient == nil {
-		tr := &http.Transport{}
-		t.Cleanup(tr.CloseIdleConnections)
-		cfg.HTTPClient = &http.Client{Transport: tr}
-	}
-	src, err := source.New(cfg)
-	if err != nil {
-		t.Fatalf("source.New: %v", err)
-	}
-	t.Cleanup(func() { rsClose(src) })
-	return src
-}
-
-func rsClose(src source.TokenSource) {
-	if c, ok := src.(interface{ Close() error }); ok {
-		c.Close()
-	}
-}
+// maxAttempts is the attempts of fastRetry: the default.
+const maxAttempts = retry.DefaultMaxAttempts
 
 func TestResilienceBurstShorterThanAttempts(t *testing.T) {
 	for _, status := range []int{500, 502, 503, 504, 429} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
-			rsLeakCheck(t)
-			emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
-			src := rsNew(t, rsConfig(emu))
-			burst := rsAttempts - 1
+			leakCheck(t)
+			emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+			src := newSource(t, standardConfig(emu.TokenURL))
+			burst := maxAttempts - 1
 			emu.FailNext(burst, status, "")
 
 			tok, err := src.Token(context.Background())
@@ -110,10 +45,10 @@ func TestResilienceBurstShorterThanAttempts(t *testing.T) {
 				t.Errorf("Token: got an invalid token")
 			}
 			if got, want := emu.TokenRequests(), burst+1; got != want {
-				t.Errorf("token requests: got %d, want %d", got, want)
+				t.Errorf("token requests = %d, want %d", got, want)
 			}
 			if got, want := emu.Issued(), 1; got != want {
-				t.Errorf("tokens issued: got %d, want %d", got, want)
+				t.Errorf("tokens issued = %d, want %d", got, want)
 			}
 		})
 	}
@@ -122,24 +57,24 @@ func TestResilienceBurstShorterThanAttempts(t *testing.T) {
 // TestResilienceBurstLongerThanAttempts checks that the last reply of an
 // exhausted fetch becomes the caller's *source.Error.
 func TestResilienceBurstLongerThanAttempts(t *testing.T) {
-	rsLeakCheck(t)
-	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
-	src := rsNew(t, rsConfig(emu))
-	emu.FailNext(rsAttempts, 503, "")
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	src := newSource(t, standardConfig(emu.TokenURL))
+	emu.FailNext(maxAttempts, 503, "")
 
 	_, err := src.Token(context.Background())
 	te := tokenError(t, err)
 	if got, want := te.StatusCode, 503; got != want {
-		t.Errorf("StatusCode: got %d, want %d", got, want)
+		t.Errorf("StatusCode = %d, want %d", got, want)
 	}
 	if got, want := te.Code, source.CodeServerError; got != want {
-		t.Errorf("Code: got %q, want %q", got, want)
+		t.Errorf("Code = %q, want %q", got, want)
 	}
 	if !te.Temporary() {
 		t.Errorf("Temporary: got false, want true for a 503")
 	}
-	if got, want := emu.TokenRequests(), rsAttempts; got != want {
-		t.Errorf("token requests: got %d, want %d", got, want)
+	if got, want := emu.TokenRequests(), maxAttempts; got != want {
+		t.Errorf("token requests = %d, want %d", got, want)
 	}
 	if _, err := src.Token(context.Background()); err != nil {
 		t.Errorf("Token after the burst: %v", err)
@@ -147,14 +82,14 @@ func TestResilienceBurstLongerThanAttempts(t *testing.T) {
 }
 
 func TestResilienceRetryAfter(t *testing.T) {
-	rsLeakCheck(t)
-	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 
 	t.Run("1 s then success", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			cfg := rsConfig(emu)
-			cfg.HTTPClient = rsMemClient(emu.Config.Handler)
-			src := rsNew(t, cfg)
+			cfg := standardConfig(emu.TokenURL)
+			cfg.HTTPClient = memClient(emu.Config.Handler)
+			src := newSource(t, cfg)
 			before := emu.TokenRequests()
 			emu.FailNext(1, http.StatusTooManyRequests, "1")
 
@@ -171,7 +106,7 @@ func TestResilienceRetryAfter(t *testing.T) {
 				t.Errorf("elapsed: got %v, want the 1s Retry-After", elapsed)
 			}
 			if got, want := emu.TokenRequests()-before, 2; got != want {
-				t.Errorf("token requests: got %d, want %d", got, want)
+				t.Errorf("token requests = %d, want %d", got, want)
 			}
 		})
 	})
@@ -179,10 +114,10 @@ func TestResilienceRetryAfter(t *testing.T) {
 	// fetchTimeout is set past the Retry-After, so that the cap, not
 	// the fetch's deadline, is what stops the wait.
 	absurd := func(t *testing.T, client *http.Client, fetchTimeout time.Duration) {
-		cfg := rsConfig(emu)
+		cfg := standardConfig(emu.TokenURL)
 		cfg.HTTPClient = client
 		cfg.FetchTimeout = fetchTimeout
-		src := rsNew(t, cfg)
+		src := newSource(t, cfg)
 		before := emu.TokenRequests()
 		emu.FailNext(1, http.StatusTooManyRequests, "3600")
 
@@ -193,31 +128,31 @@ func TestResilienceRetryAfter(t *testing.T) {
 			t.Errorf("elapsed: got %v, want under 1s (an absurd Retry-After is not waited)", elapsed)
 		}
 		if got, want := emu.TokenRequests()-before, 1; got != want {
-			t.Errorf("token requests: got %d, want %d", got, want)
+			t.Errorf("token requests = %d, want %d", got, want)
 		}
 		te := tokenError(t, err)
 		if got, want := te.RetryAfter, 3600*time.Second; got != want {
-			t.Errorf("RetryAfter: got %v, want %v", got, want)
+			t.Errorf("RetryAfter = %v, want %v", got, want)
 		}
 		if got, want := te.StatusCode, http.StatusTooManyRequests; got != want {
-			t.Errorf("StatusCode: got %d, want %d", got, want)
+			t.Errorf("StatusCode = %d, want %d", got, want)
 		}
 		if got, want := te.Code, source.CodeTemporarilyUnavailable; got != want {
-			t.Errorf("Code: got %q, want %q", got, want)
+			t.Errorf("Code = %q, want %q", got, want)
 		}
 	}
 	t.Run("absurd 3600 fails fast", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) { absurd(t, rsMemClient(emu.Config.Handler), 2*time.Hour) })
+		synctest.Test(t, func(t *testing.T) { absurd(t, memClient(emu.Config.Handler), 2*time.Hour) })
 	})
 	t.Run("absurd 3600 fails fast over sockets", func(t *testing.T) { absurd(t, nil, 0) })
 }
 
 func TestResilienceHungEndpoint(t *testing.T) {
-	rsLeakCheck(t)
-	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
-	cfg := rsConfig(emu)
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	cfg := standardConfig(emu.TokenURL)
 	cfg.FetchTimeout = 500 * time.Millisecond
-	src := rsNew(t, cfg)
+	src := newSource(t, cfg)
 	emu.HangNext(100)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -263,11 +198,11 @@ func TestResilienceHungEndpoint(t *testing.T) {
 }
 
 func TestResilienceConnectionReset(t *testing.T) {
-	for _, n := range []int{1, rsAttempts - 1} {
+	for _, n := range []int{1, maxAttempts - 1} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			rsLeakCheck(t)
-			emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
-			src := rsNew(t, rsConfig(emu))
+			leakCheck(t)
+			emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+			src := newSource(t, standardConfig(emu.TokenURL))
 			emu.ResetNext(n)
 			tok, err := src.Token(context.Background())
 			if err != nil {
@@ -277,22 +212,22 @@ func TestResilienceConnectionReset(t *testing.T) {
 				t.Errorf("Token: got an invalid token")
 			}
 			if got, want := emu.TokenRequests(), n+1; got != want {
-				t.Errorf("token requests: got %d, want %d", got, want)
+				t.Errorf("token requests = %d, want %d", got, want)
 			}
 		})
 	}
 	t.Run("longer than the attempts", func(t *testing.T) {
-		rsLeakCheck(t)
-		emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
-		src := rsNew(t, rsConfig(emu))
-		emu.ResetNext(rsAttempts)
+		leakCheck(t)
+		emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+		src := newSource(t, standardConfig(emu.TokenURL))
+		emu.ResetNext(maxAttempts)
 		_, err := src.Token(context.Background())
 		var fe *source.FetchError
 		if !errors.As(err, &fe) {
 			t.Fatalf("Token: got %v (%T), want a *source.FetchError", err, err)
 		}
-		if got, want := emu.TokenRequests(), rsAttempts; got != want {
-			t.Errorf("token requests: got %d, want %d", got, want)
+		if got, want := emu.TokenRequests(), maxAttempts; got != want {
+			t.Errorf("token requests = %d, want %d", got, want)
 		}
 	})
 }
@@ -301,7 +236,7 @@ func TestResilienceConnectionReset(t *testing.T) {
 // probe, open again, a good probe and closed. fast bounds a refusal.
 func rsBreakerCycle(t *testing.T, emu *sourcetest.Server, client *http.Client, openFor, fast time.Duration) {
 	const failures = 3
-	cfg := rsConfig(emu)
+	cfg := standardConfig(emu.TokenURL)
 	cfg.HTTPClient = client
 	var mu sync.Mutex
 	var changes []string
@@ -311,7 +246,7 @@ func rsBreakerCycle(t *testing.T, emu *sourcetest.Server, client *http.Client, o
 			defer mu.Unlock()
 			changes = append(changes, fmt.Sprintf("%v->%v", from, to))
 		}}
-	src := rsNew(t, cfg)
+	src := newSource(t, cfg)
 	ctx := context.Background()
 	emu.FailNext(1<<20, http.StatusInternalServerError, "")
 	base := emu.TokenRequests()
@@ -324,7 +259,7 @@ func rsBreakerCycle(t *testing.T, emu *sourcetest.Server, client *http.Client, o
 		if got, want := tokenError(t, err).StatusCode, 500; got != want {
 			t.Errorf("fetch %d: status %d, want %d", i, got, want)
 		}
-		if got, want := emu.TokenRequests()-base, i*rsAttempts; got != want {
+		if got, want := emu.TokenRequests()-base, i*maxAttempts; got != want {
 			t.Errorf("token requests after fetch %d: got %d, want %d", i, got, want)
 		}
 	}
@@ -360,7 +295,7 @@ func rsBreakerCycle(t *testing.T, emu *sourcetest.Server, client *http.Client, o
 		t.Fatalf("probe: got %v, want it let through", err)
 	}
 	tokenError(t, err)
-	if got, want := emu.TokenRequests()-before, rsAttempts; got != want {
+	if got, want := emu.TokenRequests()-before, maxAttempts; got != want {
 		t.Errorf("probe: %d token requests, want %d (one fetch)", got, want)
 	}
 	wantOpen("re-opened after a failed probe")
@@ -379,7 +314,7 @@ func rsBreakerCycle(t *testing.T, emu *sourcetest.Server, client *http.Client, o
 	if again, err := src.Token(ctx); err != nil || again != tok {
 		t.Errorf("Token after the probe: got %v, %v; want the cached token", again, err)
 	}
-	if !src.(source.Invalidator).Invalidate(tok) {
+	if !source.Invalidator(src).Invalidate(tok) {
 		t.Fatalf("Invalidate: got false for the current token")
 	}
 	before = emu.TokenRequests()
@@ -394,16 +329,16 @@ func rsBreakerCycle(t *testing.T, emu *sourcetest.Server, client *http.Client, o
 	defer mu.Unlock()
 	want := []string{"closed->open", "open->half-open", "half-open->open", "open->half-open", "half-open->closed"}
 	if strings.Join(changes, " ") != strings.Join(want, " ") {
-		t.Errorf("OnStateChange calls: got %q, want %q", changes, want)
+		t.Errorf("OnStateChange calls = %q, want %q", changes, want)
 	}
 }
 
 func TestResilienceBreakerCycle(t *testing.T) {
-	rsLeakCheck(t)
-	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	t.Run("synctest", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			rsBreakerCycle(t, emu, rsMemClient(emu.Config.Handler), retry.DefaultOpenFor, time.Nanosecond)
+			rsBreakerCycle(t, emu, memClient(emu.Config.Handler), retry.DefaultOpenFor, time.Nanosecond)
 		})
 	})
 	t.Run("real clock", func(t *testing.T) {
@@ -414,12 +349,12 @@ func TestResilienceBreakerCycle(t *testing.T) {
 // TestResilienceBreakerShareProbe checks that callers who arrive during
 // the half-open probe wait for it and share its result.
 func TestResilienceBreakerShareProbe(t *testing.T) {
-	rsLeakCheck(t)
-	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
-	cfg := rsConfig(emu)
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	cfg := standardConfig(emu.TokenURL)
 	cfg.Retry.MaxAttempts = 1
 	cfg.Breaker = retry.BreakerSettings{Failures: 1, OpenFor: 100 * time.Millisecond}
-	src := rsNew(t, cfg)
+	src := newSource(t, cfg)
 	emu.FailNext(1, 500, "")
 	if _, err := src.Token(context.Background()); err == nil {
 		t.Fatal("Token: got a token, want the injected 500")
@@ -445,7 +380,7 @@ func TestResilienceBreakerShareProbe(t *testing.T) {
 		}
 	}
 	if got, want := emu.TokenRequests(), 2; got != want {
-		t.Errorf("token requests: got %d, want %d (the failure and one probe)", got, want)
+		t.Errorf("token requests = %d, want %d (the failure and one probe)", got, want)
 	}
 }
 
@@ -464,11 +399,11 @@ func TestResilienceBreakerNotTrippedBy4xx(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rsLeakCheck(t)
-			emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
-			cfg := rsConfig(emu)
+			leakCheck(t)
+			emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+			cfg := standardConfig(emu.TokenURL)
 			cfg.Breaker = retry.BreakerSettings{Failures: 3, OpenFor: time.Minute}
-			src := rsNew(t, cfg)
+			src := newSource(t, cfg)
 			tt.fault(emu)
 			for i := 1; i <= 20; i++ {
 				_, err := src.Token(context.Background())
@@ -491,16 +426,16 @@ func TestResilienceBreakerNotTrippedBy4xx(t *testing.T) {
 // current token is served until it nearly expires, never after; then
 // callers get a fast, typed error.
 func TestResilienceStaleButValid(t *testing.T) {
-	rsLeakCheck(t)
+	leakCheck(t)
 	const life = 2 * time.Second
-	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{Lifetime: life}))
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{Lifetime: life})
 	synctest.Test(t, func(t *testing.T) {
 		const failures = 2
-		cfg := rsConfig(emu)
-		cfg.HTTPClient = rsMemClient(emu.Config.Handler)
+		cfg := standardConfig(emu.TokenURL)
+		cfg.HTTPClient = memClient(emu.Config.Handler)
 		cfg.RefreshAhead = 1500 * time.Millisecond
 		cfg.Breaker = retry.BreakerSettings{Failures: failures}
-		src := rsNew(t, cfg)
+		src := newSource(t, cfg)
 		ctx := context.Background()
 
 		tok, err := src.Token(ctx)
@@ -508,7 +443,7 @@ func TestResilienceStaleButValid(t *testing.T) {
 			t.Fatalf("first Token: %v", err)
 		}
 		if got, want := tok.Expiry, time.Now().Add(life); !got.Equal(want) {
-			t.Fatalf("Expiry: got %v, want %v", got, want)
+			t.Fatalf("Expiry = %v, want %v", got, want)
 		}
 		emu.FailNext(1<<20, 500, "")
 
@@ -548,8 +483,8 @@ func TestResilienceStaleButValid(t *testing.T) {
 			t.Errorf("first error: at %v before expiry, want one by expiry", tok.Expiry.Sub(firstErr))
 		}
 		// Renewals were tried, each with its retries, until the breaker opened.
-		if got, want := emu.TokenRequests(), 1+failures*rsAttempts; got != want {
-			t.Errorf("token requests: got %d, want %d (the first, then %d failed renewals of %d attempts)", got, want, failures, rsAttempts)
+		if got, want := emu.TokenRequests(), 1+failures*maxAttempts; got != want {
+			t.Errorf("token requests = %d, want %d (the first, then %d failed renewals of %d attempts)", got, want, failures, maxAttempts)
 		}
 	})
 }
@@ -557,24 +492,24 @@ func TestResilienceStaleButValid(t *testing.T) {
 // TestResilienceOutage: many callers during an outage; the endpoint never
 // sees two requests at once, and the callers of one fetch share its error.
 func TestResilienceOutage(t *testing.T) {
-	rsLeakCheck(t)
-	emu := rsEmu(t, sourcetest.NewStandard(sourcetest.Options{}))
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	emu.SetLatency(30 * time.Millisecond)
 	emu.FailNext(1<<20, http.StatusInternalServerError, "")
 
 	var inFlight, maxInFlight atomic.Int32
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
-	cfg := rsConfig(emu)
+	cfg := standardConfig(emu.TokenURL)
 	cfg.Breaker = retry.BreakerSettings{Failures: 1000}
-	cfg.HTTPClient = &http.Client{Transport: rsRoundTripper(func(r *http.Request) (*http.Response, error) {
+	cfg.HTTPClient = &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
 		for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
 		}
 		return tr.RoundTrip(r)
 	})}
-	src := rsNew(t, cfg)
+	src := newSource(t, cfg)
 
 	const callers, waves = 200, 3
 	errs := make([]error, 0, callers*waves)
@@ -604,10 +539,10 @@ func TestResilienceOutage(t *testing.T) {
 		t.Errorf("token requests in flight at once: got at most %d, want %d", got, want)
 	}
 	requests := emu.TokenRequests()
-	if requests%rsAttempts != 0 {
-		t.Errorf("token requests: got %d, want a multiple of %d attempts", requests, rsAttempts)
+	if requests%maxAttempts != 0 {
+		t.Errorf("token requests: got %d, want a multiple of %d attempts", requests, maxAttempts)
 	}
-	flights := requests / rsAttempts
+	flights := requests / maxAttempts
 	if flights < waves || flights > 2*waves {
 		t.Errorf("fetches: got %d for %d waves of %d callers, want about one a wave", flights, waves, callers)
 	}
@@ -640,19 +575,19 @@ func TestResilienceOTPNotRetried(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rsLeakCheck(t)
-			emu := rsEmu(t, sourcetest.NewVaultID(sourcetest.Options{}))
+			leakCheck(t)
+			emu := newEmulator(t, sourcetest.NewVaultID, sourcetest.Options{})
 			var calls atomic.Int32
 			var mu sync.Mutex
 			var otps []string
-			src := rsNew(t, source.Config{
+			src := newSource(t, source.Config{
 				Provider:     source.VaultID,
 				TokenURL:     emu.TokenURL,
 				ClientID:     sourcetest.DefaultClientID,
 				ClientSecret: sourcetest.DefaultClientSecret,
 				Username:     sourcetest.DefaultVaultIDUsername,
 				Cloud:        "cloud-1",
-				Retry:        rsRetry,
+				Retry:        fastRetry,
 				PasswordFunc: func(context.Context) (string, error) {
 					n := calls.Add(1)
 					otp := fmt.Sprintf("%06d", 100000+n)
@@ -668,10 +603,10 @@ func TestResilienceOTPNotRetried(t *testing.T) {
 			_, err := src.Token(context.Background())
 			elapsed := time.Since(start)
 			if got, want := emu.TokenRequests(), 1; got != want {
-				t.Errorf("token requests: got %d, want %d (an OTP is sent once)", got, want)
+				t.Errorf("token requests = %d, want %d (an OTP is sent once)", got, want)
 			}
 			if got, want := calls.Load(), int32(1); got != want {
-				t.Errorf("PasswordFunc calls: got %d, want %d", got, want)
+				t.Errorf("PasswordFunc calls = %d, want %d", got, want)
 			}
 			if err == nil {
 				t.Fatalf("Token: got a token, want the injected failure")
@@ -688,10 +623,10 @@ func TestResilienceOTPNotRetried(t *testing.T) {
 				t.Errorf("HeaderValue: got a value without the VCSchema scheme")
 			}
 			if got, want := emu.TokenRequests(), 2; got != want {
-				t.Errorf("token requests: got %d, want %d", got, want)
+				t.Errorf("token requests = %d, want %d", got, want)
 			}
 			if got, want := calls.Load(), int32(2); got != want {
-				t.Errorf("PasswordFunc calls: got %d, want %d", got, want)
+				t.Errorf("PasswordFunc calls = %d, want %d", got, want)
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -715,7 +650,7 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 		{"standard", func() *sourcetest.Server {
 			return sourcetest.NewStandard(sourcetest.Options{RefreshTokens: true})
 		}, func(emu *sourcetest.Server) source.Config {
-			cfg := rsConfig(emu)
+			cfg := standardConfig(emu.TokenURL)
 			cfg.GrantType = source.Password
 			cfg.Username, cfg.Password = sourcetest.DefaultUsername, sourcetest.DefaultPassword
 			return cfg
@@ -724,7 +659,7 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 			return sourcetest.NewGestaoPlus(sourcetest.Options{})
 		}, func(emu *sourcetest.Server) source.Config {
 			return source.Config{
-				Provider: source.GestaoPlus, TokenURL: emu.TokenURL, Retry: rsRetry,
+				Provider: source.GestaoPlus, TokenURL: emu.TokenURL, Retry: fastRetry,
 				Username: sourcetest.DefaultUsername, Password: sourcetest.DefaultPassword,
 			}
 		}},
@@ -746,9 +681,10 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 	for _, p := range providers {
 		for _, f := range faults {
 			t.Run(p.name+"/"+f.name, func(t *testing.T) {
-				rsLeakCheck(t)
-				emu := rsEmu(t, p.emu())
-				src := rsNew(t, p.cfg(emu))
+				leakCheck(t)
+				emu := p.emu()
+				t.Cleanup(emu.Close)
+				src := newSource(t, p.cfg(emu))
 				ctx := context.Background()
 				tok, err := src.Token(ctx)
 				if err != nil {
@@ -757,17 +693,17 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 				if tok.RefreshToken == "" {
 					t.Fatalf("first Token: no refresh token issued")
 				}
-				if !src.(source.Invalidator).Invalidate(tok) {
+				if !source.Invalidator(src).Invalidate(tok) {
 					t.Fatalf("Invalidate: got false for the current token")
 				}
 				f.fault(emu)
 
 				_, err = src.Token(ctx)
 				if got, want := emu.Requests("refresh_token"), f.wantRefresh; got != want {
-					t.Errorf("refresh_token requests: got %d, want %d", got, want)
+					t.Errorf("refresh_token requests = %d, want %d", got, want)
 				}
 				if got, want := emu.Requests("password"), 1; got != want {
-					t.Errorf("password requests: got %d, want %d (no fallback when the endpoint fails)", got, want)
+					t.Errorf("password requests = %d, want %d (no fallback when the endpoint fails)", got, want)
 				}
 				switch {
 				case !f.wantErr && err != nil:
@@ -795,10 +731,10 @@ func TestResilienceRefreshNotRetried(t *testing.T) {
 				}
 				wantRefresh, wantPassword := f.wantRefresh, 2
 				if got := emu.Requests("refresh_token"); got != wantRefresh {
-					t.Errorf("refresh_token requests after recovery: got %d, want %d", got, wantRefresh)
+					t.Errorf("refresh_token requests after recovery = %d, want %d", got, wantRefresh)
 				}
 				if got := emu.Requests("password"); got != wantPassword {
-					t.Errorf("password requests after recovery: got %d, want %d", got, wantPassword)
+					t.Errorf("password requests after recovery = %d, want %d", got, wantPassword)
 				}
 			})
 		}
@@ -813,7 +749,7 @@ func TestResilienceLifetimeFromAnsweredAttempt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var n atomic.Int32
 		var answered time.Time
-		client := &http.Client{Transport: rsRoundTripper(func(r *http.Request) (*http.Response, error) {
+		client := &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
 			rec := httptest.NewRecorder()
 			rec.Header().Set("Content-Type", "application/json")
 			if n.Add(1) == 1 {
@@ -828,7 +764,7 @@ func TestResilienceLifetimeFromAnsweredAttempt(t *testing.T) {
 			return rec.Result(), nil
 		})}
 		store := &rsSavingStore{Store: source.NewMemoryStore()}
-		src := rsNew(t, source.Config{TokenURL: "https://auth.example/token", ClientID: "id", ClientSecret: "secret",
+		src := newSource(t, source.Config{TokenURL: "https://auth.example/token", ClientID: "id", ClientSecret: "secret",
 			HTTPClient: client, Store: store})
 		start := time.Now()
 		tok, err := src.Token(context.Background())
@@ -874,14 +810,14 @@ func (s *rsSavingStore) savedTokens() []source.StoredToken {
 // every caller that waited on the fetch.
 func TestResilienceExpiredOnArrival(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		client := &http.Client{Transport: rsRoundTripper(func(r *http.Request) (*http.Response, error) {
+		client := &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
 			time.Sleep(1200 * time.Millisecond)
 			rec := httptest.NewRecorder()
 			rec.Header().Set("Content-Type", "application/json")
 			fmt.Fprint(rec, `{"access_token":"tok-late","token_type":"bearer","expires_in":1}`)
 			return rec.Result(), nil
 		})}
-		src := rsNew(t, source.Config{TokenURL: "https://auth.example/token", ClientID: "id", ClientSecret: "secret",
+		src := newSource(t, source.Config{TokenURL: "https://auth.example/token", ClientID: "id", ClientSecret: "secret",
 			HTTPClient: client})
 		var wg sync.WaitGroup
 		for range 3 {
@@ -909,5 +845,68 @@ func TestResilienceExpiredOnArrival(t *testing.T) {
 			})
 		}
 		wg.Wait()
+	})
+}
+
+// A password from PasswordFunc may be one-time: the password grant is not
+// retried with it, whatever the provider.
+func TestPasswordFuncNotRetried(t *testing.T) {
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	emu.FailNext(2, http.StatusServiceUnavailable, "")
+	var asked atomic.Int32
+	src := storetest.NewSource(t, emu, nil, func(c *source.Config) {
+		c.GrantType, c.Username = source.Password, sourcetest.DefaultUsername
+		c.PasswordFunc = func(context.Context) (string, error) { asked.Add(1); return sourcetest.DefaultPassword, nil }
+	})
+	if _, err := src.Token(context.Background()); err == nil {
+		t.Fatal("Token: got a token, want the 503")
+	}
+	if got, want := emu.Requests("password"), 1; got != want {
+		t.Errorf("password requests = %d, want %d", got, want)
+	}
+	if got, want := asked.Load(), int32(1); got != want {
+		t.Errorf("PasswordFunc calls = %d, want %d", got, want)
+	}
+}
+
+// A failing user hook says nothing about the endpoint: it never opens the
+// breaker, and a 4xx never does either, whatever its body says.
+func TestBreakerIgnoresHooksAnd4xx(t *testing.T) {
+	leakCheck(t)
+	t.Run("empty one-time password", func(t *testing.T) {
+		emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+		src := storetest.NewSource(t, emu, nil, func(c *source.Config) {
+			c.GrantType, c.Username = source.Password, sourcetest.DefaultUsername
+			c.PasswordFunc = func(context.Context) (string, error) { return "", nil }
+			c.Breaker = retry.BreakerSettings{Failures: 2, OpenFor: time.Minute}
+		})
+		for range 5 {
+			_, err := src.Token(context.Background())
+			var he *source.HookError
+			if !errors.As(err, &he) {
+				t.Fatalf("Token: %v, want a *source.HookError", err)
+			}
+		}
+	})
+	t.Run("400 temporarily_unavailable", func(t *testing.T) {
+		emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+		src := storetest.NewSource(t, emu, nil, func(c *source.Config) {
+			c.Breaker = retry.BreakerSettings{Failures: 2, OpenFor: time.Minute}
+			c.ClientSecret = "wrong"
+		})
+		for i := range 5 {
+			_, err := src.Token(context.Background())
+			if errors.Is(err, source.ErrBreakerOpen) {
+				t.Fatalf("call %d: the breaker opened on a 4xx", i)
+			}
+		}
+		te := &source.Error{StatusCode: 400, Code: source.CodeTemporarilyUnavailable}
+		if te.Temporary() {
+			t.Error("a 400 with temporarily_unavailable is Temporary")
+		}
+		if got, want := emu.TokenRequests(), 5; got != want {
+			t.Errorf("token requests = %d, want %d", got, want)
+		}
 	})
 }

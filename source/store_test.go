@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
@@ -45,9 +43,8 @@ func (b *brokenStore) Wait(context.Context, string, time.Duration) {}
 
 // A store that fails never fails a caller: the source fetches on its own.
 func TestStoreDownFallsBack(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	emu := sourcetest.NewStandard(sourcetest.Options{})
-	defer emu.Close()
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	store := &brokenStore{}
 	src := storetest.NewSource(t, emu, store, nil)
 	tok, err := src.Token(context.Background())
@@ -55,7 +52,7 @@ func TestStoreDownFallsBack(t *testing.T) {
 		t.Fatalf("Token with the store down: %v", err)
 	}
 	if !src.Invalidate(tok) {
-		t.Fatal("Invalidate = false")
+		t.Fatal("Invalidate = false, want true")
 	}
 	if _, err := src.Token(context.Background()); err != nil {
 		t.Fatalf("Token after Invalidate with the store down: %v", err)
@@ -71,9 +68,8 @@ func TestStoreDownFallsBack(t *testing.T) {
 // When the stored token nears its end, the sharer that renews it uses the
 // fleet's refresh token, even if it never had one itself.
 func TestStoreSharedRefreshToken(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	emu := sourcetest.NewStandard(sourcetest.Options{RefreshTokens: true, Lifetime: 2 * time.Second})
-	defer emu.Close()
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{RefreshTokens: true, Lifetime: 2 * time.Second})
 	store := source.NewMemoryStore()
 	pw := func(c *source.Config) {
 		c.GrantType, c.Username, c.Password = source.Password, sourcetest.DefaultUsername, sourcetest.DefaultPassword
@@ -164,9 +160,8 @@ func (f *failSaveStore) holds(t *testing.T, tok *source.Token) {
 // earlier: the source never serves it again, however many tokens were
 // rejected since.
 func TestStoreNeverReservesARejectedToken(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	emu := sourcetest.NewStandard(sourcetest.Options{})
-	defer emu.Close()
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	store := &failSaveStore{MemoryStore: source.NewMemoryStore()}
 	src := storetest.NewSource(t, emu, store, nil)
 	ctx := context.Background()
@@ -181,7 +176,7 @@ func TestStoreNeverReservesARejectedToken(t *testing.T) {
 	for range 4 {
 		rejected[tok.AccessToken] = true
 		if !src.Invalidate(tok) {
-			t.Fatal("Invalidate = false")
+			t.Fatal("Invalidate = false, want true")
 		}
 		if tok, err = src.Token(ctx); err != nil {
 			t.Fatal(err)
@@ -204,9 +199,8 @@ func gestaoPlusStore(c *source.Config) {
 // rotation could not be saved and the store still holds it: the source
 // falls back to the password grant, and the token family survives.
 func TestStoreNeverResendsAnUnsavedRotation(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	emu := sourcetest.NewGestaoPlus(sourcetest.Options{})
-	defer emu.Close()
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewGestaoPlus, sourcetest.Options{})
 	emu.RevokeOnRefreshReuse(true)
 	store := &failSaveStore{MemoryStore: source.NewMemoryStore()}
 	src := storetest.NewSource(t, emu, store, gestaoPlusStore)
@@ -218,7 +212,7 @@ func TestStoreNeverResendsAnUnsavedRotation(t *testing.T) {
 	store.holds(t, t0)
 	store.fail.Store(true) // the store keeps T0 and RT0
 	if !src.Invalidate(t0) {
-		t.Fatal("Invalidate(T0) = false")
+		t.Fatal("Invalidate(T0) = false, want true")
 	}
 	t1, err := src.Token(ctx) // RT0 rotated to RT1; the save fails
 	if err != nil {
@@ -228,7 +222,7 @@ func TestStoreNeverResendsAnUnsavedRotation(t *testing.T) {
 		t.Fatalf("refresh_token requests = %d, want 1", got)
 	}
 	if !src.Invalidate(t1) {
-		t.Fatal("Invalidate(T1) = false")
+		t.Fatal("Invalidate(T1) = false, want true")
 	}
 	if _, err := src.Token(ctx); err != nil {
 		t.Fatal(err)
@@ -246,9 +240,8 @@ func TestStoreNeverResendsAnUnsavedRotation(t *testing.T) {
 // is never sent again, also when the store could not drop the token that
 // holds it.
 func TestStoreNeverResendsAnUnansweredRefresh(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	emu := sourcetest.NewGestaoPlus(sourcetest.Options{})
-	defer emu.Close()
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewGestaoPlus, sourcetest.Options{})
 	emu.RevokeOnRefreshReuse(true)
 	store := &failSaveStore{MemoryStore: source.NewMemoryStore()}
 	src := storetest.NewSource(t, emu, store, gestaoPlusStore)
@@ -260,7 +253,7 @@ func TestStoreNeverResendsAnUnansweredRefresh(t *testing.T) {
 	store.holds(t, t0)
 	store.fail.Store(true) // the store keeps T0 and RT0
 	if !src.Invalidate(t0) {
-		t.Fatal("Invalidate(T0) = false")
+		t.Fatal("Invalidate(T0) = false, want true")
 	}
 	emu.ResetNext(1)
 	if _, err := src.Token(ctx); err == nil {

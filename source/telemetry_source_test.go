@@ -18,8 +18,7 @@ import (
 // else a hash that holds no secret), and so do their fetch metrics.
 func TestTelemetrySourceIdentity(t *testing.T) {
 	sdk := newTelSDK(t)
-	emu := sourcetest.NewStandard(sourcetest.Options{})
-	t.Cleanup(emu.Close)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	base := source.Config{TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID,
 		ClientSecret: sourcetest.DefaultClientSecret, Telemetry: sdk.providers()}
 	named, hashed, scoped := base, base, base
@@ -113,8 +112,7 @@ func TestDroppedSourceCollected(t *testing.T) {
 // MetricStoreHits, not as a fetch.
 func TestStoreHitsNotFetches(t *testing.T) {
 	sdk := newTelSDK(t)
-	emu := sourcetest.NewStandard(sourcetest.Options{})
-	t.Cleanup(emu.Close)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	cfg := source.Config{TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID,
 		ClientSecret: sourcetest.DefaultClientSecret, Telemetry: sdk.providers(), Store: source.NewMemoryStore(), Name: "s"}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

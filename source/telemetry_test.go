@@ -24,7 +24,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"go.uber.org/goleak"
 
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
@@ -780,7 +779,7 @@ func TestTelemetryScenarios(t *testing.T) {
 	var secrets []string    // every secret of every case
 	for _, tc := range telCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			leakCheck(t)
 			r := &telRun{t: t, sdk: newTelSDK(t)}
 
 			var client *http.Client
@@ -804,7 +803,7 @@ func TestTelemetryScenarios(t *testing.T) {
 				ClientID:     sourcetest.DefaultClientID,
 				ClientSecret: telSecret,
 				HTTPClient:   &http.Client{Transport: r.cap},
-				Retry:        retry.Policy{MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond},
+				Retry:        fastRetry,
 				Telemetry:    r.sdk.providers(),
 				Name:         "tel",
 			}
@@ -1001,19 +1000,13 @@ func telNoSecret(t *testing.T, rec string, secrets []string) {
 // TestTelemetryCachedHitNoCost checks that with an SDK installed, cached
 // Token calls start no span, record no metric and allocate nothing.
 func TestTelemetryCachedHitNoCost(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	emu := sourcetest.NewStandard(sourcetest.Options{})
-	defer emu.Close()
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	sdk := newTelSDK(t)
-	ts, err := source.New(source.Config{
+	src := newSource(t, source.Config{
 		TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret,
 		HTTPClient: emu.Client(), Telemetry: sdk.providers(),
 	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	src := ts
-	defer src.Close()
 	ctx := context.Background()
 	want, err := src.Token(ctx)
 	if err != nil {
@@ -1065,16 +1058,11 @@ func BenchmarkCachedHitTelemetry(b *testing.B) {
 		{"sdk", func(b *testing.B) telemetry.Providers { return newTelSDK(b).providers() }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			emu := sourcetest.NewStandard(sourcetest.Options{})
-			defer emu.Close()
-			ts, err := source.New(source.Config{
+			emu := newEmulator(b, sourcetest.NewStandard, sourcetest.Options{})
+			ts := newSource(b, source.Config{
 				TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret,
 				HTTPClient: emu.Client(), Telemetry: bc.tel(b),
 			})
-			if err != nil {
-				b.Fatalf("New: %v", err)
-			}
-			defer ts.Close()
 			ctx := context.Background()
 			if _, err := ts.Token(ctx); err != nil {
 				b.Fatalf("Token: %v", err)

@@ -3,6 +3,7 @@ package breaker_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,7 +62,7 @@ func trip(t *testing.T, b *breaker.Breaker) {
 		}
 	}
 	if got, want := down.calls.Load(), int32(testFailures); got != want {
-		t.Fatalf("calls while closed: got %d, want %d", got, want)
+		t.Fatalf("calls while closed = %d, want %d", got, want)
 	}
 	if got, want := b.State(), breaker.StateOpen; got != want {
 		t.Fatalf("state after %d failures: got %v, want %v", testFailures, got, want)
@@ -76,7 +77,7 @@ func wantOpenError(t *testing.T, err error, until time.Time) {
 		t.Fatalf("error: got %T, want *breaker.OpenError", err)
 	}
 	if !until.IsZero() && !oe.Until.Equal(until) {
-		t.Errorf("OpenError.Until: got %v, want %v", oe.Until, until)
+		t.Errorf("OpenError.Until = %v, want %v", oe.Until, until)
 	}
 }
 
@@ -101,7 +102,7 @@ func TestBreakerOpensAfterFailures(t *testing.T) {
 		}
 		time.Sleep(testOpenFor/2 + time.Millisecond)
 		if got, want := b.State(), breaker.StateHalfOpen; got != want {
-			t.Errorf("state after OpenFor: got %v, want %v", got, want)
+			t.Errorf("state after OpenFor = %v, want %v", got, want)
 		}
 	})
 }
@@ -126,7 +127,7 @@ func TestBreakerHalfOpenLetsOneProbe(t *testing.T) {
 		synctest.Wait() // the probe is running
 
 		if got, want := b.State(), breaker.StateHalfOpen; got != want {
-			t.Errorf("state during the probe: got %v, want %v", got, want)
+			t.Errorf("state during the probe = %v, want %v", got, want)
 		}
 		other := &counter{}
 		var wg sync.WaitGroup
@@ -149,10 +150,10 @@ func TestBreakerHalfOpenLetsOneProbe(t *testing.T) {
 			t.Fatalf("probe: got error %v, want success", err)
 		}
 		if got, want := probeCalls.Load(), int32(1); got != want {
-			t.Errorf("probe calls: got %d, want %d", got, want)
+			t.Errorf("probe calls = %d, want %d", got, want)
 		}
 		if got, want := b.State(), breaker.StateClosed; got != want {
-			t.Errorf("state after a successful probe: got %v, want %v", got, want)
+			t.Errorf("state after a successful probe = %v, want %v", got, want)
 		}
 		ok := &counter{}
 		if _, err := b.Do(ok.f, nil); err != nil || ok.calls.Load() != 1 {
@@ -169,19 +170,19 @@ func TestBreakerProbeFailureReopens(t *testing.T) {
 
 		down := &counter{err: errDown}
 		if _, err := b.Do(down.f, nil); err != errDown {
-			t.Fatalf("probe: got %v, want %v", err, errDown)
+			t.Fatalf("probe = %v, want %v", err, errDown)
 		}
 		if got, want := down.calls.Load(), int32(1); got != want {
-			t.Errorf("probe calls: got %d, want %d", got, want)
+			t.Errorf("probe calls = %d, want %d", got, want)
 		}
 		if got, want := b.State(), breaker.StateOpen; got != want {
-			t.Fatalf("state after a failed probe: got %v, want %v", got, want)
+			t.Fatalf("state after a failed probe = %v, want %v", got, want)
 		}
 		reopened := time.Now()
 		_, err := b.Do(down.f, nil)
 		wantOpenError(t, err, reopened.Add(testOpenFor))
 		if got, want := down.calls.Load(), int32(1); got != want {
-			t.Errorf("calls after re-opening: got %d, want %d", got, want)
+			t.Errorf("calls after re-opening = %d, want %d", got, want)
 		}
 
 		time.Sleep(testOpenFor + time.Millisecond)
@@ -190,7 +191,7 @@ func TestBreakerProbeFailureReopens(t *testing.T) {
 			t.Fatalf("second probe: %v", err)
 		}
 		if got, want := b.State(), breaker.StateClosed; got != want {
-			t.Errorf("state after a successful probe: got %v, want %v", got, want)
+			t.Errorf("state after a successful probe = %v, want %v", got, want)
 		}
 	})
 }
@@ -205,10 +206,10 @@ func TestBreakerNonFailures(t *testing.T) {
 			}
 		}
 		if got, want := refused.calls.Load(), int32(20); got != want {
-			t.Errorf("calls: got %d, want %d", got, want)
+			t.Errorf("calls = %d, want %d", got, want)
 		}
 		if got, want := b.State(), breaker.StateClosed; got != want {
-			t.Errorf("state: got %v, want %v", got, want)
+			t.Errorf("state = %v, want %v", got, want)
 		}
 	})
 	t.Run("reset the consecutive failures", func(t *testing.T) {
@@ -218,11 +219,11 @@ func TestBreakerNonFailures(t *testing.T) {
 			b.Do(f, nil)
 		}
 		if got, want := b.State(), breaker.StateClosed; got != want {
-			t.Fatalf("state after 2 failures, a 4xx, 2 failures: got %v, want %v", got, want)
+			t.Fatalf("state after 2 failures, a 4xx, 2 failures = %v, want %v", got, want)
 		}
 		b.Do(down.f, nil)
 		if got, want := b.State(), breaker.StateOpen; got != want {
-			t.Errorf("state after 3 consecutive failures: got %v, want %v", got, want)
+			t.Errorf("state after 3 consecutive failures = %v, want %v", got, want)
 		}
 	})
 }
@@ -239,11 +240,11 @@ func TestBreakerExcluded(t *testing.T) {
 			}
 		}
 		if got, want := b.State(), breaker.StateClosed; got != want {
-			t.Fatalf("state after 2 failures and 20 excluded: got %v, want %v", got, want)
+			t.Fatalf("state after 2 failures and 20 excluded = %v, want %v", got, want)
 		}
 		b.Do(down.f, nil)
 		if got, want := b.State(), breaker.StateOpen; got != want {
-			t.Errorf("state after a third failure: got %v, want %v (excluded errors must not reset the count)", got, want)
+			t.Errorf("state after a third failure = %v, want %v (excluded errors must not reset the count)", got, want)
 		}
 	})
 	t.Run("an excluded probe leaves it half-open", func(t *testing.T) {
@@ -253,17 +254,17 @@ func TestBreakerExcluded(t *testing.T) {
 			time.Sleep(testOpenFor + time.Millisecond)
 			cancelled := &counter{err: errCancelled}
 			if _, err := b.Do(cancelled.f, nil); err != errCancelled {
-				t.Fatalf("excluded probe: got %v, want %v", err, errCancelled)
+				t.Fatalf("excluded probe = %v, want %v", err, errCancelled)
 			}
 			if got, want := b.State(), breaker.StateHalfOpen; got != want {
-				t.Errorf("state after an excluded probe: got %v, want %v", got, want)
+				t.Errorf("state after an excluded probe = %v, want %v", got, want)
 			}
 			ok := &counter{}
 			if _, err := b.Do(ok.f, nil); err != nil {
 				t.Fatalf("next probe: got %v, want it let through", err)
 			}
 			if got, want := b.State(), breaker.StateClosed; got != want {
-				t.Errorf("state after a successful probe: got %v, want %v", got, want)
+				t.Errorf("state after a successful probe = %v, want %v", got, want)
 			}
 		})
 	})
@@ -298,8 +299,8 @@ func TestBreakerOnStateChange(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	want := []string{"closed->open", "open->half-open", "half-open->closed"}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("OnStateChange calls: got %q, want %q", got, want)
+	if !slices.Equal(got, want) {
+		t.Errorf("OnStateChange calls = %q, want %q", got, want)
 	}
 }
 
@@ -331,8 +332,8 @@ func TestBreakerOnStateChangeCallsStateAfterAChange(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	want := []string{"closed->open", "open->half-open"}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("OnStateChange calls: got %q, want %q", got, want)
+	if !slices.Equal(got, want) {
+		t.Errorf("OnStateChange calls = %q, want %q", got, want)
 	}
 }
 
@@ -362,8 +363,8 @@ func TestBreakerOnStateChangeReopen(t *testing.T) {
 		down := &counter{err: errDown}
 		b.Do(down.f, nil)
 		want := []string{"closed->open", "open->half-open", "half-open->open"}
-		if strings.Join(got, " ") != strings.Join(want, " ") {
-			t.Errorf("OnStateChange calls: got %q, want %q", got, want)
+		if !slices.Equal(got, want) {
+			t.Errorf("OnStateChange calls = %q, want %q", got, want)
 		}
 	})
 }
@@ -386,11 +387,11 @@ func TestBreakerDefaults(t *testing.T) {
 		wantOpenError(t, err, time.Now().Add(retry.DefaultOpenFor))
 		time.Sleep(retry.DefaultOpenFor - time.Millisecond)
 		if got, want := b.State(), breaker.StateOpen; got != want {
-			t.Errorf("state just before DefaultOpenFor: got %v, want %v", got, want)
+			t.Errorf("state just before DefaultOpenFor = %v, want %v", got, want)
 		}
 		time.Sleep(2 * time.Millisecond)
 		if got, want := b.State(), breaker.StateHalfOpen; got != want {
-			t.Errorf("state after DefaultOpenFor: got %v, want %v", got, want)
+			t.Errorf("state after DefaultOpenFor = %v, want %v", got, want)
 		}
 	})
 }
@@ -413,7 +414,7 @@ func TestBreakerNil(t *testing.T) {
 		}
 	}
 	if got, want := b.State(), breaker.StateClosed; got != want {
-		t.Errorf("nil Breaker state: got %v, want %v", got, want)
+		t.Errorf("nil Breaker state = %v, want %v", got, want)
 	}
 }
 

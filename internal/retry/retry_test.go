@@ -162,17 +162,17 @@ func TestDoStatuses(t *testing.T) {
 				t.Fatalf("Do: got error %v, want the reply", err)
 			}
 			if got, want := resp.StatusCode, tt.wantStatus; got != want {
-				t.Errorf("status: got %d, want %d", got, want)
+				t.Errorf("status = %d, want %d", got, want)
 			}
 			if got, want := readBody(t, resp), tt.wantBody; got != want {
-				t.Errorf("body: got %q, want %q", got, want)
+				t.Errorf("body = %q, want %q", got, want)
 			}
 			if got, want := attempts, tt.wantAttempts; got != want {
-				t.Errorf("attempts: got %d, want %d", got, want)
+				t.Errorf("attempts = %d, want %d", got, want)
 			}
 			bodies := sc.requests()
 			if got, want := len(bodies), tt.wantAttempts; got != want {
-				t.Errorf("requests the server saw: got %d, want %d", got, want)
+				t.Errorf("requests the server saw = %d, want %d", got, want)
 			}
 			for i, b := range bodies {
 				if got, want := string(b), reqBody; got != want {
@@ -197,10 +197,10 @@ func TestDoMaxAttempts(t *testing.T) {
 			}
 			readBody(t, resp)
 			if got, want := attempts, n; got != want {
-				t.Errorf("attempts: got %d, want %d", got, want)
+				t.Errorf("attempts = %d, want %d", got, want)
 			}
 			if got, want := len(sc.requests()), n; got != want {
-				t.Errorf("requests: got %d, want %d", got, want)
+				t.Errorf("requests = %d, want %d", got, want)
 			}
 		})
 	}
@@ -280,18 +280,18 @@ func TestDoRetryAfter(t *testing.T) {
 					t.Fatalf("Do: got error %v, want the reply", err)
 				}
 				if got, want := resp.StatusCode, tt.wantStatus; got != want {
-					t.Errorf("status: got %d, want %d", got, want)
+					t.Errorf("status = %d, want %d", got, want)
 				}
 				if got, want := readBody(t, resp), tt.wantBody; got != want {
-					t.Errorf("body: got %q, want %q", got, want)
+					t.Errorf("body = %q, want %q", got, want)
 				}
 				if got, want := attempts, tt.wantAttempts; got != want {
-					t.Errorf("attempts: got %d, want %d", got, want)
+					t.Errorf("attempts = %d, want %d", got, want)
 				}
 				// In the bubble only waits move the clock: the elapsed
 				// time is the total wait, to the nanosecond.
 				if got, want := elapsed, tt.wantElapsed; got != want {
-					t.Errorf("elapsed: got %v, want %v", got, want)
+					t.Errorf("elapsed = %v, want %v", got, want)
 				}
 			})
 		})
@@ -313,13 +313,13 @@ func TestDoRetryAfterRealClock(t *testing.T) {
 		t.Fatalf("Do: %v", err)
 	}
 	if got, want := resp.Header.Get("Retry-After"), "3600"; got != want {
-		t.Errorf("Retry-After of the returned reply: got %q, want %q", got, want)
+		t.Errorf("Retry-After of the returned reply = %q, want %q", got, want)
 	}
 	if got, want := readBody(t, resp), "reply 1"; got != want {
-		t.Errorf("body: got %q, want %q", got, want)
+		t.Errorf("body = %q, want %q", got, want)
 	}
 	if got, want := attempts, 1; got != want {
-		t.Errorf("attempts: got %d, want %d", got, want)
+		t.Errorf("attempts = %d, want %d", got, want)
 	}
 }
 
@@ -358,10 +358,10 @@ func TestDoNetworkError(t *testing.T) {
 				t.Errorf("error: got %v (%T), want a *net.OpError inside", err, err)
 			}
 			if got, want := attempts, pretry.DefaultMaxAttempts; got != want {
-				t.Errorf("attempts: got %d, want %d (a refused connection is retried)", got, want)
+				t.Errorf("attempts = %d, want %d (a refused connection is retried)", got, want)
 			}
 			if got, want := len(got), pretry.DefaultMaxAttempts-1; got != want {
-				t.Fatalf("OnRetry calls: got %d, want %d", got, want)
+				t.Fatalf("OnRetry calls = %d, want %d", got, want)
 			}
 			for i, a := range got {
 				if a.N != i+1 || a.Status != 0 || a.Err == nil {
@@ -403,17 +403,17 @@ func TestDoConnectionReset(t *testing.T) {
 					t.Fatalf("Do: got error %v, want the retried reply", err)
 				}
 				if got, want := resp.StatusCode, 200; got != want {
-					t.Errorf("status: got %d, want %d", got, want)
+					t.Errorf("status = %d, want %d", got, want)
 				}
 				if got, want := readBody(t, resp), "reply 2"; got != want {
-					t.Errorf("body: got %q, want %q", got, want)
+					t.Errorf("body = %q, want %q", got, want)
 				}
 			}
 			if got, want := attempts, tt.wantAttempts; got != want {
-				t.Errorf("attempts: got %d, want %d", got, want)
+				t.Errorf("attempts = %d, want %d", got, want)
 			}
 			if got, want := len(sc.requests()), tt.wantAttempts; got != want {
-				t.Errorf("requests the server saw: got %d, want %d", got, want)
+				t.Errorf("requests the server saw = %d, want %d", got, want)
 			}
 		})
 	}
@@ -434,11 +434,11 @@ func TestDoOnRetry(t *testing.T) {
 	}
 	readBody(t, resp)
 	if got, want := attempts, 3; got != want {
-		t.Errorf("attempts: got %d, want %d", got, want)
+		t.Errorf("attempts = %d, want %d", got, want)
 	}
 	want := []retry.Attempt{{N: 1, Status: 500}, {N: 2, Status: 502}}
 	if len(got) != len(want) {
-		t.Fatalf("OnRetry calls: got %+v, want %+v", got, want)
+		t.Fatalf("OnRetry calls = %+v, want %+v", got, want)
 	}
 	for i := range want {
 		if got[i].N != want[i].N || got[i].Status != want[i].Status || got[i].Err != nil {
@@ -464,7 +464,7 @@ func TestDoBodyResent(t *testing.T) {
 	}
 	readBody(t, resp)
 	if got, want := attempts, 3; got != want {
-		t.Errorf("attempts: got %d, want %d", got, want)
+		t.Errorf("attempts = %d, want %d", got, want)
 	}
 	for i, b := range sc.requests() {
 		if !bytes.Equal(b, []byte(body)) {
@@ -497,7 +497,7 @@ func TestDoCancelledContext(t *testing.T) {
 			t.Errorf("error: got %v, want context.Canceled", err)
 		}
 		if got, want := calls.Load(), int32(1); got != want {
-			t.Errorf("requests: got %d, want %d", got, want)
+			t.Errorf("requests = %d, want %d", got, want)
 		}
 	})
 }
@@ -656,7 +656,7 @@ func TestReplayable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := retry.Replayable(tt.req); got != tt.want {
-				t.Errorf("Replayable: got %v, want %v", got, tt.want)
+				t.Errorf("Replayable = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -1,0 +1,115 @@
+package source_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tokenhttp/tokenhttp/retry"
+	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+)
+
+// The test harness of package source: one leak check, one source
+// constructor, one emulator constructor, one RoundTripper double and one
+// in-memory client. Every test file uses these.
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// leakCheck fails t if a goroutine it started outlives it and its
+// cleanups. Call it first, so that its check runs after every other
+// cleanup (servers and sources are closed by then).
+func leakCheck(t *testing.T) {
+	t.Helper()
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}
+
+// newSource returns the cached source for cfg, closed when the test ends.
+// Unless cfg has an HTTPClient, it gets one over a Transport of its own,
+// whose idle connections are closed when the test ends.
+func newSource(t testing.TB, cfg source.Config) *source.CachedSource {
+	t.Helper()
+	if cfg.HTTPClient == nil {
+		tr := &http.Transport{}
+		t.Cleanup(tr.CloseIdleConnections)
+		cfg.HTTPClient = &http.Client{Transport: tr}
+	}
+	src, err := source.New(cfg)
+	if err != nil {
+		t.Fatalf("source.New: %v", err)
+	}
+	t.Cleanup(func() { _ = src.Close() })
+	return src
+}
+
+// newEmulator starts an emulator with start (sourcetest.NewStandard, say)
+// and o, closed when the test ends.
+func newEmulator(t testing.TB, start func(sourcetest.Options) *sourcetest.Server, o sourcetest.Options) *sourcetest.Server {
+	t.Helper()
+	emu := start(o)
+	t.Cleanup(emu.Close)
+	return emu
+}
+
+// newServer starts a loopback server for h, closed when the test ends.
+// Use it where a test needs a reply no emulator gives.
+func newServer(t testing.TB, h http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// fastRetry keeps retry waits short; it has the default 3 attempts.
+var fastRetry = retry.Policy{MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond}
+
+// standardConfig is a client_credentials Config for a Standard emulator
+// (or any endpoint that takes its default credentials) at tokenURL, with
+// short retry waits.
+func standardConfig(tokenURL string) source.Config {
+	return source.Config{
+		TokenURL:     tokenURL,
+		ClientID:     sourcetest.DefaultClientID,
+		ClientSecret: sourcetest.DefaultClientSecret,
+		Retry:        fastRetry,
+	}
+}
+
+// roundTripperFunc is an http.RoundTripper double.
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// memClient calls h in the calling goroutine, without sockets, so that it
+// works in a synctest bubble.
+func memClient(h http.Handler) *http.Client {
+	return &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec.Result(), nil
+	})}
+}
+
+// callToken makes one Token call with a generous deadline.
+func callToken(src source.TokenSource) (*source.Token, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return src.Token(ctx)
+}
+
+// waitFor polls cond until it holds, failing the test after 5 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
