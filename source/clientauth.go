@@ -133,12 +133,12 @@ func (e *endpoint) authenticate(ctx context.Context, tr *TokenRequest, scrub *sc
 	return false, nil
 }
 
-// MaxClockSkew is how far the Date of an invalid_client reply may be from
+// maxClockSkew is how far the Date of an invalid_client reply may be from
 // the local clock before Error.ClockSkew reports it.
-const MaxClockSkew = 30 * time.Second
+const maxClockSkew = 30 * time.Second
 
 // noteClockSkew sets err's ClockSkew when err is an invalid_client and
-// date, the reply's Date header, is more than MaxClockSkew from local,
+// date, the reply's Date header, is more than maxClockSkew from local,
 // the time the reply came.
 func noteClockSkew(err error, date string, local time.Time) {
 	var te *Error
@@ -149,7 +149,7 @@ func noteClockSkew(err error, date string, local time.Time) {
 	if perr != nil {
 		return
 	}
-	if d := t.Sub(local); d > MaxClockSkew || d < -MaxClockSkew {
+	if d := t.Sub(local); d > maxClockSkew || d < -maxClockSkew {
 		te.ClockSkew = d
 	}
 }

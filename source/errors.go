@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenhttp/tokenhttp/internal/certs"
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
@@ -51,7 +52,7 @@ type Error struct {
 	refreshDead bool // see NeedsNewRefreshToken
 	// ClockSkew, for an invalid_client, is the server's clock (its Date
 	// header) minus the local clock when they differ by more than
-	// MaxClockSkew; zero otherwise. A skewed clock is the usual cause of a
+	// maxClockSkew; zero otherwise. A skewed clock is the usual cause of a
 	// refused client assertion (iat, exp) or certificate (validity).
 	ClockSkew time.Duration
 }
@@ -127,6 +128,29 @@ var ErrClosed error = &sentinel{"source: closed", telemetry.ErrorClosed}
 // the source's circuit breaker is open and no valid token is cached: a
 // *BreakerOpenError.
 var ErrBreakerOpen error = &sentinel{"source: circuit breaker open", telemetry.ErrorBreakerOpen}
+
+// ErrRefreshTokenSpent is matched (errors.Is) by the error of a GrantType
+// RefreshToken source whose refresh token was sent in a request that
+// failed after the server may have acted on it: it is never sent twice,
+// so a new refresh token is needed.
+var ErrRefreshTokenSpent error = &sentinel{"source: refresh token spent; a new one is needed", telemetry.ErrorRefreshTokenSpent}
+
+// ErrStaticTokenRejected is returned by a StaticSource's Token once its
+// token was invalidated: a static token is never renewed, so an API's
+// rejection is final until a new one is issued by hand.
+var ErrStaticTokenRejected error = &sentinel{"source: static token rejected", telemetry.ErrorStaticRejected}
+
+// Errors of the client certificate helpers (ClientCertificateFiles,
+// ClientCertificatePKCS12), for errors.Is.
+var (
+	// ErrIncorrectPassword: a PKCS#12 password is wrong.
+	ErrIncorrectPassword = certs.ErrIncorrectPassword
+	// ErrKeyMismatch: a private key is not its certificate's.
+	ErrKeyMismatch = certs.ErrKeyMismatch
+	// ErrCertificateExpired: a certificate's validity period has ended or
+	// not begun.
+	ErrCertificateExpired = certs.ErrExpired
+)
 
 // BreakerOpenError is the error of a fetch the circuit breaker refused: no
 // request was sent. It matches ErrBreakerOpen.

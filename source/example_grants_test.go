@@ -46,5 +46,5 @@ func ExampleStaticToken() {
 	fmt.Println(err)
 	// Output:
 	// true
-	// source: the static token was rejected by an API (invalidated) and a static token is never renewed: issue a new one
+	// source: static token rejected
 }

@@ -20,3 +20,5 @@ func SignClientAssertionForTest(key crypto.Signer, clientID, aud string) (string
 
 // StoreKeyForTest returns the store key s uses now.
 func (s *CachedSource) StoreKeyForTest() string { return s.storeKeyNow() }
+
+var ParseDiscovery = parseDiscovery

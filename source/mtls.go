@@ -10,10 +10,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/tokenhttp/tokenhttp/internal/instrument"
 	"net/http"
 	"strings"
 	"sync/atomic"
+
+	"github.com/tokenhttp/tokenhttp/internal/instrument"
 
 	"github.com/tokenhttp/tokenhttp/internal/certs"
 )
@@ -231,17 +232,6 @@ func ClientCertificatePKCS12(file, password string) (func(*tls.CertificateReques
 	}
 	return f.GetClientCertificate, nil
 }
-
-// Errors of the certificate helpers, for errors.Is.
-var (
-	// ErrIncorrectPassword: a PKCS#12 password is wrong.
-	ErrIncorrectPassword = certs.ErrIncorrectPassword
-	// ErrKeyMismatch: a private key is not its certificate's.
-	ErrKeyMismatch = certs.ErrKeyMismatch
-	// ErrCertificateExpired: a certificate's validity period has ended or
-	// not begun.
-	ErrCertificateExpired = certs.ErrExpired
-)
 
 // noteExpiry records, on the fetch's span and metrics, a client
 // certificate that expires within a week (certs.ExpiryWarning).

@@ -130,15 +130,15 @@ func (d *discovery) read(ctx context.Context, e *endpoint) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return ParseDiscovery(body, d.issuer)
+	return parseDiscovery(body, d.issuer)
 }
 
-// ParseDiscovery returns the token endpoint of an OpenID Provider
+// parseDiscovery returns the token endpoint of an OpenID Provider
 // metadata document (OpenID Connect Discovery 1.0, RFC 8414) whose
 // issuer must be issuer (a trailing slash aside): the
 // mtls_endpoint_aliases.token_endpoint (RFC 8705 §5) when there is one,
 // else the token_endpoint. Its errors quote nothing of the document.
-func ParseDiscovery(doc []byte, issuer string) (string, error) {
+func parseDiscovery(doc []byte, issuer string) (string, error) {
 	if len(doc) > maxDiscoveryBytes {
 		return "", fmt.Errorf("larger than %d bytes", maxDiscoveryBytes)
 	}

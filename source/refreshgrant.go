@@ -15,12 +15,6 @@ func (e *Error) NeedsNewRefreshToken() bool { return e.refreshDead }
 // refreshDeadHint is the Hint of an Error that NeedsNewRefreshToken.
 const refreshDeadHint = "the refresh token was refused (expired, revoked, or already used): obtain a new refresh token and start again with it as Config.RefreshToken"
 
-// ErrRefreshTokenSpent is matched (errors.Is) by the error of a GrantType
-// RefreshToken source whose refresh token was sent in a request that
-// failed after the server may have acted on it: it is never sent twice,
-// so a new refresh token is needed.
-var ErrRefreshTokenSpent error = &sentinel{"source: the refresh token may have been used by a failed request and is never sent twice: a new refresh token is needed", "refresh_token_spent"}
-
 // errRefreshLockHeld is the error of a GrantType RefreshToken fetch that
 // waited too long for another sharer's: the fleet's refresh token may be
 // in flight, so it is not sent without the store's lock.

@@ -5,11 +5,6 @@ import (
 	"sync/atomic"
 )
 
-// ErrStaticTokenRejected is returned by a StaticSource's Token once its
-// token was invalidated: a static token is never renewed, so an API's
-// rejection is final until a new one is issued by hand.
-var ErrStaticTokenRejected error = &sentinel{"source: the static token was rejected by an API (invalidated) and a static token is never renewed: issue a new one", "static_rejected"}
-
 // StaticSource serves one token given by hand (StaticToken). It is safe
 // for concurrent use; the Token it returns must not be modified.
 type StaticSource struct {

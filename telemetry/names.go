@@ -99,15 +99,17 @@ const (
 // Values of AttrErrorType other than the normalized OAuth2 codes
 // ("invalid_client", "server_error", ...) a token endpoint's refusal has.
 const (
-	ErrorBreakerOpen      = "breaker_open"       // the circuit breaker refused the fetch
-	ErrorTimeout          = "timeout"            // a deadline passed
-	ErrorCanceled         = "canceled"           // the caller or Close called it off
-	ErrorClosed           = "closed"             // the source is closed
-	ErrorHook             = "hook"               // a user hook failed
-	ErrorNetwork          = "network"            // no reply from the endpoint
-	ErrorExpiredOnArrival = "expired_on_arrival" // the token expired before it arrived
-	ErrorNoRoute          = "no_route"           // the gateway has no upstream for the path
-	ErrorNoToken          = "no_token"           // the source returned neither a token nor an error
+	ErrorBreakerOpen       = "breaker_open"        // the circuit breaker refused the fetch
+	ErrorTimeout           = "timeout"             // a deadline passed
+	ErrorCanceled          = "canceled"            // the caller or Close called it off
+	ErrorClosed            = "closed"              // the source is closed
+	ErrorHook              = "hook"                // a user hook failed
+	ErrorNetwork           = "network"             // no reply from the endpoint
+	ErrorExpiredOnArrival  = "expired_on_arrival"  // the token expired before it arrived
+	ErrorRefreshTokenSpent = "refresh_token_spent" // a refresh token that may have been used: a new one is needed
+	ErrorStaticRejected    = "static_rejected"     // a static token was rejected
+	ErrorNoRoute           = "no_route"            // the gateway has no upstream for the path
+	ErrorNoToken           = "no_token"            // the source returned neither a token nor an error
 )
 
 // Store operations (AttrStoreOp) of EventStoreFallback and
