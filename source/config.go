@@ -67,9 +67,8 @@ type Config struct {
 	RefreshToken string
 	// Assertion, for GrantType JWTBearer, returns the signed JWT sent as
 	// "assertion". It is called once per attempt, retries included, and
-	// never cached (see SignedAssertion and AssertionFile). With a Store,
-	// New calls it (and SubjectToken, Exchange.ActorToken) once more to
-	// name the token in the store by the JWT's iss and sub.
+	// never cached (see SignedAssertion and AssertionFile); New never
+	// calls it (with a Store, StoreKey names whose assertion it is).
 	Assertion func(ctx context.Context) (string, error)
 	// SubjectToken, for GrantType TokenExchange, returns the
 	// "subject_token", once per attempt (see SubjectFrom).
@@ -164,15 +163,18 @@ type Config struct {
 	// share a stored token only when everything that decides which token
 	// is issued is equal: see StoreKey.
 	Store Store
-	// StoreKey, with a Store, names what a Provider.Prepare hook adds to
-	// the token request: the store key covers every other field of the
-	// Config and the Provider that shapes the request, but cannot see what
-	// a hook does. Sources share a stored token only when their StoreKey
-	// is equal too. New refuses a Config with a Store whose Provider has a
-	// Prepare hook (other than those of the package's own providers, whose
-	// hooks read only fields the key covers) and no StoreKey: give each
-	// distinct request a distinct StoreKey ("tenant-a", say). It is
-	// hashed, never stored or shown as such.
+	// StoreKey, with a Store, names what the store key cannot see: what a
+	// Provider.Prepare hook adds to the token request, and whose assertion
+	// (JWTBearer) or subject token (TokenExchange) Config's functions
+	// return — they are called only for token requests, never to name a
+	// key. The store key covers every other field of the Config and the
+	// Provider that shapes the request. Sources share a stored token only
+	// when their StoreKey is equal too. New refuses a Config with a Store
+	// and no StoreKey whose Provider has a Prepare hook (other than those
+	// of the package's own providers, whose hooks read only fields the key
+	// covers) or whose grant is JWTBearer or TokenExchange: give each
+	// distinct request a distinct StoreKey ("tenant-a", "workload-x", say).
+	// It is hashed, never stored or shown as such.
 	StoreKey string
 
 	// Hook is told of every token change, and can persist a rotated
@@ -395,6 +397,9 @@ func (c Config) validate() (*resolved, error) {
 	}
 	if strings.ContainsAny(c.Origin, "\r\n") {
 		return nil, configError("Origin", "Config.Origin must not contain a line break")
+	}
+	if c.Store != nil && c.StoreKey == "" && (r.grant == JWTBearer || r.grant == TokenExchange) {
+		return nil, configError("StoreKey", "Config.StoreKey is required with a Store for the %s grant: the store key cannot see whose assertion or subject token Config's functions return (they are called only for token requests), so name it (sources share a token only when their StoreKey is equal)", r.grant)
 	}
 	if c.Store != nil && p.Prepare != nil && c.StoreKey == "" && !builtin(p) {
 		return nil, configError("StoreKey", "Config.StoreKey is required with a Store when the %s provider has a Prepare hook: the store key cannot see what the hook changes in the request, so name it (sources share a token only when their StoreKey is equal)", p.Name)

@@ -2,7 +2,7 @@ package source
 
 import (
 	"context"
-	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -15,9 +15,7 @@ func grantKeyOf(t *testing.T, cfg Config) string {
 	if err != nil {
 		t.Fatalf("validate: %v", err)
 	}
-	if r.grantID, err = grantIdentity(context.Background(), r); err != nil {
-		t.Fatal(err)
-	}
+	r.grantID = grantIdentity(r)
 	return storeKey(r)
 }
 
@@ -25,20 +23,15 @@ func constant(v string) func(context.Context) (string, error) {
 	return func(context.Context) (string, error) { return v, nil }
 }
 
-// jwtOf is an unsigned JWT with the given payload (the key reads it
-// without verifying).
-func jwtOf(payload string) string {
-	return "eyJhbGciOiJub25lIn0." + base64.RawURLEncoding.EncodeToString([]byte(payload)) + ".sig"
-}
-
-// The store key covers each part of the grant that decides the token, and
-// an assertion's identity, not its signature or jti.
+// The store key covers each part of the grant that decides the token;
+// whose assertion or subject token it is, StoreKey says (the functions are
+// never called to name a key).
 func TestStoreKeyCoversGrants(t *testing.T) {
-	jb := func(payload string) Config {
-		return Config{GrantType: JWTBearer, Assertion: constant(jwtOf(payload))}
+	jb := func(storeKey string) Config {
+		return Config{GrantType: JWTBearer, Assertion: constant("a.b.c"), StoreKey: storeKey}
 	}
 	te := func(mod func(*Config)) Config {
-		c := Config{GrantType: TokenExchange, SubjectToken: constant("opaque-subject")}
+		c := Config{GrantType: TokenExchange, SubjectToken: constant("opaque-subject"), StoreKey: "subject"}
 		if mod != nil {
 			mod(&c)
 		}
@@ -49,9 +42,8 @@ func TestStoreKeyCoversGrants(t *testing.T) {
 		a, b Config
 	}{
 		{"refresh token", Config{GrantType: RefreshToken, RefreshToken: "a"}, Config{GrantType: RefreshToken, RefreshToken: "b"}},
-		{"assertion iss", jb(`{"iss":"a","sub":"s"}`), jb(`{"iss":"b","sub":"s"}`)},
-		{"assertion sub", jb(`{"iss":"a","sub":"s"}`), jb(`{"iss":"a","sub":"t"}`)},
-		{"subject", te(nil), te(func(c *Config) { c.SubjectToken = constant("other") })},
+		{"assertion's StoreKey", jb("workload-a"), jb("workload-b")},
+		{"subject's StoreKey", te(nil), te(func(c *Config) { c.StoreKey = "other" })},
 		{"subject type", te(nil), te(func(c *Config) { c.SubjectTokenType = TokenTypeJWT })},
 		{"audience", te(nil), te(func(c *Config) { c.Exchange.Audience = []string{"x"} })},
 		{"resource", te(func(c *Config) { c.Exchange.Resource = []string{"a", "b"} }), te(func(c *Config) { c.Exchange.Resource = []string{"a"} })},
@@ -63,10 +55,38 @@ func TestStoreKeyCoversGrants(t *testing.T) {
 			t.Errorf("%s: same key", tc.name)
 		}
 	}
-	if grantKeyOf(t, jb(`{"iss":"a","sub":"s","jti":"1"}`)) != grantKeyOf(t, jb(`{"iss":"a","sub":"s","jti":"2"}`)) {
-		t.Error("two assertions of one identity got different keys")
+	if grantKeyOf(t, jb("w")) != grantKeyOf(t, Config{GrantType: JWTBearer, Assertion: constant("x.y.z"), StoreKey: "w"}) {
+		t.Error("two assertion functions with one StoreKey got different keys")
 	}
 	if k := grantKeyOf(t, Config{GrantType: RefreshToken, RefreshToken: "rt-secret"}); strings.Contains(k, "rt-secret") {
 		t.Error("the key holds the refresh token")
+	}
+}
+
+// TestStoreKeyNeverCallsGrantFunctions: with a Store, New calls neither
+// Assertion nor SubjectToken (each is called once per token request
+// attempt only), and without a StoreKey it says the key cannot name them.
+func TestStoreKeyNeverCallsGrantFunctions(t *testing.T) {
+	calls := 0
+	count := func(context.Context) (string, error) { calls++; return "a.b.c", nil }
+	for _, cfg := range []Config{
+		{GrantType: JWTBearer, Assertion: count},
+		{GrantType: TokenExchange, SubjectToken: count, Exchange: ExchangeParams{ActorToken: count}},
+	} {
+		cfg.TokenURL, cfg.ClientID, cfg.Store = "http://127.0.0.1:1/token", "id", NewMemoryStore()
+		_, err := New(cfg)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != "StoreKey" {
+			t.Errorf("New(%s with a Store, no StoreKey) = %v, want a ConfigError for StoreKey", cfg.GrantType, err)
+		}
+		cfg.StoreKey = "workload"
+		src, err := New(cfg)
+		if err != nil {
+			t.Fatalf("New(%s with a Store and a StoreKey) = %v", cfg.GrantType, err)
+		}
+		src.Close()
+	}
+	if calls != 0 {
+		t.Errorf("New called the grant's functions %d times, want 0", calls)
 	}
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -195,33 +193,6 @@ func SignedAssertion(signer crypto.Signer, claims map[string]any, opts Assertion
 	}
 }
 
-// assertionIdentity returns the iss and sub of a JWT, read without
-// verifying it, for the store key; empty when it is not a JWT.
-func assertionIdentity(jwt string) (iss, sub string) {
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		return "", ""
-	}
-	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return "", ""
-	}
-	var c struct {
-		Iss any `json:"iss"`
-		Sub any `json:"sub"`
-	}
-	if json.Unmarshal(b, &c) != nil {
-		return "", ""
-	}
-	s := func(v any) string {
-		if v == nil {
-			return ""
-		}
-		return fmt.Sprint(v)
-	}
-	return s(c.Iss), s(c.Sub)
-}
-
 // secretHash names a secret in the store key without holding it.
 func secretHash(kind, v string) string {
 	if v == "" {
@@ -270,52 +241,26 @@ func (s scrubber) merge(o scrubber) scrubber {
 }
 
 // grantIdentity returns what of the grant decides the issued token, for
-// the store key, without a secret: the starting refresh token's hash, the
-// assertion's iss and sub (read without verifying), the subject and actor
-// tokens' identities (iss and sub of a JWT, else a hash) and types, the
-// audience, resources and requested type. It calls Assertion, SubjectToken
-// and ActorToken once each.
-func grantIdentity(ctx context.Context, r *resolved) ([]string, error) {
+// the store key, without a secret and without calling Config's functions
+// (they are called once per token request attempt, never to name a key):
+// the starting refresh token's hash, the token types, the audience,
+// resources and requested type. Whose assertion or subject token it is,
+// Config.StoreKey says (New requires it with a Store for those grants).
+func grantIdentity(r *resolved) []string {
 	cfg := &r.cfg
-	ident := func(name string, f func(context.Context) (string, error)) (string, error) {
-		var v string
-		err := callHook(name, newEndpointScrub(r), func() error {
-			var ferr error
-			v, ferr = f(ctx)
-			return ferr
-		})
-		if err != nil {
-			return "", fmt.Errorf("source: naming the token in the Store: %w", err)
-		}
-		if iss, sub := assertionIdentity(strings.TrimSpace(v)); iss != "" || sub != "" {
-			return "jwt\x00" + iss + "\x00" + sub, nil
-		}
-		return "hash\x00" + secretHash("subject", strings.TrimSpace(v)), nil
-	}
 	switch r.grant {
 	case RefreshToken:
-		return []string{"refresh_token", secretHash("refresh", cfg.RefreshToken)}, nil
+		return []string{"refresh_token", secretHash("refresh", cfg.RefreshToken)}
 	case JWTBearer:
-		id, err := ident("Config.Assertion", cfg.Assertion)
-		return []string{"jwt_bearer", id}, err
+		return []string{"jwt_bearer"}
 	case TokenExchange:
-		id, err := ident("Config.SubjectToken", cfg.SubjectToken)
-		if err != nil {
-			return nil, err
-		}
 		x := cfg.Exchange
-		out := []string{"token_exchange", id, orDefault(cfg.SubjectTokenType, TokenTypeAccessToken), x.RequestedTokenType,
+		out := []string{"token_exchange", orDefault(cfg.SubjectTokenType, TokenTypeAccessToken), x.RequestedTokenType,
 			strings.Join(x.Audience, "\x00"), strings.Join(x.Resource, "\x00")}
 		if x.ActorToken != nil {
-			aid, err := ident("Config.Exchange.ActorToken", x.ActorToken)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, aid, orDefault(x.ActorTokenType, TokenTypeAccessToken))
+			out = append(out, "actor", orDefault(x.ActorTokenType, TokenTypeAccessToken))
 		}
-		return out, nil
+		return out
 	}
-	return nil, nil
+	return nil
 }
-
-func newEndpointScrub(r *resolved) scrubber { return scrubber{}.with(configSecrets(r)...) }

@@ -75,12 +75,7 @@ func New(cfg Config) (*CachedSource, error) {
 		s.refresh = cfg.RefreshToken
 	}
 	if cfg.Store != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), r.fetchTimeout)
-		r.grantID, err = grantIdentity(ctx, r)
-		cancel()
-		if err != nil {
-			return nil, err
-		}
+		r.grantID = grantIdentity(r)
 		s.store, s.key = cfg.Store, storeKey(r)
 	}
 	s.breaker = breaker.New(r.p.Name, cfg.Breaker, breakerFailure, breakerExcluded)
