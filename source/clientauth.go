@@ -91,7 +91,7 @@ func (e *endpoint) clientAssertion(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if a == "" {
+		if a = strings.TrimSpace(a); a == "" {
 			return "", errors.New("source: Config.ClientAssertion returned an empty assertion")
 		}
 		return a, nil

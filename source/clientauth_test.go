@@ -365,3 +365,33 @@ func TestReplayedAssertionRefused(t *testing.T) {
 		t.Error("the error holds the assertion")
 	}
 }
+
+// TestClientAssertionTrimmed: an assertion read as a file line ("jwt\n")
+// goes out without its white space, and one that is only white space is
+// an error, as for Assertion and SubjectToken.
+func TestClientAssertionTrimmed(t *testing.T) {
+	testKeys()
+	srv, cert := newMTLS(t, keyEd.Public())
+	for _, tc := range []struct {
+		name    string
+		pad     func(string) string
+		wantErr bool
+	}{
+		{"trailing newline", func(a string) string { return a + "\n" }, false},
+		{"spaces around", func(a string) string { return "  " + a + " \t" }, false},
+		{"only white space", func(string) string { return " \n" }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newAuthSource(t, source.Config{TokenURL: srv.TokenURL, ClientID: sourcetest.DefaultClientID,
+				ClientCertificate: staticCert(cert), HTTPClient: rootsClient(srv),
+				ClientAssertion: func(context.Context) (string, error) {
+					a, err := source.SignClientAssertionForTest(keyEd, sourcetest.DefaultClientID, srv.TokenURL)
+					return tc.pad(a), err
+				}})
+			_, err := s.Token(context.Background())
+			if (err != nil) != tc.wantErr {
+				t.Errorf("Token() error = %v, want error %v", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -72,6 +72,9 @@ func (e *Error) Error() string {
 	if e.ClockSkew != 0 {
 		fmt.Fprintf(&b, " (the server's clock is %s off the local one: check the clock)", e.ClockSkew.Round(time.Second))
 	}
+	if e.refreshDead {
+		b.WriteString("; a new refresh token is needed")
+	}
 	return b.String()
 }
 

@@ -151,7 +151,7 @@ func exchangedToken(provider string, status int, tok *Token) error {
 		tok.TokenType = "Bearer"
 		return nil
 	}
-	return &Error{Provider: provider, StatusCode: status, Code: CodeServerError,
+	return &Error{Provider: provider, StatusCode: status, Code: CodeInvalidRequest, ProviderCode: "N_A",
 		Description: fmt.Sprintf("the token exchange issued a token of type %q with token_type N_A: it is not an access token, so it cannot be sent as Bearer (ask for requested_token_type %s)", issued, TokenTypeAccessToken)}
 }
 

@@ -102,8 +102,9 @@ func TestRefreshBootstrapRefused(t *testing.T) {
 		ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret, HTTPClient: srv.Client()})
 	_, err := src.Token(context.Background())
 	var te *source.Error
-	if !errors.As(err, &te) || te.Code != source.CodeInvalidGrant || !te.NeedsNewRefreshToken() || !strings.Contains(te.Hint(), "new refresh token") {
-		t.Fatalf("Token: %v, want an invalid_grant *Error that needs a new refresh token", err)
+	if !errors.As(err, &te) || te.Code != source.CodeInvalidGrant || !te.NeedsNewRefreshToken() || !strings.Contains(te.Hint(), "new refresh token") ||
+		!strings.Contains(err.Error(), "a new refresh token is needed") {
+		t.Fatalf("Token: %v, want an invalid_grant *Error that says a new refresh token is needed", err)
 	}
 	n := srv.TokenRequests()
 	_, err2 := src.Token(context.Background())
@@ -296,6 +297,9 @@ func TestTokenExchangeNA(t *testing.T) {
 	_, err = newGrantSource(t, cfg).Token(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "N_A") || !strings.Contains(err.Error(), "not an access token") {
 		t.Fatalf("N_A jwt: %v, want an error that says why", err)
+	}
+	if te := (*source.Error)(nil); !errors.As(err, &te) || te.Temporary() {
+		t.Errorf("N_A non-access token: %v, want a final (not temporary) *source.Error: it says nothing of the endpoint's health", err)
 	}
 }
 

@@ -1,8 +1,11 @@
 package source
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -116,3 +119,38 @@ func (m *MemoryStore) LogValue() slog.Value { return slog.StringValue(m.String()
 
 // redactURL hides a URL's password and query values (see safehttp.RedactURL).
 func redactURL(s string) string { return safehttp.RedactURL(s, "REDACTED") }
+
+// String describes r without a secret: the grant, the field names with the
+// values of public fields only (grant_type, client_id, username, scope),
+// and the header names. Params and Header hold the request's secrets (a
+// client secret, a password, an assertion, a refresh or subject token).
+func (r TokenRequest) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "source.TokenRequest{Grant: %q, Params: {", r.Grant)
+	for i, k := range slices.Sorted(maps.Keys(r.Params)) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if slices.Contains(publicParams, k) {
+			fmt.Fprintf(&b, "%s: %v", k, r.Params[k])
+		} else {
+			b.WriteString(k + ": " + redacted)
+		}
+	}
+	b.WriteString("}, Header: [")
+	b.WriteString(strings.Join(slices.Sorted(maps.Keys(r.Header)), " "))
+	b.WriteString("]}")
+	return b.String()
+}
+
+// GoString is String, for %#v.
+func (r TokenRequest) GoString() string { return r.String() }
+
+// Format writes String for every verb, so no verb prints a secret.
+func (r TokenRequest) Format(f fmt.State, verb rune) { formatRedacted(f, verb, r.String()) }
+
+// LogValue is String, for log/slog.
+func (r TokenRequest) LogValue() slog.Value { return slog.StringValue(r.String()) }
+
+// MarshalJSON encodes String, so no encoding of r shows a secret.
+func (r TokenRequest) MarshalJSON() ([]byte, error) { return json.Marshal(r.String()) }

@@ -3,8 +3,10 @@ package source_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +76,31 @@ func TestRedactedPrinting(t *testing.T) {
 	<-done
 	if got := fmt.Sprint(src); !strings.Contains(got, "gestaoplus") {
 		t.Errorf("Sprint(src) = %q, want the provider named", got)
+	}
+}
+
+// TestTokenRequestRedacted: the TokenRequest a Provider.Prepare hook sees
+// holds the request's secrets; no verb, slog or JSON shows them.
+func TestTokenRequestRedacted(t *testing.T) {
+	req := source.TokenRequest{Grant: source.Password,
+		Params: map[string]any{"grant_type": "password", "username": "bob", "password": "PW-SECRET",
+			"client_secret": "CS-SECRET", "client_assertion": "CA-SECRET", "refresh_token": "RT-SECRET"},
+		Header: http.Header{"Authorization": {"Basic QkFTSUMtU0VDUkVU"}}}
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("prepare", "req", req)
+	js, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := fmt.Sprintf("%v %+v %#v %s %q", req, req, req, req, req) + fmt.Sprintf("%v", &req) + logged.String() + string(js)
+	for _, secret := range []string{"PW-SECRET", "CS-SECRET", "CA-SECRET", "RT-SECRET", "QkFTSUMtU0VDUkVU"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("a printed TokenRequest shows %q:\n%s", secret, out)
+		}
+	}
+	for _, public := range []string{"bob", "password", "Authorization"} {
+		if !strings.Contains(out, public) {
+			t.Errorf("a printed TokenRequest lacks %q:\n%s", public, out)
+		}
 	}
 }

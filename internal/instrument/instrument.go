@@ -78,6 +78,7 @@ func New(p telemetry.Providers) *Instruments {
 	handle()
 	i.storeHits, err = m.Int64Counter(telemetry.MetricStoreHits, metric.WithUnit("{renewal}"),
 		metric.WithDescription("Renewals that took a token another sharer of the store had fetched."))
+	handle()
 	i.suppressed, err = m.Int64Counter(telemetry.MetricSuppressedInvalidations, metric.WithUnit("{rejection}"),
 		metric.WithDescription("401s after which the source kept its token: a fresh token was rejected too, so the source backs off."))
 	handle()
