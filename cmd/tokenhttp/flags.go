@@ -21,12 +21,13 @@ import (
 
 // providers are the --provider names.
 var providers = map[string]*source.Provider{
-	"standard":      source.Standard,
-	"vaultid":       source.VaultID,
-	"directlink":    source.DirectLink,
-	"scorepositivo": source.ScorePositivo,
-	"gestaoplus":    source.GestaoPlus,
-	"serproid":      source.SerproID,
+	"standard":          source.Standard,
+	"vaultid":           source.VaultID,
+	"directlink":        source.DirectLink,
+	"scorepositivo":     source.ScorePositivo,
+	"gestaoplus":        source.GestaoPlus,
+	"serproid":          source.SerproID,
+	"openfinancebrasil": source.OpenFinanceBrasil,
 }
 
 func providerNames() []string {
@@ -58,7 +59,7 @@ type credFlags struct {
 }
 
 func (c *credFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.provider, "provider", "standard", "the token endpoint's dialect: "+strings.Join(providerNames(), ", ")+", or openfinancebrasil (--token-url is then the issuer; needs a client certificate)")
+	fs.StringVar(&c.provider, "provider", "standard", "the token endpoint's dialect: "+strings.Join(providerNames(), ", ")+" (openfinancebrasil: --token-url is the issuer; needs a client certificate)")
 	fs.StringVar(&c.tokenURL, "token-url", "", "the token endpoint (required for standard and directlink; overrides the provider's default)")
 	fs.StringVar(&c.grant, "grant", "", "grant type: client_credentials, password, refresh_token, jwt-bearer or token-exchange (default: the provider's)")
 	fs.StringVar(&c.clientID, "client-id", "", "client id")
@@ -164,9 +165,6 @@ func flagError(e env, cmd string, err error) int {
 // provider returns the --provider's dialect.
 func (c *credFlags) providerOf() (*source.Provider, error) {
 	p, ok := providers[strings.ToLower(c.provider)]
-	if strings.EqualFold(c.provider, "openfinancebrasil") { // no emulator of its own: not in providers
-		p, ok = source.OpenFinanceBrasil, true
-	}
 	if !ok {
 		return nil, usagef("unknown --provider %q; use one of %s", c.provider, strings.Join(providerNames(), ", "))
 	}

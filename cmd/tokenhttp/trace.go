@@ -46,6 +46,8 @@ var dialects = map[string]dialect{
 	"scorepositivo": {"JSON body with client_id and client_secret; one-hour tokens, reused", ""},
 	"gestaoplus":    {`JSON body, password grant, client_id "app" and client_secret null; expires_in comes as a string; refresh tokens`, ` (it sends client_secret null)`},
 	"serproid":      {"form body with client_id and client_secret; errors as {code, msg}", ""},
+	"openfinancebrasil": {"FAPI: the token URL is the issuer, the token endpoint comes from its discovery document (mtls_endpoint_aliases); mTLS with tls_client_auth or private_key_jwt (PS256); tokens bound to the certificate",
+		" (it authenticates by certificate or private_key_jwt)"},
 }
 
 func dialectOf(p *source.Provider) dialect { return dialects[p.Name] }

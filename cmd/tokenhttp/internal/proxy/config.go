@@ -9,9 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -159,6 +161,7 @@ var sourceKeys = map[string]func(c *source.Config, n *yaml.Node) error{
 var providers = map[string]*source.Provider{
 	"standard": source.Standard, "vaultid": source.VaultID, "directlink": source.DirectLink,
 	"scorepositivo": source.ScorePositivo, "gestaoplus": source.GestaoPlus, "serproid": source.SerproID,
+	"openfinancebrasil": source.OpenFinanceBrasil,
 }
 
 // fileConfig is the file's shape; "source" is decoded by the key tables.
@@ -480,7 +483,8 @@ func setProvider(c *source.Config, n *yaml.Node) error {
 	}
 	p, ok := providers[strings.ToLower(v)]
 	if !ok {
-		return fmt.Errorf("%q is not a known provider (standard, vaultid, directlink, scorepositivo, gestaoplus, serproid)", v)
+		names := slices.Sorted(maps.Keys(providers))
+		return fmt.Errorf("%q is not a known provider (%s)", v, strings.Join(names, ", "))
 	}
 	c.Provider = p
 	return nil
