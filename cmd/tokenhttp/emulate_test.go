@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,7 +41,8 @@ func TestEmulate(t *testing.T) {
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"emulate"}, e) }()
 	deadline := time.Now().Add(20 * time.Second)
-	for strings.Count(out.String(), "  try ") < len(providers) {
+	wantTries := len(emulators) + 1 // mtls has a PEM line and a PKCS#12 line
+	for strings.Count(out.String(), "  try ") < wantTries {
 		if time.Now().After(deadline) {
 			t.Fatalf("emulate printed:\n%s\nstderr: %s", out.String(), errOut.String())
 		}
@@ -77,7 +79,7 @@ func TestEmulate(t *testing.T) {
 			}
 		})
 	}
-	for _, want := range []string{"token URL", "credentials", "resource", "Ctrl-C"} {
+	for _, want := range []string{"token URL", "credentials", "resource", "Ctrl-C", "client.p12", "ca.pem", "jwt-key.pem"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("emulate's output lacks %q:\n%s", want, out.String())
 		}
@@ -93,6 +95,13 @@ func TestEmulate(t *testing.T) {
 	}
 	if !strings.HasSuffix(out.String(), "stopped.\n") {
 		t.Errorf("emulate's output does not end with its stop: %q", out.String())
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f, ok := strings.CutPrefix(line, "  CA           "); ok {
+			if _, err := os.Stat(f); !os.IsNotExist(err) {
+				t.Errorf("%s: still there after emulate stopped (%v)", f, err)
+			}
+		}
 	}
 
 	t.Run("a chosen provider", func(t *testing.T) {

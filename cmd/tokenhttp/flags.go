@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -21,12 +24,13 @@ import (
 
 // providers are the --provider names.
 var providers = map[string]*source.Provider{
-	"standard":      source.Standard,
-	"vaultid":       source.VaultID,
-	"directlink":    source.DirectLink,
-	"scorepositivo": source.ScorePositivo,
-	"gestaoplus":    source.GestaoPlus,
-	"serproid":      source.SerproID,
+	"standard":          source.Standard,
+	"vaultid":           source.VaultID,
+	"directlink":        source.DirectLink,
+	"scorepositivo":     source.ScorePositivo,
+	"gestaoplus":        source.GestaoPlus,
+	"serproid":          source.SerproID,
+	"openfinancebrasil": source.OpenFinanceBrasil,
 }
 
 func providerNames() []string {
@@ -58,7 +62,7 @@ type credFlags struct {
 }
 
 func (c *credFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.provider, "provider", "standard", "the token endpoint's dialect: "+strings.Join(providerNames(), ", ")+", or openfinancebrasil (--token-url is then the issuer; needs a client certificate)")
+	fs.StringVar(&c.provider, "provider", "standard", "the token endpoint's dialect: "+strings.Join(providerNames(), ", ")+" (openfinancebrasil: --token-url is the issuer; needs a client certificate)")
 	fs.StringVar(&c.tokenURL, "token-url", "", "the token endpoint (required for standard and directlink; overrides the provider's default)")
 	fs.StringVar(&c.grant, "grant", "", "grant type: client_credentials, password, refresh_token, jwt-bearer or token-exchange (default: the provider's)")
 	fs.StringVar(&c.clientID, "client-id", "", "client id")
@@ -164,9 +168,6 @@ func flagError(e env, cmd string, err error) int {
 // provider returns the --provider's dialect.
 func (c *credFlags) providerOf() (*source.Provider, error) {
 	p, ok := providers[strings.ToLower(c.provider)]
-	if strings.EqualFold(c.provider, "openfinancebrasil") { // no emulator of its own: not in providers
-		p, ok = source.OpenFinanceBrasil, true
-	}
 	if !ok {
 		return nil, usagef("unknown --provider %q; use one of %s", c.provider, strings.Join(providerNames(), ", "))
 	}
@@ -246,6 +247,9 @@ func (c *credFlags) config(ctx context.Context, e env, tr *tracer) (source.Confi
 	}
 	if err := c.ca.apply(&cfg, e, c.set); err != nil {
 		return cfg, nil, err
+	}
+	if cfg.ClientCertificate != nil { // apply set an HTTPClient over an *http.Transport
+		tr.traceTLS(cfg.HTTPClient.Transport.(*http.Transport), cfg.ClientCertificate)
 	}
 	if c.grantOf(p) != source.Password {
 		return cfg, nil, nil
@@ -338,9 +342,72 @@ func (a *clientAuthFlags) apply(cfg *source.Config, e env, set map[string]bool) 
 			}
 			t.TLSClientConfig = &tls.Config{RootCAs: pool}
 		}
-		cfg.HTTPClient = &http.Client{Transport: t} // token requests are not traced through a certificate's transport
+		cfg.HTTPClient = &http.Client{Transport: t} // with a certificate, traced by traceTLS
 	}
 	return nil
+}
+
+// describe says, for the trace, how the client authenticates with a
+// certificate or an assertion; "" when it does neither. It shows file
+// names, never what is in them.
+func (a *clientAuthFlags) describe() string {
+	var cert string
+	switch {
+	case a.cert != "":
+		key := a.key
+		if key == "" {
+			key = a.cert
+		}
+		cert = "the client certificate from --client-cert " + a.cert + " (key from " + key + ")"
+	case a.p12 != "":
+		cert = "the client certificate from --p12 " + a.p12
+	}
+	var auth string
+	switch {
+	case a.privateKey != "":
+		alg := a.alg
+		if alg == "" {
+			alg = "from the key"
+			if b, err := os.ReadFile(a.privateKey); err == nil {
+				if k, err := parsePrivateKey(b); err == nil {
+					alg = defaultAlg(k) + " (the key's default)"
+				}
+			}
+		}
+		kid := "no kid"
+		if a.keyID != "" {
+			kid = fmt.Sprintf("kid %q", a.keyID)
+		}
+		aud := "the token URL"
+		if a.audience != "" {
+			aud = fmt.Sprintf("%q", a.audience)
+		}
+		auth = fmt.Sprintf("private_key_jwt: a client_assertion signed %s, %s, aud %s, key from --private-key %s", alg, kid, aud, a.privateKey)
+	case a.assertionFile != "":
+		auth = "client assertion (private_key_jwt) read from --client-assertion-file " + a.assertionFile + " at each request"
+	case cert != "":
+		return "tls_client_auth: " + cert + "; client_id in the body, no client secret"
+	default:
+		return ""
+	}
+	if cert != "" {
+		auth += "; over mTLS with " + cert
+	}
+	return auth
+}
+
+// defaultAlg is the algorithm the library signs with when
+// --signing-alg is not given.
+func defaultAlg(k crypto.Signer) string {
+	switch k.Public().(type) {
+	case *rsa.PublicKey:
+		return "PS256"
+	case *ecdsa.PublicKey:
+		return "ES256"
+	case ed25519.PublicKey:
+		return "EdDSA"
+	}
+	return "unknown"
 }
 
 // parsePrivateKey parses a PEM private key: PKCS #8, PKCS #1 (RSA) or

@@ -2,7 +2,7 @@
 // speaks, makes authenticated calls with them, runs local emulators of
 // those providers, and runs the project's demo.
 //
-//	tokenhttp emulate                                  # six token endpoints on loopback, with a call line to paste
+//	tokenhttp emulate                                  # eight token endpoints on loopback (two with mTLS), with call lines to paste
 //	tokenhttp token --provider serproid --client-id ID # secret from $TOKENHTTP_CLIENT_SECRET
 //	tokenhttp call --token-url URL --client-id ID https://api.example.com/orders -v
 //	tokenhttp demo                                     # six emulated providers, revocation, an outage

@@ -61,6 +61,10 @@ func (c *credFlags) clientSecret(e env, p *source.Provider, tr *tracer) (string,
 	}
 	label := "client_secret from $" + c.secretEnv
 	tr.learn(v, label)
+	if c.ca.describe() != "" && !c.set["client-secret-env"] { // clientAuthFlags.apply drops it
+		tr.origin("client secret", fmt.Sprintf("none: $%s is set but not sent, because a certificate or an assertion authenticates the client; give --client-secret-env %s to send it too", c.secretEnv, c.secretEnv))
+		return v, nil
+	}
 	tr.origin("client secret", "["+label+"]")
 	return v, nil
 }

@@ -46,6 +46,8 @@ var dialects = map[string]dialect{
 	"scorepositivo": {"JSON body with client_id and client_secret; one-hour tokens, reused", ""},
 	"gestaoplus":    {`JSON body, password grant, client_id "app" and client_secret null; expires_in comes as a string; refresh tokens`, ` (it sends client_secret null)`},
 	"serproid":      {"form body with client_id and client_secret; errors as {code, msg}", ""},
+	"openfinancebrasil": {"FAPI: the token URL is the issuer, the token endpoint comes from its discovery document (mtls_endpoint_aliases); mTLS with tls_client_auth or private_key_jwt (PS256); tokens bound to the certificate",
+		" (it authenticates by certificate or private_key_jwt)"},
 }
 
 func dialectOf(p *source.Provider) dialect { return dialects[p.Name] }
@@ -173,15 +175,19 @@ func (t *tracer) begin(c *credFlags, p *source.Provider) {
 	default:
 		t.origin("client id", "none")
 	}
-	auth := map[source.AuthStyle]string{
-		source.AuthInHeader: "header: HTTP Basic with the client id and secret",
-		source.AuthInBody:   "body: client_id and client_secret as body fields",
-		source.AuthNone:     "none: no client authentication",
-	}[c.authOf(p)]
-	if p == source.GestaoPlus && c.auth == "" {
-		auth = `none: client_id "app" and client_secret null in the body, as the provider documents`
+	if auth := c.ca.describe(); auth != "" {
+		t.origin("client auth", auth)
+	} else {
+		auth := map[source.AuthStyle]string{
+			source.AuthInHeader: "client_secret_basic: HTTP Basic with the client id and secret",
+			source.AuthInBody:   "client_secret_post: client_id and client_secret as body fields",
+			source.AuthNone:     "none: no client authentication",
+		}[c.authOf(p)]
+		if p == source.GestaoPlus && c.auth == "" {
+			auth = `none: client_id "app" and client_secret null in the body, as the provider documents`
+		}
+		t.origin("client auth", auth+" ("+from("auth", "the provider's")+")")
 	}
-	t.origin("client auth", auth+" ("+from("auth", "the provider's")+")")
 	if c.encoding != "" {
 		t.origin("encoding", c.encoding+" (from --encoding)")
 	}
@@ -211,7 +217,6 @@ type traceTransport struct {
 }
 
 func (tt *traceTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	t := tt.t
 	var body []byte
 	if req.GetBody != nil {
 		if rc, err := req.GetBody(); err == nil {
@@ -219,58 +224,98 @@ func (tt *traceTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			rc.Close()
 		}
 	}
-	t.mu.Lock()
+	k := apiRequest
 	if tt.token {
+		k = tokenRequest
+	}
+	tt.t.request(req, body, k)
+	start := time.Now()
+	resp, err := tt.base.RoundTrip(req)
+	if err != nil || !tt.token {
+		tt.t.reply(resp, nil, time.Since(start), err, k)
+		return resp, err
+	}
+	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	resp.Body.Close()
+	resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), errReader{rerr}))
+	tt.t.reply(resp, b, time.Since(start), nil, k)
+	return resp, nil
+}
+
+// kind is what a traced request is for.
+type kind int
+
+const (
+	apiRequest   kind = iota
+	tokenRequest      // to the token endpoint
+	discovery         // the issuer's discovery document, read before the first token request
+)
+
+// request prints a request about to be sent.
+func (t *tracer) request(req *http.Request, body []byte, k kind) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	token := k == tokenRequest
+	switch {
+	case k == discovery:
+		t.printLocked("* the issuer's discovery document, which names the token endpoint")
+	case token:
 		t.tokenN++
 		grant := bodyField(req.Header.Get("Content-Type"), body, "grant_type")
 		t.printLocked("* token request #%d: %s", t.tokenN, t.reasonLocked(grant))
 		t.last.grant = grant
-	} else {
+	default:
 		t.printLocked("* API request")
 	}
 	t.printLocked("> %s %s %s", req.Method, redactURL(req.URL.RequestURI()), "HTTP/1.1")
-	t.printLocked("> Host: %s", req.URL.Host)
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	t.printLocked("> Host: %s", host)
 	t.headersLocked(">", req.Header)
-	if tt.token {
+	if token {
 		t.fieldsLocked(">", req.Header.Get("Content-Type"), body)
 	} else if len(body) > 0 {
 		t.printLocked("> (a body of %d bytes)", len(body))
 	}
-	t.mu.Unlock()
+}
 
-	start := time.Now()
-	resp, err := tt.base.RoundTrip(req)
-	took := time.Since(start)
+// reply prints the reply to the request printed last, or err; body is a
+// token reply's or a discovery document's body (API replies' bodies are
+// not shown).
+func (t *tracer) reply(resp *http.Response, body []byte, took time.Duration, err error, k kind) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if tt.token {
+	token := k == tokenRequest
+	if token {
 		t.last.end, t.last.status, t.last.failed = time.Now(), 0, ""
 	}
 	if err != nil {
 		t.printLocked("* no reply after %s: %s", ms(took), sanitize(err.Error()))
-		if tt.token {
+		if token {
 			t.last.failed = "no reply (" + sanitize(cliText(err.Error())) + ")"
 		}
-		return nil, err
+		return
 	}
 	t.printLocked("< %s %s (took %s)", resp.Proto, resp.Status, ms(took))
 	t.headersLocked("<", resp.Header)
-	if !tt.token {
+	if k == discovery {
+		t.fieldsLocked("<", resp.Header.Get("Content-Type"), body)
+		return
+	}
+	if !token {
 		if resp.StatusCode == http.StatusUnauthorized {
 			t.printLocked("* the API answered 401: the token is dropped, a new one fetched, and the request retried once if its body can be sent again")
 			t.pending = "the API answered 401 to the last token"
 		}
-		return resp, nil
+		return
 	}
 	t.last.status = resp.StatusCode
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
 		t.last.failed = resp.Status
 	}
-	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
-	resp.Body.Close()
-	resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), errReader{rerr}))
-	t.fieldsLocked("<", resp.Header.Get("Content-Type"), b)
-	return resp, nil
+	t.fieldsLocked("<", resp.Header.Get("Content-Type"), body)
 }
 
 // errReader returns err (or io.EOF) after the bytes read before it.

@@ -1,7 +1,12 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"flag"
 	"net/http"
 	"os"
@@ -231,4 +236,65 @@ func TestVerboseFingerprints(t *testing.T) {
 		t.Errorf("fingerprints: reply %s, request %s, want both %s", reply[1], sent[1], want)
 	}
 	assertNoSecret(t, r, issued...)
+}
+
+// TestVerboseMTLSGolden: with a client certificate the library sends
+// token requests through its own transport; -v still shows them, says
+// which client authentication was used, and shows neither the client
+// assertion nor any key.
+func TestVerboseMTLSGolden(t *testing.T) {
+	defer noLeaks(t)()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu := sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{PublicKey: key.Public()})
+	defer emu.Close()
+	tmp := t.TempDir()
+	caFile, certFile, keyFile, jwtKey := filepath.Join(tmp, "ca.pem"), filepath.Join(tmp, "client.pem"), filepath.Join(tmp, "client-key.pem"), filepath.Join(tmp, "jwt-key.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: emu.CA.Certificate.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert := emu.CA.ClientCertificate(sourcetest.DefaultClientID)
+	if err := sourcetest.WritePEM(certFile, keyFile, cert); err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(jwtKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := exec(t, withSecret(), "call", "--token-url", emu.TokenURL, "--client-id", sourcetest.DefaultClientID,
+		"--client-cert", certFile, "--client-key", keyFile, "--ca-file", caFile, "--private-key", jwtKey, "--key-id", "k1",
+		emu.ResourceURL, "-v")
+	assertCode(t, r, exitOK)
+	got := normalize(r.stderr, tmp)
+	for _, r := range []struct{ re, with string }{
+		{`(?m)^> Content-Length: \d+$`, "> Content-Length: N"},
+		{`"x5t#S256":"[^"]+"`, `"x5t#S256":"THUMBPRINT"`},
+	} {
+		got = regexp.MustCompile(r.re).ReplaceAllString(got, r.with)
+	}
+	golden(t, "mtls-private-key-jwt", got)
+	if emu.Assertions() != 1 {
+		t.Errorf("assertions sent: got %d, want 1", emu.Assertions())
+	}
+	secrets := []string{sourcetest.DefaultClientSecret, "eyJ"} // a JWT: the assertion or the access token
+	for _, f := range []string{keyFile, jwtKey} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(b)
+		enc := base64.StdEncoding.EncodeToString(blk.Bytes)
+		secrets = append(secrets, enc[:40], enc[len(enc)-40:])
+	}
+	assertNoSecret(t, r, append(secrets, emu.IssuedTokens()...)...)
+	for _, want := range []string{"> POST /mtls/token", "client_assertion [client_assertion sha256:", `private_key_jwt: a client_assertion signed ES256 (the key's default), kid "k1"`, "over mTLS with the client certificate"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the trace lacks %q:\n%s", want, r.stderr)
+		}
+	}
 }

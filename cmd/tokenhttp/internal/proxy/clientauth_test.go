@@ -124,3 +124,52 @@ func TestClientCertificateUpstream(t *testing.T) {
 		t.Fatalf("through the proxy: HTTP %d %s, want 200", status, body)
 	}
 }
+
+// TestPKCS12Key: client_certificate_p12_file with its password only from
+// client_certificate_p12_password_file or _env; an inline password, a
+// missing one, and a wrong one are errors that never show it.
+func TestPKCS12Key(t *testing.T) {
+	dir := t.TempDir()
+	p12, pwFile := filepath.Join(dir, "c.p12"), filepath.Join(dir, "pw")
+	const pw = "p12-password-for-the-test"
+	if err := sourcetest.WritePKCS12(p12, sourcetest.NewCA().ClientCertificate("c"), pw); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) string { return map[string]string{"P12_PW": pw, "WRONG": "not-the-password"}[k] }
+	for _, keys := range []string{
+		"      client_certificate_p12_file: " + p12 + "\n      client_certificate_p12_password_file: " + pwFile + "\n",
+		"      client_certificate_p12_file: " + p12 + "\n      client_certificate_p12_password_env: P12_PW\n",
+	} {
+		c, err := ParseConfig([]byte(routeWith(keys)))
+		if err != nil {
+			t.Fatalf("%s: %v", keys, err)
+		}
+		if c.Routes[0].P12File != p12 {
+			t.Errorf("P12File: got %q, want %q", c.Routes[0].P12File, p12)
+		}
+		if err := Check(c, getenv); err != nil {
+			t.Errorf("Check: %v", err)
+		}
+	}
+	c, err := ParseConfig([]byte(routeWith("      client_certificate_p12_file: " + p12 + "\n      client_certificate_p12_password_env: WRONG\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(c, getenv); err == nil || !strings.Contains(err.Error(), "client_certificate_p12_file") || strings.Contains(err.Error(), "not-the-password") {
+		t.Errorf("wrong password: got %v, want an error naming the key, without the password", err)
+	}
+	for name, keys := range map[string]string{
+		"inline password":  "      client_certificate_p12_file: " + p12 + "\n      client_certificate_p12_password: " + pw + "\n",
+		"no password":      "      client_certificate_p12_file: " + p12 + "\n",
+		"password, no p12": "      client_certificate_p12_password_env: P12_PW\n",
+		"missing file":     "      client_certificate_p12_file: " + filepath.Join(dir, "missing.p12") + "\n      client_certificate_p12_password_env: P12_PW\n",
+	} {
+		_, err := ParseConfig([]byte(routeWith(keys)))
+		if err == nil || !strings.Contains(err.Error(), "client_certificate_p12") || strings.Contains(err.Error(), pw) {
+			t.Errorf("%s: got %v, want an error naming the key, without the password", name, err)
+		}
+	}
+}

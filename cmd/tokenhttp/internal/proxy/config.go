@@ -9,9 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,6 +56,10 @@ type Route struct {
 	// to read them.
 	Source  source.Config
 	Secrets []SecretRef
+	// P12File is client_certificate_p12_file: a PKCS#12 client
+	// certificate, decoded with the client_certificate_p12_password
+	// secret when the source is built.
+	P12File string
 }
 
 // StoreConfig shares tokens across replicas through Redis.
@@ -106,6 +112,9 @@ var secretKeys = map[string]func(c *source.Config, v string){
 	"subject_token": func(c *source.Config, v string) { c.SubjectToken = constantToken(v) },
 	"actor_token":   func(c *source.Config, v string) { c.Exchange.ActorToken = constantToken(v) },
 	"private_key":   setPrivateKey, // PEM, for private_key_jwt
+	// The password of client_certificate_p12_file; sourceConfig decodes
+	// the file with it.
+	"client_certificate_p12_password": func(*source.Config, string) {},
 }
 
 // constantToken is a token read by the config (a file's change reloads
@@ -159,6 +168,7 @@ var sourceKeys = map[string]func(c *source.Config, n *yaml.Node) error{
 var providers = map[string]*source.Provider{
 	"standard": source.Standard, "vaultid": source.VaultID, "directlink": source.DirectLink,
 	"scorepositivo": source.ScorePositivo, "gestaoplus": source.GestaoPlus, "serproid": source.SerproID,
+	"openfinancebrasil": source.OpenFinanceBrasil,
 }
 
 // fileConfig is the file's shape; "source" is decoded by the key tables.
@@ -350,6 +360,16 @@ func parseRoute(fr fileRoute) (Route, error) {
 			r.Secrets = append(r.Secrets, ref)
 			continue
 		}
+		if key == "client_certificate_p12_file" {
+			if v.Kind != yaml.ScalarNode || v.Value == "" {
+				return r, fmt.Errorf("line %d: source.%s must be a non-empty string", v.Line, key)
+			}
+			if _, err := os.Stat(v.Value); err != nil {
+				return r, fmt.Errorf("line %d: source.%s: %w", v.Line, key, err)
+			}
+			r.P12File = v.Value
+			continue
+		}
 		set, known := sourceKeys[key]
 		if !known {
 			return r, fmt.Errorf("line %d: unknown key source.%s", k.Line, key)
@@ -357,6 +377,15 @@ func parseRoute(fr fileRoute) (Route, error) {
 		if err := set(&r.Source, v); err != nil {
 			return r, fmt.Errorf("line %d: source.%s: %w", v.Line, key, err)
 		}
+	}
+	hasPass := slices.ContainsFunc(r.Secrets, func(s SecretRef) bool { return s.Key == "client_certificate_p12_password" })
+	switch {
+	case r.P12File != "" && r.Source.ClientCertificate != nil:
+		return r, errors.New("source: give client_certificate_files or client_certificate_p12_file, not both")
+	case r.P12File != "" && !hasPass:
+		return r, errors.New("source.client_certificate_p12_file needs client_certificate_p12_password_file or client_certificate_p12_password_env")
+	case r.P12File == "" && hasPass:
+		return r, errors.New("source.client_certificate_p12_password_file or _env needs client_certificate_p12_file")
 	}
 	return r, nil
 }
@@ -480,7 +509,8 @@ func setProvider(c *source.Config, n *yaml.Node) error {
 	}
 	p, ok := providers[strings.ToLower(v)]
 	if !ok {
-		return fmt.Errorf("%q is not a known provider (standard, vaultid, directlink, scorepositivo, gestaoplus, serproid)", v)
+		names := slices.Sorted(maps.Keys(providers))
+		return fmt.Errorf("%q is not a known provider (%s)", v, strings.Join(names, ", "))
 	}
 	c.Provider = p
 	return nil

@@ -407,6 +407,12 @@ func (p *Proxy) sourceConfig(rc Route, g *generation) (source.Config, error) {
 			sc.PasswordFunc = func(context.Context) (string, error) { return ref.Read(getenv) }
 			continue
 		}
+		if ref.Key == "client_certificate_p12_password" {
+			if sc.ClientCertificate, err = source.ClientCertificatePKCS12(rc.P12File, v); err != nil {
+				return sc, fmt.Errorf("client_certificate_p12_file: %w", err)
+			}
+			continue
+		}
 		ref.set(&sc, v)
 	}
 	return sc, nil
