@@ -8,7 +8,6 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenhttp/tokenhttp/internal/certs"
 	"github.com/tokenhttp/tokenhttp/source"
 )
 
@@ -317,7 +317,7 @@ func (a *clientAuthFlags) apply(cfg *source.Config, e env, set map[string]bool) 
 		if err != nil {
 			return usagef("--private-key: %v", err)
 		}
-		if cfg.PrivateKey, err = parsePrivateKey(b); err != nil {
+		if cfg.PrivateKey, err = certs.ParsePrivateKey(b); err != nil {
 			return usagef("--private-key %s: %v", a.privateKey, err)
 		}
 	}
@@ -369,7 +369,7 @@ func (a *clientAuthFlags) describe() string {
 		if alg == "" {
 			alg = "from the key"
 			if b, err := os.ReadFile(a.privateKey); err == nil {
-				if k, err := parsePrivateKey(b); err == nil {
+				if k, err := certs.ParsePrivateKey(b); err == nil {
 					alg = defaultAlg(k) + " (the key's default)"
 				}
 			}
@@ -408,38 +408,6 @@ func defaultAlg(k crypto.Signer) string {
 		return "EdDSA"
 	}
 	return "unknown"
-}
-
-// parsePrivateKey parses a PEM private key: PKCS #8, PKCS #1 (RSA) or
-// SEC 1 (EC). Its errors never quote the key.
-func parsePrivateKey(b []byte) (crypto.Signer, error) {
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			return nil, errors.New("no PEM private key in it")
-		}
-		var k any
-		var err error
-		switch blk.Type {
-		case "PRIVATE KEY":
-			k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-		case "RSA PRIVATE KEY":
-			k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
-		case "EC PRIVATE KEY":
-			k, err = x509.ParseECPrivateKey(blk.Bytes)
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("a %s block that does not parse", blk.Type)
-		}
-		s, ok := k.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("a %T key cannot sign", k)
-		}
-		return s, nil
-	}
 }
 
 // apiBase is the RoundTripper under the call: one that presents src's

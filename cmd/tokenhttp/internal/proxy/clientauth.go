@@ -3,15 +3,13 @@ package proxy
 import (
 	"crypto"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tokenhttp/tokenhttp/internal/certs"
 	"github.com/tokenhttp/tokenhttp/source"
 )
 
@@ -61,7 +59,7 @@ func setClientAssertionFile(c *source.Config, n *yaml.Node) error {
 // that does not parse becomes a signer without a public key, which
 // source.New refuses naming PrivateKey; nothing of the key is shown.
 func setPrivateKey(c *source.Config, v string) {
-	k, err := parsePrivateKey([]byte(v))
+	k, err := certs.ParsePrivateKey([]byte(v))
 	if err != nil {
 		c.PrivateKey = badKey{}
 		return
@@ -74,34 +72,6 @@ type badKey struct{}
 func (badKey) Public() crypto.PublicKey { return nil }
 func (badKey) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
 	return nil, errors.New("private_key: no PEM private key")
-}
-
-func parsePrivateKey(b []byte) (crypto.Signer, error) {
-	for {
-		var blk *pem.Block
-		if blk, b = pem.Decode(b); blk == nil {
-			return nil, errors.New("no PEM private key")
-		}
-		var k any
-		var err error
-		switch blk.Type {
-		case "PRIVATE KEY":
-			k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-		case "RSA PRIVATE KEY":
-			k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
-		case "EC PRIVATE KEY":
-			k, err = x509.ParseECPrivateKey(blk.Bytes)
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("a %s block that does not parse", blk.Type)
-		}
-		if s, ok := k.(crypto.Signer); ok {
-			return s, nil
-		}
-		return nil, errors.New("a key that cannot sign")
-	}
 }
 
 // upstreamFor is the upstream RoundTripper of a route whose source has a
