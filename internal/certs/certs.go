@@ -133,6 +133,20 @@ func precheckPKCS12(data []byte) error {
 	if len(data) > MaxPKCS12Size {
 		return fmt.Errorf("certs: PKCS#12 file of %d bytes, more than %d", len(data), MaxPKCS12Size)
 	}
+	it, err := macIterations(data)
+	if err != nil {
+		return err
+	}
+	if it > MaxPKCS12Iterations || it < 0 {
+		return fmt.Errorf("certs: PKCS#12 MAC asks for %d iterations, more than %d", it, MaxPKCS12Iterations)
+	}
+	return nil
+}
+
+// macIterations returns the iteration count of data's PKCS#12 MAC (1 when
+// the MAC does not say, 0 without a MAC), reading only the outer PFX
+// structure.
+func macIterations(data []byte) (int, error) {
 	var pfx struct {
 		Version  int
 		AuthSafe asn1.RawValue
@@ -143,12 +157,9 @@ func precheckPKCS12(data []byte) error {
 		} `asn1:"optional"`
 	}
 	if _, err := asn1.Unmarshal(data, &pfx); err != nil {
-		return errors.New("certs: not a PKCS#12 file")
+		return 0, errors.New("certs: not a PKCS#12 file")
 	}
-	if it := pfx.MacData.Iterations; it > MaxPKCS12Iterations || it < 0 {
-		return fmt.Errorf("certs: PKCS#12 MAC asks for %d iterations, more than %d", it, MaxPKCS12Iterations)
-	}
-	return nil
+	return pfx.MacData.Iterations, nil
 }
 
 // Check reports whether c can authenticate a TLS client at now: it has a

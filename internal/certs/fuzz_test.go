@@ -1,7 +1,6 @@
 package certs_test
 
 import (
-	"encoding/asn1"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,7 +34,7 @@ func FuzzPKCS12(f *testing.F) {
 	f.Add([]byte{}, "")
 	now := time.Now()
 	f.Fuzz(func(t *testing.T, data []byte, pw string) {
-		if macIterations(data) > 10_000 {
+		if it, _ := certs.MacIterations(data); it > 10_000 {
 			t.Skip("slow by design: FromPKCS12 allows up to a million MAC iterations")
 		}
 		c, err := certs.FromPKCS12(data, pw, now)
@@ -52,21 +51,4 @@ func FuzzPKCS12(f *testing.F) {
 			t.Error("a certificate without a leaf or a key")
 		}
 	})
-}
-
-// macIterations returns the iteration count of data's PKCS#12 MAC, or 0.
-func macIterations(data []byte) int {
-	var pfx struct {
-		Version  int
-		AuthSafe asn1.RawValue
-		MacData  struct {
-			Mac        asn1.RawValue
-			MacSalt    []byte
-			Iterations int `asn1:"optional,default:1"`
-		} `asn1:"optional"`
-	}
-	if _, err := asn1.Unmarshal(data, &pfx); err != nil {
-		return 0
-	}
-	return pfx.MacData.Iterations
 }

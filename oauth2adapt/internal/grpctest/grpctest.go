@@ -5,17 +5,12 @@ package grpctest
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"net/http"
 	"sync"
-	"time"
+
+	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -53,13 +48,9 @@ func Start(useTLS bool, accept func(ctx context.Context, authorization string) b
 	s := &Server{Addr: lis.Addr().String(), accept: accept}
 	opts := []grpc.ServerOption{grpc.UnaryInterceptor(s.check)}
 	if useTLS {
-		cert, pool, err := selfSigned()
-		if err != nil {
-			lis.Close()
-			return nil, err
-		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
-		s.ClientTLS = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+		ca := sourcetest.NewCA()
+		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{ca.ServerCertificate()}})))
+		s.ClientTLS = &tls.Config{RootCAs: ca.Pool, ServerName: "127.0.0.1"}
 	}
 	s.srv = grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(s.srv, health.NewServer())
@@ -114,35 +105,4 @@ func ResourceAccepts(client *http.Client, resourceURL string) func(context.Conte
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}
-}
-
-// selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned() (tls.Certificate, *x509.CertPool, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "grpctest"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		IsCA:         true,
-
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, nil
 }

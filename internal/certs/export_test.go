@@ -1,0 +1,4 @@
+package certs
+
+// MacIterations is macIterations, for the external tests.
+var MacIterations = macIterations
