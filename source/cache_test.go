@@ -12,12 +12,13 @@ import (
 
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
 
 func TestCacheHitAllocatesNothing(t *testing.T) {
 	leakCheck(t)
-	ts := newTokenServer(t, replyToken(3600))
-	var src source.TokenSource = newSource(t, clientConfig(ts))
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	var src source.TokenSource = newSource(t, standardConfig(emu.TokenURL))
 	ctx := context.Background()
 	want, err := src.Token(ctx)
 	if err != nil {
@@ -35,7 +36,7 @@ func TestCacheHitAllocatesNothing(t *testing.T) {
 	if n := bad.Load(); n != 0 {
 		t.Errorf("%d cached Token calls returned another token or an error", n)
 	}
-	if got := ts.count(); got != 1 {
+	if got := emu.TokenRequests(); got != 1 {
 		t.Errorf("token requests = %d, want 1", got)
 	}
 }
@@ -59,11 +60,8 @@ func TestCacheNoExpiryIsReused(t *testing.T) {
 
 func TestCacheConcurrentCallersShareOneFetch(t *testing.T) {
 	leakCheck(t)
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-		time.Sleep(50 * time.Millisecond)
-		writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", r.n), 3600, ""))
-	})
-	src := newSource(t, clientConfig(ts))
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{Latency: 50 * time.Millisecond})
+	src := newSource(t, standardConfig(emu.TokenURL))
 	const n = 500
 	toks := make([]*source.Token, n)
 	errs := make([]error, n)
@@ -77,15 +75,16 @@ func TestCacheConcurrentCallersShareOneFetch(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	if got := ts.count(); got != 1 {
+	if got := emu.TokenRequests(); got != 1 {
 		t.Errorf("token requests = %d, want 1", got)
 	}
+	first := emu.IssuedTokens()[0]
 	for i := range n {
 		if errs[i] != nil {
 			t.Fatalf("caller %d: %v", i, errs[i])
 		}
-		if toks[i] != toks[0] || toks[i].AccessToken != "tok-1" {
-			t.Fatalf("caller %d got %v, want the same tok-1 as caller 0 (%v)", i, toks[i], toks[0])
+		if toks[i] != toks[0] || toks[i].AccessToken != first {
+			t.Fatalf("caller %d got %v, want the same first issued token as caller 0 (%v)", i, toks[i], toks[0])
 		}
 	}
 }
@@ -282,8 +281,8 @@ func TestCacheRefreshAhead(t *testing.T) {
 
 func TestCacheInvalidateByIdentity(t *testing.T) {
 	leakCheck(t)
-	ts := newTokenServer(t, replyToken(3600))
-	src := newSource(t, clientConfig(ts))
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	src := newSource(t, standardConfig(emu.TokenURL))
 	ctx := context.Background()
 	tok1, err := src.Token(ctx)
 	if err != nil {
@@ -306,7 +305,7 @@ func TestCacheInvalidateByIdentity(t *testing.T) {
 		t.Errorf("second Invalidate(tok-1) = true, want false")
 	}
 	tok2, err := src.Token(ctx)
-	if err != nil || tok2.AccessToken != "tok-2" {
+	if err != nil || emu.Issued() != 2 || tok2.AccessToken != emu.IssuedTokens()[1] {
 		t.Fatalf("Token after Invalidate = %v, %v, want a new tok-2", tok2, err)
 	}
 	// A late 401 for the old token must not drop the newer one.
@@ -316,7 +315,7 @@ func TestCacheInvalidateByIdentity(t *testing.T) {
 	if tok, _ := src.Token(ctx); tok != tok2 {
 		t.Errorf("Token after Invalidate(old) = %v, want tok-2 kept", tok)
 	}
-	if got := ts.count(); got != 2 {
+	if got := emu.TokenRequests(); got != 2 {
 		t.Errorf("token requests = %d, want 2", got)
 	}
 
@@ -334,7 +333,7 @@ func TestCacheInvalidateByIdentity(t *testing.T) {
 	if got := dropped.Load(); got != 1 {
 		t.Errorf("concurrent Invalidate(tok-2) returned true %d times, want 1", got)
 	}
-	if tok, err := src.Token(ctx); err != nil || tok.AccessToken != "tok-3" {
+	if tok, err := src.Token(ctx); err != nil || emu.Issued() != 3 || tok.AccessToken != emu.IssuedTokens()[2] {
 		t.Errorf("Token = %v, %v, want tok-3", tok, err)
 	}
 }
@@ -627,8 +626,8 @@ func TestCacheClose(t *testing.T) {
 
 	t.Run("serves the cached token", func(t *testing.T) {
 		leakCheck(t)
-		ts := newTokenServer(t, replyToken(3600))
-		src := newSource(t, clientConfig(ts))
+		emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+		src := newSource(t, standardConfig(emu.TokenURL))
 		tok1, err := src.Token(context.Background())
 		if err != nil {
 			t.Fatalf("Token: %v", err)
@@ -641,7 +640,7 @@ func TestCacheClose(t *testing.T) {
 		if _, err := src.Token(context.Background()); !errors.Is(err, source.ErrClosed) {
 			t.Errorf("Token after Close with no token = %v, want ErrClosed", err)
 		}
-		if got := ts.count(); got != 1 {
+		if got := emu.TokenRequests(); got != 1 {
 			t.Errorf("token requests = %d, want 1", got)
 		}
 	})
@@ -649,9 +648,9 @@ func TestCacheClose(t *testing.T) {
 
 func TestCacheFetchTimeout(t *testing.T) {
 	leakCheck(t)
-	var ts *tokenServer
-	ts = newTokenServer(t, func(w http.ResponseWriter, r *seen) { ts.block(r) })
-	cfg := clientConfig(ts)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	emu.HangNext(1 << 20) // every request
+	cfg := standardConfig(emu.TokenURL)
 	cfg.FetchTimeout = 200 * time.Millisecond
 	src := newSource(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // the test's own bound
@@ -670,8 +669,8 @@ func TestCacheFetchTimeout(t *testing.T) {
 // run with -race.
 func TestCacheConcurrentUse(t *testing.T) {
 	leakCheck(t)
-	ts := newTokenServer(t, replyToken(3600))
-	src := newSource(t, clientConfig(ts))
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	src := newSource(t, standardConfig(emu.TokenURL))
 	var invalidated atomic.Int64
 	var wg sync.WaitGroup
 	for g := range 32 {
@@ -689,7 +688,7 @@ func TestCacheConcurrentUse(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got, limit := ts.count(), int(invalidated.Load())+1; got > limit {
+	if got, limit := emu.TokenRequests(), int(invalidated.Load())+1; got > limit {
 		t.Errorf("token requests = %d, want at most %d (one per dropped token, plus the first)", got, limit)
 	}
 }
