@@ -1,13 +1,11 @@
 package source_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -53,20 +51,7 @@ func newTokenServer(t *testing.T, reply func(w http.ResponseWriter, r *seen)) *t
 func (ts *tokenServer) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	s := &seen{header: r.Header.Clone(), body: body, ctx: r.Context()}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" {
-		s.form = url.Values{}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.UseNumber()
-		if dec.Decode(&s.json) == nil {
-			for k, v := range s.json {
-				if v != nil {
-					s.form.Set(k, fmt.Sprint(v))
-				}
-			}
-		}
-	} else {
-		s.form, _ = url.ParseQuery(string(body))
-	}
+	s.form, s.json = requestFields(r.Header.Get("Content-Type"), body)
 	ts.mu.Lock()
 	s.n = len(ts.seen) + 1
 	ts.seen = append(ts.seen, s)
