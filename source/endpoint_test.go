@@ -11,9 +11,11 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
 
 // seen is one request the fake token endpoint received.
@@ -150,12 +152,14 @@ func TestRedirectNotFollowed(t *testing.T) {
 	for _, status := range []int{301, 302, 303, 307, 308} {
 		for _, userClient := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%d user client %v", status, userClient), func(t *testing.T) {
-				target := newTokenServer(t, replyToken(3600))
-				ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-					w.Header().Set("Location", target.tokenURL())
+				target := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+				var hits atomic.Int64
+				srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+					hits.Add(1)
+					w.Header().Set("Location", target.TokenURL)
 					w.WriteHeader(status)
 				})
-				cfg := clientConfig(ts)
+				cfg := standardConfig(srv.URL + "/oauth/token")
 				var follow func(*http.Request, []*http.Request) error
 				if userClient {
 					follow = func(*http.Request, []*http.Request) error { return nil }
@@ -166,13 +170,13 @@ func TestRedirectNotFollowed(t *testing.T) {
 				if te.StatusCode != status {
 					t.Errorf("StatusCode = %d, want %d", te.StatusCode, status)
 				}
-				if got := target.count(); got != 0 {
+				if got := target.TokenRequests(); got != 0 {
 					t.Errorf("the redirect target got %d requests, want 0", got)
 				}
-				if got := ts.count(); got != 1 {
+				if got := hits.Load(); got != 1 {
 					t.Errorf("the token endpoint got %d requests, want 1", got)
 				}
-				if strings.Contains(err.Error(), testClientSecret) {
+				if strings.Contains(err.Error(), cfg.ClientSecret) {
 					t.Errorf("error shows the client secret: %v", err)
 				}
 				if userClient && (cfg.HTTPClient.CheckRedirect == nil || cfg.HTTPClient.CheckRedirect(nil, nil) != nil) {
@@ -184,15 +188,15 @@ func TestRedirectNotFollowed(t *testing.T) {
 }
 
 func TestUnreachableEndpoint(t *testing.T) {
-	ts := newTokenServer(t, replyToken(3600))
-	cfg := clientConfig(ts)
-	ts.Close() // nothing listens any more
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	cfg := standardConfig(emu.TokenURL)
+	emu.Close() // nothing listens any more
 	_, err := fetchToken(t, cfg)
 	var fe *source.FetchError
 	if !errors.As(err, &fe) {
 		t.Fatalf("error = %v (%T), want a *source.FetchError", err, err)
 	}
-	if strings.Contains(err.Error(), testClientSecret) {
+	if strings.Contains(err.Error(), cfg.ClientSecret) {
 		t.Errorf("error %q shows the client secret", err)
 	}
 }
