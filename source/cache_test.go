@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/tokenhttp/tokenhttp/retry"
@@ -200,83 +201,85 @@ func TestCacheCancelledCallerLeaves(t *testing.T) {
 
 // TestCacheRefreshAhead: a 4-second token is not refetched on every call,
 // and is renewed in the background before it expires while callers keep
-// getting it without waiting.
+// getting it without waiting. It runs in a synctest bubble, on fake time.
 func TestCacheRefreshAhead(t *testing.T) {
-	if testing.Short() {
-		t.Skip("seconds of real time")
-	}
 	leakCheck(t)
-	const renewDelay = 300 * time.Millisecond
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-		if r.n > 1 {
-			time.Sleep(renewDelay)
-		}
-		writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", r.n), 4, ""))
-	})
-	src := newSource(t, clientConfig(ts))
-	ctx := context.Background()
-	tok1, err := src.Token(ctx)
-	if err != nil {
-		t.Fatalf("Token: %v", err)
-	}
-	if tok1.Expiry.IsZero() {
-		t.Fatal("Expiry is zero, want 4 s from now")
-	}
-
-	// ~200 calls over ~1.5 s, well before any sane refresh point.
-	calls := 0
-	for i := 0; i < 200 && time.Until(tok1.Expiry) > 2*time.Second; i++ {
-		tok, err := src.Token(ctx)
-		if err != nil || tok != tok1 {
-			t.Fatalf("Token call %d = %v, %v, want the cached tok-1", i, tok, err)
-		}
-		calls++
-		time.Sleep(7500 * time.Microsecond)
-	}
-	if calls < 100 {
-		t.Fatalf("made only %d calls before the token had 2 s left; machine too slow", calls)
-	}
-	if got := ts.count(); got != 1 {
-		t.Fatalf("token requests after %d calls = %d, want 1: a 4 s token must not be refetched on every call", calls, got)
-	}
-
-	// Past the adaptive refresh point (a quarter of the life), before expiry:
-	// the caller gets the current token at once and a renewal starts.
-	time.Sleep(time.Until(tok1.Expiry.Add(-800 * time.Millisecond)))
-	start := time.Now()
-	tok, err := src.Token(ctx)
-	if d := time.Since(start); d > renewDelay/2 {
-		t.Errorf("Token took %v while a renewal ran, want no wait", d)
-	}
-	if err != nil || tok != tok1 {
-		t.Errorf("Token during renewal = %v, %v, want the current tok-1", tok, err)
-	}
-	waitFor(t, "the background renewal", func() bool { return ts.count() >= 2 })
-
-	// The renewed token arrives before tok-1 expires.
-	for {
-		now := time.Now()
-		tok, err := src.Token(ctx)
+	synctest.Test(t, func(t *testing.T) {
+		const renewDelay = 300 * time.Millisecond
+		var requests atomic.Int64
+		cfg := standardConfig("https://token.example/oauth/token")
+		cfg.HTTPClient = memClient(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n := requests.Add(1)
+			if n > 1 {
+				time.Sleep(renewDelay)
+			}
+			writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", n), 4, ""))
+		}))
+		src := newSource(t, cfg)
+		ctx := context.Background()
+		tok1, err := src.Token(ctx)
 		if err != nil {
 			t.Fatalf("Token: %v", err)
 		}
-		if tok != tok1 {
-			if got, want := tok.AccessToken, "tok-2"; got != want {
-				t.Errorf("renewed AccessToken = %q, want %q", got, want)
+		if tok1.Expiry.IsZero() {
+			t.Fatal("Expiry is zero, want 4 s from now")
+		}
+
+		// ~200 calls over ~1.5 s, well before any sane refresh point.
+		calls := 0
+		for i := 0; i < 200 && time.Until(tok1.Expiry) > 2*time.Second; i++ {
+			tok, err := src.Token(ctx)
+			if err != nil || tok != tok1 {
+				t.Fatalf("Token call %d = %v, %v, want the cached tok-1", i, tok, err)
 			}
-			break
+			calls++
+			time.Sleep(7500 * time.Microsecond)
 		}
-		if !now.Before(tok1.Expiry) {
-			t.Fatalf("still serving tok-1 at its expiry %v", tok1.Expiry)
+		if calls < 100 {
+			t.Fatalf("made only %d calls before the token had 2 s left; machine too slow", calls)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if time.Now().After(tok1.Expiry) {
-		t.Errorf("the renewed token arrived after tok-1 expired")
-	}
-	if got := ts.count(); got != 2 {
-		t.Errorf("token requests = %d, want 2", got)
-	}
+		if got := int(requests.Load()); got != 1 {
+			t.Fatalf("token requests after %d calls = %d, want 1: a 4 s token must not be refetched on every call", calls, got)
+		}
+
+		// Past the adaptive refresh point (a quarter of the life), before expiry:
+		// the caller gets the current token at once and a renewal starts.
+		time.Sleep(time.Until(tok1.Expiry.Add(-800 * time.Millisecond)))
+		start := time.Now()
+		tok, err := src.Token(ctx)
+		if d := time.Since(start); d > renewDelay/2 {
+			t.Errorf("Token took %v while a renewal ran, want no wait", d)
+		}
+		if err != nil || tok != tok1 {
+			t.Errorf("Token during renewal = %v, %v, want the current tok-1", tok, err)
+		}
+		waitFor(t, "the background renewal", func() bool { return int(requests.Load()) >= 2 })
+
+		// The renewed token arrives before tok-1 expires.
+		for {
+			now := time.Now()
+			tok, err := src.Token(ctx)
+			if err != nil {
+				t.Fatalf("Token: %v", err)
+			}
+			if tok != tok1 {
+				if got, want := tok.AccessToken, "tok-2"; got != want {
+					t.Errorf("renewed AccessToken = %q, want %q", got, want)
+				}
+				break
+			}
+			if !now.Before(tok1.Expiry) {
+				t.Fatalf("still serving tok-1 at its expiry %v", tok1.Expiry)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if time.Now().After(tok1.Expiry) {
+			t.Errorf("the renewed token arrived after tok-1 expired")
+		}
+		if got := int(requests.Load()); got != 2 {
+			t.Errorf("token requests = %d, want 2", got)
+		}
+	})
 }
 
 func TestCacheInvalidateByIdentity(t *testing.T) {
