@@ -106,76 +106,72 @@ func TestBasicAuthEncoding(t *testing.T) {
 	}
 }
 
+// TestRequestParams: scopes and EndpointParams reach the body without
+// overriding the grant's own fields, and a parameter with several values
+// (RFC 8707 resource) is sent repeated in a form and as an array in JSON,
+// none dropped.
 func TestRequestParams(t *testing.T) {
-	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{Username: "alice", Password: testPassword})
-	cfg := standardConfig(emu.TokenURL)
-	cfg.GrantType, cfg.Username, cfg.Password = source.Password, "alice", testPassword
-	cfg.Scopes = []string{"read", "write:all", "openid"}
-	cfg.EndpointParams = url.Values{
-		"audience":   {"https://api.example.com"},
-		"grant_type": {"evil"},        // must not override the grant
-		"username":   {"mallory"},     // nor the grant's own fields
-		"resource":   {"urn:example"}, // a plain extra field
+	tests := []struct {
+		name   string
+		scopes []string
+		params url.Values
+		want   map[string][]string // body fields and their values
+	}{
+		{
+			name:   "scopes and extra fields",
+			scopes: []string{"read", "write:all", "openid"},
+			params: url.Values{
+				"audience":   {"https://api.example.com"},
+				"grant_type": {"evil"},        // must not override the grant
+				"username":   {"mallory"},     // nor the grant's own fields
+				"resource":   {"urn:example"}, // a plain extra field
+			},
+			want: map[string][]string{
+				"grant_type": {"password"},
+				"username":   {"alice"},
+				"password":   {testPassword},
+				"scope":      {"read write:all openid"},
+				"audience":   {"https://api.example.com"},
+				"resource":   {"urn:example"},
+			},
+		},
+		{
+			name:   "repeated",
+			params: url.Values{"resource": {"urn:a", "urn:b"}},
+			want:   map[string][]string{"resource": {"urn:a", "urn:b"}},
+		},
 	}
-	for _, enc := range []source.Encoding{source.FormEncoding, source.JSONEncoding} {
-		t.Run(enc.String(), func(t *testing.T) {
-			cfg.Encoding = enc
-			n := emu.TokenRequests()
-			if _, err := fetchToken(t, cfg); err != nil {
-				t.Fatalf("Token: %v", err)
-			}
-			if got := emu.TokenRequests(); got != n+1 {
-				t.Fatalf("requests = %d, want %d", got, n+1)
-			}
-			r := emu.LastTokenRequest()
-			form, _ := requestFields(r.ContentType, r.Body)
-			want := map[string]string{
-				"grant_type": "password",
-				"username":   "alice",
-				"password":   testPassword,
-				"scope":      "read write:all openid",
-				"audience":   "https://api.example.com",
-				"resource":   "urn:example",
-			}
-			for k, v := range want {
-				if got := form.Get(k); got != v {
-					t.Errorf("body field %q = %q, want %q (body %s)", k, got, v, r.Body)
-				}
-			}
-		})
-	}
-}
-
-// A parameter with several values (RFC 8707 resource) is sent repeated in
-// a form and as an array in JSON; none is dropped.
-func TestRequestParamsRepeated(t *testing.T) {
-	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{Username: "alice", Password: testPassword})
-	cfg := standardConfig(emu.TokenURL)
-	cfg.GrantType, cfg.Username, cfg.Password = source.Password, "alice", testPassword
-	cfg.EndpointParams = url.Values{"resource": {"urn:a", "urn:b"}}
-	for _, enc := range []source.Encoding{source.FormEncoding, source.JSONEncoding} {
-		t.Run(enc.String(), func(t *testing.T) {
-			cfg.Encoding = enc
-			n := emu.TokenRequests()
-			if _, err := fetchToken(t, cfg); err != nil {
-				t.Fatalf("Token: %v", err)
-			}
-			if got := emu.TokenRequests(); got != n+1 {
-				t.Fatalf("requests = %d, want %d", got, n+1)
-			}
-			r := emu.LastTokenRequest()
-			form, obj := requestFields(r.ContentType, r.Body)
-			var got []string
-			if enc == source.JSONEncoding {
-				arr, _ := obj["resource"].([]any)
-				for _, v := range arr {
-					got = append(got, fmt.Sprint(v))
-				}
-			} else {
-				got = form["resource"]
-			}
-			if want := []string{"urn:a", "urn:b"}; !slices.Equal(got, want) {
-				t.Errorf("resource = %q, want %q (body %s)", got, want, r.Body)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{Username: "alice", Password: testPassword})
+			cfg := standardConfig(emu.TokenURL)
+			cfg.GrantType, cfg.Username, cfg.Password = source.Password, "alice", testPassword
+			cfg.Scopes, cfg.EndpointParams = tt.scopes, tt.params
+			for _, enc := range []source.Encoding{source.FormEncoding, source.JSONEncoding} {
+				t.Run(enc.String(), func(t *testing.T) {
+					cfg.Encoding = enc
+					n := emu.TokenRequests()
+					if _, err := fetchToken(t, cfg); err != nil {
+						t.Fatalf("Token: %v", err)
+					}
+					if got := emu.TokenRequests(); got != n+1 {
+						t.Fatalf("requests = %d, want %d", got, n+1)
+					}
+					r := emu.LastTokenRequest()
+					form, obj := requestFields(r.ContentType, r.Body)
+					for k, want := range tt.want {
+						got := form[k]
+						if arr, ok := obj[k].([]any); ok {
+							got = nil
+							for _, v := range arr {
+								got = append(got, fmt.Sprint(v))
+							}
+						}
+						if !slices.Equal(got, want) {
+							t.Errorf("body field %q = %q, want %q (body %s)", k, got, want, r.Body)
+						}
+					}
+				})
 			}
 		})
 	}
