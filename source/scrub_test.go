@@ -114,11 +114,11 @@ func TestErrorScrubsEchoedSecretsEveryEncoding(t *testing.T) {
 // words that merely contain it stay readable.
 func TestErrorScrubsShortSecrets(t *testing.T) {
 	const pass = "q7z"
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 400, `{"error":"invalid_grant","error_description":"password q7z rejected for user alice (ref aq7zb); password=q7z"}`)
 	})
-	cfg := passwordConfig(ts)
-	cfg.Password = pass
+	cfg := source.Config{TokenURL: srv.URL + "/oauth/token", GrantType: source.Password, ClientID: testClientID,
+		ClientSecret: testClientSecret, Username: "alice", Password: pass}
 	_, err := fetchToken(t, cfg)
 	te := tokenError(t, err)
 	if want := "password [REDACTED] rejected for user alice (ref aq7zb); password=[REDACTED]"; te.Description != want {
