@@ -47,7 +47,7 @@ func TestCacheNoExpiryIsReused(t *testing.T) {
 	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
 		writeJSON(w, 200, fmt.Sprintf(`{"access_token":"tok-%d"}`, r.n))
 	})
-	src := newSource(t, clientConfig(ts))
+	src := newSource(t, clientConfig(ts.URL))
 	for i := 0; i < 100; i++ {
 		tok, err := src.Token(context.Background())
 		if err != nil || tok.AccessToken != "tok-1" {
@@ -105,7 +105,7 @@ func TestCacheFailureShared(t *testing.T) {
 		}
 		writeJSON(w, 200, tokenJSON("tok-2", 3600, ""))
 	})
-	src := newSource(t, clientConfig(ts))
+	src := newSource(t, clientConfig(ts.URL))
 	const n = 100
 	errs := make([]error, n)
 	var ready, wg sync.WaitGroup
@@ -162,7 +162,7 @@ func TestCacheCancelledCallerLeaves(t *testing.T) {
 				}
 				writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", r.n), 3600, ""))
 			})
-			src := newSource(t, clientConfig(ts))
+			src := newSource(t, clientConfig(ts.URL))
 			ctx, cancel := tt.ctx()
 			defer cancel()
 			errc := make(chan error, 1)
@@ -347,7 +347,7 @@ func TestCacheRefreshTokenRotation(t *testing.T) {
 		refresh := map[int]string{1: "rt-1", 2: "rt-2"}[r.n] // the third reply does not rotate
 		writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", r.n), 3600, refresh))
 	})
-	cfg := clientConfig(ts)
+	cfg := clientConfig(ts.URL)
 	cfg.Scopes = []string{"read"}
 	src := newSource(t, cfg)
 	for i := 1; i <= 4; i++ {
@@ -398,10 +398,10 @@ func TestCacheRefreshRefusedFallsBackOnce(t *testing.T) {
 					writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", r.n), 3600, ""))
 				}
 			})
-			cfg := clientConfig(ts)
+			cfg := clientConfig(ts.URL)
 			var otps atomic.Int64
 			if grant == source.Password {
-				cfg = passwordConfig(ts)
+				cfg = passwordConfig(ts.URL)
 				cfg.Password = ""
 				cfg.PasswordFunc = func(context.Context) (string, error) {
 					return fmt.Sprintf("otp-%d", otps.Add(1)), nil
@@ -455,7 +455,7 @@ func TestCacheRefreshAndGrantRefused(t *testing.T) {
 		}
 		writeJSON(w, 400, `{"error":"invalid_grant"}`)
 	})
-	src := newSource(t, passwordConfig(ts))
+	src := newSource(t, passwordConfig(ts.URL))
 	tok1, err := src.Token(context.Background())
 	if err != nil {
 		t.Fatalf("Token: %v", err)
@@ -539,7 +539,7 @@ func TestCacheRefreshFailureDoesNotFallBack(t *testing.T) {
 					writeJSON(w, 200, tokenJSON("tok-refreshed", 3600, "rt-2"))
 				}
 			})
-			cfg := passwordConfig(ts)
+			cfg := passwordConfig(ts.URL)
 			cfg.Retry = retry.Policy{MinWait: time.Millisecond, MaxWait: 2 * time.Millisecond}
 			src := newSource(t, cfg)
 			tok1, err := src.Token(context.Background())
@@ -588,7 +588,7 @@ func TestCacheClose(t *testing.T) {
 			ts.block(r)
 			close(ended)
 		})
-		src := newSource(t, clientConfig(ts))
+		src := newSource(t, clientConfig(ts.URL))
 		errc := make(chan error, 1)
 		go func() {
 			_, err := src.Token(context.Background())

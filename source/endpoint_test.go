@@ -83,9 +83,6 @@ func (ts *tokenServer) block(r *seen) {
 	}
 }
 
-// tokenURL is the endpoint's token URL.
-func (ts *tokenServer) tokenURL() string { return ts.URL + "/oauth/token" }
-
 func writeReply(w http.ResponseWriter, status int, contentType, body string) {
 	if contentType != "" {
 		w.Header().Set("Content-Type", contentType)
@@ -121,14 +118,16 @@ const (
 	testPassword     = "pw-Gf13yU8secret"
 )
 
-// clientConfig is a client_credentials Config for ts.
-func clientConfig(ts *tokenServer) source.Config {
-	return source.Config{TokenURL: ts.tokenURL(), ClientID: testClientID, ClientSecret: testClientSecret}
+// clientConfig is a client_credentials Config for the test server at
+// baseURL, whose token endpoint is /oauth/token.
+func clientConfig(baseURL string) source.Config {
+	return source.Config{TokenURL: baseURL + "/oauth/token", ClientID: testClientID, ClientSecret: testClientSecret}
 }
 
-// passwordConfig is a password grant Config for ts.
-func passwordConfig(ts *tokenServer) source.Config {
-	return source.Config{TokenURL: ts.tokenURL(), GrantType: source.Password, ClientID: testClientID,
+// passwordConfig is a password grant Config for the test server at
+// baseURL, whose token endpoint is /oauth/token.
+func passwordConfig(baseURL string) source.Config {
+	return source.Config{TokenURL: baseURL + "/oauth/token", GrantType: source.Password, ClientID: testClientID,
 		ClientSecret: testClientSecret, Username: "alice", Password: testPassword}
 }
 
