@@ -44,8 +44,9 @@ func TestCacheHitAllocatesNothing(t *testing.T) {
 
 func TestCacheNoExpiryIsReused(t *testing.T) {
 	leakCheck(t)
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-		writeJSON(w, 200, fmt.Sprintf(`{"access_token":"tok-%d"}`, r.n))
+	var requests atomic.Int64
+	ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, fmt.Sprintf(`{"access_token":"tok-%d"}`, requests.Add(1)))
 	})
 	src := newSource(t, clientConfig(ts.URL))
 	for i := 0; i < 100; i++ {
@@ -54,7 +55,7 @@ func TestCacheNoExpiryIsReused(t *testing.T) {
 			t.Fatalf("Token #%d = %v, %v, want tok-1", i, tok, err)
 		}
 	}
-	if got := ts.count(); got != 1 {
+	if got := requests.Load(); got != 1 {
 		t.Errorf("token requests = %d, want 1", got)
 	}
 }
@@ -448,8 +449,9 @@ func TestCacheRefreshRefusedFallsBackOnce(t *testing.T) {
 
 func TestCacheRefreshAndGrantRefused(t *testing.T) {
 	leakCheck(t)
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-		if r.n == 1 {
+	var requests atomic.Int64
+	ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) == 1 {
 			writeJSON(w, 200, tokenJSON("tok-1", 3600, "rt-1"))
 			return
 		}
@@ -465,7 +467,7 @@ func TestCacheRefreshAndGrantRefused(t *testing.T) {
 	if te := tokenError(t, err); te.Code != source.CodeInvalidGrant {
 		t.Errorf("Code = %q, want %q", te.Code, source.CodeInvalidGrant)
 	}
-	if got := ts.count(); got != 3 {
+	if got := requests.Load(); got != 3 {
 		t.Errorf("token requests = %d, want 3 (grant, refresh, one fallback)", got)
 	}
 }
