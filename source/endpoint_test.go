@@ -105,13 +105,6 @@ func tokenJSON(access string, expiresIn int, refresh string) string {
 	return string(b)
 }
 
-// replyToken answers every request with a fresh token "tok-<n>".
-func replyToken(expiresIn int) func(http.ResponseWriter, *seen) {
-	return func(w http.ResponseWriter, r *seen) {
-		writeJSON(w, http.StatusOK, tokenJSON(fmt.Sprintf("tok-%d", r.n), expiresIn, ""))
-	}
-}
-
 const (
 	testClientID     = "test-client"
 	testClientSecret = "cs-Vb40nE6secret"
