@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -94,11 +95,13 @@ func TestCacheConcurrentCallersShareOneFetch(t *testing.T) {
 func TestCacheFailureShared(t *testing.T) {
 	leakCheck(t)
 	release := make(chan struct{})
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-		if r.n == 1 {
+	var requests atomic.Int64
+	ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // so that the request's context ends when the client leaves
+		if requests.Add(1) == 1 {
 			select {
 			case <-release:
-			case <-r.ctx.Done():
+			case <-r.Context().Done():
 				return
 			}
 			writeJSON(w, 401, `{"error":"invalid_client","error_description":"unknown client"}`)
@@ -118,11 +121,11 @@ func TestCacheFailureShared(t *testing.T) {
 		})
 	}
 	ready.Wait()
-	waitFor(t, "the first token request", func() bool { return ts.count() == 1 })
+	waitFor(t, "the first token request", func() bool { return requests.Load() == 1 })
 	time.Sleep(100 * time.Millisecond) // every caller is waiting on the fetch by now
 	close(release)
 	wg.Wait()
-	if got := ts.count(); got != 1 {
+	if got := requests.Load(); got != 1 {
 		t.Errorf("token requests = %d, want 1", got)
 	}
 	for i, err := range errs {
@@ -155,13 +158,16 @@ func TestCacheCancelledCallerLeaves(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			leakCheck(t)
 			release := make(chan struct{})
-			ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
+			var requests atomic.Int64
+			ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body) // so that the request's context ends when the client leaves
+				n := requests.Add(1)
 				select {
 				case <-release:
-				case <-r.ctx.Done(): // the fetch was cancelled: the test fails below
+				case <-r.Context().Done(): // the fetch was cancelled: the test fails below
 					return
 				}
-				writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", r.n), 3600, ""))
+				writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", n), 3600, ""))
 			})
 			src := newSource(t, clientConfig(ts.URL))
 			ctx, cancel := tt.ctx()
@@ -171,7 +177,7 @@ func TestCacheCancelledCallerLeaves(t *testing.T) {
 				_, err := src.Token(ctx)
 				errc <- err
 			}()
-			waitFor(t, "the token request", func() bool { return ts.count() == 1 })
+			waitFor(t, "the token request", func() bool { return requests.Load() == 1 })
 			start := time.Now()
 			if tt.cancel {
 				cancel()
@@ -193,7 +199,7 @@ func TestCacheCancelledCallerLeaves(t *testing.T) {
 			if err != nil || tok.AccessToken != "tok-1" {
 				t.Errorf("next Token = %v, %v, want tok-1 from the first fetch", tok, err)
 			}
-			if got := ts.count(); got != 1 {
+			if got := requests.Load(); got != 1 {
 				t.Errorf("token requests = %d, want 1", got)
 			}
 		})
@@ -585,9 +591,11 @@ func TestCacheClose(t *testing.T) {
 	t.Run("cancels a hung fetch", func(t *testing.T) {
 		leakCheck(t)
 		ended := make(chan struct{})
-		var ts *tokenServer
-		ts = newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-			ts.block(r)
+		var requests atomic.Int64
+		ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body) // so that the request's context ends when the client leaves
+			requests.Add(1)
+			<-r.Context().Done() // until the client gives up
 			close(ended)
 		})
 		src := newSource(t, clientConfig(ts.URL))
@@ -596,7 +604,7 @@ func TestCacheClose(t *testing.T) {
 			_, err := src.Token(context.Background())
 			errc <- err
 		}()
-		waitFor(t, "the token request", func() bool { return ts.count() == 1 })
+		waitFor(t, "the token request", func() bool { return requests.Load() == 1 })
 		start := time.Now()
 		if err := src.Close(); err != nil {
 			t.Errorf("Close = %v", err)
@@ -621,7 +629,7 @@ func TestCacheClose(t *testing.T) {
 		if !errors.Is(err, source.ErrClosed) {
 			t.Errorf("Token after Close = %v, want ErrClosed", err)
 		}
-		if got := ts.count(); got != 1 {
+		if got := requests.Load(); got != 1 {
 			t.Errorf("token requests = %d, want 1 (none after Close)", got)
 		}
 		if err := src.Close(); err != nil {
