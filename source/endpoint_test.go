@@ -32,7 +32,6 @@ type seen struct {
 // the test script each reply.
 type tokenServer struct {
 	*httptest.Server
-	done  chan struct{} // closed when the test ends, so a blocked reply returns
 	reply func(w http.ResponseWriter, r *seen)
 
 	mu   sync.Mutex
@@ -41,12 +40,9 @@ type tokenServer struct {
 
 func newTokenServer(t *testing.T, reply func(w http.ResponseWriter, r *seen)) *tokenServer {
 	t.Helper()
-	ts := &tokenServer{done: make(chan struct{}), reply: reply}
+	ts := &tokenServer{reply: reply}
 	ts.Server = httptest.NewServer(http.HandlerFunc(ts.serve))
-	t.Cleanup(func() {
-		close(ts.done)
-		ts.Server.Close()
-	})
+	t.Cleanup(ts.Server.Close)
 	return ts
 }
 
@@ -61,26 +57,11 @@ func (ts *tokenServer) serve(w http.ResponseWriter, r *http.Request) {
 	ts.reply(w, s)
 }
 
-// count returns how many requests the endpoint received.
-func (ts *tokenServer) count() int {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return len(ts.seen)
-}
-
 // requests returns the requests received so far.
 func (ts *tokenServer) requests() []*seen {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	return append([]*seen(nil), ts.seen...)
-}
-
-// block waits until the client gives up on r or the test ends.
-func (ts *tokenServer) block(r *seen) {
-	select {
-	case <-r.ctx.Done():
-	case <-ts.done:
-	}
 }
 
 func writeReply(w http.ResponseWriter, status int, contentType, body string) {
