@@ -4,20 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
 
 func TestCacheHitAllocatesNothing(t *testing.T) {
 	leakCheck(t)
-	ts := newTokenServer(t, replyToken(3600))
-	var src source.TokenSource = newSource(t, clientConfig(ts))
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	var src source.TokenSource = newSource(t, standardConfig(emu.TokenURL))
 	ctx := context.Background()
 	want, err := src.Token(ctx)
 	if err != nil {
@@ -35,35 +38,33 @@ func TestCacheHitAllocatesNothing(t *testing.T) {
 	if n := bad.Load(); n != 0 {
 		t.Errorf("%d cached Token calls returned another token or an error", n)
 	}
-	if got := ts.count(); got != 1 {
+	if got := emu.TokenRequests(); got != 1 {
 		t.Errorf("token requests = %d, want 1", got)
 	}
 }
 
 func TestCacheNoExpiryIsReused(t *testing.T) {
 	leakCheck(t)
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-		writeJSON(w, 200, fmt.Sprintf(`{"access_token":"tok-%d"}`, r.n))
+	var requests atomic.Int64
+	ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, fmt.Sprintf(`{"access_token":"tok-%d"}`, requests.Add(1)))
 	})
-	src := newSource(t, clientConfig(ts))
+	src := newSource(t, clientConfig(ts.URL))
 	for i := 0; i < 100; i++ {
 		tok, err := src.Token(context.Background())
 		if err != nil || tok.AccessToken != "tok-1" {
 			t.Fatalf("Token #%d = %v, %v, want tok-1", i, tok, err)
 		}
 	}
-	if got := ts.count(); got != 1 {
+	if got := requests.Load(); got != 1 {
 		t.Errorf("token requests = %d, want 1", got)
 	}
 }
 
 func TestCacheConcurrentCallersShareOneFetch(t *testing.T) {
 	leakCheck(t)
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-		time.Sleep(50 * time.Millisecond)
-		writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", r.n), 3600, ""))
-	})
-	src := newSource(t, clientConfig(ts))
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{Latency: 50 * time.Millisecond})
+	src := newSource(t, standardConfig(emu.TokenURL))
 	const n = 500
 	toks := make([]*source.Token, n)
 	errs := make([]error, n)
@@ -77,15 +78,16 @@ func TestCacheConcurrentCallersShareOneFetch(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	if got := ts.count(); got != 1 {
+	if got := emu.TokenRequests(); got != 1 {
 		t.Errorf("token requests = %d, want 1", got)
 	}
+	first := emu.IssuedTokens()[0]
 	for i := range n {
 		if errs[i] != nil {
 			t.Fatalf("caller %d: %v", i, errs[i])
 		}
-		if toks[i] != toks[0] || toks[i].AccessToken != "tok-1" {
-			t.Fatalf("caller %d got %v, want the same tok-1 as caller 0 (%v)", i, toks[i], toks[0])
+		if toks[i] != toks[0] || toks[i].AccessToken != first {
+			t.Fatalf("caller %d got %v, want the same first issued token as caller 0 (%v)", i, toks[i], toks[0])
 		}
 	}
 }
@@ -93,11 +95,13 @@ func TestCacheConcurrentCallersShareOneFetch(t *testing.T) {
 func TestCacheFailureShared(t *testing.T) {
 	leakCheck(t)
 	release := make(chan struct{})
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-		if r.n == 1 {
+	var requests atomic.Int64
+	ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // so that the request's context ends when the client leaves
+		if requests.Add(1) == 1 {
 			select {
 			case <-release:
-			case <-r.ctx.Done():
+			case <-r.Context().Done():
 				return
 			}
 			writeJSON(w, 401, `{"error":"invalid_client","error_description":"unknown client"}`)
@@ -105,7 +109,7 @@ func TestCacheFailureShared(t *testing.T) {
 		}
 		writeJSON(w, 200, tokenJSON("tok-2", 3600, ""))
 	})
-	src := newSource(t, clientConfig(ts))
+	src := newSource(t, clientConfig(ts.URL))
 	const n = 100
 	errs := make([]error, n)
 	var ready, wg sync.WaitGroup
@@ -117,11 +121,11 @@ func TestCacheFailureShared(t *testing.T) {
 		})
 	}
 	ready.Wait()
-	waitFor(t, "the first token request", func() bool { return ts.count() == 1 })
+	waitFor(t, "the first token request", func() bool { return requests.Load() == 1 })
 	time.Sleep(100 * time.Millisecond) // every caller is waiting on the fetch by now
 	close(release)
 	wg.Wait()
-	if got := ts.count(); got != 1 {
+	if got := requests.Load(); got != 1 {
 		t.Errorf("token requests = %d, want 1", got)
 	}
 	for i, err := range errs {
@@ -154,15 +158,18 @@ func TestCacheCancelledCallerLeaves(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			leakCheck(t)
 			release := make(chan struct{})
-			ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
+			var requests atomic.Int64
+			ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body) // so that the request's context ends when the client leaves
+				n := requests.Add(1)
 				select {
 				case <-release:
-				case <-r.ctx.Done(): // the fetch was cancelled: the test fails below
+				case <-r.Context().Done(): // the fetch was cancelled: the test fails below
 					return
 				}
-				writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", r.n), 3600, ""))
+				writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", n), 3600, ""))
 			})
-			src := newSource(t, clientConfig(ts))
+			src := newSource(t, clientConfig(ts.URL))
 			ctx, cancel := tt.ctx()
 			defer cancel()
 			errc := make(chan error, 1)
@@ -170,7 +177,7 @@ func TestCacheCancelledCallerLeaves(t *testing.T) {
 				_, err := src.Token(ctx)
 				errc <- err
 			}()
-			waitFor(t, "the token request", func() bool { return ts.count() == 1 })
+			waitFor(t, "the token request", func() bool { return requests.Load() == 1 })
 			start := time.Now()
 			if tt.cancel {
 				cancel()
@@ -192,7 +199,7 @@ func TestCacheCancelledCallerLeaves(t *testing.T) {
 			if err != nil || tok.AccessToken != "tok-1" {
 				t.Errorf("next Token = %v, %v, want tok-1 from the first fetch", tok, err)
 			}
-			if got := ts.count(); got != 1 {
+			if got := requests.Load(); got != 1 {
 				t.Errorf("token requests = %d, want 1", got)
 			}
 		})
@@ -201,89 +208,91 @@ func TestCacheCancelledCallerLeaves(t *testing.T) {
 
 // TestCacheRefreshAhead: a 4-second token is not refetched on every call,
 // and is renewed in the background before it expires while callers keep
-// getting it without waiting.
+// getting it without waiting. It runs in a synctest bubble, on fake time.
 func TestCacheRefreshAhead(t *testing.T) {
-	if testing.Short() {
-		t.Skip("seconds of real time")
-	}
 	leakCheck(t)
-	const renewDelay = 300 * time.Millisecond
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-		if r.n > 1 {
-			time.Sleep(renewDelay)
-		}
-		writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", r.n), 4, ""))
-	})
-	src := newSource(t, clientConfig(ts))
-	ctx := context.Background()
-	tok1, err := src.Token(ctx)
-	if err != nil {
-		t.Fatalf("Token: %v", err)
-	}
-	if tok1.Expiry.IsZero() {
-		t.Fatal("Expiry is zero, want 4 s from now")
-	}
-
-	// ~200 calls over ~1.5 s, well before any sane refresh point.
-	calls := 0
-	for i := 0; i < 200 && time.Until(tok1.Expiry) > 2*time.Second; i++ {
-		tok, err := src.Token(ctx)
-		if err != nil || tok != tok1 {
-			t.Fatalf("Token call %d = %v, %v, want the cached tok-1", i, tok, err)
-		}
-		calls++
-		time.Sleep(7500 * time.Microsecond)
-	}
-	if calls < 100 {
-		t.Fatalf("made only %d calls before the token had 2 s left; machine too slow", calls)
-	}
-	if got := ts.count(); got != 1 {
-		t.Fatalf("token requests after %d calls = %d, want 1: a 4 s token must not be refetched on every call", calls, got)
-	}
-
-	// Past the adaptive refresh point (a quarter of the life), before expiry:
-	// the caller gets the current token at once and a renewal starts.
-	time.Sleep(time.Until(tok1.Expiry.Add(-800 * time.Millisecond)))
-	start := time.Now()
-	tok, err := src.Token(ctx)
-	if d := time.Since(start); d > renewDelay/2 {
-		t.Errorf("Token took %v while a renewal ran, want no wait", d)
-	}
-	if err != nil || tok != tok1 {
-		t.Errorf("Token during renewal = %v, %v, want the current tok-1", tok, err)
-	}
-	waitFor(t, "the background renewal", func() bool { return ts.count() >= 2 })
-
-	// The renewed token arrives before tok-1 expires.
-	for {
-		now := time.Now()
-		tok, err := src.Token(ctx)
+	synctest.Test(t, func(t *testing.T) {
+		const renewDelay = 300 * time.Millisecond
+		var requests atomic.Int64
+		cfg := standardConfig("https://token.example/oauth/token")
+		cfg.HTTPClient = memClient(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n := requests.Add(1)
+			if n > 1 {
+				time.Sleep(renewDelay)
+			}
+			writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", n), 4, ""))
+		}))
+		src := newSource(t, cfg)
+		ctx := context.Background()
+		tok1, err := src.Token(ctx)
 		if err != nil {
 			t.Fatalf("Token: %v", err)
 		}
-		if tok != tok1 {
-			if got, want := tok.AccessToken, "tok-2"; got != want {
-				t.Errorf("renewed AccessToken = %q, want %q", got, want)
+		if tok1.Expiry.IsZero() {
+			t.Fatal("Expiry is zero, want 4 s from now")
+		}
+
+		// ~200 calls over ~1.5 s, well before any sane refresh point.
+		calls := 0
+		for i := 0; i < 200 && time.Until(tok1.Expiry) > 2*time.Second; i++ {
+			tok, err := src.Token(ctx)
+			if err != nil || tok != tok1 {
+				t.Fatalf("Token call %d = %v, %v, want the cached tok-1", i, tok, err)
 			}
-			break
+			calls++
+			time.Sleep(7500 * time.Microsecond)
 		}
-		if !now.Before(tok1.Expiry) {
-			t.Fatalf("still serving tok-1 at its expiry %v", tok1.Expiry)
+		if calls < 100 {
+			t.Fatalf("made only %d calls before the token had 2 s left; machine too slow", calls)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if time.Now().After(tok1.Expiry) {
-		t.Errorf("the renewed token arrived after tok-1 expired")
-	}
-	if got := ts.count(); got != 2 {
-		t.Errorf("token requests = %d, want 2", got)
-	}
+		if got := int(requests.Load()); got != 1 {
+			t.Fatalf("token requests after %d calls = %d, want 1: a 4 s token must not be refetched on every call", calls, got)
+		}
+
+		// Past the adaptive refresh point (a quarter of the life), before expiry:
+		// the caller gets the current token at once and a renewal starts.
+		time.Sleep(time.Until(tok1.Expiry.Add(-800 * time.Millisecond)))
+		start := time.Now()
+		tok, err := src.Token(ctx)
+		if d := time.Since(start); d > renewDelay/2 {
+			t.Errorf("Token took %v while a renewal ran, want no wait", d)
+		}
+		if err != nil || tok != tok1 {
+			t.Errorf("Token during renewal = %v, %v, want the current tok-1", tok, err)
+		}
+		waitFor(t, "the background renewal", func() bool { return int(requests.Load()) >= 2 })
+
+		// The renewed token arrives before tok-1 expires.
+		for {
+			now := time.Now()
+			tok, err := src.Token(ctx)
+			if err != nil {
+				t.Fatalf("Token: %v", err)
+			}
+			if tok != tok1 {
+				if got, want := tok.AccessToken, "tok-2"; got != want {
+					t.Errorf("renewed AccessToken = %q, want %q", got, want)
+				}
+				break
+			}
+			if !now.Before(tok1.Expiry) {
+				t.Fatalf("still serving tok-1 at its expiry %v", tok1.Expiry)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if time.Now().After(tok1.Expiry) {
+			t.Errorf("the renewed token arrived after tok-1 expired")
+		}
+		if got := int(requests.Load()); got != 2 {
+			t.Errorf("token requests = %d, want 2", got)
+		}
+	})
 }
 
 func TestCacheInvalidateByIdentity(t *testing.T) {
 	leakCheck(t)
-	ts := newTokenServer(t, replyToken(3600))
-	src := newSource(t, clientConfig(ts))
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	src := newSource(t, standardConfig(emu.TokenURL))
 	ctx := context.Background()
 	tok1, err := src.Token(ctx)
 	if err != nil {
@@ -306,7 +315,7 @@ func TestCacheInvalidateByIdentity(t *testing.T) {
 		t.Errorf("second Invalidate(tok-1) = true, want false")
 	}
 	tok2, err := src.Token(ctx)
-	if err != nil || tok2.AccessToken != "tok-2" {
+	if err != nil || emu.Issued() != 2 || tok2.AccessToken != emu.IssuedTokens()[1] {
 		t.Fatalf("Token after Invalidate = %v, %v, want a new tok-2", tok2, err)
 	}
 	// A late 401 for the old token must not drop the newer one.
@@ -316,7 +325,7 @@ func TestCacheInvalidateByIdentity(t *testing.T) {
 	if tok, _ := src.Token(ctx); tok != tok2 {
 		t.Errorf("Token after Invalidate(old) = %v, want tok-2 kept", tok)
 	}
-	if got := ts.count(); got != 2 {
+	if got := emu.TokenRequests(); got != 2 {
 		t.Errorf("token requests = %d, want 2", got)
 	}
 
@@ -334,7 +343,7 @@ func TestCacheInvalidateByIdentity(t *testing.T) {
 	if got := dropped.Load(); got != 1 {
 		t.Errorf("concurrent Invalidate(tok-2) returned true %d times, want 1", got)
 	}
-	if tok, err := src.Token(ctx); err != nil || tok.AccessToken != "tok-3" {
+	if tok, err := src.Token(ctx); err != nil || emu.Issued() != 3 || tok.AccessToken != emu.IssuedTokens()[2] {
 		t.Errorf("Token = %v, %v, want tok-3", tok, err)
 	}
 }
@@ -345,7 +354,7 @@ func TestCacheRefreshTokenRotation(t *testing.T) {
 		refresh := map[int]string{1: "rt-1", 2: "rt-2"}[r.n] // the third reply does not rotate
 		writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", r.n), 3600, refresh))
 	})
-	cfg := clientConfig(ts)
+	cfg := clientConfig(ts.URL)
 	cfg.Scopes = []string{"read"}
 	src := newSource(t, cfg)
 	for i := 1; i <= 4; i++ {
@@ -396,10 +405,10 @@ func TestCacheRefreshRefusedFallsBackOnce(t *testing.T) {
 					writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", r.n), 3600, ""))
 				}
 			})
-			cfg := clientConfig(ts)
+			cfg := clientConfig(ts.URL)
 			var otps atomic.Int64
 			if grant == source.Password {
-				cfg = passwordConfig(ts)
+				cfg = passwordConfig(ts.URL)
 				cfg.Password = ""
 				cfg.PasswordFunc = func(context.Context) (string, error) {
 					return fmt.Sprintf("otp-%d", otps.Add(1)), nil
@@ -446,14 +455,15 @@ func TestCacheRefreshRefusedFallsBackOnce(t *testing.T) {
 
 func TestCacheRefreshAndGrantRefused(t *testing.T) {
 	leakCheck(t)
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-		if r.n == 1 {
+	var requests atomic.Int64
+	ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) == 1 {
 			writeJSON(w, 200, tokenJSON("tok-1", 3600, "rt-1"))
 			return
 		}
 		writeJSON(w, 400, `{"error":"invalid_grant"}`)
 	})
-	src := newSource(t, passwordConfig(ts))
+	src := newSource(t, passwordConfig(ts.URL))
 	tok1, err := src.Token(context.Background())
 	if err != nil {
 		t.Fatalf("Token: %v", err)
@@ -463,7 +473,7 @@ func TestCacheRefreshAndGrantRefused(t *testing.T) {
 	if te := tokenError(t, err); te.Code != source.CodeInvalidGrant {
 		t.Errorf("Code = %q, want %q", te.Code, source.CodeInvalidGrant)
 	}
-	if got := ts.count(); got != 3 {
+	if got := requests.Load(); got != 3 {
 		t.Errorf("token requests = %d, want 3 (grant, refresh, one fallback)", got)
 	}
 }
@@ -537,7 +547,7 @@ func TestCacheRefreshFailureDoesNotFallBack(t *testing.T) {
 					writeJSON(w, 200, tokenJSON("tok-refreshed", 3600, "rt-2"))
 				}
 			})
-			cfg := passwordConfig(ts)
+			cfg := passwordConfig(ts.URL)
 			cfg.Retry = retry.Policy{MinWait: time.Millisecond, MaxWait: 2 * time.Millisecond}
 			src := newSource(t, cfg)
 			tok1, err := src.Token(context.Background())
@@ -581,18 +591,20 @@ func TestCacheClose(t *testing.T) {
 	t.Run("cancels a hung fetch", func(t *testing.T) {
 		leakCheck(t)
 		ended := make(chan struct{})
-		var ts *tokenServer
-		ts = newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-			ts.block(r)
+		var requests atomic.Int64
+		ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body) // so that the request's context ends when the client leaves
+			requests.Add(1)
+			<-r.Context().Done() // until the client gives up
 			close(ended)
 		})
-		src := newSource(t, clientConfig(ts))
+		src := newSource(t, clientConfig(ts.URL))
 		errc := make(chan error, 1)
 		go func() {
 			_, err := src.Token(context.Background())
 			errc <- err
 		}()
-		waitFor(t, "the token request", func() bool { return ts.count() == 1 })
+		waitFor(t, "the token request", func() bool { return requests.Load() == 1 })
 		start := time.Now()
 		if err := src.Close(); err != nil {
 			t.Errorf("Close = %v", err)
@@ -617,7 +629,7 @@ func TestCacheClose(t *testing.T) {
 		if !errors.Is(err, source.ErrClosed) {
 			t.Errorf("Token after Close = %v, want ErrClosed", err)
 		}
-		if got := ts.count(); got != 1 {
+		if got := requests.Load(); got != 1 {
 			t.Errorf("token requests = %d, want 1 (none after Close)", got)
 		}
 		if err := src.Close(); err != nil {
@@ -627,8 +639,8 @@ func TestCacheClose(t *testing.T) {
 
 	t.Run("serves the cached token", func(t *testing.T) {
 		leakCheck(t)
-		ts := newTokenServer(t, replyToken(3600))
-		src := newSource(t, clientConfig(ts))
+		emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+		src := newSource(t, standardConfig(emu.TokenURL))
 		tok1, err := src.Token(context.Background())
 		if err != nil {
 			t.Fatalf("Token: %v", err)
@@ -641,7 +653,7 @@ func TestCacheClose(t *testing.T) {
 		if _, err := src.Token(context.Background()); !errors.Is(err, source.ErrClosed) {
 			t.Errorf("Token after Close with no token = %v, want ErrClosed", err)
 		}
-		if got := ts.count(); got != 1 {
+		if got := emu.TokenRequests(); got != 1 {
 			t.Errorf("token requests = %d, want 1", got)
 		}
 	})
@@ -649,9 +661,9 @@ func TestCacheClose(t *testing.T) {
 
 func TestCacheFetchTimeout(t *testing.T) {
 	leakCheck(t)
-	var ts *tokenServer
-	ts = newTokenServer(t, func(w http.ResponseWriter, r *seen) { ts.block(r) })
-	cfg := clientConfig(ts)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	emu.HangNext(1 << 20) // every request
+	cfg := standardConfig(emu.TokenURL)
 	cfg.FetchTimeout = 200 * time.Millisecond
 	src := newSource(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // the test's own bound
@@ -670,8 +682,8 @@ func TestCacheFetchTimeout(t *testing.T) {
 // run with -race.
 func TestCacheConcurrentUse(t *testing.T) {
 	leakCheck(t)
-	ts := newTokenServer(t, replyToken(3600))
-	src := newSource(t, clientConfig(ts))
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	src := newSource(t, standardConfig(emu.TokenURL))
 	var invalidated atomic.Int64
 	var wg sync.WaitGroup
 	for g := range 32 {
@@ -689,7 +701,7 @@ func TestCacheConcurrentUse(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got, limit := ts.count(), int(invalidated.Load())+1; got > limit {
+	if got, limit := emu.TokenRequests(), int(invalidated.Load())+1; got > limit {
 		t.Errorf("token requests = %d, want at most %d (one per dropped token, plus the first)", got, limit)
 	}
 }

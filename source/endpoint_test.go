@@ -1,21 +1,21 @@
 package source_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
 
 // seen is one request the fake token endpoint received.
@@ -32,7 +32,6 @@ type seen struct {
 // the test script each reply.
 type tokenServer struct {
 	*httptest.Server
-	done  chan struct{} // closed when the test ends, so a blocked reply returns
 	reply func(w http.ResponseWriter, r *seen)
 
 	mu   sync.Mutex
@@ -41,44 +40,21 @@ type tokenServer struct {
 
 func newTokenServer(t *testing.T, reply func(w http.ResponseWriter, r *seen)) *tokenServer {
 	t.Helper()
-	ts := &tokenServer{done: make(chan struct{}), reply: reply}
+	ts := &tokenServer{reply: reply}
 	ts.Server = httptest.NewServer(http.HandlerFunc(ts.serve))
-	t.Cleanup(func() {
-		close(ts.done)
-		ts.Server.Close()
-	})
+	t.Cleanup(ts.Server.Close)
 	return ts
 }
 
 func (ts *tokenServer) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	s := &seen{header: r.Header.Clone(), body: body, ctx: r.Context()}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" {
-		s.form = url.Values{}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.UseNumber()
-		if dec.Decode(&s.json) == nil {
-			for k, v := range s.json {
-				if v != nil {
-					s.form.Set(k, fmt.Sprint(v))
-				}
-			}
-		}
-	} else {
-		s.form, _ = url.ParseQuery(string(body))
-	}
+	s.form, s.json = requestFields(r.Header.Get("Content-Type"), body)
 	ts.mu.Lock()
 	s.n = len(ts.seen) + 1
 	ts.seen = append(ts.seen, s)
 	ts.mu.Unlock()
 	ts.reply(w, s)
-}
-
-// count returns how many requests the endpoint received.
-func (ts *tokenServer) count() int {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return len(ts.seen)
 }
 
 // requests returns the requests received so far.
@@ -87,17 +63,6 @@ func (ts *tokenServer) requests() []*seen {
 	defer ts.mu.Unlock()
 	return append([]*seen(nil), ts.seen...)
 }
-
-// block waits until the client gives up on r or the test ends.
-func (ts *tokenServer) block(r *seen) {
-	select {
-	case <-r.ctx.Done():
-	case <-ts.done:
-	}
-}
-
-// tokenURL is the endpoint's token URL.
-func (ts *tokenServer) tokenURL() string { return ts.URL + "/oauth/token" }
 
 func writeReply(w http.ResponseWriter, status int, contentType, body string) {
 	if contentType != "" {
@@ -121,27 +86,22 @@ func tokenJSON(access string, expiresIn int, refresh string) string {
 	return string(b)
 }
 
-// replyToken answers every request with a fresh token "tok-<n>".
-func replyToken(expiresIn int) func(http.ResponseWriter, *seen) {
-	return func(w http.ResponseWriter, r *seen) {
-		writeJSON(w, http.StatusOK, tokenJSON(fmt.Sprintf("tok-%d", r.n), expiresIn, ""))
-	}
-}
-
 const (
 	testClientID     = "test-client"
 	testClientSecret = "cs-Vb40nE6secret"
 	testPassword     = "pw-Gf13yU8secret"
 )
 
-// clientConfig is a client_credentials Config for ts.
-func clientConfig(ts *tokenServer) source.Config {
-	return source.Config{TokenURL: ts.tokenURL(), ClientID: testClientID, ClientSecret: testClientSecret}
+// clientConfig is a client_credentials Config for the test server at
+// baseURL, whose token endpoint is /oauth/token.
+func clientConfig(baseURL string) source.Config {
+	return source.Config{TokenURL: baseURL + "/oauth/token", ClientID: testClientID, ClientSecret: testClientSecret}
 }
 
-// passwordConfig is a password grant Config for ts.
-func passwordConfig(ts *tokenServer) source.Config {
-	return source.Config{TokenURL: ts.tokenURL(), GrantType: source.Password, ClientID: testClientID,
+// passwordConfig is a password grant Config for the test server at
+// baseURL, whose token endpoint is /oauth/token.
+func passwordConfig(baseURL string) source.Config {
+	return source.Config{TokenURL: baseURL + "/oauth/token", GrantType: source.Password, ClientID: testClientID,
 		ClientSecret: testClientSecret, Username: "alice", Password: testPassword}
 }
 
@@ -165,12 +125,14 @@ func TestRedirectNotFollowed(t *testing.T) {
 	for _, status := range []int{301, 302, 303, 307, 308} {
 		for _, userClient := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%d user client %v", status, userClient), func(t *testing.T) {
-				target := newTokenServer(t, replyToken(3600))
-				ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-					w.Header().Set("Location", target.tokenURL())
+				target := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+				var hits atomic.Int64
+				srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+					hits.Add(1)
+					w.Header().Set("Location", target.TokenURL)
 					w.WriteHeader(status)
 				})
-				cfg := clientConfig(ts)
+				cfg := standardConfig(srv.URL + "/oauth/token")
 				var follow func(*http.Request, []*http.Request) error
 				if userClient {
 					follow = func(*http.Request, []*http.Request) error { return nil }
@@ -181,13 +143,13 @@ func TestRedirectNotFollowed(t *testing.T) {
 				if te.StatusCode != status {
 					t.Errorf("StatusCode = %d, want %d", te.StatusCode, status)
 				}
-				if got := target.count(); got != 0 {
+				if got := target.TokenRequests(); got != 0 {
 					t.Errorf("the redirect target got %d requests, want 0", got)
 				}
-				if got := ts.count(); got != 1 {
+				if got := hits.Load(); got != 1 {
 					t.Errorf("the token endpoint got %d requests, want 1", got)
 				}
-				if strings.Contains(err.Error(), testClientSecret) {
+				if strings.Contains(err.Error(), cfg.ClientSecret) {
 					t.Errorf("error shows the client secret: %v", err)
 				}
 				if userClient && (cfg.HTTPClient.CheckRedirect == nil || cfg.HTTPClient.CheckRedirect(nil, nil) != nil) {
@@ -199,15 +161,15 @@ func TestRedirectNotFollowed(t *testing.T) {
 }
 
 func TestUnreachableEndpoint(t *testing.T) {
-	ts := newTokenServer(t, replyToken(3600))
-	cfg := clientConfig(ts)
-	ts.Close() // nothing listens any more
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	cfg := standardConfig(emu.TokenURL)
+	emu.Close() // nothing listens any more
 	_, err := fetchToken(t, cfg)
 	var fe *source.FetchError
 	if !errors.As(err, &fe) {
 		t.Fatalf("error = %v (%T), want a *source.FetchError", err, err)
 	}
-	if strings.Contains(err.Error(), testClientSecret) {
+	if strings.Contains(err.Error(), cfg.ClientSecret) {
 		t.Errorf("error %q shows the client secret", err)
 	}
 }

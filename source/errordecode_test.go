@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,7 +120,7 @@ func TestErrorReplies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
+			ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				for k, v := range tt.header {
 					if v == "<date in 2 minutes>" { // an HTTP date, as of the reply
 						v = time.Now().Add(2 * time.Minute).UTC().Format(http.TimeFormat)
@@ -127,7 +129,7 @@ func TestErrorReplies(t *testing.T) {
 				}
 				writeReply(w, tt.status, tt.contentType, tt.body)
 			})
-			cfg := clientConfig(ts)
+			cfg := clientConfig(ts.URL)
 			cfg.Provider = tt.provider
 			if tt.provider != nil && tt.provider.GrantType == source.Password {
 				cfg.GrantType = source.Password
@@ -185,10 +187,10 @@ func TestErrorSnippetBounded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
+			ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				writeReply(w, 400, tt.contentType, tt.body)
 			})
-			_, err := fetchToken(t, clientConfig(ts))
+			_, err := fetchToken(t, clientConfig(ts.URL))
 			te := tokenError(t, err)
 			if got := len(te.Description); got > limit {
 				t.Errorf("len(Description) = %d, want at most %d", got, limit)
@@ -224,52 +226,53 @@ func TestErrorScrubsSecrets(t *testing.T) {
 	tests := []struct {
 		name  string
 		mod   func(*source.Config)
-		reply func(w http.ResponseWriter, r *seen)
+		reply http.HandlerFunc
 	}{
-		{"secret in description", nil, func(w http.ResponseWriter, r *seen) {
+		{"secret in description", nil, func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, 401, `{"error":"invalid_client","error_description":"client secret `+secret+` is wrong"}`)
 		}},
-		{"secret as the code", nil, func(w http.ResponseWriter, r *seen) {
+		{"secret as the code", nil, func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, 401, `{"error":"`+secret+`"}`)
 		}},
-		{"secret in error_uri", nil, func(w http.ResponseWriter, r *seen) {
+		{"secret in error_uri", nil, func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, 401, `{"error":"invalid_client","error_uri":"https://docs.example/?s=`+secret+`"}`)
 		}},
-		{"password in problem detail", nil, func(w http.ResponseWriter, r *seen) {
+		{"password in problem detail", nil, func(w http.ResponseWriter, r *http.Request) {
 			writeReply(w, 400, "application/problem+json", `{"title":"invalid_grant","status":400,"detail":"password `+pass+` rejected"}`)
 		}},
-		{"password in code,msg", nil, func(w http.ResponseWriter, r *seen) {
+		{"password in code,msg", nil, func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, 401, `{"code":"AUTENTICACAO_INVALIDA_CLIENT_OAUTH","msg":"`+pass+`","debug":"`+secret+`"}`)
 		}},
-		{"secret in message", nil, func(w http.ResponseWriter, r *seen) {
+		{"secret in message", nil, func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, 403, `{"message":"`+secret+`"}`)
 		}},
-		{"secret in plain text", nil, func(w http.ResponseWriter, r *seen) {
+		{"secret in plain text", nil, func(w http.ResponseWriter, r *http.Request) {
 			writeReply(w, 401, "text/plain", "bad secret "+secret+" and password "+pass)
 		}},
-		{"secret in HTML", nil, func(w http.ResponseWriter, r *seen) {
+		{"secret in HTML", nil, func(w http.ResponseWriter, r *http.Request) {
 			writeReply(w, 500, "text/html", "<html><body><pre>"+secret+"</pre></body></html>")
 		}},
-		{"secret in a 200 error", nil, func(w http.ResponseWriter, r *seen) {
+		{"secret in a 200 error", nil, func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, 200, `{"error":"invalid_client","error_description":"`+secret+`"}`)
 		}},
 		{"OTP in description", func(c *source.Config) {
 			c.Password = ""
 			c.PasswordFunc = func(context.Context) (string, error) { return otp, nil }
-		}, func(w http.ResponseWriter, r *seen) {
+		}, func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, 400, `{"error":"invalid_grant","error_description":"otp `+otp+` used"}`)
 		}},
-		{"request body echoed", func(c *source.Config) { c.AuthStyle = source.AuthInBody }, func(w http.ResponseWriter, r *seen) {
-			writeReply(w, 400, "text/plain", "cannot parse "+string(r.body))
+		{"request body echoed", func(c *source.Config) { c.AuthStyle = source.AuthInBody }, func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			writeReply(w, 400, "text/plain", "cannot parse "+string(b))
 		}},
-		{"Basic header echoed", nil, func(w http.ResponseWriter, r *seen) {
-			writeReply(w, 401, "text/plain", "bad header: "+r.header.Get("Authorization"))
+		{"Basic header echoed", nil, func(w http.ResponseWriter, r *http.Request) {
+			writeReply(w, 401, "text/plain", "bad header: "+r.Header.Get("Authorization"))
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := newTokenServer(t, tt.reply)
-			cfg := passwordConfig(ts)
+			ts := newServer(t, tt.reply)
+			cfg := passwordConfig(ts.URL)
 			cfg.ClientSecret, cfg.Password = secret, pass
 			if tt.mod != nil {
 				tt.mod(&cfg)
@@ -292,14 +295,21 @@ func TestErrorScrubsSecrets(t *testing.T) {
 
 	t.Run("refresh token in description", func(t *testing.T) {
 		const refresh = "rt-Kk19Qs4secret"
-		ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-			if r.n == 1 {
+		var mu sync.Mutex
+		var grants []string // the grant_type of each request
+		ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+			_ = r.ParseForm()
+			mu.Lock()
+			grants = append(grants, r.PostForm.Get("grant_type"))
+			n := len(grants)
+			mu.Unlock()
+			if n == 1 {
 				writeJSON(w, 200, tokenJSON("tok-1", 3600, refresh))
 				return
 			}
 			writeJSON(w, 503, `{"error":"temporarily_unavailable","error_description":"cannot refresh `+refresh+`"}`)
 		})
-		src := newSource(t, clientConfig(ts))
+		src := newSource(t, clientConfig(ts.URL))
 		tok, err := src.Token(context.Background())
 		if err != nil {
 			t.Fatalf("Token: %v", err)
@@ -307,8 +317,11 @@ func TestErrorScrubsSecrets(t *testing.T) {
 		src.Invalidate(tok)
 		_, err = src.Token(context.Background())
 		te := tokenError(t, err)
-		if got := ts.requests()[1].form.Get("grant_type"); got != "refresh_token" {
-			t.Fatalf("second request grant_type = %q, want refresh_token", got)
+		mu.Lock()
+		got := append([]string(nil), grants...)
+		mu.Unlock()
+		if len(got) < 2 || got[1] != "refresh_token" {
+			t.Fatalf("request grant_types = %q, want the second refresh_token", got)
 		}
 		for _, out := range []string{err.Error(), te.Description, te.ProviderCode} {
 			if strings.Contains(out, refresh) {

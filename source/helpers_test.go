@@ -1,9 +1,14 @@
 package source_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"mime"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -112,4 +117,26 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// requestFields decodes a token request body of the given Content-Type:
+// its fields (a form, or a JSON object's non-null values as text) and the
+// JSON object itself, nil for a form body.
+func requestFields(contentType string, body []byte) (url.Values, map[string]any) {
+	if mt, _, _ := mime.ParseMediaType(contentType); mt != "application/json" {
+		form, _ := url.ParseQuery(string(body))
+		return form, nil
+	}
+	form := url.Values{}
+	var obj map[string]any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if dec.Decode(&obj) == nil {
+		for k, v := range obj {
+			if v != nil {
+				form.Set(k, fmt.Sprint(v))
+			}
+		}
+	}
+	return form, obj
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/tokenhttp/tokenhttp/source"
@@ -43,55 +44,58 @@ func (l *eventLog) has(k source.TokenEventKind) bool {
 
 // TestHookEvents: the hook is told of a fetch, a rotated refresh token, an
 // invalidation, a renewal ahead, a token taken from the store and a store
-// fallback; without WithToken no event holds a secret.
+// fallback; without WithToken no event holds a secret. It runs in a
+// synctest bubble, on fake time.
 func TestHookEvents(t *testing.T) {
-	srv := sourcetest.NewStandard(sourcetest.Options{RefreshTokens: true, Lifetime: 2 * time.Second})
-	defer srv.Close()
-	var log eventLog
-	cfg := source.Config{TokenURL: srv.TokenURL, GrantType: source.Password, Username: sourcetest.DefaultUsername, Password: sourcetest.DefaultPassword,
-		ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret, HTTPClient: srv.Client(),
-		Hook: source.TokenHook{OnChange: log.add}, RefreshAhead: 1500 * time.Millisecond, Store: source.NewMemoryStore()}
-	src := newGrantSource(t, cfg)
-	tok, err := src.Token(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !log.has(source.TokenFetched) || !log.has(source.RefreshTokenRotated) {
-		t.Fatalf("after the first fetch: %v", log.kinds())
-	}
-	src.Invalidate(tok)
-	if !log.has(source.TokenInvalidated) {
-		t.Fatalf("after Invalidate: %v", log.kinds())
-	}
-	if _, err := src.Token(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(1200 * time.Millisecond) // past the refresh time (half the lifetime at most)
-	src.Token(context.Background())
-	deadline := time.Now().Add(5 * time.Second)
-	for !log.has(source.TokenRenewedAhead) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !log.has(source.TokenRenewedAhead) {
-		t.Fatalf("no renewal ahead: %v", log.kinds())
-	}
-	src.Close()
-	other := newGrantSource(t, cfg)
-	if _, err := other.Token(context.Background()); err != nil || !log.has(source.TokenFromStore) {
-		t.Fatalf("second sharer: %v, %v", err, log.kinds())
-	}
-	broken := cfg
-	broken.Store = &brokenStore{}
-	if _, err := newGrantSource(t, broken).Token(context.Background()); err != nil || !log.has(source.StoreFallback) {
-		t.Fatalf("broken store: %v, %v", err, log.kinds())
-	}
-	log.mu.Lock()
-	defer log.mu.Unlock()
-	for _, ev := range log.evs {
-		if ev.Token != nil || ev.RefreshToken != "" {
-			t.Errorf("%v carries a token without WithToken", ev.Kind)
+	leakCheck(t)
+	srv := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{RefreshTokens: true, Lifetime: 2 * time.Second})
+	synctest.Test(t, func(t *testing.T) {
+		var log eventLog
+		cfg := source.Config{TokenURL: srv.TokenURL, GrantType: source.Password, Username: sourcetest.DefaultUsername, Password: sourcetest.DefaultPassword,
+			ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret, HTTPClient: memClient(srv.Config.Handler),
+			Hook: source.TokenHook{OnChange: log.add}, RefreshAhead: 1500 * time.Millisecond, Store: source.NewMemoryStore()}
+		src := newSource(t, cfg)
+		tok, err := src.Token(context.Background())
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		if !log.has(source.TokenFetched) || !log.has(source.RefreshTokenRotated) {
+			t.Fatalf("after the first fetch: %v", log.kinds())
+		}
+		src.Invalidate(tok)
+		if !log.has(source.TokenInvalidated) {
+			t.Fatalf("after Invalidate: %v", log.kinds())
+		}
+		if _, err := src.Token(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1200 * time.Millisecond) // past the refresh time (half the lifetime at most)
+		src.Token(context.Background())
+		deadline := time.Now().Add(5 * time.Second)
+		for !log.has(source.TokenRenewedAhead) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !log.has(source.TokenRenewedAhead) {
+			t.Fatalf("no renewal ahead: %v", log.kinds())
+		}
+		src.Close()
+		other := newSource(t, cfg)
+		if _, err := other.Token(context.Background()); err != nil || !log.has(source.TokenFromStore) {
+			t.Fatalf("second sharer: %v, %v", err, log.kinds())
+		}
+		broken := cfg
+		broken.Store = &brokenStore{}
+		if _, err := newSource(t, broken).Token(context.Background()); err != nil || !log.has(source.StoreFallback) {
+			t.Fatalf("broken store: %v, %v", err, log.kinds())
+		}
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		for _, ev := range log.evs {
+			if ev.Token != nil || ev.RefreshToken != "" {
+				t.Errorf("%v carries a token without WithToken", ev.Kind)
+			}
+		}
+	})
 }
 
 // TestHookWithToken: with WithToken the events carry the token, and the

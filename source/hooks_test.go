@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
 
 func TestPasswordFunc(t *testing.T) {
@@ -30,9 +31,9 @@ func TestPasswordFunc(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := newTokenServer(t, replyToken(3600))
-			cfg := passwordConfig(ts)
-			cfg.Password = ""
+			emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{ClientSecret: testClientSecret})
+			cfg := standardConfig(emu.TokenURL)
+			cfg.GrantType, cfg.ClientSecret, cfg.Username = source.Password, testClientSecret, sourcetest.DefaultUsername
 			cfg.PasswordFunc = tt.f
 			_, err := fetchToken(t, cfg)
 			if err == nil {
@@ -47,7 +48,7 @@ func TestPasswordFunc(t *testing.T) {
 			if strings.Contains(err.Error(), testClientSecret) {
 				t.Errorf("error %q shows the client secret", err)
 			}
-			if got := ts.count(); got != 0 {
+			if got := emu.TokenRequests(); got != 0 {
 				t.Errorf("token requests = %d, want 0", got)
 			}
 		})
@@ -55,16 +56,23 @@ func TestPasswordFunc(t *testing.T) {
 }
 
 func TestPasswordFuncOncePerRequest(t *testing.T) {
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-		if r.n == 2 {
+	var mu sync.Mutex
+	calls := 0
+	var passwords []string // the password of each request, in order
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		mu.Lock()
+		passwords = append(passwords, r.PostForm.Get("password"))
+		n := len(passwords)
+		mu.Unlock()
+		if n == 2 {
 			writeJSON(w, 400, `{"error":"invalid_grant"}`)
 			return
 		}
-		writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", r.n), 3600, ""))
+		writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", n), 3600, ""))
 	})
-	var mu sync.Mutex
-	calls := 0
-	cfg := passwordConfig(ts)
+	cfg := source.Config{TokenURL: srv.URL + "/oauth/token", GrantType: source.Password,
+		ClientID: testClientID, ClientSecret: testClientSecret, Username: "alice"}
 	cfg.Password = ""
 	cfg.PasswordFunc = func(ctx context.Context) (string, error) {
 		mu.Lock()
@@ -96,15 +104,14 @@ func TestPasswordFuncOncePerRequest(t *testing.T) {
 	if last == nil {
 		t.Fatal("no token")
 	}
-	reqs := ts.requests()
 	mu.Lock()
-	gotCalls := calls
+	gotCalls, reqs := calls, passwords
 	mu.Unlock()
 	if gotCalls != len(reqs) || len(reqs) != 4 {
 		t.Errorf("PasswordFunc calls = %d, requests = %d, want 4 and 4", gotCalls, len(reqs))
 	}
-	for i, r := range reqs {
-		if got, want := r.form.Get("password"), fmt.Sprintf("otp-%d", i+1); got != want {
+	for i, got := range reqs {
+		if want := fmt.Sprintf("otp-%d", i+1); got != want {
 			t.Errorf("request %d password = %q, want %q (each request its own OTP)", i+1, got, want)
 		}
 	}

@@ -32,6 +32,9 @@ func cnfOf(tok *source.Token) string {
 // presents it too (the emulator's resource refuses a token over a
 // connection with another certificate).
 func TestCertificateRotation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seconds of real time; TLS handshakes need sockets, which a synctest bubble cannot use")
+	}
 	srv, certA := newMTLS(t, nil)
 	certB := srv.CA.ClientCertificate(sourcetest.DefaultClientID)
 	dir := t.TempDir()

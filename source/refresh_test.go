@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/tokenhttp/tokenhttp/source"
@@ -165,75 +166,75 @@ func TestRefreshAheadNoWait(t *testing.T) {
 // 4 s token is not refetched by 2 s of steady calls, and its renewal
 // starts about a quarter of its life (plus up to a tenth of that in
 // jitter) before it expires, not on every call and not at the last
-// moment.
+// moment. The emulator has no latency, so the test runs in a synctest
+// bubble, on fake time.
 func TestRefreshAheadMargin(t *testing.T) {
-	if testing.Short() {
-		t.Skip("seconds of real time; the emulator's latency does not run in a synctest bubble")
-	}
 	leakCheck(t)
 	const lifetime = 4 * time.Second
 	srv := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{Lifetime: lifetime})
-	src := newSource(t, source.Config{
-		TokenURL:     srv.TokenURL,
-		ClientID:     sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret,
-		HTTPClient:   srv.Client(),
-	})
-	ctx := context.Background()
+	synctest.Test(t, func(t *testing.T) {
+		src := newSource(t, source.Config{
+			TokenURL:     srv.TokenURL,
+			ClientID:     sourcetest.DefaultClientID,
+			ClientSecret: sourcetest.DefaultClientSecret,
+			HTTPClient:   memClient(srv.Config.Handler),
+		})
+		ctx := context.Background()
 
-	first, err := src.Token(ctx)
-	if err != nil {
-		t.Fatalf("Token: %v", err)
-	}
-	call := func() *source.Token {
-		tok, err := src.Token(ctx)
+		first, err := src.Token(ctx)
 		if err != nil {
 			t.Fatalf("Token: %v", err)
 		}
-		return tok
-	}
+		call := func() *source.Token {
+			tok, err := src.Token(ctx)
+			if err != nil {
+				t.Fatalf("Token: %v", err)
+			}
+			return tok
+		}
 
-	for until := time.Now().Add(2 * time.Second); time.Now().Before(until); {
-		if tok := call(); tok != first {
-			t.Fatalf("Token returned a new token with %v of the first one's life left; want the first for 2 s of a %v token",
-				time.Until(first.Expiry).Round(time.Millisecond), lifetime)
+		for until := time.Now().Add(2 * time.Second); time.Now().Before(until); {
+			if tok := call(); tok != first {
+				t.Fatalf("Token returned a new token with %v of the first one's life left; want the first for 2 s of a %v token",
+					time.Until(first.Expiry).Round(time.Millisecond), lifetime)
+			}
+			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	if n := srv.TokenRequests(); n != 1 {
-		t.Fatalf("token requests after 2 s of calls = %d, want 1", n)
-	}
+		if n := srv.TokenRequests(); n != 1 {
+			t.Fatalf("token requests after 2 s of calls = %d, want 1", n)
+		}
 
-	// Keep calling until the renewal is sent; note how much life the
-	// first token had left then.
-	var left time.Duration
-	for deadline := first.Expiry; ; time.Sleep(time.Millisecond) {
-		if tok := call(); tok != first && tok.Expiry.Before(first.Expiry) {
-			t.Fatalf("Token returned an older token")
+		// Keep calling until the renewal is sent; note how much life the
+		// first token had left then.
+		var left time.Duration
+		for deadline := first.Expiry; ; time.Sleep(time.Millisecond) {
+			if tok := call(); tok != first && tok.Expiry.Before(first.Expiry) {
+				t.Fatalf("Token returned an older token")
+			}
+			if srv.TokenRequests() > 1 {
+				left = time.Until(first.Expiry)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no renewal before the token expired")
+			}
 		}
-		if srv.TokenRequests() > 1 {
-			left = time.Until(first.Expiry)
-			break
+		// The margin is a quarter of the life the token had on arrival (at
+		// most 4 s), plus up to a tenth of that. Allow for slow machines on
+		// the late side only.
+		const (
+			earliest = lifetime/4 + lifetime/40 + 100*time.Millisecond
+			latest   = lifetime/4 - 400*time.Millisecond
+		)
+		t.Logf("a %v token was renewed with %v of its life left", lifetime, left.Round(time.Millisecond))
+		if left > earliest || left < latest {
+			t.Errorf("the renewal was sent with %v of the token's life left, want between %v and %v",
+				left.Round(time.Millisecond), latest, earliest)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no renewal before the token expired")
+		if n := srv.TokenRequests(); n != 2 {
+			t.Errorf("token requests = %d, want 2", n)
 		}
-	}
-	// The margin is a quarter of the life the token had on arrival (at
-	// most 4 s), plus up to a tenth of that. Allow for slow machines on
-	// the late side only.
-	const (
-		earliest = lifetime/4 + lifetime/40 + 100*time.Millisecond
-		latest   = lifetime/4 - 400*time.Millisecond
-	)
-	t.Logf("a %v token was renewed with %v of its life left", lifetime, left.Round(time.Millisecond))
-	if left > earliest || left < latest {
-		t.Errorf("the renewal was sent with %v of the token's life left, want between %v and %v",
-			left.Round(time.Millisecond), latest, earliest)
-	}
-	if n := srv.TokenRequests(); n != 2 {
-		t.Errorf("token requests = %d, want 2", n)
-	}
+	})
 }
 
 // raPercentile returns the p-th percentile (0..100) of sorted durations.

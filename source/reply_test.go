@@ -34,11 +34,11 @@ func TestExpiresIn(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
+			ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, 200, `{"access_token":"tok","token_type":"bearer"`+tt.field+`}`)
 			})
 			before := time.Now()
-			tok, err := fetchToken(t, clientConfig(ts))
+			tok, err := fetchToken(t, clientConfig(ts.URL))
 			after := time.Now()
 			if tt.wantErr {
 				te := tokenError(t, err)
@@ -118,10 +118,10 @@ func TestTokenType(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
+			ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, 200, `{"access_token":"tok-abc"`+tt.field+`}`)
 			})
-			tok, err := fetchToken(t, clientConfig(ts))
+			tok, err := fetchToken(t, clientConfig(ts.URL))
 			if err != nil {
 				t.Fatalf("Token: %v", err)
 			}
@@ -136,11 +136,11 @@ func TestTokenType(t *testing.T) {
 }
 
 func TestReplyFields(t *testing.T) {
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
+	ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, `{"access_token":"tok-1","token_type":"Bearer","expires_in":60,
 			"refresh_token":"rt-1","scope":["read","write"],"id_token":"idt","ext_expires_in":3599}`)
 	})
-	tok, err := fetchToken(t, clientConfig(ts))
+	tok, err := fetchToken(t, clientConfig(ts.URL))
 	if err != nil {
 		t.Fatalf("Token: %v", err)
 	}
@@ -167,12 +167,12 @@ func TestReplyFields(t *testing.T) {
 }
 
 func TestFormEncodedReply(t *testing.T) {
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
+	ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		writeReply(w, 200, "application/x-www-form-urlencoded; charset=utf-8",
 			"access_token=form-tok-1&token_type=bearer&expires_in=3600&scope=repo+gist")
 	})
 	before := time.Now()
-	tok, err := fetchToken(t, clientConfig(ts))
+	tok, err := fetchToken(t, clientConfig(ts.URL))
 	if err != nil {
 		t.Fatalf("Token: %v", err)
 	}
@@ -212,8 +212,8 @@ func TestReplySizeLimit(t *testing.T) {
 			if len(b) != tt.size {
 				t.Fatalf("test body is %d bytes, want %d", len(b), tt.size)
 			}
-			ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) { writeJSON(w, 200, b) })
-			tok, err := fetchToken(t, clientConfig(ts))
+			ts := newServer(t, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, b) })
+			tok, err := fetchToken(t, clientConfig(ts.URL))
 			if !tt.wantErr {
 				if err != nil {
 					t.Fatalf("Token: %v", err)
@@ -260,8 +260,8 @@ func TestRejectsUnsafeHeaderValues(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) { writeJSON(w, 200, tt.body) })
-			cfg := clientConfig(ts)
+			ts := newServer(t, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, tt.body) })
+			cfg := clientConfig(ts.URL)
 			cfg.Provider = tt.provider
 			tok, err := fetchToken(t, cfg)
 			if tt.wantErr {

@@ -11,10 +11,12 @@ import (
 	"testing"
 
 	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
 
 func TestRequestEncoding(t *testing.T) {
-	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(testClientID+":"+testClientSecret))
+	const id, secret = sourcetest.DefaultClientID, sourcetest.DefaultClientSecret
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
 	tests := []struct {
 		name        string
 		mod         func(*source.Config)
@@ -34,36 +36,36 @@ func TestRequestEncoding(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := newTokenServer(t, replyToken(3600))
-			cfg := clientConfig(ts)
+			emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+			cfg := standardConfig(emu.TokenURL)
 			tt.mod(&cfg)
 			if _, err := fetchToken(t, cfg); err != nil {
 				t.Fatalf("Token: %v", err)
 			}
-			reqs := ts.requests()
-			if len(reqs) != 1 {
-				t.Fatalf("requests = %d, want 1", len(reqs))
+			if got := emu.TokenRequests(); got != 1 {
+				t.Fatalf("requests = %d, want 1", got)
 			}
-			r := reqs[0]
-			if got, _, _ := mime.ParseMediaType(r.header.Get("Content-Type")); got != tt.wantCT {
+			r := emu.LastTokenRequest()
+			form, obj := requestFields(r.ContentType, r.Body)
+			if got, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); got != tt.wantCT {
 				t.Errorf("Content-Type = %q, want %q", got, tt.wantCT)
 			}
-			if got := r.header.Get("Authorization"); got != tt.wantAuth {
+			if got := r.Header.Get("Authorization"); got != tt.wantAuth {
 				t.Errorf("Authorization = %q, want %q", got, tt.wantAuth)
 			}
-			if tt.wantJSONObj && r.json == nil {
-				t.Errorf("body %q is not a JSON object", r.body)
+			if tt.wantJSONObj && obj == nil {
+				t.Errorf("body %q is not a JSON object", r.Body)
 			}
-			if got, want := r.form.Get("grant_type"), "client_credentials"; got != want {
+			if got, want := form.Get("grant_type"), "client_credentials"; got != want {
 				t.Errorf("grant_type = %q, want %q", got, want)
 			}
-			gotID, gotSecret := r.form.Get("client_id"), r.form.Get("client_secret")
+			gotID, gotSecret := form.Get("client_id"), form.Get("client_secret")
 			if tt.wantInBody {
-				if gotID != testClientID || gotSecret != testClientSecret {
-					t.Errorf("body client_id, client_secret = %q, %q, want %q, %q", gotID, gotSecret, testClientID, testClientSecret)
+				if gotID != id || gotSecret != secret {
+					t.Errorf("body client_id, client_secret = %q, %q, want %q, %q", gotID, gotSecret, id, secret)
 				}
-			} else if r.form.Has("client_id") || r.form.Has("client_secret") || bytes.Contains(r.body, []byte(testClientSecret)) {
-				t.Errorf("body %q carries the client credentials, want them only in the header", r.body)
+			} else if form.Has("client_id") || form.Has("client_secret") || bytes.Contains(r.Body, []byte(secret)) {
+				t.Errorf("body %q carries the client credentials, want them only in the header", r.Body)
 			}
 		})
 	}
@@ -78,12 +80,12 @@ func TestBasicAuthEncoding(t *testing.T) {
 		// application/x-www-form-urlencoded of each, joined by ':'.
 		want = "cl%3Aient%2B+id%25:se%3Acr%2Bet+%2541"
 	)
-	ts := newTokenServer(t, replyToken(3600))
-	cfg := source.Config{TokenURL: ts.tokenURL(), ClientID: id, ClientSecret: secret}
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{ClientID: id, ClientSecret: secret})
+	cfg := source.Config{TokenURL: emu.TokenURL, ClientID: id, ClientSecret: secret}
 	if _, err := fetchToken(t, cfg); err != nil {
 		t.Fatalf("Token: %v", err)
 	}
-	h := ts.requests()[0].header.Get("Authorization")
+	h := emu.LastTokenRequest().Header.Get("Authorization")
 	enc, ok := strings.CutPrefix(h, "Basic ")
 	if !ok {
 		t.Fatalf("Authorization = %q, want Basic", h)
@@ -104,66 +106,72 @@ func TestBasicAuthEncoding(t *testing.T) {
 	}
 }
 
+// TestRequestParams: scopes and EndpointParams reach the body without
+// overriding the grant's own fields, and a parameter with several values
+// (RFC 8707 resource) is sent repeated in a form and as an array in JSON,
+// none dropped.
 func TestRequestParams(t *testing.T) {
-	ts := newTokenServer(t, replyToken(3600))
-	cfg := passwordConfig(ts)
-	cfg.Scopes = []string{"read", "write:all", "openid"}
-	cfg.EndpointParams = url.Values{
-		"audience":   {"https://api.example.com"},
-		"grant_type": {"evil"},        // must not override the grant
-		"username":   {"mallory"},     // nor the grant's own fields
-		"resource":   {"urn:example"}, // a plain extra field
+	tests := []struct {
+		name   string
+		scopes []string
+		params url.Values
+		want   map[string][]string // body fields and their values
+	}{
+		{
+			name:   "scopes and extra fields",
+			scopes: []string{"read", "write:all", "openid"},
+			params: url.Values{
+				"audience":   {"https://api.example.com"},
+				"grant_type": {"evil"},        // must not override the grant
+				"username":   {"mallory"},     // nor the grant's own fields
+				"resource":   {"urn:example"}, // a plain extra field
+			},
+			want: map[string][]string{
+				"grant_type": {"password"},
+				"username":   {"alice"},
+				"password":   {testPassword},
+				"scope":      {"read write:all openid"},
+				"audience":   {"https://api.example.com"},
+				"resource":   {"urn:example"},
+			},
+		},
+		{
+			name:   "repeated",
+			params: url.Values{"resource": {"urn:a", "urn:b"}},
+			want:   map[string][]string{"resource": {"urn:a", "urn:b"}},
+		},
 	}
-	for _, enc := range []source.Encoding{source.FormEncoding, source.JSONEncoding} {
-		t.Run(enc.String(), func(t *testing.T) {
-			cfg.Encoding = enc
-			n := ts.count()
-			if _, err := fetchToken(t, cfg); err != nil {
-				t.Fatalf("Token: %v", err)
-			}
-			r := ts.requests()[n]
-			want := map[string]string{
-				"grant_type": "password",
-				"username":   "alice",
-				"password":   testPassword,
-				"scope":      "read write:all openid",
-				"audience":   "https://api.example.com",
-				"resource":   "urn:example",
-			}
-			for k, v := range want {
-				if got := r.form.Get(k); got != v {
-					t.Errorf("body field %q = %q, want %q (body %s)", k, got, v, r.body)
-				}
-			}
-		})
-	}
-}
-
-// A parameter with several values (RFC 8707 resource) is sent repeated in
-// a form and as an array in JSON; none is dropped.
-func TestRequestParamsRepeated(t *testing.T) {
-	ts := newTokenServer(t, replyToken(3600))
-	cfg := passwordConfig(ts)
-	cfg.EndpointParams = url.Values{"resource": {"urn:a", "urn:b"}}
-	for _, enc := range []source.Encoding{source.FormEncoding, source.JSONEncoding} {
-		t.Run(enc.String(), func(t *testing.T) {
-			cfg.Encoding = enc
-			n := ts.count()
-			if _, err := fetchToken(t, cfg); err != nil {
-				t.Fatalf("Token: %v", err)
-			}
-			r := ts.requests()[n]
-			var got []string
-			if enc == source.JSONEncoding {
-				arr, _ := r.json["resource"].([]any)
-				for _, v := range arr {
-					got = append(got, fmt.Sprint(v))
-				}
-			} else {
-				got = r.form["resource"]
-			}
-			if want := []string{"urn:a", "urn:b"}; !slices.Equal(got, want) {
-				t.Errorf("resource = %q, want %q (body %s)", got, want, r.body)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{Username: "alice", Password: testPassword})
+			cfg := standardConfig(emu.TokenURL)
+			cfg.GrantType, cfg.Username, cfg.Password = source.Password, "alice", testPassword
+			cfg.Scopes, cfg.EndpointParams = tt.scopes, tt.params
+			for _, enc := range []source.Encoding{source.FormEncoding, source.JSONEncoding} {
+				t.Run(enc.String(), func(t *testing.T) {
+					cfg.Encoding = enc
+					n := emu.TokenRequests()
+					if _, err := fetchToken(t, cfg); err != nil {
+						t.Fatalf("Token: %v", err)
+					}
+					if got := emu.TokenRequests(); got != n+1 {
+						t.Fatalf("requests = %d, want %d", got, n+1)
+					}
+					r := emu.LastTokenRequest()
+					form, obj := requestFields(r.ContentType, r.Body)
+					for k, want := range tt.want {
+						got := form[k]
+						if arr, ok := obj[k].([]any); ok {
+							got = nil
+							for _, v := range arr {
+								got = append(got, fmt.Sprint(v))
+							}
+						}
+						if !slices.Equal(got, want) {
+							t.Errorf("body field %q = %q, want %q (body %s)", k, got, want, r.Body)
+						}
+					}
+				})
 			}
 		})
 	}

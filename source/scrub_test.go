@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -48,47 +49,48 @@ func TestErrorScrubsEchoedSecretsEveryEncoding(t *testing.T) {
 	hexEntities := strings.NewReplacer("<", "&#x3C;", "&", "&#x26;", `"`, "&#x22;", "'", "&#x27;", ">", "&#x3e;").Replace
 	tests := []struct {
 		name  string
-		reply func(w http.ResponseWriter, r *seen)
+		reply func(w http.ResponseWriter, r *http.Request)
 	}{
-		{"Go HTML escaping in JSON", func(w http.ResponseWriter, r *seen) {
+		{"Go HTML escaping in JSON", func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, 400, `{"error":"invalid_grant","error_description":"password `+jsonText(html.EscapeString(pass))+` wrong"}`)
 		}},
-		{"named entities in a plain text body", func(w http.ResponseWriter, r *seen) {
+		{"named entities in a plain text body", func(w http.ResponseWriter, r *http.Request) {
 			named := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&apos;").Replace
 			writeReply(w, 400, "text/plain", "invalid_grant: "+named(pass)+" / "+named(secret))
 		}},
-		{"decimal entities", func(w http.ResponseWriter, r *seen) {
+		{"decimal entities", func(w http.ResponseWriter, r *http.Request) {
 			writeReply(w, 401, "text/plain", "bad "+numericEntities(secret)+" "+numericEntities(pass))
 		}},
-		{"hex entities", func(w http.ResponseWriter, r *seen) {
+		{"hex entities", func(w http.ResponseWriter, r *http.Request) {
 			writeReply(w, 401, "text/plain", "bad "+hexEntities(secret)+" "+hexEntities(pass))
 		}},
-		{"raw in an HTML page", func(w http.ResponseWriter, r *seen) {
+		{"raw in an HTML page", func(w http.ResponseWriter, r *http.Request) {
 			writeReply(w, 500, "text/html", "<html><body><p>password="+pass+"</p><p>secret="+secret+"</p></body></html>")
 		}},
-		{"escaped in an HTML page", func(w http.ResponseWriter, r *seen) {
+		{"escaped in an HTML page", func(w http.ResponseWriter, r *http.Request) {
 			writeReply(w, 500, "text/html", "<html><body><p>"+html.EscapeString(pass)+" "+hexEntities(secret)+"</p></body></html>")
 		}},
-		{"request body echoed in an HTML page", func(w http.ResponseWriter, r *seen) {
-			writeReply(w, 400, "text/html", "<html><body>cannot parse "+string(r.body)+"</body></html>")
+		{"request body echoed in an HTML page", func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			writeReply(w, 400, "text/html", "<html><body>cannot parse "+string(b)+"</body></html>")
 		}},
-		{"EndpointParams value echoed", func(w http.ResponseWriter, r *seen) {
+		{"EndpointParams value echoed", func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, 400, `{"error":"invalid_client","error_description":"assertion `+jsonText(assertion)+` expired; form `+url.QueryEscape(assertion)+`"}`)
 		}},
-		{"token URL query value echoed", func(w http.ResponseWriter, r *seen) {
+		{"token URL query value echoed", func(w http.ResponseWriter, r *http.Request) {
 			writeReply(w, 401, "text/plain", "unknown api_key "+apiKey+" ("+url.QueryEscape(apiKey)+", "+html.EscapeString(apiKey)+")")
 		}},
-		{"query-escaped with lower-case hex", func(w http.ResponseWriter, r *seen) {
+		{"query-escaped with lower-case hex", func(w http.ResponseWriter, r *http.Request) {
 			writeReply(w, 401, "text/plain", "bad "+strings.ToLower(url.PathEscape(secret)))
 		}},
-		{"secret past the bound", func(w http.ResponseWriter, r *seen) {
+		{"secret past the bound", func(w http.ResponseWriter, r *http.Request) {
 			writeReply(w, 400, "text/html", "<p>"+strings.Repeat("x", 250)+" "+pass+"</p>")
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := newTokenServer(t, tt.reply)
-			cfg := passwordConfig(ts)
+			ts := newServer(t, tt.reply)
+			cfg := passwordConfig(ts.URL)
 			cfg.TokenURL += "?api_key=" + url.QueryEscape(apiKey)
 			cfg.ClientSecret, cfg.Password = secret, pass
 			cfg.AuthStyle = source.AuthInBody
@@ -114,11 +116,11 @@ func TestErrorScrubsEchoedSecretsEveryEncoding(t *testing.T) {
 // words that merely contain it stay readable.
 func TestErrorScrubsShortSecrets(t *testing.T) {
 	const pass = "q7z"
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 400, `{"error":"invalid_grant","error_description":"password q7z rejected for user alice (ref aq7zb); password=q7z"}`)
 	})
-	cfg := passwordConfig(ts)
-	cfg.Password = pass
+	cfg := source.Config{TokenURL: srv.URL + "/oauth/token", GrantType: source.Password, ClientID: testClientID,
+		ClientSecret: testClientSecret, Username: "alice", Password: pass}
 	_, err := fetchToken(t, cfg)
 	te := tokenError(t, err)
 	if want := "password [REDACTED] rejected for user alice (ref aq7zb); password=[REDACTED]"; te.Description != want {

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,10 +19,21 @@ import (
 )
 
 func TestVaultIDRequest(t *testing.T) {
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
+	var (
+		mu          sync.Mutex // guards the three below
+		requests    int
+		contentType string
+		body        []byte
+	)
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		requests++
+		contentType, body = r.Header.Get("Content-Type"), b
+		mu.Unlock()
 		writeJSON(w, 200, `{"Authorization":"VCSchema vc-abc.def","token_type":"bearer","expires_in":3600,"scope":"authentication_session"}`)
 	})
-	cfg := source.Config{Provider: source.VaultID, TokenURL: ts.tokenURL(), ClientID: testClientID,
+	cfg := source.Config{Provider: source.VaultID, TokenURL: srv.URL + "/oauth/token", ClientID: testClientID,
 		ClientSecret: testClientSecret, Username: "123.456.789-09", Lifetime: 2 * time.Hour, Cloud: "cloud-a",
 		PasswordFunc: func(context.Context) (string, error) { return "654321", nil }}
 	tok, err := fetchToken(t, cfg)
@@ -30,14 +43,19 @@ func TestVaultIDRequest(t *testing.T) {
 	if got, want := tok.HeaderValue(), "VCSchema vc-abc.def"; got != want {
 		t.Errorf("HeaderValue() = %q, want %q", got, want)
 	}
-	r := ts.requests()[0]
-	if r.json == nil {
-		t.Fatalf("body %q is not JSON", r.body)
+	mu.Lock()
+	defer mu.Unlock()
+	if requests != 1 {
+		t.Fatalf("token requests = %d, want 1", requests)
+	}
+	form, obj := requestFields(contentType, body)
+	if obj == nil {
+		t.Fatalf("body %q is not JSON", body)
 	}
 	want := map[string]string{"grant_type": "password", "client_id": testClientID, "client_secret": testClientSecret,
 		"username": "12345678909", "password": "654321", "lifetime": "7200", "provider": "cloud-a"}
 	for k, v := range want {
-		if got := r.form.Get(k); got != v {
+		if got := form.Get(k); got != v {
 			t.Errorf("body field %q = %q, want %q", k, got, v)
 		}
 	}
