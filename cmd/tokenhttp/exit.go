@@ -114,6 +114,9 @@ var fieldFlags = map[string]string{
 	"AllowInsecureHTTP": "--insecure", "FetchTimeout": "--timeout", "Provider": "--provider",
 	"RefreshToken": "--refresh-token-file", "Assertion": "--assertion-file", "SubjectToken": "--subject-token-file",
 	"SubjectTokenType": "--subject-token-type", "Exchange": "the token exchange flags",
+	"ClientAssertion": "--client-assertion-file", "PrivateKey": "--private-key", "KeyID": "--key-id",
+	"AssertionAudience": "--assertion-audience", "SigningAlgorithm": "--signing-alg",
+	"ClientCertificate": "--client-cert or --p12",
 }
 
 // phrases rewrites whole phrases first, where a field-by-field rewrite

@@ -322,6 +322,9 @@ func (a *clientAuthFlags) apply(cfg *source.Config, e env, set map[string]bool) 
 		}
 	}
 	if a.assertionFile != "" {
+		if err := checkFile(a.assertionFile, "--client-assertion-file"); err != nil {
+			return err
+		}
 		cfg.ClientAssertion = source.AssertionFile(a.assertionFile)
 	}
 	cfg.KeyID, cfg.AssertionAudience, cfg.SigningAlgorithm = a.keyID, a.audience, a.alg

@@ -73,10 +73,16 @@ func (g *grantFlags) apply(cfg *source.Config, tr *tracer) error {
 		if g.assertionFile == "" {
 			return usagef("--grant jwt-bearer needs --assertion-file FILE")
 		}
+		if err := checkFile(g.assertionFile, "--assertion-file"); err != nil {
+			return err
+		}
 		cfg.Assertion = fromFile(g.assertionFile, "assertion from --assertion-file "+g.assertionFile)
 	case source.TokenExchange:
 		if g.subjectTokenFile == "" {
 			return usagef("--grant token-exchange needs --subject-token-file FILE")
+		}
+		if err := checkFile(g.subjectTokenFile, "--subject-token-file"); err != nil {
+			return err
 		}
 		cfg.SubjectToken = fromFile(g.subjectTokenFile, "subject_token from --subject-token-file "+g.subjectTokenFile)
 		cfg.SubjectTokenType = g.subjectTokenType

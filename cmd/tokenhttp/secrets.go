@@ -70,6 +70,17 @@ func (c *credFlags) clientSecret(e env, p *source.Provider, tr *tracer) (string,
 }
 
 // readSecretFile reads a secret from a file, without its final line break.
+// checkFile is a usage error unless the file name can be opened: a file
+// read only when a token is requested (an assertion, a subject token) is
+// checked when the flags are.
+func checkFile(name, flagName string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return usagef("%s: %v", flagName, err)
+	}
+	return f.Close()
+}
+
 func readSecretFile(name, flagName string) (string, error) {
 	b, err := os.ReadFile(name)
 	if err != nil {
