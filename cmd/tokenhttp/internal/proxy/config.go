@@ -19,6 +19,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 	"github.com/tokenhttp/tokenhttp/source"
 )
 
@@ -299,7 +300,7 @@ func cleanYAMLError(err error) error {
 func parseUpstream(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, fmt.Errorf("%q is not an absolute http(s) URL", raw)
+		return nil, fmt.Errorf("%q is not an absolute http(s) URL", safehttp.RedactURL(raw, "[redacted]"))
 	}
 	if u.User != nil {
 		return nil, errors.New("the upstream URL must not carry credentials")
@@ -411,7 +412,7 @@ func parseStore(f *fileStore) (*StoreConfig, error) {
 	}
 	u, err := url.Parse(f.Redis)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		return nil, fmt.Errorf("redis: %q is not a redis:// or rediss:// URL", f.Redis)
+		return nil, fmt.Errorf("redis: %q is not a redis:// or rediss:// URL", safehttp.RedactURL(f.Redis, "[redacted]"))
 	}
 	if _, hasPw := u.User.Password(); hasPw {
 		return nil, errors.New("redis: the URL must not carry a password; use password_file or password_env")
@@ -555,6 +556,11 @@ func setEndpointParams(c *source.Config, n *yaml.Node) error {
 		m = map[string][]string{}
 		for k, v := range one {
 			m[k] = []string{v}
+		}
+	}
+	for k := range m {
+		if _, secret := secretKeys[k]; secret || k == "client_assertion" {
+			return fmt.Errorf("%q is a secret: it must not be written in the config; use the %s_file or %s_env key", k, k, k)
 		}
 	}
 	c.EndpointParams = url.Values(m)

@@ -81,6 +81,10 @@ func TestConfigErrors(t *testing.T) {
 		{"bad provider", "provider: serproid|provider: acme", "line 7: source.provider: \"acme\" is not a known provider"},
 		{"bad prefix", "prefix: /orders|prefix: orders", "prefix \"orders\" must start with /"},
 		{"no routes", "routes:|routes: []\nx:", "unknown key x"},
+		{"a secret in endpoint_params", "endpoint_params: {audience: orders}|endpoint_params: {client_secret: s3cr3t-inline}", "line 16: source.endpoint_params: \"client_secret\" is a secret"},
+		{"a client assertion in endpoint_params", "endpoint_params: {audience: orders}|endpoint_params: {client_assertion: s3cr3t-inline}", "is a secret"},
+		{"credentials in a bad upstream URL", "upstream: https://api.example.com/v1|upstream: ftp://u:s3cr3t-inline@api.example.com/", "is not an absolute http(s) URL"},
+		{"credentials in a bad redis URL", "redis://127.0.0.1:6379/0|http://:s3cr3t-inline@127.0.0.1:6379/0", "is not a redis:// or rediss:// URL"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -536,7 +536,7 @@ func (p *Proxy) upstreamError(prefix string) func(http.ResponseWriter, *http.Req
 		if r.Context().Err() == context.Canceled {
 			status = 499
 		}
-		p.log.Warn("upstream failed", "route", prefix, "method", r.Method, "path", r.URL.Path, "status", status, "error", err.Error())
+		p.log.Warn("upstream failed", "route", prefix, "method", r.Method, "path", r.URL.EscapedPath(), "status", status, "error", err.Error())
 		writeProblem(w, status, "The gateway could not reach the upstream service.")
 	}
 }
@@ -582,7 +582,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	p.tel.requests.Add(ctx, 1, attrs.add...)
 	p.tel.duration.Record(ctx, time.Since(start).Seconds(), attrs.rec...)
 	if !sw.forwarded {
-		p.log.Warn("request rejected", "route", routeAttr.Value.AsString(), "method", r.Method, "path", r.URL.Path, "status", status)
+		p.log.Warn("request rejected", "route", routeAttr.Value.AsString(), "method", r.Method, "path", r.URL.EscapedPath(), "status", status)
 	}
 }
 
