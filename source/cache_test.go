@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -350,9 +351,19 @@ func TestCacheInvalidateByIdentity(t *testing.T) {
 
 func TestCacheRefreshTokenRotation(t *testing.T) {
 	leakCheck(t)
-	ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-		refresh := map[int]string{1: "rt-1", 2: "rt-2"}[r.n] // the third reply does not rotate
-		writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", r.n), 3600, refresh))
+	var mu sync.Mutex
+	var forms []url.Values // the fields of each token request, in order
+	var auths []string     // the Authorization of each token request
+	ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		form, _ := requestFields(r.Header.Get("Content-Type"), body)
+		mu.Lock()
+		forms = append(forms, form)
+		auths = append(auths, r.Header.Get("Authorization"))
+		n := len(forms)
+		mu.Unlock()
+		refresh := map[int]string{1: "rt-1", 2: "rt-2"}[n] // the third reply does not rotate
+		writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", n), 3600, refresh))
 	})
 	cfg := clientConfig(ts.URL)
 	cfg.Scopes = []string{"read"}
@@ -373,19 +384,19 @@ func TestCacheRefreshTokenRotation(t *testing.T) {
 		{"refresh_token", "rt-2"}, // rotated
 		{"refresh_token", "rt-2"}, // not rotated by reply 3: kept
 	}
-	reqs := ts.requests()
-	if len(reqs) != len(want) {
-		t.Fatalf("token requests = %d, want %d", len(reqs), len(want))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(forms) != len(want) {
+		t.Fatalf("token requests = %d, want %d", len(forms), len(want))
 	}
 	for i, w := range want {
-		r := reqs[i]
-		if got := r.form.Get("grant_type"); got != w.grant {
+		if got := forms[i].Get("grant_type"); got != w.grant {
 			t.Errorf("request %d grant_type = %q, want %q", i+1, got, w.grant)
 		}
-		if got := r.form.Get("refresh_token"); got != w.refresh {
+		if got := forms[i].Get("refresh_token"); got != w.refresh {
 			t.Errorf("request %d refresh_token = %q, want %q", i+1, got, w.refresh)
 		}
-		if got := r.header.Get("Authorization"); got == "" {
+		if got := auths[i]; got == "" {
 			t.Errorf("request %d has no client authentication", i+1)
 		}
 	}
@@ -395,14 +406,22 @@ func TestCacheRefreshRefusedFallsBackOnce(t *testing.T) {
 	for _, grant := range []string{source.ClientCredentials, source.Password} {
 		t.Run(grant, func(t *testing.T) {
 			leakCheck(t)
-			ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
-				switch r.n {
+			var mu sync.Mutex
+			var forms []url.Values // the fields of each token request, in order
+			ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				form, _ := requestFields(r.Header.Get("Content-Type"), body)
+				mu.Lock()
+				forms = append(forms, form)
+				n := len(forms)
+				mu.Unlock()
+				switch n {
 				case 1:
 					writeJSON(w, 200, tokenJSON("tok-1", 3600, "rt-1"))
 				case 2:
 					writeJSON(w, 400, `{"error":"invalid_grant","error_description":"refresh token revoked"}`)
 				default:
-					writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", r.n), 3600, ""))
+					writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", n), 3600, ""))
 				}
 			})
 			cfg := clientConfig(ts.URL)
@@ -432,12 +451,13 @@ func TestCacheRefreshRefusedFallsBackOnce(t *testing.T) {
 				t.Fatalf("Token: %v", err)
 			}
 			wantGrants := []string{grant, "refresh_token", grant, grant}
-			reqs := ts.requests()
-			if len(reqs) != len(wantGrants) {
-				t.Fatalf("token requests = %d, want %d", len(reqs), len(wantGrants))
+			mu.Lock()
+			defer mu.Unlock()
+			if len(forms) != len(wantGrants) {
+				t.Fatalf("token requests = %d, want %d", len(forms), len(wantGrants))
 			}
 			for i, w := range wantGrants {
-				if got := reqs[i].form.Get("grant_type"); got != w {
+				if got := forms[i].Get("grant_type"); got != w {
 					t.Errorf("request %d grant_type = %q, want %q", i+1, got, w)
 				}
 			}
@@ -445,7 +465,7 @@ func TestCacheRefreshRefusedFallsBackOnce(t *testing.T) {
 				if got := otps.Load(); got != 3 {
 					t.Errorf("PasswordFunc calls = %d, want 3 (one per password request)", got)
 				}
-				if got, want := reqs[2].form.Get("password"), "otp-2"; got != want {
+				if got, want := forms[2].Get("password"), "otp-2"; got != want {
 					t.Errorf("fallback password = %q, want %q", got, want)
 				}
 			}
@@ -537,9 +557,16 @@ func TestCacheRefreshFailureDoesNotFallBack(t *testing.T) {
 			leakCheck(t)
 			var failing atomic.Bool
 			var passwords atomic.Int64
-			ts := newTokenServer(t, func(w http.ResponseWriter, r *seen) {
+			var mu sync.Mutex
+			var last url.Values // the fields of the last token request
+			ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				form, _ := requestFields(r.Header.Get("Content-Type"), body)
+				mu.Lock()
+				last = form
+				mu.Unlock()
 				switch {
-				case r.form.Get("grant_type") == source.Password:
+				case form.Get("grant_type") == source.Password:
 					writeJSON(w, 200, tokenJSON(fmt.Sprintf("tok-%d", passwords.Add(1)), 3600, "rt-1"))
 				case failing.Load():
 					tt.reply(w)
@@ -563,15 +590,16 @@ func TestCacheRefreshFailureDoesNotFallBack(t *testing.T) {
 			}
 			failing.Store(false)
 			tok, err := src.Token(context.Background())
-			reqs := ts.requests()
-			r := reqs[len(reqs)-1]
+			mu.Lock()
+			r := last
+			mu.Unlock()
 			if !tt.keep {
 				// The server may have rotated the refresh token: it is
 				// never sent again; the next fetch uses the password grant.
 				if err != nil || tok.AccessToken != "tok-2" {
 					t.Fatalf("Token = %v, %v, want tok-2 from the password grant", tok, err)
 				}
-				if got, want := r.form.Get("grant_type"), source.Password; got != want {
+				if got, want := r.Get("grant_type"), source.Password; got != want {
 					t.Errorf("last request grant = %q, want %q", got, want)
 				}
 				return
@@ -580,7 +608,7 @@ func TestCacheRefreshFailureDoesNotFallBack(t *testing.T) {
 			if err != nil || tok.AccessToken != "tok-refreshed" {
 				t.Fatalf("Token = %v, %v, want tok-refreshed", tok, err)
 			}
-			if got, want := r.form.Get("grant_type")+" "+r.form.Get("refresh_token"), "refresh_token rt-1"; got != want {
+			if got, want := r.Get("grant_type")+" "+r.Get("refresh_token"), "refresh_token rt-1"; got != want {
 				t.Errorf("last request = %q, want %q", got, want)
 			}
 		})

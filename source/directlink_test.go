@@ -90,24 +90,14 @@ func TestDirectLink(t *testing.T) {
 			emu := newEmu(t)
 			cfg := config(emu)
 			tc.edit(&cfg, emu)
-			_, err := newSource(t, cfg).Token(t.Context())
-			te := tokenError(t, err)
-			if got, want := te.StatusCode, tc.status; got != want {
-				t.Errorf("StatusCode = %d, want %d", got, want)
-			}
-			if got, want := te.Code, tc.code; got != want {
-				t.Errorf("Code = %q, want %q", got, want)
-			}
-			if got, want := te.ProviderCode, tc.providerCode; got != want {
-				t.Errorf("ProviderCode = %q, want %q", got, want)
-			}
+			te, _ := pvTokenError(t, cfg, pvWantError{status: tc.status, code: tc.code, providerCode: tc.providerCode},
+				cfg.Password, pvPassword)
 			if got, want := te.URI, emu.URL+"/directlink/v1"; got != want {
 				t.Errorf("URI = %q, want %q", got, want)
 			}
 			if got, want := emu.TokenRequests(), tc.requests; got != want {
 				t.Errorf("TokenRequests() = %d, want %d", got, want)
 			}
-			pvNoSecret(t, err, cfg.Password, pvPassword)
 		})
 	}
 }

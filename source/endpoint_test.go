@@ -1,68 +1,18 @@
 package source_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
-
-// seen is one request the fake token endpoint received.
-type seen struct {
-	n      int // 1 for the first request
-	header http.Header
-	body   []byte
-	form   url.Values     // the body's fields: a form, or a JSON object's non-null values as text
-	json   map[string]any // the JSON body; nil for a form body
-	ctx    context.Context
-}
-
-// tokenServer is a fake token endpoint: it records each request and lets
-// the test script each reply.
-type tokenServer struct {
-	*httptest.Server
-	reply func(w http.ResponseWriter, r *seen)
-
-	mu   sync.Mutex
-	seen []*seen
-}
-
-func newTokenServer(t *testing.T, reply func(w http.ResponseWriter, r *seen)) *tokenServer {
-	t.Helper()
-	ts := &tokenServer{reply: reply}
-	ts.Server = httptest.NewServer(http.HandlerFunc(ts.serve))
-	t.Cleanup(ts.Server.Close)
-	return ts
-}
-
-func (ts *tokenServer) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	s := &seen{header: r.Header.Clone(), body: body, ctx: r.Context()}
-	s.form, s.json = requestFields(r.Header.Get("Content-Type"), body)
-	ts.mu.Lock()
-	s.n = len(ts.seen) + 1
-	ts.seen = append(ts.seen, s)
-	ts.mu.Unlock()
-	ts.reply(w, s)
-}
-
-// requests returns the requests received so far.
-func (ts *tokenServer) requests() []*seen {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return append([]*seen(nil), ts.seen...)
-}
 
 func writeReply(w http.ResponseWriter, status int, contentType, body string) {
 	if contentType != "" {

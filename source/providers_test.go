@@ -95,6 +95,36 @@ func pvNoSecret(t *testing.T, err error, secrets ...string) {
 	}
 }
 
+// pvWantError is the error a provider's failed Token call must return.
+// providerCode and desc are checked when set.
+type pvWantError struct {
+	status                   int
+	code, providerCode, desc string
+}
+
+// pvTokenError makes one Token call on a new source for cfg, checks that
+// it fails with want and that its error shows none of secrets, and
+// returns the *source.Error and the error as Token returned it.
+func pvTokenError(t *testing.T, cfg source.Config, want pvWantError, secrets ...string) (*source.Error, error) {
+	t.Helper()
+	_, err := newSource(t, cfg).Token(t.Context())
+	te := tokenError(t, err)
+	if got, want := te.StatusCode, want.status; got != want {
+		t.Errorf("StatusCode = %d, want %d", got, want)
+	}
+	if got, want := te.Code, want.code; got != want {
+		t.Errorf("Code = %q, want %q (error %q)", got, want, err)
+	}
+	if got, want := te.ProviderCode, want.providerCode; want != "" && got != want {
+		t.Errorf("ProviderCode = %q, want %q", got, want)
+	}
+	if got, want := te.Description, want.desc; want != "" && got != want {
+		t.Errorf("Description = %q, want %q", got, want)
+	}
+	pvNoSecret(t, err, secrets...)
+	return te, err
+}
+
 // pvJSON decodes a recorded JSON body.
 func pvJSON(t *testing.T, rec sourcetest.RecordedRequest) map[string]json.RawMessage {
 	t.Helper()

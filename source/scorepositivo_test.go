@@ -82,15 +82,7 @@ func TestScorePositivo(t *testing.T) {
 			emu := newEmu(t)
 			cfg := config(emu)
 			tc.edit(&cfg, emu)
-			_, err := newSource(t, cfg).Token(t.Context())
-			te := tokenError(t, err)
-			if got, want := te.StatusCode, tc.status; got != want {
-				t.Errorf("StatusCode = %d, want %d", got, want)
-			}
-			if got, want := te.Code, tc.code; got != want {
-				t.Errorf("Code = %q, want %q (error %q)", got, want, err)
-			}
-			pvNoSecret(t, err, cfg.ClientSecret, pvSecret)
+			pvTokenError(t, cfg, pvWantError{status: tc.status, code: tc.code}, cfg.ClientSecret, pvSecret)
 		})
 	}
 }

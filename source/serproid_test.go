@@ -76,24 +76,11 @@ func TestSerproID(t *testing.T) {
 			emu := newEmu(t)
 			cfg := config(emu)
 			tc.edit(&cfg, emu)
-			_, err := newSource(t, cfg).Token(t.Context())
-			te := tokenError(t, err)
-			if got, want := te.StatusCode, tc.status; got != want {
-				t.Errorf("StatusCode = %d, want %d", got, want)
-			}
-			if got, want := te.Code, tc.code; got != want {
-				t.Errorf("Code = %q, want %q", got, want)
-			}
-			if got, want := te.ProviderCode, tc.providerCode; got != want {
-				t.Errorf("ProviderCode = %q, want %q", got, want)
-			}
-			if tc.desc != "" && te.Description != tc.desc {
-				t.Errorf("Description = %q, want %q", te.Description, tc.desc)
-			}
+			_, err := pvTokenError(t, cfg, pvWantError{status: tc.status, code: tc.code, providerCode: tc.providerCode, desc: tc.desc},
+				cfg.ClientSecret, pvSecret)
 			if !strings.Contains(err.Error(), tc.providerCode) {
 				t.Errorf("Error() = %q, want it to show the provider code", err)
 			}
-			pvNoSecret(t, err, cfg.ClientSecret, pvSecret)
 		})
 	}
 

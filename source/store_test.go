@@ -199,40 +199,18 @@ func gestaoPlusStore(c *source.Config) {
 // rotation could not be saved and the store still holds it: the source
 // falls back to the password grant, and the token family survives.
 func TestStoreNeverResendsAnUnsavedRotation(t *testing.T) {
-	leakCheck(t)
-	emu := newEmulator(t, sourcetest.NewGestaoPlus, sourcetest.Options{})
-	emu.RevokeOnRefreshReuse(true)
-	store := &failSaveStore{MemoryStore: source.NewMemoryStore()}
-	src := storetest.NewSource(t, emu, store, gestaoPlusStore)
-	ctx := context.Background()
-	t0, err := src.Token(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store.holds(t, t0)
-	store.fail.Store(true) // the store keeps T0 and RT0
-	if !src.Invalidate(t0) {
-		t.Fatal("Invalidate(T0) = false, want true")
-	}
-	t1, err := src.Token(ctx) // RT0 rotated to RT1; the save fails
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := emu.Requests("refresh_token"); got != 1 {
-		t.Fatalf("refresh_token requests = %d, want 1", got)
-	}
-	if !src.Invalidate(t1) {
-		t.Fatal("Invalidate(T1) = false, want true")
-	}
-	if _, err := src.Token(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := emu.Requests("refresh_token"); got != 1 {
-		t.Errorf("refresh_token requests = %d, want 1: the rotated RT0 was sent again", got)
-	}
-	if got := emu.Requests("password"); got != 2 {
-		t.Errorf("password grants = %d, want 2 (the first, and the fallback)", got)
-	}
+	storeNeverResends(t, "the rotated RT0 was sent again", func(emu *sourcetest.Server, src *source.CachedSource) {
+		t1, err := src.Token(context.Background()) // RT0 rotated to RT1; the save fails
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := emu.Requests("refresh_token"); got != 1 {
+			t.Fatalf("refresh_token requests = %d, want 1", got)
+		}
+		if !src.Invalidate(t1) {
+			t.Fatal("Invalidate(T1) = false, want true")
+		}
+	})
 }
 
 // A refresh whose reply was lost (the connection reset after the request
@@ -240,6 +218,23 @@ func TestStoreNeverResendsAnUnsavedRotation(t *testing.T) {
 // is never sent again, also when the store could not drop the token that
 // holds it.
 func TestStoreNeverResendsAnUnansweredRefresh(t *testing.T) {
+	storeNeverResends(t, "the unanswered RT0 was sent again", func(emu *sourcetest.Server, src *source.CachedSource) {
+		emu.ResetNext(1)
+		if _, err := src.Token(context.Background()); err == nil {
+			t.Fatal("Token with the refresh reply lost: no error")
+		}
+		if got := emu.Requests("refresh_token"); got != 1 {
+			t.Fatalf("refresh_token requests = %d, want 1", got)
+		}
+	})
+}
+
+// storeNeverResends runs a gestao.plus source over a store whose saves
+// fail once it holds T0 and RT0: refresh makes the fetch that sends RT0;
+// the fetch after it must not send RT0 again (resent says what it means
+// if it does) and must use the password grant.
+func storeNeverResends(t *testing.T, resent string, refresh func(emu *sourcetest.Server, src *source.CachedSource)) {
+	t.Helper()
 	leakCheck(t)
 	emu := newEmulator(t, sourcetest.NewGestaoPlus, sourcetest.Options{})
 	emu.RevokeOnRefreshReuse(true)
@@ -255,17 +250,14 @@ func TestStoreNeverResendsAnUnansweredRefresh(t *testing.T) {
 	if !src.Invalidate(t0) {
 		t.Fatal("Invalidate(T0) = false, want true")
 	}
-	emu.ResetNext(1)
-	if _, err := src.Token(ctx); err == nil {
-		t.Fatal("Token with the refresh reply lost: no error")
-	}
-	if got := emu.Requests("refresh_token"); got != 1 {
-		t.Fatalf("refresh_token requests = %d, want 1", got)
-	}
+	refresh(emu, src)
 	if _, err := src.Token(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := emu.Requests("refresh_token"); got != 1 {
-		t.Errorf("refresh_token requests = %d, want 1: the unanswered RT0 was sent again", got)
+		t.Errorf("refresh_token requests = %d, want 1: %s", got, resent)
+	}
+	if got := emu.Requests("password"); got != 2 {
+		t.Errorf("password grants = %d, want 2 (the first, and the fallback)", got)
 	}
 }
