@@ -51,46 +51,38 @@ func New(p telemetry.Providers) *Instruments {
 	}
 	m := mp.Meter(telemetry.ScopeName)
 	i := &Instruments{tracer: tp.Tracer(telemetry.ScopeName), meter: m}
-	var err error
-	handle := func() {
+	handle := func(err error) {
 		if err != nil {
 			otel.Handle(err)
 		}
 	}
+	var err error
 	i.fetchDur, err = m.Float64Histogram(telemetry.MetricFetchDuration, metric.WithUnit("s"),
 		metric.WithDescription("Duration of token fetches, retries included."),
 		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-	handle()
-	i.fetches, err = m.Int64Counter(telemetry.MetricFetches, metric.WithUnit("{fetch}"),
-		metric.WithDescription("Token fetches by outcome and reason."))
-	handle()
-	i.misses, err = m.Int64Counter(telemetry.MetricCacheMisses, metric.WithUnit("{call}"),
-		metric.WithDescription("Token calls that waited for a fetch."))
-	handle()
-	i.retries401, err = m.Int64Counter(telemetry.MetricUnauthorizedRetries, metric.WithUnit("{request}"),
-		metric.WithDescription("Requests retried with a new token after a 401."))
-	handle()
-	i.rejections, err = m.Int64Counter(telemetry.MetricGatewayRejections, metric.WithUnit("{request}"),
-		metric.WithDescription("Requests the middleware answered because no token could be had."))
-	handle()
-	i.fallbacks, err = m.Int64Counter(telemetry.MetricStoreFallbacks, metric.WithUnit("{operation}"),
-		metric.WithDescription("Shared store operations that failed; the source went on without the store."))
-	handle()
-	i.storeHits, err = m.Int64Counter(telemetry.MetricStoreHits, metric.WithUnit("{renewal}"),
-		metric.WithDescription("Renewals that took a token another sharer of the store had fetched."))
-	handle()
-	i.suppressed, err = m.Int64Counter(telemetry.MetricSuppressedInvalidations, metric.WithUnit("{rejection}"),
-		metric.WithDescription("401s after which the source kept its token: a fresh token was rejected too, so the source backs off."))
-	handle()
-	i.certSoon, err = m.Int64Counter(telemetry.MetricCertificateExpiring, metric.WithUnit("{fetch}"),
-		metric.WithDescription("Token fetches made with a client certificate that expires within a week."))
-	handle()
+	handle(err)
+	for _, c := range []struct {
+		dst               *metric.Int64Counter
+		name, unit, about string
+	}{
+		{&i.fetches, telemetry.MetricFetches, "{fetch}", "Token fetches by outcome and reason."},
+		{&i.misses, telemetry.MetricCacheMisses, "{call}", "Token calls that waited for a fetch."},
+		{&i.retries401, telemetry.MetricUnauthorizedRetries, "{request}", "Requests retried with a new token after a 401."},
+		{&i.rejections, telemetry.MetricGatewayRejections, "{request}", "Requests the middleware answered because no token could be had."},
+		{&i.fallbacks, telemetry.MetricStoreFallbacks, "{operation}", "Shared store operations that failed; the source went on without the store."},
+		{&i.storeHits, telemetry.MetricStoreHits, "{renewal}", "Renewals that took a token another sharer of the store had fetched."},
+		{&i.suppressed, telemetry.MetricSuppressedInvalidations, "{rejection}", "401s after which the source kept its token: a fresh token was rejected too, so the source backs off."},
+		{&i.certSoon, telemetry.MetricCertificateExpiring, "{fetch}", "Token fetches made with a client certificate that expires within a week."},
+	} {
+		*c.dst, err = m.Int64Counter(c.name, metric.WithUnit(c.unit), metric.WithDescription(c.about))
+		handle(err)
+	}
 	i.breaker, err = m.Int64ObservableGauge(telemetry.MetricBreakerState, metric.WithUnit("{state}"),
 		metric.WithDescription("Circuit breaker state: 0 closed, 1 half-open, 2 open."))
-	handle()
+	handle(err)
 	i.ttl, err = m.Float64ObservableGauge(telemetry.MetricTokenTTL, metric.WithUnit("s"),
 		metric.WithDescription("Seconds until the current token expires."))
-	handle()
+	handle(err)
 	return i
 }
 

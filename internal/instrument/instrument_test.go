@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -579,5 +581,56 @@ func TestInstrumentErrorsHandled(t *testing.T) {
 	defer mu.Unlock()
 	if len(errs) != 0 {
 		t.Errorf("otel.Handle got %v, want no error", errors.Join(errs...))
+	}
+}
+
+// failingMeter is a Meter whose every instrument comes with an error.
+type failingMeter struct{ noop.Meter }
+
+var errInstrument = errors.New("instrument refused")
+
+func (failingMeter) Int64Counter(string, ...metric.Int64CounterOption) (metric.Int64Counter, error) {
+	return noop.Int64Counter{}, errInstrument
+}
+
+func (failingMeter) Float64Histogram(string, ...metric.Float64HistogramOption) (metric.Float64Histogram, error) {
+	return noop.Float64Histogram{}, errInstrument
+}
+
+func (failingMeter) Int64ObservableGauge(string, ...metric.Int64ObservableGaugeOption) (metric.Int64ObservableGauge, error) {
+	return noop.Int64ObservableGauge{}, errInstrument
+}
+
+func (failingMeter) Float64ObservableGauge(string, ...metric.Float64ObservableGaugeOption) (metric.Float64ObservableGauge, error) {
+	return noop.Float64ObservableGauge{}, errInstrument
+}
+
+type failingMeterProvider struct{ noop.MeterProvider }
+
+func (failingMeterProvider) Meter(string, ...metric.MeterOption) metric.Meter { return failingMeter{} }
+
+// TestInstrumentErrorsEachReported: every instrument New cannot create is
+// reported to otel.Handle, one error each, and New still returns usable
+// (no-op) instruments.
+func TestInstrumentErrorsEachReported(t *testing.T) {
+	prev := otel.GetErrorHandler()
+	var (
+		mu sync.Mutex
+		n  int
+	)
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if errors.Is(err, errInstrument) {
+			n++
+		}
+	}))
+	defer otel.SetErrorHandler(prev)
+	i := New(telemetry.Providers{MeterProvider: failingMeterProvider{}})
+	i.CacheMiss(context.Background(), "p")
+	mu.Lock()
+	defer mu.Unlock()
+	if want := 11; n != want { // a histogram, 8 counters, 2 gauges
+		t.Errorf("otel.Handle got %d instrument errors, want %d", n, want)
 	}
 }
