@@ -108,6 +108,10 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			log.Info("draining requests in flight", "signal", s.String(), "timeout", drain.String())
 		case <-ctx.Done():
 			log.Info("draining requests in flight", "timeout", drain.String())
+		case err := <-p.Failed():
+			log.Error("a listener stopped; exiting", "error", err.Error())
+			_ = p.Shutdown(context.Background())
+			return 1
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), *drain)
 		err := p.Shutdown(sctx)

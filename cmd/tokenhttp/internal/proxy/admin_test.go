@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"strings"
@@ -221,4 +222,29 @@ func TestTraces(t *testing.T) {
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	_ = tel.Shutdown(sctx) // nothing listens: the flush may fail
+}
+
+// TestListenerFailureReported: a listener that stops on its own after
+// Start is reported on Failed, so the command exits instead of running
+// without it.
+func TestListenerFailureReported(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sec := secretFile(t, dir, "secret", sourcetest.DefaultClientSecret)
+	em := newEmulator(t, sourcetest.Options{})
+	h := startProxy(t, dir, oneRoute(em, sec))
+	select {
+	case err := <-h.p.Failed():
+		t.Fatalf("Failed() = %v before any listener stopped", err)
+	default:
+	}
+	h.p.ln.Close() // the proxy's listener dies
+	select {
+	case err := <-h.p.Failed():
+		if err == nil || errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Failed() = %v, want the listener's error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Failed() reported nothing within 5 s of the listener's end")
+	}
 }

@@ -206,6 +206,12 @@ func (p *Proxy) Start() error {
 	return nil
 }
 
+// Failed receives the error of a listener (the proxy's or the admin's)
+// that stopped serving on its own after Start, so that the process can
+// exit instead of running without it. After Shutdown it may receive
+// http.ErrServerClosed.
+func (p *Proxy) Failed() <-chan error { return p.serveErr }
+
 // Addr and AdminAddr are the addresses Start listens on.
 func (p *Proxy) Addr() string      { return p.ln.Addr().String() }
 func (p *Proxy) AdminAddr() string { return p.adminLn.Addr().String() }
