@@ -4,15 +4,9 @@ import (
 	"context"
 	"flag"
 
+	"github.com/tokenhttp/tokenhttp/cmd/tokenhttp/internal/proxy"
 	"github.com/tokenhttp/tokenhttp/source"
 )
-
-// grantAliases are the short --grant names of the extension grants.
-var grantAliases = map[string]string{
-	"jwt-bearer":     source.JWTBearer,
-	"token-exchange": source.TokenExchange,
-	"refresh-token":  source.RefreshToken,
-}
 
 // grantFlags are the flags of the refresh_token, jwt-bearer and
 // token-exchange grants. Tokens come from files, never from argv.
@@ -40,10 +34,7 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // grantName resolves a --grant alias.
 func grantName(g string) string {
-	if full, ok := grantAliases[g]; ok {
-		return full
-	}
-	return g
+	return proxy.GrantName(g)
 }
 
 // apply puts the grant's fields in cfg; tr learns every token read.

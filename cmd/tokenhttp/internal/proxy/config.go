@@ -129,7 +129,7 @@ func constantToken(v string) func(context.Context) (string, error) {
 var sourceKeys = map[string]func(c *source.Config, n *yaml.Node) error{
 	"provider":             setProvider,
 	"token_url":            str(func(c *source.Config) *string { return &c.TokenURL }),
-	"grant":                str(func(c *source.Config) *string { return &c.GrantType }),
+	"grant":                setGrant,
 	"client_id":            str(func(c *source.Config) *string { return &c.ClientID }),
 	"username":             str(func(c *source.Config) *string { return &c.Username }),
 	"scopes":               strs(func(c *source.Config) *[]string { return &c.Scopes }),
@@ -602,4 +602,27 @@ func Check(cfg *Config, getenv func(string) string) error {
 		}
 	}
 	return nil
+}
+
+// grantAliases are the short names of the extension grants, taken by the
+// CLI's --grant and the proxy's grant key alike.
+var grantAliases = map[string]string{
+	"jwt-bearer":     source.JWTBearer,
+	"token-exchange": source.TokenExchange,
+	"refresh-token":  source.RefreshToken,
+}
+
+// GrantName resolves a short grant name ("jwt-bearer", "token-exchange",
+// "refresh-token"); any other name is returned as it is.
+func GrantName(g string) string {
+	if full, ok := grantAliases[g]; ok {
+		return full
+	}
+	return g
+}
+
+func setGrant(c *source.Config, n *yaml.Node) error {
+	g, err := scalar(n)
+	c.GrantType = GrantName(g)
+	return err
 }

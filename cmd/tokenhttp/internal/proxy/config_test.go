@@ -186,6 +186,17 @@ func TestGrantKeys(t *testing.T) {
 			t.Error("assertion not set")
 		}
 	})
+	t.Run("short grant names", func(t *testing.T) {
+		for short, full := range map[string]string{"jwt-bearer": source.JWTBearer, "token-exchange": source.TokenExchange, "refresh-token": source.RefreshToken} {
+			c, err := ParseConfig([]byte("routes:\n  - prefix: /a\n    upstream: https://api.example.com\n    source:\n      token_url: https://auth.example.com/token\n      client_id: c\n      grant: " + short + "\n"))
+			if err != nil {
+				t.Fatalf("grant: %s: %v", short, err)
+			}
+			if got := c.Routes[0].Source.GrantType; got != full {
+				t.Errorf("grant: %s = %q, want %q", short, got, full)
+			}
+		}
+	})
 	t.Run("token-exchange", func(t *testing.T) {
 		sc := build(t, route("      grant: "+source.TokenExchange+"\n      subject_token_env: SUBJECT\n      subject_token_type: "+source.TokenTypeJWT+
 			"\n      actor_token_env: ACTOR\n      actor_token_type: "+source.TokenTypeJWT+"\n      audience: [orders]\n      resource: [https://a.example/, https://b.example/]\n      requested_token_type: "+source.TokenTypeAccessToken+"\n"))
