@@ -606,6 +606,19 @@ func newAPI(t *testing.T, handle func(w http.ResponseWriter, r *http.Request, n 
 	return a
 }
 
+// revokingAPI is an API in front of emu's protected resource that revokes
+// every token emu issued when the first call reaches it: that call is
+// answered 401.
+func revokingAPI(t *testing.T, emu *sourcetest.Server) *api {
+	t.Helper()
+	return newAPI(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			emu.RevokeAll()
+		}
+		forward(w, r, emu.ResourceURL)
+	})
+}
+
 func (a *api) requests() []recorded {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -768,12 +781,7 @@ func TestCallRevoked(t *testing.T) {
 	defer emu.Close()
 	// The API revokes every token when the first call reaches it, so that
 	// call is answered 401 by the emulator's resource.
-	a := newAPI(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		if n == 1 {
-			emu.RevokeAll()
-		}
-		forward(w, r, emu.ResourceURL)
-	})
+	a := revokingAPI(t, emu)
 	defer a.Close()
 	r := exec(t, withSecret(), "call", "--token-url", emu.TokenURL, "--client-id", sourcetest.DefaultClientID, a.URL+"/orders")
 	assertCode(t, r, exitOK)

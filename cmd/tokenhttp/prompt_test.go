@@ -5,7 +5,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,12 +191,7 @@ func TestPromptNoEcho(t *testing.T) {
 		emu := sourcetest.NewVaultID(sourcetest.Options{})
 		defer emu.Close()
 		// The API revokes every token when the first call reaches it.
-		a := newAPI(t, func(w http.ResponseWriter, r *http.Request, n int) {
-			if n == 1 {
-				emu.RevokeAll()
-			}
-			forward(w, r, emu.ResourceURL)
-		})
+		a := revokingAPI(t, emu)
 		defer a.Close()
 		vars := map[string]string{"TOKENHTTP_CLIENT_SECRET": sourcetest.DefaultClientSecret, "TOKENHTTP_PASSWORD": "111111"}
 		term := newTerminal(t)
@@ -312,12 +306,7 @@ func TestOTPUsedOnce(t *testing.T) {
 	defer noLeaks(t)()
 	emu := sourcetest.NewVaultID(sourcetest.Options{})
 	defer emu.Close()
-	a := newAPI(t, func(w http.ResponseWriter, r *http.Request, n int) {
-		if n == 1 {
-			emu.RevokeAll()
-		}
-		forward(w, r, emu.ResourceURL)
-	})
+	a := revokingAPI(t, emu)
 	defer a.Close()
 	in := invocation{vars: map[string]string{"TOKENHTTP_CLIENT_SECRET": sourcetest.DefaultClientSecret, "TOKENHTTP_PASSWORD": "333333"}}
 	r := exec(t, in, "call", "--provider", "vaultid", "--token-url", emu.TokenURL, "--client-id", sourcetest.DefaultClientID,

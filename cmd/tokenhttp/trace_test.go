@@ -165,12 +165,7 @@ func TestVerboseGolden(t *testing.T) {
 				return []string{"call", "--token-url", emu.TokenURL, "--client-id", sourcetest.DefaultClientID}
 			},
 			prepare: func(t *testing.T, emu *sourcetest.Server) string {
-				a := newAPI(t, func(w http.ResponseWriter, r *http.Request, n int) {
-					if n == 1 {
-						emu.RevokeAll()
-					}
-					forward(w, r, emu.ResourceURL)
-				})
+				a := revokingAPI(t, emu)
 				t.Cleanup(a.Close)
 				return a.URL + "/orders?api_key=api-key-in-the-query&page=2"
 			},
