@@ -44,12 +44,13 @@ const (
 	// ran; faults are spaced by at least soakSettle, so each failure has
 	// one fault to blame.
 	soakSettle = 700 * time.Millisecond
-	// soakRejectHold is how much longer a 401 may outlive its fault: none.
-	// A RevokeAll racing a renewal in flight revokes the replacement too,
-	// but the replacement was requested before the 401 it answers, so the
-	// source does not take the API for one that rejects every token
-	// (source.RenewalRejecter) and replaces it on the next 401.
-	soakRejectHold  = 0
+	// soakRejectHold is how much longer a 401 may outlive its fault. When
+	// the token that replaced a rejected one is rejected too (RevokeAll
+	// racing a renewal in flight), the source takes the API for one that
+	// rejects every token and keeps that token for its reject backoff, 1 s
+	// after it was obtained (source.CachedSource.Invalidate): until then
+	// every call that carries it gets the API's 401.
+	soakRejectHold  = time.Second
 	soakCallTimeout = 5 * time.Second
 	soakOpenFor     = 300 * time.Millisecond
 	soakSeed1       = 0x70c3_11e7 // PCG seeds: the schedule is the same on every run
@@ -76,8 +77,8 @@ const (
 // or slow replies explain none: the Transport's retry after a 401 and the
 // cache must absorb them. A 401 reaches the caller only when the refresh
 // it triggers fails (an endpoint fault) or brings a token that was revoked
-// too (RevokeAll racing a renewal in flight), and the next call replaces
-// it.
+// too (RevokeAll racing a renewal in flight); then the source holds that
+// token, and the 401s go on, for up to soakRejectHold more.
 var soakExplains = map[string][]string{
 	kindTokenError: {soakFail, soakReset, soakRevokeFail, soakOutage},
 	kindFetchError: {soakFail, soakReset, soakRevokeFail, soakOutage},

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/tokenhttp/tokenhttp/internal/instrument"
 	"github.com/tokenhttp/tokenhttp/internal/retry"
@@ -138,14 +137,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || !retry.RefreshOn401(resp.Header.Values("Www-Authenticate")) {
 		return resp, err
 	}
-	rejectedAt := time.Now()
 	if t.inv != nil {
 		t.inv.Invalidate(tok) // even when this request cannot be retried
 	}
 	if !retry.Replayable(req) {
 		return resp, nil
 	}
-	return t.retryOnce(req, tok, resp, rejectedAt)
+	return t.retryOnce(req, tok, resp)
 }
 
 // send calls the base and checks what it returned: a response whose Body
@@ -171,7 +169,7 @@ func (t *Transport) send(req *http.Request) (*http.Response, error) {
 // retryOnce handles a 401 to a replayable request, whose token was
 // dropped: it gets a new token and sends req once more. When no other token
 // can be had, the 401 is returned as it came.
-func (t *Transport) retryOnce(req *http.Request, tok *source.Token, resp *http.Response, rejectedAt time.Time) (*http.Response, error) {
+func (t *Transport) retryOnce(req *http.Request, tok *source.Token, resp *http.Response) (*http.Response, error) {
 	fresh, err := t.src.Token(req.Context())
 	if err != nil || fresh == nil || fresh == tok || fresh.HeaderValue() == tok.HeaderValue() {
 		return resp, nil
@@ -190,7 +188,7 @@ func (t *Transport) retryOnce(req *http.Request, tok *source.Token, resp *http.R
 	resp, err = t.send(t.withToken(r2, fresh))
 	if err == nil && resp.StatusCode == http.StatusUnauthorized && t.lim != nil &&
 		retry.RefreshOn401(resp.Header.Values("Www-Authenticate")) {
-		t.lim.RejectedAfterRenewal(fresh, rejectedAt) // the new token was rejected too
+		t.lim.RejectedAfterRenewal(fresh) // the new token was rejected too
 	}
 	return resp, err
 }

@@ -80,7 +80,6 @@ type entry struct {
 	tok       *Token
 	refreshAt time.Time   // from then, renew in the background; zero: never
 	staleAt   time.Time   // from then, never serve it; zero: never
-	at        time.Time   // when the attempt that got tok started
 	rej       int         // tokens rejected in a row before this one was fetched
 	probeAt   time.Time   // once suspect: before then, a rejection of tok is not believed
 	suspect   atomic.Bool // tok replaced a rejected token and was rejected too
@@ -159,13 +158,11 @@ func (s *CachedSource) Invalidate(rejected *Token) bool {
 	return true
 }
 
-// RejectedAfterRenewal records that fresh, the token given after a
-// rejected one was invalidated, was rejected too: until a backoff after
-// fresh was obtained, Invalidate keeps it. It does nothing if fresh is not
-// current, or if it was requested before rejectedAt (the 401 to the token
-// it replaced): such a token may have been revoked with the old one.
-func (s *CachedSource) RejectedAfterRenewal(fresh *Token, rejectedAt time.Time) {
-	if e := s.cur.Load(); e != nil && e.tok == fresh && e.at.After(rejectedAt) {
+// RejectedAfterRenewal records that tok, the token given after a rejected
+// one was invalidated, was rejected too: until a backoff after tok was
+// obtained, Invalidate keeps it. It does nothing if tok is not current.
+func (s *CachedSource) RejectedAfterRenewal(tok *Token) {
+	if e := s.cur.Load(); e != nil && e.tok == tok {
 		e.suspect.Store(true)
 	}
 }
@@ -297,7 +294,7 @@ func (s *CachedSource) flight(ctx context.Context, reason string) (v any, err er
 	s.retry.Store(0)
 	now := time.Now()
 	e := s.newEntry(got.tok, got.at, now, now.Sub(started))
-	e.at, e.rej = got.at, got.rej
+	e.rej = got.rej
 	e.probeAt = got.at.Add(rejectBackoff(max(e.rej, 1)))
 	if got.shared && got.rej > 0 {
 		// Another sharer fetched it to replace a rejected token: if it is

@@ -23,7 +23,6 @@ package source
 
 import (
 	"context"
-	"time"
 
 	"github.com/tokenhttp/tokenhttp/internal/breaker"
 	"github.com/tokenhttp/tokenhttp/internal/instrument"
@@ -50,15 +49,13 @@ type Invalidator interface {
 
 // RenewalRejecter is implemented by a TokenSource that bounds the renewals
 // an API's 401s force. The Transport calls RejectedAfterRenewal when a
-// request that got a 401 at rejectedAt, and was retried with the token
-// fresh the source gave after Invalidate, got a 401 again. If fresh was
-// requested from the token endpoint after rejectedAt, the API rejected a
-// token issued after it had rejected the old one: it is not rejecting the
-// token, and the source keeps fresh for a while when told to invalidate
-// it (see CachedSource.Invalidate). A fresh token requested before then
-// proves nothing (it may have been revoked along with the old one).
+// request that got a 401, and was retried with the new token the source
+// gave after Invalidate, got a 401 again: the API rejected a freshly
+// fetched token too, so it is not rejecting the token. The source then
+// keeps tok for a while when told to invalidate it (see
+// CachedSource.Invalidate).
 type RenewalRejecter interface {
-	RejectedAfterRenewal(fresh *Token, rejectedAt time.Time)
+	RejectedAfterRenewal(tok *Token)
 }
 
 // New validates cfg and returns a CachedSource for it. The caller closes

@@ -180,14 +180,13 @@ func fleetBacksOffUnderRejections(t *testing.T, newStore NewStore) {
 			if err != nil {
 				t.Fatalf("round %d, source %d: %v", round, i, err)
 			}
-			rejectedAt := time.Now()
 			src.Invalidate(tok) // the API said 401
 			fresh, err := src.Token(ctx)
 			if err != nil {
 				t.Fatalf("round %d, source %d, after Invalidate: %v", round, i, err)
 			}
 			if fresh != tok {
-				src.RejectedAfterRenewal(fresh, rejectedAt) // the retry got a 401 too
+				src.RejectedAfterRenewal(fresh) // the retry got a 401 too
 			}
 		}
 	}

@@ -104,9 +104,9 @@ func (r *recorder) Invalidate(rejected *source.Token) bool {
 }
 
 // RejectedAfterRenewal passes the rejection on to the source.
-func (r *recorder) RejectedAfterRenewal(tok *source.Token, rejectedAt time.Time) {
+func (r *recorder) RejectedAfterRenewal(tok *source.Token) {
 	if r.renew != nil {
-		r.renew.RejectedAfterRenewal(tok, rejectedAt)
+		r.renew.RejectedAfterRenewal(tok)
 	}
 }
 
