@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -152,20 +153,20 @@ func TestEmulatePort(t *testing.T) {
 }
 
 // freePorts returns the first of n consecutive loopback ports that were
-// free a moment ago.
+// free a moment ago. It looks below Linux's ephemeral range (32768 and
+// up), where the sockets of tests running alongside take ports one after
+// another.
 func freePorts(t *testing.T, n int) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		first := l.Addr().(*net.TCPAddr).Port
-		ls := []net.Listener{l}
-		for i := 1; i < n; i++ {
-			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", first+i)); err == nil {
-				ls = append(ls, l)
+	for range 200 {
+		first := 20000 + rand.IntN(12000)
+		var ls []net.Listener
+		for i := range n {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", first+i))
+			if err != nil {
+				break
 			}
+			ls = append(ls, l)
 		}
 		for _, l := range ls {
 			l.Close()
