@@ -159,12 +159,13 @@ func soakSchedule() []soakStep {
 // and the most token requests, from the faults as they happened.
 //
 // A token fetched at t is renewed at t + lifetime - margin. The automatic
-// margin is a quarter of the lifetime plus a jitter of up to a tenth of
-// that (275 ms at most here), raised to guard (lifetime/10) +
+// margin is a tenth of the lifetime plus a jitter of up to a tenth of
+// that (110 ms at most here), raised to guard (lifetime/20) +
 // 2×(the fetch's duration), and capped at half the lifetime. So in quiet
 // times a token is issued every ≥ 700 ms (allowing fetches of up to
-// 100 ms on a loaded machine), and while replies are slowed by 100 ms or
-// more, and for one lifetime after, every ≥ 500 ms (the cap). On top,
+// 100 ms on a loaded machine: a 250 ms margin, with room to spare), and
+// while replies are slowed by 100 ms or more, and for one lifetime after,
+// every ≥ 500 ms (the cap). On top,
 // every other fault may cost one token: a revocation the token that
 // replaces the rejected one, a burst of failures the shorter next cycle
 // after a slow, retried fetch. Then the first token, and a little slack

@@ -213,7 +213,7 @@ func TestCacheCancelledCallerLeaves(t *testing.T) {
 func TestCacheRefreshAhead(t *testing.T) {
 	leakCheck(t)
 	synctest.Test(t, func(t *testing.T) {
-		const renewDelay = 300 * time.Millisecond
+		const renewDelay = 100 * time.Millisecond
 		var requests atomic.Int64
 		cfg := standardConfig("https://token.example/oauth/token")
 		cfg.HTTPClient = memClient(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -250,9 +250,10 @@ func TestCacheRefreshAhead(t *testing.T) {
 			t.Fatalf("token requests after %d calls = %d, want 1: a 4 s token must not be refetched on every call", calls, got)
 		}
 
-		// Past the adaptive refresh point (a quarter of the life), before expiry:
-		// the caller gets the current token at once and a renewal starts.
-		time.Sleep(time.Until(tok1.Expiry.Add(-800 * time.Millisecond)))
+		// Past the adaptive refresh point (a tenth of the life, plus up to a
+		// tenth of that), before the guard (a twentieth): the caller gets
+		// the current token at once and a renewal starts.
+		time.Sleep(time.Until(tok1.Expiry.Add(-350 * time.Millisecond)))
 		start := time.Now()
 		tok, err := src.Token(ctx)
 		if d := time.Since(start); d > renewDelay/2 {

@@ -139,11 +139,11 @@ type Config struct {
 
 	// RefreshAhead is how long before expiry a token is renewed, at most
 	// half the lifetime. Zero means a margin that adapts to the lifetime:
-	// a quarter of it, at most 5 minutes, plus a random jitter of up to a
+	// a tenth of it, at most 5 minutes, plus a random jitter of up to a
 	// tenth of the margin so that replicas do not renew at once, and never
 	// less than twice the last fetch's duration plus the guard below.
 	// Callers keep the current token while the renewal runs, until it is
-	// within min(lifetime/10, 1s) of expiry.
+	// within min(lifetime/20, 1s) of expiry.
 	RefreshAhead time.Duration
 	// FetchTimeout bounds one token fetch, including its retries. Zero
 	// means 30 seconds.
