@@ -42,8 +42,7 @@ discovery document names the mTLS token endpoint. Their tokens are bound
 to the certificate.
 
 With --port N the emulators listen on 127.0.0.1 ports N, N+1, ... in the
-order named, so that a config file (such as the proxy's) can name them;
-mtls and openfinancebrasil always take a free port.
+order named, so that a config file (such as the proxy's) can name them.
 
 Examples:
   tokenhttp emulate
@@ -61,7 +60,7 @@ type emulated struct {
 	note  string
 	// certs, if set, starts an emulator that needs files (certificates,
 	// keys) written to dir, instead of start.
-	certs func(dir string) (*certEmulator, error)
+	certs func(dir string, o sourcetest.Options) (*certEmulator, error)
 }
 
 var emulators = map[string]emulated{
@@ -121,16 +120,6 @@ func runEmulate(ctx context.Context, args []string, e env) int {
 	fmt.Fprintf(e.stdout, "tokenhttp emulate: %d token endpoints on loopback; Ctrl-C stops them.\n", len(names))
 	for i, n := range names {
 		em := emulators[n]
-		if em.certs != nil {
-			ce, err := em.certs(filepath.Join(dir, n))
-			if err != nil {
-				fmt.Fprintln(e.stderr, "tokenhttp emulate:", err)
-				return exitFailed
-			}
-			defer ce.srv.Close()
-			ce.print(e.stdout, n)
-			continue
-		}
 		var o sourcetest.Options
 		if *port != 0 {
 			o.Addr = fmt.Sprintf("127.0.0.1:%d", *port+i)
@@ -139,6 +128,16 @@ func runEmulate(ctx context.Context, args []string, e env) int {
 			} else {
 				l.Close()
 			}
+		}
+		if em.certs != nil {
+			ce, err := em.certs(filepath.Join(dir, n), o)
+			if err != nil {
+				fmt.Fprintln(e.stderr, "tokenhttp emulate:", err)
+				return exitFailed
+			}
+			defer ce.srv.Close()
+			ce.print(e.stdout, n)
+			continue
 		}
 		srv := em.start(o)
 		defer srv.Close()
@@ -183,7 +182,7 @@ func (c *certEmulator) print(w io.Writer, name string) {
 
 // writeCerts starts an mTLS emulator and writes its CA, a client
 // certificate and key (PEM) and the same as PKCS#12 to dir.
-func writeCerts(dir string, m sourcetest.MTLSOptions) (*certEmulator, error) {
+func writeCerts(dir string, o sourcetest.Options, m sourcetest.MTLSOptions) (*certEmulator, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -203,14 +202,14 @@ func writeCerts(dir string, m sourcetest.MTLSOptions) (*certEmulator, error) {
 	if err := sourcetest.WritePKCS12(c.p12, cert, emulatedP12Password); err != nil {
 		return nil, err
 	}
-	c.srv = sourcetest.NewMTLS(sourcetest.Options{}, m)
+	c.srv = sourcetest.NewMTLS(o, m)
 	return c, nil
 }
 
 // startMTLS is a PIX-style endpoint: the certificate authenticates the
 // client (tls_client_auth).
-func startMTLS(dir string) (*certEmulator, error) {
-	c, err := writeCerts(dir, sourcetest.MTLSOptions{})
+func startMTLS(dir string, o sourcetest.Options) (*certEmulator, error) {
+	c, err := writeCerts(dir, o, sourcetest.MTLSOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -228,12 +227,12 @@ func startMTLS(dir string) (*certEmulator, error) {
 // startOpenFinance is an Open Finance Brasil authorization server: the
 // token URL is the issuer, the client signs a private_key_jwt assertion
 // with an RSA key (PS256) over mTLS.
-func startOpenFinance(dir string) (*certEmulator, error) {
+func startOpenFinance(dir string, o sourcetest.Options) (*certEmulator, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
 	}
-	c, err := writeCerts(dir, sourcetest.MTLSOptions{PublicKey: key.Public()})
+	c, err := writeCerts(dir, o, sourcetest.MTLSOptions{PublicKey: key.Public()})
 	if err != nil {
 		return nil, err
 	}

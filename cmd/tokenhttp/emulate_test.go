@@ -122,17 +122,18 @@ func TestEmulate(t *testing.T) {
 }
 
 // TestEmulatePort: with --port the emulators listen on that port and the
-// next, in the order named, so a config file can name them.
+// next, in the order named, so a config file can name them; the mTLS ones
+// too.
 func TestEmulatePort(t *testing.T) {
 	defer noLeaks(t)()
-	port := freePorts(t, 2)
+	port := freePorts(t, 4)
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut syncBuffer
 	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, stdinFD: -1, getenv: func(string) string { return "" }}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"emulate", "--port", strconv.Itoa(port), "standard", "serproid"}, e) }()
+	go func() { done <- run(ctx, []string{"emulate", "--port", strconv.Itoa(port), "standard", "mtls", "serproid", "openfinancebrasil"}, e) }()
 	deadline := time.Now().Add(20 * time.Second)
-	for strings.Count(out.String(), "  try ") < 2 {
+	for strings.Count(out.String(), "  try ") < 5 { // mtls prints two
 		if time.Now().After(deadline) || len(done) > 0 {
 			cancel()
 			t.Fatalf("emulate printed:\n%s\nstderr: %s", out.String(), errOut.String())
@@ -143,8 +144,14 @@ func TestEmulatePort(t *testing.T) {
 	if code := <-done; code != exitOK {
 		t.Errorf("emulate --port: exit %d, want %d", code, exitOK)
 	}
-	for i, name := range []string{"standard", "serproid"} {
-		if want := fmt.Sprintf("http://127.0.0.1:%d/", port+i); !strings.Contains(out.String(), want) {
+	for i, em := range []struct{ name, url string }{
+		{"standard", "http://127.0.0.1:%d/"},
+		{"mtls", "https://127.0.0.1:%d/mtls/token"},
+		{"serproid", "http://127.0.0.1:%d/"},
+		{"openfinancebrasil", "https://127.0.0.1:%d/mtls/token"},
+	} {
+		name := em.name
+		if want := fmt.Sprintf(em.url, port+i); !strings.Contains(out.String(), want) {
 			t.Errorf("emulate --port %d: %s is not on %s:\n%s", port, name, want, out.String())
 		}
 	}

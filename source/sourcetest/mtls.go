@@ -135,7 +135,7 @@ func NewMTLS(o Options, m MTLSOptions) *MTLSServer {
 		token:      st.token,
 		writeError: writeRFCError,
 	}
-	// Only the client id, lifetime and latency of o apply.
+	// Only the client id, lifetime, latency and address of o apply.
 	s := newState(Options{ClientID: o.ClientID, Lifetime: o.Lifetime, Latency: o.Latency}, d)
 	ms := &MTLSServer{Server: s, CA: ca, m: st}
 
@@ -146,6 +146,7 @@ func NewMTLS(o Options, m MTLSOptions) *MTLSServer {
 	mux.HandleFunc("/.well-known/openid-configuration", ms.serveDiscovery)
 	hs := httptest.NewUnstartedServer(mux)
 	hs.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
+	listenOn(hs, o.Addr)
 	hs.TLS = &tls.Config{
 		Certificates: []tls.Certificate{ca.ServerCertificate()},
 		ClientCAs:    ca.Pool,

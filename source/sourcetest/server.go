@@ -150,6 +150,19 @@ type Server struct {
 	ext        *grantState // JWT bearer, token exchange, public clients; nil until used
 }
 
+// listenOn makes the unstarted hs listen on addr, if set (Options.Addr).
+func listenOn(hs *httptest.Server, addr string) {
+	if addr == "" {
+		return
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		panic(fmt.Sprintf("sourcetest: cannot listen on %s: %v", addr, err))
+	}
+	hs.Listener.Close()
+	hs.Listener = l
+}
+
 // newServer starts a server for dialect d.
 func newServer(o Options, d *dialect) *Server {
 	s := newState(o, d)
@@ -157,14 +170,7 @@ func newServer(o Options, d *dialect) *Server {
 	mux.HandleFunc(d.path, s.serveToken)
 	mux.HandleFunc("/resource", s.serveResource)
 	s.Server = httptest.NewUnstartedServer(mux)
-	if o.Addr != "" {
-		l, err := net.Listen("tcp", o.Addr)
-		if err != nil {
-			panic(fmt.Sprintf("sourcetest: cannot listen on %s: %v", o.Addr, err))
-		}
-		s.Listener.Close()
-		s.Listener = l
-	}
+	listenOn(s.Server, o.Addr)
 	if o.TLS {
 		s.StartTLS()
 	} else {
