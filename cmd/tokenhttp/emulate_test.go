@@ -131,7 +131,9 @@ func TestEmulatePort(t *testing.T) {
 	var out, errOut syncBuffer
 	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, stdinFD: -1, getenv: func(string) string { return "" }}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"emulate", "--port", strconv.Itoa(port), "standard", "mtls", "serproid", "openfinancebrasil"}, e) }()
+	go func() {
+		done <- run(ctx, []string{"emulate", "--port", strconv.Itoa(port), "standard", "mtls", "serproid", "openfinancebrasil"}, e)
+	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for strings.Count(out.String(), "  try ") < 5 { // mtls prints two
 		if time.Now().After(deadline) || len(done) > 0 {
