@@ -12,10 +12,6 @@ import (
 	"github.com/tokenhttp/tokenhttp/internal/jwtsign"
 )
 
-// ClientAssertionType is the client_assertion_type of a JWT client
-// assertion (RFC 7523 §2.2).
-const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
 // jwtClientAuth reports whether r authenticates the client with a JWT
 // assertion (private_key_jwt, or an assertion minted elsewhere).
 func (r *resolved) jwtClientAuth() bool {
@@ -123,7 +119,7 @@ func (e *endpoint) authenticate(ctx context.Context, tr *TokenRequest, scrub *sc
 			return true, err
 		}
 		*scrub = scrub.with(a)
-		tr.Params["client_assertion_type"] = ClientAssertionType
+		tr.Params["client_assertion_type"] = jwtsign.ClientAssertionType
 		tr.Params["client_assertion"] = a
 		return true, nil
 	case cfg.ClientCertificate != nil && cfg.ClientSecret == "":

@@ -145,7 +145,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 			if f.Has("client_secret") {
 				t.Error("client_secret sent with private_key_jwt")
 			}
-			if got, want := f.Get("client_assertion_type"), source.ClientAssertionType; got != want {
+			if got, want := f.Get("client_assertion_type"), "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"; got != want {
 				t.Errorf("client_assertion_type = %q, want %q", got, want)
 			}
 			hdr, c := decodeJWT(t, f.Get("client_assertion"))

@@ -33,6 +33,10 @@ const MaxLifetime = 60 * time.Second
 // MinRSABits is the smallest RSA modulus accepted (RFC 7518 §3.3, §3.5).
 const MinRSABits = 2048
 
+// ClientAssertionType is the client_assertion_type of a JWT client
+// assertion (RFC 7523 §2.2).
+const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
 // Algorithm returns the JWS algorithm for a key whose public half is pub.
 // With override empty it is the key's default: RSA → PS256, ECDSA P-256 →
 // ES256, Ed25519 → EdDSA. A non-empty override must be valid for the key

@@ -14,10 +14,6 @@ import (
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 )
 
-// ClientAssertionType is the client_assertion_type of private_key_jwt
-// (RFC 7523 §2.2).
-const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
 // maxAssertionLife is how far past iat, and past now, an assertion's exp
 // may be.
 const maxAssertionLife = 60 * time.Second

@@ -18,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/tokenhttp/tokenhttp/internal/certs"
+	"github.com/tokenhttp/tokenhttp/internal/jwtsign"
 )
 
 // MTLSOptions configures NewMTLS.
@@ -48,7 +49,8 @@ type MTLSOptions struct {
 //
 //   - tls_client_auth: client_id in the body, no secret, no
 //     Authorization header;
-//   - private_key_jwt: client_assertion_type ClientAssertionType and a
+//   - private_key_jwt: client_assertion_type
+//     urn:ietf:params:oauth:client-assertion-type:jwt-bearer and a
 //     client_assertion signed with MTLSOptions.PublicKey by one of
 //     MTLSOptions.Algorithms (PS256 with a salt the size of the hash,
 //     RFC 7518 §3.5), whose iss and sub are the client id, whose aud is
@@ -282,9 +284,9 @@ func (m *mtlsState) token(s *Server, q *tokenRequest) (any, *tokenError) {
 	atype, hasType := f.str("client_assertion_type")
 	switch {
 	case hasAssertion || hasType:
-		if !hasType || atype != ClientAssertionType {
+		if !hasType || atype != jwtsign.ClientAssertionType {
 			return nil, &tokenError{status: http.StatusBadRequest, code: "invalid_request",
-				desc: "client_assertion_type must be " + ClientAssertionType, param: "client_assertion_type"}
+				desc: "client_assertion_type must be " + jwtsign.ClientAssertionType, param: "client_assertion_type"}
 		}
 		if !hasAssertion {
 			return nil, missingParam("client_assertion")

@@ -52,7 +52,7 @@ func tlsClientAuth() url.Values {
 
 func withAssertion(a string) url.Values {
 	return url.Values{"grant_type": {"client_credentials"},
-		"client_assertion_type": {sourcetest.ClientAssertionType}, "client_assertion": {a}}
+		"client_assertion_type": {jwtsign.ClientAssertionType}, "client_assertion": {a}}
 }
 
 func TestMTLSClientAuth(t *testing.T) {
@@ -133,8 +133,8 @@ func TestMTLSRefusals(t *testing.T) {
 		{"other client id", c, form("client_id", "someone"), nil, 401, "invalid_client"},
 		{"subject mismatch", srv.ClientWithCertificate(srv.CA.ClientCertificate("not-pix")), form("client_id", "pix-client"), nil, 401, "invalid_client"},
 		{"grant", c, url.Values{"grant_type": {"password"}, "client_id": {"pix-client"}}, nil, 400, "unsupported_grant_type"},
-		{"assertion type only", c, form("client_assertion_type", sourcetest.ClientAssertionType), nil, 400, "invalid_request"},
-		{"no key registered", c, form("client_assertion_type", sourcetest.ClientAssertionType, "client_assertion", "a.b.c"), nil, 401, "invalid_client"},
+		{"assertion type only", c, form("client_assertion_type", jwtsign.ClientAssertionType), nil, 400, "invalid_request"},
+		{"no key registered", c, form("client_assertion_type", jwtsign.ClientAssertionType, "client_assertion", "a.b.c"), nil, 401, "invalid_client"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
