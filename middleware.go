@@ -2,6 +2,7 @@ package tokenhttp
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,17 +16,19 @@ import (
 // Middleware returns server middleware that sets the Authorization of
 // every request to src's token (Token.HeaderValue) and calls next: the
 // front of an API gateway, before an httputil.ReverseProxy. Whatever the
-// client sent as Authorization, in any letter case, is dropped; other
-// headers pass as they came. next gets a copy of the request, with the
+// client sent as Authorization, in any letter case, is dropped, from the
+// header and from the trailers (with Proxy-Authorization); other headers
+// and trailers pass as they came. next gets a copy of the request, with the
 // token in its context (TokenFromContext); the request the middleware is
 // given is not modified.
 //
 // When no token can be had, next is not called and the client gets an RFC
 // 9457 application/problem+json reply that shows no token, no secret and
 // no text from the token endpoint: 502 when the endpoint refused the
-// gateway's credentials, 503 when it is unavailable or its breaker is open
-// (with Retry-After when the endpoint or the breaker says when), 504 when
-// the fetch or the request's deadline ran out, 500 when the source
+// gateway's credentials or request, 503 when it is unavailable or its
+// breaker is open, 504 when the fetch or the request's deadline ran out
+// (503 and 504 with a Retry-After: the endpoint's, the breaker's, else 1
+// s), 500 when the source
 // returned neither a token nor an error. A client that went away gets 499
 // and no body. Each such reply is counted in
 // telemetry.MetricGatewayRejections by status and error.type.
@@ -143,6 +146,7 @@ func (g *gateway) withToken(r *http.Request, tok *source.Token) *http.Request {
 	r2 := r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok))
 	r2.Header = copyWithout(r.Header, len(r.Header)+1)
 	r2.Header["Authorization"] = h.vals
+	withoutCredentialTrailers(r2, r)
 	return r2
 }
 
@@ -156,12 +160,58 @@ func withoutAuthorization(r *http.Request) *http.Request {
 			break
 		}
 	}
-	if !has {
+	if !has && r.Trailer == nil {
 		return r
 	}
 	r2 := shallowCopy(r)
-	r2.Header = copyWithout(r.Header, len(r.Header))
+	if has {
+		r2.Header = copyWithout(r.Header, len(r.Header))
+	}
+	withoutCredentialTrailers(r2, r)
 	return r2
+}
+
+// withoutCredentialTrailers gives r2, a shallow copy of r, trailers of its
+// own without Authorization or Proxy-Authorization. net/http fills
+// r.Trailer with the trailer fields the client sends once the body has
+// been read, so a client could otherwise send its own credential after
+// the body, past the middleware. r2's body fills r2.Trailer, minus those,
+// when it reaches EOF. Requests that declare no trailers (nearly all) are
+// left alone.
+func withoutCredentialTrailers(r2, r *http.Request) {
+	if r.Trailer == nil {
+		return
+	}
+	r2.Trailer = make(http.Header, len(r.Trailer))
+	copyTrailers(r2.Trailer, r.Trailer)
+	if r.Body != nil && r.Body != http.NoBody {
+		r2.Body = &trailerBody{ReadCloser: r.Body, from: r.Trailer, to: r2.Trailer}
+	}
+}
+
+// trailerBody copies the trailers it reads, minus credentials, into to
+// at EOF.
+type trailerBody struct {
+	io.ReadCloser
+	from, to http.Header
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		copyTrailers(b.to, b.from)
+	}
+	return n, err
+}
+
+// copyTrailers copies the trailer fields of from into to, but for
+// Authorization and Proxy-Authorization in any letter case.
+func copyTrailers(to, from http.Header) {
+	for k, v := range from {
+		if !isAuthorization(k) && !strings.EqualFold(k, "Proxy-Authorization") {
+			to[k] = v
+		}
+	}
 }
 
 // copyWithout copies h, minus every Authorization key, into a new map of

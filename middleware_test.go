@@ -1,6 +1,7 @@
 package tokenhttp_test
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -463,14 +464,14 @@ func TestMiddlewareGatewayFailures(t *testing.T) {
 			setup:      gwSetup{cfg: func(c *source.Config) { c.Retry = once }},
 			before:     func(t *testing.T, e *gwEnv) { e.idp.FailNext(1, http.StatusInternalServerError, "") },
 			wantStatus: http.StatusServiceUnavailable,
-			retryAfter: noRetryAfter,
+			retryAfter: retryAfterIs("1"), // the default
 		},
 		{
 			name:       "token endpoint unreachable",
 			setup:      gwSetup{cfg: func(c *source.Config) { c.Retry = once }},
 			before:     func(t *testing.T, e *gwEnv) { e.idp.ResetNext(1) },
 			wantStatus: http.StatusServiceUnavailable,
-			retryAfter: noRetryAfter,
+			retryAfter: retryAfterIs("1"), // the default
 		},
 		{
 			name: "breaker open",
@@ -496,7 +497,7 @@ func TestMiddlewareGatewayFailures(t *testing.T) {
 			}},
 			before:     func(t *testing.T, e *gwEnv) { e.idp.HangNext(1) },
 			wantStatus: http.StatusGatewayTimeout,
-			retryAfter: noRetryAfter,
+			retryAfter: retryAfterIs("1"), // the default
 		},
 		{
 			name: "request deadline",
@@ -509,7 +510,7 @@ func TestMiddlewareGatewayFailures(t *testing.T) {
 			}},
 			before:     func(t *testing.T, e *gwEnv) { e.idp.HangNext(1) },
 			wantStatus: http.StatusGatewayTimeout,
-			retryAfter: noRetryAfter,
+			retryAfter: retryAfterIs("1"), // the default
 		},
 		{
 			name: "no route",
@@ -600,10 +601,10 @@ func TestMiddlewareClassifies(t *testing.T) {
 		{"breaker open", errSource(&source.BreakerOpenError{Provider: "p", Until: until}), http.StatusServiceUnavailable, retryAfterIs("3")},
 		{"breaker open, probe due", errSource(&source.BreakerOpenError{Provider: "p", Until: time.Now().Add(-time.Second)}),
 			http.StatusServiceUnavailable, retryAfterIs("1")},
-		{"deadline", errSource(fmt.Errorf("x: %w", context.DeadlineExceeded)), http.StatusGatewayTimeout, noRetryAfter},
-		{"net timeout", errSource(&source.FetchError{Provider: "p", Err: gwTimeoutErr{}}), http.StatusGatewayTimeout, noRetryAfter},
-		{"closed", errSource(source.ErrClosed), http.StatusServiceUnavailable, noRetryAfter},
-		{"other", errSource(errors.New("something odd")), http.StatusServiceUnavailable, noRetryAfter},
+		{"deadline", errSource(fmt.Errorf("x: %w", context.DeadlineExceeded)), http.StatusGatewayTimeout, retryAfterIs("1")},
+		{"net timeout", errSource(&source.FetchError{Provider: "p", Err: gwTimeoutErr{}}), http.StatusGatewayTimeout, retryAfterIs("1")},
+		{"closed", errSource(source.ErrClosed), http.StatusServiceUnavailable, retryAfterIs("1")},
+		{"other", errSource(errors.New("something odd")), http.StatusServiceUnavailable, retryAfterIs("1")},
 		{"no token, no error", staticSource(nil), http.StatusInternalServerError, noRetryAfter},
 		{"empty token", staticSource(&source.Token{}), http.StatusInternalServerError, noRetryAfter},
 	}
@@ -979,5 +980,105 @@ func TestTelemetryMiddlewareRejection(t *testing.T) {
 				t.Errorf("the telemetry holds the client secret:\n%s", all)
 			}
 		})
+	}
+}
+
+// TestMiddlewareDropsAuthorizationTrailers: a client cannot get its own
+// Authorization to the upstream as a request trailer, which net/http
+// fills in once the body is read: routed requests and skipped ones alike
+// reach the upstream with the other trailers only. (A ReverseProxy that
+// streams the body forwards trailer names without values, so next reads
+// the body first, as a handler that buffers for a replay does.)
+func TestMiddlewareDropsAuthorizationTrailers(t *testing.T) {
+	checkLeaks(t)
+	type seen struct {
+		auth    []string
+		trailer http.Header
+	}
+	got := make(chan seen, 1)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		got <- seen{r.Header.Values("Authorization"), r.Trailer.Clone()}
+	}))
+	defer upstream.Close()
+	target, _ := url.Parse(upstream.URL)
+	upTr, clientTr := &http.Transport{}, &http.Transport{}
+	defer upTr.CloseIdleConnections()
+	defer clientTr.CloseIdleConnections()
+	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }, Transport: upTr}
+	// next reads the body before it proxies, as a handler that buffers
+	// for a replay does: the trailers are in by then.
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		proxy.ServeHTTP(w, r)
+	})
+	tok := &source.Token{AccessToken: "gateway-token", TokenType: "Bearer"}
+	gw := httptest.NewServer(tokenhttp.Middleware(staticSource(tok), tokenhttp.WithSkipPaths("/skipped"))(next))
+	defer gw.Close()
+
+	for _, tt := range []struct {
+		path string
+		auth []string // what the upstream's Authorization header must be
+	}{
+		{"/routed", []string{tok.HeaderValue()}},
+		{"/skipped", nil},
+	} {
+		t.Run(tt.path, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, gw.URL+tt.path, io.MultiReader(strings.NewReader("body")))
+			req.ContentLength = -1 // chunked: trailers follow the body
+			req.Trailer = http.Header{
+				"Authorization":       {"Bearer forged-in-trailer"},
+				"Proxy-Authorization": {"Basic Zm9yZ2Vk"},
+				"X-Checksum":          {"abc"},
+			}
+			resp, err := (&http.Client{Transport: clientTr}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			s := <-got
+			if !slices.Equal(s.auth, tt.auth) {
+				t.Errorf("upstream's Authorization = %q, want %q", s.auth, tt.auth)
+			}
+			for _, k := range []string{"Authorization", "Proxy-Authorization"} {
+				if v, ok := s.trailer[k]; ok {
+					t.Errorf("upstream's trailer %s = %q, want none", k, v)
+				}
+			}
+			if got, want := s.trailer.Get("X-Checksum"), "abc"; got != want {
+				t.Errorf("upstream's trailer X-Checksum = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestMiddlewareRefusalDetail: a 502 says the credentials were refused
+// only when the token endpoint's code says so; a wrong token URL (404)
+// or a refused scope is a rejected request.
+func TestMiddlewareRefusalDetail(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		code   string
+		want   string
+	}{
+		{401, source.CodeInvalidClient, "refused the gateway's credentials"},
+		{400, source.CodeInvalidGrant, "refused the gateway's credentials"},
+		{400, source.CodeUnauthorizedClient, "refused the gateway's credentials"},
+		{404, source.CodeInvalidRequest, "rejected the gateway's token request"},
+		{400, source.CodeInvalidScope, "rejected the gateway's token request"},
+		{400, source.CodeUnsupportedGrantType, "rejected the gateway's token request"},
+	} {
+		h := tokenhttp.Middleware(errSource(&source.Error{Provider: "p", StatusCode: tt.status, Code: tt.code}))(http.NotFoundHandler())
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		p := checkProblem(t, rec.Header(), rec.Body.Bytes(), http.StatusBadGateway)
+		if !strings.Contains(p.Detail, tt.want) {
+			t.Errorf("HTTP %d %s: detail = %q, want it to say %q", tt.status, tt.code, p.Detail, tt.want)
+		}
 	}
 }

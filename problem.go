@@ -29,16 +29,32 @@ type rejection struct {
 // nothing the token endpoint sent is ever copied into them.
 const (
 	detailRefused     = "The gateway could not get a credential for the upstream service: its token endpoint refused the gateway's credentials."
+	detailRejected    = "The gateway could not get a credential for the upstream service: its token endpoint rejected the gateway's token request."
 	detailUnavailable = "The gateway could not get a credential for the upstream service: its token endpoint is unavailable. Try again later."
 	detailBreaker     = "The gateway could not get a credential for the upstream service: its token endpoint is failing, and the gateway has paused requests to it. Try again after Retry-After seconds."
 	detailTimeout     = "The gateway could not get a credential for the upstream service in time."
 	detailNoToken     = "The gateway could not get a credential for the upstream service: its token source returned none."
 )
 
-// classify maps why no token could be had to the reply. ctx is the
-// request's; err may be nil when the source returned no token and no
-// error.
+// defaultRetryAfter is the Retry-After of a 503 or 504 when neither the
+// token endpoint nor the breaker says when to come back: the source tries
+// the endpoint again on the next request, and the breaker opens (with a
+// time of its own) if the endpoint keeps failing.
+const defaultRetryAfter = time.Second
+
+// classify maps why no token could be had to the reply: every 503 and
+// 504 carries a Retry-After. ctx is the request's; err may be nil when
+// the source returned no token and no error.
 func classify(ctx context.Context, err error) rejection {
+	rj := classifyError(ctx, err)
+	if (rj.status == http.StatusServiceUnavailable || rj.status == http.StatusGatewayTimeout) && rj.retryAfter <= 0 {
+		rj.retryAfter = defaultRetryAfter
+	}
+	return rj
+}
+
+// classifyError is classify but for the default Retry-After.
+func classifyError(ctx context.Context, err error) rejection {
 	if ctx.Err() == context.Canceled {
 		return rejection{status: statusClientClosedRequest, errType: telemetry.ErrorCanceled}
 	}
@@ -59,12 +75,24 @@ func classify(ctx context.Context, err error) rejection {
 	case errors.As(err, &te) && te.Temporary():
 		return rejection{status: http.StatusServiceUnavailable, errType: errType, detail: detailUnavailable,
 			retryAfter: te.RetryAfter}
-	case te != nil:
+	case te != nil && credentialsRefused(te.Code):
 		return rejection{status: http.StatusBadGateway, errType: errType, detail: detailRefused}
+	case te != nil: // a 404 from a wrong token URL, a scope or grant the endpoint does not take
+		return rejection{status: http.StatusBadGateway, errType: errType, detail: detailRejected}
 	case errType == telemetry.ErrorTimeout:
 		return rejection{status: http.StatusGatewayTimeout, errType: errType, detail: detailTimeout}
 	}
 	return rejection{status: http.StatusServiceUnavailable, errType: errType, detail: detailUnavailable}
+}
+
+// credentialsRefused reports whether a token endpoint's code says it
+// refused the client's credentials or grant, rather than the request.
+func credentialsRefused(code string) bool {
+	switch code {
+	case source.CodeInvalidClient, source.CodeUnauthorizedClient, source.CodeInvalidGrant:
+		return true
+	}
+	return false
 }
 
 // problem is an RFC 9457 problem details object. With type "about:blank",

@@ -91,11 +91,29 @@ func (e *Error) Temporary() bool {
 	return e.StatusCode >= 500 || e.Code == CodeServerError || e.Code == CodeTemporarilyUnavailable
 }
 
+// NotTokenEndpoint reports whether the reply says that the token URL is
+// not a token endpoint, rather than refusing the request: a 404, 405 or
+// 410, a redirect (never followed), or a 2xx that is not a token (an HTML
+// page, say). Check Config.TokenURL then; the credentials were not
+// checked.
+func (e *Error) NotTokenEndpoint() bool {
+	switch s := e.StatusCode; {
+	case s == http.StatusNotFound, s == http.StatusMethodNotAllowed, s == http.StatusGone:
+		return true
+	case s >= 200 && s < 400:
+		return true
+	}
+	return false
+}
+
 // Hint says what to check for e's Code, for a person reading the error;
 // "" when there is nothing to add.
 func (e *Error) Hint() string {
 	if e.refreshDead {
 		return refreshDeadHint
+	}
+	if e.NotTokenEndpoint() {
+		return "the token URL is not a token endpoint; check Config.TokenURL (the credentials were not checked)"
 	}
 	switch e.Code {
 	case CodeInvalidClient:

@@ -3,6 +3,7 @@ package source_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,5 +64,34 @@ func TestBreakerOpenErrorIs(t *testing.T) {
 	}
 	if got, want := err.Error(), "source: p token endpoint failing: circuit breaker open"; got != want {
 		t.Errorf("Error = %q, want %q", got, want)
+	}
+}
+
+// TestErrorNotTokenEndpoint: the replies that say the URL is wrong, not
+// the credentials, and the hint that says so.
+func TestErrorNotTokenEndpoint(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		code   string
+		want   bool
+	}{
+		{404, source.CodeInvalidRequest, true},
+		{405, source.CodeInvalidRequest, true},
+		{410, source.CodeInvalidRequest, true},
+		{302, source.CodeInvalidRequest, true},
+		{200, source.CodeInvalidRequest, true},
+		{400, source.CodeInvalidRequest, false},
+		{401, source.CodeInvalidClient, false},
+		{403, source.CodeInvalidClient, false},
+		{429, source.CodeTemporarilyUnavailable, false},
+		{500, source.CodeServerError, false},
+	} {
+		e := &source.Error{Provider: "p", StatusCode: tt.status, Code: tt.code}
+		if got := e.NotTokenEndpoint(); got != tt.want {
+			t.Errorf("HTTP %d %s: NotTokenEndpoint() = %v, want %v", tt.status, tt.code, got, tt.want)
+		}
+		if got := strings.Contains(e.Hint(), "Config.TokenURL"); got != tt.want {
+			t.Errorf("HTTP %d %s: Hint() = %q, want a hint at Config.TokenURL: %v", tt.status, tt.code, e.Hint(), tt.want)
+		}
 	}
 }

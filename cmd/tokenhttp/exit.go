@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"regexp"
 	"strings"
 
@@ -41,20 +40,6 @@ func (u usageError) Error() string { return u.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
-// wrongURL reports whether a token endpoint's refusal says that the URL is
-// not a token endpoint rather than that the credentials are bad.
-func wrongURL(te *source.Error) bool {
-	switch s := te.StatusCode; {
-	case s == http.StatusNotFound, s == http.StatusMethodNotAllowed, s == http.StatusGone:
-		return true
-	case s >= 300 && s < 400:
-		return true
-	case s >= 200 && s < 300: // a 200 that is not a token: an HTML page, say
-		return true
-	}
-	return false
-}
-
 // tokenExit maps an error from getting a token to an exit code.
 func tokenExit(err error) int {
 	var te *source.Error
@@ -68,7 +53,7 @@ func tokenExit(err error) int {
 		return exitInterrupted
 	case errors.As(err, &te):
 		switch {
-		case wrongURL(te):
+		case te.NotTokenEndpoint():
 			return exitWrongURL
 		case te.Temporary():
 			return exitUnavailable
@@ -87,7 +72,7 @@ func tokenMessage(err error, timeout string) string {
 	msg := cliText(err.Error())
 	var te *source.Error
 	switch {
-	case errors.As(err, &te) && wrongURL(te):
+	case errors.As(err, &te) && te.NotTokenEndpoint():
 		what := fmt.Sprintf("answered HTTP %d", te.StatusCode)
 		if te.StatusCode >= 200 && te.StatusCode < 300 {
 			what = fmt.Sprintf("answered HTTP %d with something that is not a token", te.StatusCode)
