@@ -62,14 +62,15 @@ type CachedSource struct {
 	certKey   atomic.Pointer[certKey] // with a client certificate: the key for the last one
 	id        string                  // telemetry.AttrSource
 
-	cur      atomic.Pointer[entry] // the current token, nil when none
-	group    singleflight.Group    // one fetch at a time, shared by its waiters
-	ahead    atomic.Bool           // a background renewal is in flight
-	retry    atomic.Int64          // unix nanos before which a failed renewal is not retried
-	rejected atomic.Bool           // the last token was invalidated: the next fetch is "rejected"
-	nextRej  atomic.Int32          // rejections in a row before the token the next fetch gets
-	bad      credSet               // the last tokens invalidated: never taken back from the store
-	spent    credSet               // refresh tokens sent that may be rotated or refused: never sent again
+	cur      atomic.Pointer[entry]   // the current token, nil when none
+	group    singleflight.Group      // one fetch at a time, shared by its waiters
+	ahead    atomic.Bool             // a background renewal is in flight
+	retry    atomic.Int64            // unix nanos before which a failed renewal is not retried
+	rejected atomic.Bool             // the last token was invalidated: the next fetch is "rejected"
+	nextRej  atomic.Int32            // rejections in a row before the token the next fetch gets
+	held     atomic.Pointer[refusal] // the endpoint's last refusal, if the last answer was one
+	bad      credSet                 // the last tokens invalidated: never taken back from the store
+	spent    credSet                 // refresh tokens sent that may be rotated or refused: never sent again
 
 	fetchMu sync.Mutex // held by the fetch; guards refresh
 	refresh string     // the refresh token to renew with, "" when none
@@ -97,7 +98,9 @@ type entry struct {
 // it starts one background renewal and keeps returning the current token
 // until that token is about to expire; with no usable token, it waits for
 // the shared fetch or for ctx, whichever ends first. Every caller that
-// waited on a failed fetch gets its error.
+// waited on a failed fetch gets its error. After the endpoint refused (a
+// 4xx), Token returns that error without asking again for 1 s, doubling
+// with each refusal in a row up to 1 min (not with Config.PasswordFunc).
 func (s *CachedSource) Token(ctx context.Context) (*Token, error) {
 	e := s.cur.Load()
 	if e != nil && !s.certBound(e) {
@@ -340,13 +343,42 @@ type obtained struct {
 	shared bool // another sharer of the store fetched it
 }
 
-// fromEndpoint fetches from the token endpoint through the breaker.
+// refusal is a final answer of the token endpoint (a 4xx, or a reply that
+// is not a token), held so that the endpoint is not asked again until
+// until: a gateway with refused credentials would otherwise send a token
+// request for every API call, and a password grant could lock the
+// account. n counts the refusals in a row; the hold doubles with each,
+// from 1 s to 1 min. A source with a Config.PasswordFunc holds none: its
+// next request carries a new password (a one-time password typed again).
+type refusal struct {
+	err   error
+	until time.Time
+	n     int
+}
+
+// fromEndpoint fetches from the token endpoint through the breaker, unless
+// the endpoint's last answer was a refusal still held.
 func (s *CachedSource) fromEndpoint(ctx context.Context, st *exchangeStats, rec *instrument.Fetch, refreshHint string) (obtained, error) {
 	at := time.Now()
+	held := s.held.Load()
+	if held != nil && at.Before(held.until) {
+		return obtained{}, held.err
+	}
 	v, err := s.breaker.Do(func() (any, error) { return s.fetch(ctx, st, refreshHint) },
 		func(from, to breaker.State) { rec.BreakerChange(from.String(), to.String()) })
 	if oe := (*breaker.OpenError)(nil); errors.As(err, &oe) {
 		return obtained{}, &BreakerOpenError{Provider: s.r.p.Name, Until: oe.Until}
+	}
+	var te *Error
+	switch {
+	case errors.As(err, &te) && !te.Temporary() && s.r.cfg.PasswordFunc == nil:
+		n := 1
+		if held != nil {
+			n = held.n + 1
+		}
+		s.held.Store(&refusal{err: err, until: time.Now().Add(rejectBackoff(n)), n: n})
+	case err == nil && held != nil:
+		s.held.Store(nil)
 	}
 	if err != nil {
 		return obtained{}, err

@@ -135,10 +135,15 @@ func TestCacheFailureShared(t *testing.T) {
 			t.Fatalf("caller %d: error = %v, want the endpoint's *source.Error invalid_client 401", i, err)
 		}
 	}
-	// The failure is not cached: the next caller fetches again.
+	// The refusal is held for a second: a caller then gets it without a
+	// token request; after that, the next caller fetches again.
+	if _, err := src.Token(context.Background()); !errors.As(err, new(*source.Error)) || requests.Load() != 1 {
+		t.Errorf("Token right after the refusal = %v with %d token requests, want the held *source.Error and 1", err, requests.Load())
+	}
+	time.Sleep(1100 * time.Millisecond)
 	tok, err := src.Token(context.Background())
 	if err != nil || tok.AccessToken != "tok-2" {
-		t.Errorf("Token after the failure = %v, %v, want tok-2", tok, err)
+		t.Errorf("Token a second after the refusal = %v, %v, want tok-2", tok, err)
 	}
 }
 

@@ -401,25 +401,91 @@ func TestResilienceBreakerNotTrippedBy4xx(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			leakCheck(t)
 			emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
-			cfg := standardConfig(emu.TokenURL)
-			cfg.Breaker = retry.BreakerSettings{Failures: 3, OpenFor: time.Minute}
-			src := newSource(t, cfg)
 			tt.fault(emu)
-			for i := 1; i <= 20; i++ {
-				_, err := src.Token(context.Background())
-				if errors.Is(err, source.ErrBreakerOpen) {
-					t.Fatalf("call %d: got %v; a 4xx must not trip the breaker", i, err)
+			// On fake time: each call comes after the refusal hold (at most
+			// a minute), so each reaches the endpoint.
+			synctest.Test(t, func(t *testing.T) {
+				cfg := standardConfig(emu.TokenURL)
+				cfg.HTTPClient = memClient(emu.Config.Handler)
+				cfg.Breaker = retry.BreakerSettings{Failures: 3, OpenFor: time.Minute}
+				src := newSource(t, cfg)
+				for i := 1; i <= 20; i++ {
+					_, err := src.Token(context.Background())
+					if errors.Is(err, source.ErrBreakerOpen) {
+						t.Fatalf("call %d: got %v; a 4xx must not trip the breaker", i, err)
+					}
+					te := tokenError(t, err)
+					if te.StatusCode != tt.wantStatus || te.Code != tt.wantCode {
+						t.Errorf("call %d: got %d %q, want %d %q", i, te.StatusCode, te.Code, tt.wantStatus, tt.wantCode)
+					}
+					if got, want := emu.TokenRequests(), i; got != want {
+						t.Fatalf("token requests after call %d: got %d, want %d (a 4xx is not retried)", i, got, want)
+					}
+					time.Sleep(time.Minute + time.Millisecond)
 				}
-				te := tokenError(t, err)
-				if te.StatusCode != tt.wantStatus || te.Code != tt.wantCode {
-					t.Errorf("call %d: got %d %q, want %d %q", i, te.StatusCode, te.Code, tt.wantStatus, tt.wantCode)
-				}
-				if got, want := emu.TokenRequests(), i; got != want {
-					t.Fatalf("token requests after call %d: got %d, want %d (a 4xx is not retried)", i, got, want)
-				}
-			}
+			})
 		})
 	}
+}
+
+// TestResilienceRefusalHeld: after the endpoint refuses (a 4xx), the
+// source does not ask it again for 1 s, doubling with each refusal in a
+// row up to 1 min; callers meanwhile get the refusal at once. A token
+// resets the hold. On fake time.
+func TestResilienceRefusalHeld(t *testing.T) {
+	leakCheck(t)
+	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
+	emu.SetCredentials(sourcetest.Options{ClientSecret: "another-client-secret"})
+	synctest.Test(t, func(t *testing.T) {
+		cfg := standardConfig(emu.TokenURL)
+		cfg.HTTPClient = memClient(emu.Config.Handler)
+		src := newSource(t, cfg)
+		start := time.Now()
+		var sent []time.Duration // when each token request went, from start
+		for time.Since(start) < 3*time.Minute {
+			before := emu.TokenRequests()
+			_, err := src.Token(context.Background())
+			if te := tokenError(t, err); te.Code != source.CodeInvalidClient {
+				t.Fatalf("Token at %v: %v, want invalid_client", time.Since(start), err)
+			}
+			if emu.TokenRequests() > before {
+				sent = append(sent, time.Since(start))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// Holds of 1, 2, 4, 8, 16, 32, 60, 60 s: requests at 0, 1, 3, 7, 15,
+		// 31, 63, 123 s (each rounded up to the next 100 ms call).
+		want := []int{0, 1, 3, 7, 15, 31, 63, 123} // s
+		if len(sent) != len(want) {
+			t.Fatalf("%d token requests in 3 min (the first ones at %v), want %d, at about %v s", len(sent), sent[:min(len(sent), 8)], len(want), want)
+		}
+		for i, at := range sent {
+			lo := time.Duration(want[i]) * time.Second
+			if hi := lo + time.Duration(i+1)*100*time.Millisecond; at < lo || at > hi {
+				t.Errorf("token request %d at %v, want between %v and %v", i+1, at, lo, hi)
+			}
+		}
+
+		// Credentials fixed at the provider: the next request after the
+		// hold gets a token, and the hold is gone.
+		emu.SetCredentials(sourcetest.Options{ClientSecret: sourcetest.DefaultClientSecret})
+		time.Sleep(time.Minute)
+		tok, err := src.Token(context.Background())
+		if err != nil {
+			t.Fatalf("Token after the hold: %v", err)
+		}
+		if !src.Invalidate(tok) {
+			t.Fatal("Invalidate: the current token was not dropped")
+		}
+		emu.SetCredentials(sourcetest.Options{ClientSecret: "another-client-secret"})
+		before := emu.TokenRequests()
+		_, _ = src.Token(context.Background())
+		time.Sleep(1100 * time.Millisecond)
+		_, _ = src.Token(context.Background())
+		if got := emu.TokenRequests() - before; got != 2 {
+			t.Errorf("token requests 1.1 s apart after a token = %d, want 2: the hold starts again at 1 s", got)
+		}
+	})
 }
 
 // TestResilienceStaleButValid: while background renewals fail, the
@@ -891,16 +957,20 @@ func TestBreakerIgnoresHooksAnd4xx(t *testing.T) {
 	})
 	t.Run("400 temporarily_unavailable", func(t *testing.T) {
 		emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
-		src := storetest.NewSource(t, emu, nil, func(c *source.Config) {
-			c.Breaker = retry.BreakerSettings{Failures: 2, OpenFor: time.Minute}
-			c.ClientSecret = "wrong"
-		})
-		for i := range 5 {
-			_, err := src.Token(context.Background())
-			if errors.Is(err, source.ErrBreakerOpen) {
-				t.Fatalf("call %d: the breaker opened on a 4xx", i)
+		synctest.Test(t, func(t *testing.T) { // on fake time, past each refusal hold
+			src := storetest.NewSource(t, emu, nil, func(c *source.Config) {
+				c.HTTPClient = memClient(emu.Config.Handler)
+				c.Breaker = retry.BreakerSettings{Failures: 2, OpenFor: time.Minute}
+				c.ClientSecret = "wrong"
+			})
+			for i := range 5 {
+				_, err := src.Token(context.Background())
+				if errors.Is(err, source.ErrBreakerOpen) {
+					t.Fatalf("call %d: the breaker opened on a 4xx", i)
+				}
+				time.Sleep(time.Minute + time.Millisecond)
 			}
-		}
+		})
 		te := &source.Error{StatusCode: 400, Code: source.CodeTemporarilyUnavailable}
 		if te.Temporary() {
 			t.Error("a 400 with temporarily_unavailable is Temporary")
