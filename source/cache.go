@@ -362,6 +362,7 @@ func (s *CachedSource) fromEndpoint(ctx context.Context, st *exchangeStats, rec 
 	at := time.Now()
 	held := s.held.Load()
 	if held != nil && at.Before(held.until) {
+		rec.RefusalHeld()
 		return obtained{}, held.err
 	}
 	v, err := s.breaker.Do(func() (any, error) { return s.fetch(ctx, st, refreshHint) },

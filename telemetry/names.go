@@ -42,6 +42,10 @@ const (
 	// certificate (mTLS) expires within a week, with
 	// AttrCertificateNotAfter.
 	EventCertificateExpiring = "tokenhttp.certificate.expiring"
+	// EventRefusalHeld is added to SpanFetch when the token endpoint's
+	// last refusal is still held and no request was sent; such a span is
+	// not counted in MetricFetches.
+	EventRefusalHeld = "tokenhttp.token.refusal_held"
 )
 
 // Attribute keys. The first five are OpenTelemetry semantic conventions.

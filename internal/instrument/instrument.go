@@ -103,6 +103,7 @@ type Fetch struct {
 	start time.Time
 	info  FetchInfo
 	from  string // telemetry.FromEndpoint, telemetry.FromStore, or "" when not known
+	held  bool   // no request: the endpoint's last refusal was held
 }
 
 // StartFetch starts telemetry.SpanFetch as a child of ctx's span.
@@ -227,6 +228,9 @@ func (f *Fetch) End(r Result) {
 	if f.info.Source != "" {
 		base = append(base, attribute.String(telemetry.AttrSource, f.info.Source))
 	}
+	if f.held {
+		return // not a fetch: nothing was sent
+	}
 	if f.from == telemetry.FromStore && r.Outcome == telemetry.OutcomeSuccess {
 		// Another sharer fetched it: not a fetch of this source.
 		f.i.storeHits.Add(ctx, 1, metric.WithAttributes(append(base, attribute.String(telemetry.AttrRefreshReason, f.info.Reason))...))
@@ -246,6 +250,17 @@ func (f *Fetch) From(from string) {
 	}
 	f.from = from
 	f.span.SetAttributes(attribute.String(telemetry.AttrTokenFrom, from))
+}
+
+// RefusalHeld records that the endpoint's last refusal is still held, so
+// no request was sent: an event on the span, and no count in
+// telemetry.MetricFetches. Call it before End.
+func (f *Fetch) RefusalHeld() {
+	if f == nil {
+		return
+	}
+	f.held = true
+	f.span.AddEvent(telemetry.EventRefusalHeld)
 }
 
 // StoreFallback records a failed store operation ("load", "lock",
