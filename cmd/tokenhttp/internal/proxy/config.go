@@ -10,13 +10,16 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/url"
 	"os"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tokenhttp/tokenhttp/internal/safehttp"
@@ -118,6 +121,16 @@ var secretKeys = map[string]func(c *source.Config, v string){
 	"client_certificate_p12_password": func(*source.Config, string) {},
 }
 
+// isSecretName reports whether name, in any case, is the name of a
+// secret: a key of secretKeys, or client_assertion. Such a name is
+// refused inline: as a source key, in endpoint_params, and as a query
+// parameter of the token or Redis URL.
+func isSecretName(name string) bool {
+	name = strings.ToLower(name)
+	_, secret := secretKeys[name]
+	return secret || name == "client_assertion"
+}
+
 // constantToken is a token read by the config (a file's change reloads
 // the route, so a rotated projected token is picked up).
 func constantToken(v string) func(context.Context) (string, error) {
@@ -174,34 +187,57 @@ var providers = map[string]*source.Provider{
 
 // fileConfig is the file's shape; "source" is decoded by the key tables.
 type fileConfig struct {
-	Listen        string      `yaml:"listen"`
-	Admin         string      `yaml:"admin"`
+	Listen        scalarAt    `yaml:"listen"`
+	Admin         scalarAt    `yaml:"admin"`
 	Unmatched     string      `yaml:"unmatched"`
-	PassThrough   string      `yaml:"pass_through_upstream"`
+	PassThrough   scalarAt    `yaml:"pass_through_upstream"`
 	MaxReplayBody *int64      `yaml:"max_replay_body"`
 	Routes        []fileRoute `yaml:"routes"`
 	Store         *fileStore  `yaml:"store"`
 }
 
 type fileRoute struct {
-	Prefix   string    `yaml:"prefix"`
-	Upstream string    `yaml:"upstream"`
+	Prefix   scalarAt  `yaml:"prefix"`
+	Upstream scalarAt  `yaml:"upstream"`
 	Strip    bool      `yaml:"strip_prefix"`
 	Insecure bool      `yaml:"allow_insecure_upstream"`
 	Source   yaml.Node `yaml:"source"`
 }
 
 type fileStore struct {
-	Redis        string `yaml:"redis"`
-	PasswordFile string `yaml:"password_file"`
-	PasswordEnv  string `yaml:"password_env"`
-	KeyFile      string `yaml:"key_file"`
-	KeyEnv       string `yaml:"key_env"`
-	Plaintext    bool   `yaml:"plaintext"`
-	Prefix       string `yaml:"prefix"`
+	Redis        scalarAt `yaml:"redis"`
+	PasswordFile string   `yaml:"password_file"`
+	PasswordEnv  string   `yaml:"password_env"`
+	KeyFile      string   `yaml:"key_file"`
+	KeyEnv       string   `yaml:"key_env"`
+	Plaintext    bool     `yaml:"plaintext"`
+	Prefix       string   `yaml:"prefix"`
 	// Inline secrets, refused with a clear error.
 	Password yaml.Node `yaml:"password"`
 	Key      yaml.Node `yaml:"key"`
+}
+
+// scalarAt is a string value with the line it is on, for errors; Line is
+// 0 when the key is absent.
+type scalarAt struct {
+	Value string
+	Line  int
+}
+
+func (s *scalarAt) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: must be a single value, not a list or a mapping", n.Line)}}
+	}
+	s.Value, s.Line = n.Value, n.Line
+	return nil
+}
+
+// at is "line N: ", or "" for a key that is absent.
+func at(line int) string {
+	if line == 0 {
+		return ""
+	}
+	return fmt.Sprintf("line %d: ", line)
 }
 
 // LoadConfig reads and parses the file at name.
@@ -227,27 +263,30 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("%w", cleanYAMLError(err))
 	}
-	c := &Config{Listen: f.Listen, Admin: f.Admin, Unmatched: f.Unmatched, MaxReplayBody: DefaultMaxReplayBody}
+	c := &Config{Listen: f.Listen.Value, Admin: f.Admin.Value, Unmatched: f.Unmatched, MaxReplayBody: DefaultMaxReplayBody}
 	if c.Listen == "" {
-		c.Listen = "127.0.0.1:8080"
+		c.Listen = DefaultListen
 	}
 	if c.Admin == "" {
-		c.Admin = "127.0.0.1:9090"
+		c.Admin = DefaultAdmin
+	}
+	if err := checkAddrs(c, f.Listen.Line, f.Admin.Line); err != nil {
+		return nil, err
 	}
 	switch c.Unmatched {
 	case "":
 		c.Unmatched = "reject"
 	case "reject":
 	case "pass_through":
-		u, err := parseUpstream(f.PassThrough)
+		u, err := parseUpstream(f.PassThrough.Value)
 		if err != nil {
-			return nil, fmt.Errorf("pass_through_upstream: %w (required with unmatched: pass_through)", err)
+			return nil, fmt.Errorf("%spass_through_upstream: %w (required with unmatched: pass_through)", at(f.PassThrough.Line), err)
 		}
 		c.PassThrough = u
 	default:
 		return nil, fmt.Errorf("unmatched: %q is not reject or pass_through", c.Unmatched)
 	}
-	if f.PassThrough != "" && c.PassThrough == nil {
+	if f.PassThrough.Value != "" && c.PassThrough == nil {
 		return nil, errors.New("pass_through_upstream is set but unmatched is not pass_through")
 	}
 	if f.MaxReplayBody != nil {
@@ -297,6 +336,60 @@ func cleanYAMLError(err error) error {
 	return errors.New(strings.Join(lines, "; "))
 }
 
+// DefaultListen and DefaultAdmin are the addresses of the proxy and of
+// its admin endpoints when the config gives none.
+const (
+	DefaultListen = "127.0.0.1:8080"
+	DefaultAdmin  = "127.0.0.1:9090"
+)
+
+// checkAddrs refuses a listen or admin address that net.Listen would
+// refuse at start, and the two on the same port where they would collide.
+func checkAddrs(c *Config, listenLine, adminLine int) error {
+	lhost, lport, err := splitAddr(c.Listen)
+	if err != nil {
+		return fmt.Errorf("%slisten: %w", at(listenLine), err)
+	}
+	ahost, aport, err := splitAddr(c.Admin)
+	if err != nil {
+		return fmt.Errorf("%sadmin: %w", at(adminLine), err)
+	}
+	if lport != 0 && lport == aport && (lhost == ahost || anyHost(lhost) || anyHost(ahost)) {
+		line := adminLine
+		if line == 0 {
+			line = listenLine
+		}
+		listen := "listen " + c.Listen
+		if listenLine == 0 {
+			listen = "listen (default " + c.Listen + ")"
+		}
+		admin := "admin " + c.Admin
+		if adminLine == 0 {
+			admin = "admin (default " + c.Admin + ")"
+		}
+		return fmt.Errorf("%sadmin: %s and %s are the same address: the second would fail to listen; give each its own port", at(line), admin, listen)
+	}
+	return nil
+}
+
+// splitAddr splits a listen address into its host and port.
+func splitAddr(addr string) (host string, port int, err error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q is not host:port; write it as 127.0.0.1:8080, or :8080 for every interface", addr)
+	}
+	port, err = strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("%q: the port %q is not a number from 0 to 65535", addr, p)
+	}
+	return host, port, nil
+}
+
+// anyHost reports whether host listens on every interface.
+func anyHost(host string) bool {
+	return host == "" || host == "0.0.0.0" || host == "::"
+}
+
 func parseUpstream(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
@@ -308,11 +401,19 @@ func parseUpstream(raw string) (*url.URL, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, errors.New("the upstream URL must not have a query or fragment")
 	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("%q has no host name", raw)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%q: the port %s is not a number from 1 to 65535", raw, p)
+		}
+	}
 	return u, nil
 }
 
 func parseRoute(fr fileRoute) (Route, error) {
-	r := Route{Prefix: fr.Prefix, StripPrefix: fr.Strip, AllowInsecureUpstream: fr.Insecure}
+	r := Route{Prefix: fr.Prefix.Value, StripPrefix: fr.Strip, AllowInsecureUpstream: fr.Insecure}
 	if !strings.HasPrefix(r.Prefix, "/") {
 		return r, fmt.Errorf("prefix %q must start with /", r.Prefix)
 	}
@@ -320,9 +421,13 @@ func parseRoute(fr fileRoute) (Route, error) {
 		return r, fmt.Errorf("prefix %q is not a clean path; use %q", r.Prefix, clean)
 	}
 	r.Prefix = path.Clean(r.Prefix)
-	u, err := parseUpstream(fr.Upstream)
+	u, err := parseUpstream(fr.Upstream.Value)
 	if err != nil {
-		return r, fmt.Errorf("upstream: %w", err)
+		return r, fmt.Errorf("%supstream: %w", at(fr.Upstream.Line), err)
+	}
+	if u.Scheme == "http" && !safehttp.IsLoopback(u.Hostname()) && !fr.Insecure {
+		return r, fmt.Errorf("%supstream: %s is cleartext http to a host that is not loopback: the token would cross the network in the clear, so every request would be refused; use https, or set allow_insecure_upstream: true on the route if the network is trusted",
+			at(fr.Upstream.Line), u.Redacted())
 	}
 	r.Upstream = u
 	if fr.Source.Kind == 0 {
@@ -410,14 +515,11 @@ func parseStore(f *fileStore) (*StoreConfig, error) {
 	if f.Key.Kind != 0 {
 		return nil, fmt.Errorf("line %d: store.key: a secret must not be written in the config; use key_file or key_env", f.Key.Line)
 	}
-	u, err := url.Parse(f.Redis)
-	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		return nil, fmt.Errorf("redis: %q is not a redis:// or rediss:// URL", safehttp.RedactURL(f.Redis, "[redacted]"))
+	if err := checkRedisURL(f.Redis.Value); err != nil {
+		return nil, fmt.Errorf("%sstore.redis: %w", at(f.Redis.Line), err)
 	}
-	if _, hasPw := u.User.Password(); hasPw {
-		return nil, errors.New("redis: the URL must not carry a password; use password_file or password_env")
-	}
-	s := &StoreConfig{Redis: f.Redis, Plaintext: f.Plaintext, Prefix: f.Prefix}
+	s := &StoreConfig{Redis: f.Redis.Value, Plaintext: f.Plaintext, Prefix: f.Prefix}
+	var err error
 	ref := func(key, file, env string) (*SecretRef, error) {
 		switch {
 		case file != "" && env != "":
@@ -440,6 +542,29 @@ func parseStore(f *fileStore) (*StoreConfig, error) {
 		return nil, errors.New("key and plaintext: true exclude each other")
 	}
 	return s, nil
+}
+
+// checkRedisURL refuses a Redis URL that holds a secret or that go-redis
+// would not parse at start. Its errors show neither the URL nor a query
+// value.
+func checkRedisURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return fmt.Errorf("%q is not a redis:// or rediss:// URL", safehttp.RedactURL(raw, "[redacted]"))
+	}
+	if _, hasPw := u.User.Password(); hasPw {
+		return errors.New("the URL must not carry a password; use password_file or password_env")
+	}
+	q := u.Query()
+	for name := range q {
+		if isSecretName(name) {
+			return fmt.Errorf("the URL must not carry a secret (its query parameter %q); use password_file or password_env", name)
+		}
+	}
+	if _, err := redis.ParseURL(raw); err != nil { // its text may hold a query value
+		return fmt.Errorf("the URL does not parse as a go-redis URL; check its port and its query options (%s)", strings.Join(slices.Sorted(maps.Keys(q)), ", "))
+	}
+	return nil
 }
 
 // Value setters for sourceKeys.

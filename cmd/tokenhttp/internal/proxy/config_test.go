@@ -215,3 +215,83 @@ func TestGrantKeys(t *testing.T) {
 		}
 	}
 }
+
+// edit applies "old|new" to text: with old ending in a newline, new is
+// inserted after it; otherwise old is replaced by new.
+func edit(t *testing.T, text, e string) string {
+	t.Helper()
+	old, add, _ := strings.Cut(e, "|")
+	out := strings.Replace(text, old, add, 1)
+	if strings.HasSuffix(old, "\n") {
+		out = strings.Replace(text, old, old+add, 1)
+	}
+	if out == text {
+		t.Fatalf("the edit %q did not apply", e)
+	}
+	return out
+}
+
+// TestConfigRefusesWhatFailsLater: a config that --check would pass but
+// that fails at start (an address that does not listen) or on every
+// request (an upstream the token may not go to) is refused by
+// ParseConfig, naming the key and its line, without the secret.
+func TestConfigRefusesWhatFailsLater(t *testing.T) {
+	cases := []struct {
+		name, edit string
+		want       []string
+	}{
+		{"listen is not an address", "listen: 127.0.0.1:8080|listen: not-an-address", []string{"line 1: listen:", "host:port"}},
+		{"listen is a port alone", "listen: 127.0.0.1:8080|listen: 8080", []string{"line 1: listen:", ":8080"}},
+		{"listen port out of range", "listen: 127.0.0.1:8080|listen: 127.0.0.1:99999", []string{"line 1: listen:", "0 to 65535"}},
+		{"admin is not an address", "admin: 127.0.0.1:9090|admin: 9090", []string{"line 2: admin:", "host:port"}},
+		{"admin is listen", "admin: 127.0.0.1:9090|admin: 127.0.0.1:8080", []string{"line 2: admin:", "listen", "own port"}},
+		{"admin on every interface, same port", "admin: 127.0.0.1:9090|admin: :8080", []string{"line 2: admin:", "listen"}},
+		{"a password in the redis query", "redis://127.0.0.1:6379/0|redis://127.0.0.1:6379/0?password=s3cr3t-inline", []string{"line 25: store.redis:", "password_file"}},
+		{"a secret-named redis query option in capitals", "redis://127.0.0.1:6379/0|redis://127.0.0.1:6379/0?Password=s3cr3t-inline", []string{"line 25: store.redis:", "password_file"}},
+		{"an unknown redis query option", "redis://127.0.0.1:6379/0|redis://127.0.0.1:6379/0?dial_timeot=s3cr3t-inline", []string{"line 25: store.redis:", "dial_timeot"}},
+		{"cleartext upstream not on loopback", "upstream: https://api.example.com/v1|upstream: http://api.example.com/v1", []string{"line 5: upstream:", "allow_insecure_upstream"}},
+		{"upstream port out of range", "upstream: https://api.example.com/v1|upstream: http://127.0.0.1:99999/", []string{"line 5: upstream:", "port"}},
+		{"upstream port zero", "upstream: https://api.example.com/v1|upstream: https://api.example.com:0/", []string{"line 5: upstream:", "port"}},
+		{"upstream without a host name", "upstream: https://api.example.com/v1|upstream: https://:443/", []string{"line 5: upstream:"}},
+		{"pass-through port out of range", "admin: 127.0.0.1:9090\n|unmatched: pass_through\npass_through_upstream: http://127.0.0.1:99999/\n", []string{"line 4: pass_through_upstream:", "port"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(edit(t, goodConfig, c.edit)))
+			if err == nil {
+				t.Fatalf("ParseConfig: no error, want one containing %q", c.want)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("ParseConfig: %v, want an error containing %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "s3cr3t-inline") {
+				t.Errorf("the error shows the secret: %v", err)
+			}
+		})
+	}
+	t.Run("admin is the default listen", func(t *testing.T) {
+		text := strings.Replace(strings.Replace(goodConfig, "listen: 127.0.0.1:8080\n", "", 1), "admin: 127.0.0.1:9090", "admin: 127.0.0.1:8080", 1)
+		_, err := ParseConfig([]byte(text))
+		if err == nil || !strings.Contains(err.Error(), "line 1: admin:") || !strings.Contains(err.Error(), "127.0.0.1:8080") {
+			t.Errorf("ParseConfig: %v, want an error naming admin on line 1 and the default listen address", err)
+		}
+	})
+	for _, ok := range []string{
+		"upstream: https://api.example.com/v1|upstream: http://api.example.com/v1\n    allow_insecure_upstream: true",
+		"upstream: https://api.example.com/v1|upstream: http://localhost:8443/v1",
+		"listen: 127.0.0.1:8080|listen: :8080",
+		"admin: 127.0.0.1:9090|admin: 127.0.0.1:9091",
+		"redis://127.0.0.1:6379/0|rediss://127.0.0.1:6379/0?dial_timeout=3s&db=1",
+	} {
+		if _, err := ParseConfig([]byte(edit(t, goodConfig, ok))); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	// Port 0 (any free port) may repeat: each listener gets its own.
+	zero := strings.NewReplacer("127.0.0.1:8080", "127.0.0.1:0", "127.0.0.1:9090", "127.0.0.1:0").Replace(goodConfig)
+	if _, err := ParseConfig([]byte(zero)); err != nil {
+		t.Errorf("listen and admin on port 0: %v", err)
+	}
+}
