@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/url"
@@ -261,7 +262,18 @@ func ParseConfig(data []byte) (*Config, error) {
 	dec.KnownFields(true)
 	var f fileConfig
 	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the config is empty: it needs at least `routes:` with one route: its prefix, upstream and source (see the Proxy section of the README)")
+		}
 		return nil, fmt.Errorf("%w", cleanYAMLError(err))
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, fmt.Errorf("a second YAML document (after ---): %w; a config is one document: remove the --- and what follows, or merge it into the first", cleanYAMLError(err))
+	default:
+		return nil, fmt.Errorf("%sa second YAML document starts here (---); a config is one document: remove the --- and what follows, or merge it into the first", at(extra.Line))
 	}
 	c := &Config{Listen: f.Listen.Value, Admin: f.Admin.Value, Unmatched: f.Unmatched, MaxReplayBody: DefaultMaxReplayBody}
 	if c.Listen == "" {
@@ -325,6 +337,7 @@ func cleanYAMLError(err error) error {
 	msg := err.Error()
 	for _, t := range []string{"proxy.fileConfig", "proxy.fileRoute", "proxy.fileStore"} {
 		msg = strings.ReplaceAll(msg, " in type "+t, "")
+		msg = strings.ReplaceAll(msg, " into "+t, " into a mapping of keys")
 	}
 	msg = strings.ReplaceAll(msg, "field ", "unknown key ")
 	msg = strings.ReplaceAll(msg, " not found", "")

@@ -295,3 +295,31 @@ func TestConfigRefusesWhatFailsLater(t *testing.T) {
 		t.Errorf("listen and admin on port 0: %v", err)
 	}
 }
+
+// TestConfigOneDocument: a second YAML document is refused with its
+// line, not ignored; an empty config says what it needs.
+func TestConfigOneDocument(t *testing.T) {
+	_, err := ParseConfig([]byte(goodConfig + "---\nfoo: bar\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 27:") || !strings.Contains(err.Error(), "second YAML document") {
+		t.Errorf("a second document: %v, want an error naming line 27 (the ---) and the second document", err)
+	}
+	_, err = ParseConfig([]byte(goodConfig + "---\n"))
+	if err == nil || !strings.Contains(err.Error(), "second YAML document") {
+		t.Errorf("an empty second document: %v, want an error naming the second document", err)
+	}
+	for name, text := range map[string]string{"empty": "", "a newline": "\n", "a comment": "# nothing\n"} {
+		_, err := ParseConfig([]byte(text))
+		if err == nil || !strings.Contains(err.Error(), "the config is empty") || !strings.Contains(err.Error(), "routes") {
+			t.Errorf("%s: %v, want an error saying the config is empty and needs routes", name, err)
+		}
+	}
+}
+
+// TestConfigNotAMapping: a config that is a list is refused without the
+// decoder's Go type names.
+func TestConfigNotAMapping(t *testing.T) {
+	_, err := ParseConfig([]byte("- a\n- b\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 1:") || strings.Contains(err.Error(), "proxy.") {
+		t.Errorf("a list: %v, want an error on line 1 without Go type names", err)
+	}
+}
