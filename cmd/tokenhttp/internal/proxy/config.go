@@ -132,6 +132,18 @@ func isSecretName(name string) bool {
 	return secret || name == "client_assertion"
 }
 
+// secretHint says which keys to write a secret with instead: the
+// "_file" and "_env" forms of a secretKeys key; client_assertion has only
+// client_assertion_file, read anew at each request, because an assertion
+// is short-lived and an environment variable cannot change.
+func secretHint(name string) string {
+	name = strings.ToLower(name)
+	if name == "client_assertion" {
+		return "use the client_assertion_file key (re-read at each request)"
+	}
+	return fmt.Sprintf("use the %s_file or %s_env key", name, name)
+}
+
 // constantToken is a token read by the config (a file's change reloads
 // the route, so a rotated projected token is picked up).
 func constantToken(v string) func(context.Context) (string, error) {
@@ -142,7 +154,7 @@ func constantToken(v string) func(context.Context) (string, error) {
 // one is one line.
 var sourceKeys = map[string]func(c *source.Config, n *yaml.Node) error{
 	"provider":             setProvider,
-	"token_url":            str(func(c *source.Config) *string { return &c.TokenURL }),
+	"token_url":            setTokenURL,
 	"grant":                setGrant,
 	"client_id":            str(func(c *source.Config) *string { return &c.ClientID }),
 	"username":             str(func(c *source.Config) *string { return &c.Username }),
@@ -458,8 +470,8 @@ func parseRoute(fr fileRoute) (Route, error) {
 			return r, fmt.Errorf("line %d: source.%s is repeated (first on line %d)", k.Line, key, prev)
 		}
 		have[key] = k.Line
-		if _, secret := secretKeys[key]; secret {
-			return r, fmt.Errorf("line %d: source.%s: a secret must not be written in the config; use %s_file or %s_env", k.Line, key, key, key)
+		if isSecretName(key) {
+			return r, fmt.Errorf("line %d: source.%s: a secret must not be written in the config; %s", k.Line, key, secretHint(key))
 		}
 		if base, kind, ok := secretRef(key); ok {
 			if v.Kind != yaml.ScalarNode || v.Value == "" {
@@ -684,6 +696,29 @@ func setAuthStyle(c *source.Config, n *yaml.Node) error {
 	return fmt.Errorf("%q is not header, body or none", v)
 }
 
+// setTokenURL is token_url: no credentials and no secret-named query
+// parameter in it (source.New checks the rest when the route is built).
+func setTokenURL(c *source.Config, n *yaml.Node) error {
+	v, err := scalar(n)
+	if err != nil {
+		return err
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", safehttp.RedactURL(v, "[redacted]"))
+	}
+	if u.User != nil {
+		return errors.New("the URL must not carry credentials; use client_id, and client_secret_file or client_secret_env")
+	}
+	for name := range u.Query() {
+		if isSecretName(name) {
+			return fmt.Errorf("the URL's query parameter %q is a secret: it must not be written in the config; %s", name, secretHint(name))
+		}
+	}
+	c.TokenURL = v
+	return nil
+}
+
 func setEndpointParams(c *source.Config, n *yaml.Node) error {
 	var m map[string][]string
 	if err := n.Decode(&m); err != nil {
@@ -697,8 +732,8 @@ func setEndpointParams(c *source.Config, n *yaml.Node) error {
 		}
 	}
 	for k := range m {
-		if _, secret := secretKeys[k]; secret || k == "client_assertion" {
-			return fmt.Errorf("%q is a secret: it must not be written in the config; use the %s_file or %s_env key", k, k, k)
+		if isSecretName(k) {
+			return fmt.Errorf("%q is a secret: it must not be written in the config; %s", k, secretHint(k))
 		}
 	}
 	c.EndpointParams = url.Values(m)

@@ -2,8 +2,12 @@ package proxy
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -321,5 +325,95 @@ func TestConfigNotAMapping(t *testing.T) {
 	_, err := ParseConfig([]byte("- a\n- b\n"))
 	if err == nil || !strings.Contains(err.Error(), "line 1:") || strings.Contains(err.Error(), "proxy.") {
 		t.Errorf("a list: %v, want an error on line 1 without Go type names", err)
+	}
+}
+
+// TestInlineSecretGaps: a secret in the token URL, a secret-named
+// endpoint parameter in any case, and an inline client_assertion are
+// refused naming the key, without the secret.
+func TestInlineSecretGaps(t *testing.T) {
+	cases := []struct{ name, keys, want string }{
+		{"client_secret in the token URL query", "      token_url: https://t.example/token?client_secret=s3cr3t-inline\n", "line 5: source.token_url:"},
+		{"a secret name in capitals in the token URL query", "      token_url: https://t.example/token?aud=x&Client_Secret=s3cr3t-inline\n", "line 5: source.token_url:"},
+		{"credentials in the token URL", "      token_url: https://c:s3cr3t-inline@t.example/token\n", "line 5: source.token_url:"},
+		{"endpoint_params in capitals", "      endpoint_params: {Client_Secret: s3cr3t-inline}\n", "line 7: source.endpoint_params: \"Client_Secret\" is a secret"},
+		{"an inline client_assertion", "      client_assertion: s3cr3t-inline\n", "line 7: source.client_assertion: a secret must not be written"},
+		{"a source key in capitals", "      Client_Secret: s3cr3t-inline\n", "line 7: source.Client_Secret: a secret must not be written"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			text := routeWith(c.keys)
+			if strings.HasPrefix(c.keys, "      token_url:") {
+				text = strings.Replace(routeWith(""), "      token_url: https://t.example/token\n", c.keys, 1)
+			}
+			_, err := ParseConfig([]byte(text))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("ParseConfig: %v, want an error containing %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "s3cr3t-inline") {
+				t.Errorf("the error shows the secret: %v", err)
+			}
+		})
+	}
+}
+
+// suggested are the keys an error tells the user to write instead.
+var suggested = regexp.MustCompile(`\b[a-z0-9_]+_(?:file|env)\b`)
+
+// TestInlineSecretHints: every key an inline-secret error suggests is a
+// key the config takes, so following the hint never gives "unknown key".
+func TestInlineSecretHints(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "value")
+	if err := os.WriteFile(f, []byte("v\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	names := slices.Collect(maps.Keys(secretKeys))
+	names = append(names, "client_assertion")
+	var hints int
+	for _, name := range names {
+		for _, keys := range []string{
+			"      " + name + ": s3cr3t-inline\n",
+			"      endpoint_params: {" + name + ": s3cr3t-inline}\n",
+			"      token_url: https://t.example/token?" + name + "=s3cr3t-inline\n",
+		} {
+			text := routeWith(keys)
+			if strings.HasPrefix(keys, "      token_url:") {
+				text = strings.Replace(routeWith(""), "      token_url: https://t.example/token\n", keys, 1)
+			}
+			_, err := ParseConfig([]byte(text))
+			if err == nil {
+				t.Errorf("%s: no error", strings.TrimSpace(keys))
+				continue
+			}
+			hint := suggested.FindAllString(err.Error(), -1)
+			if len(hint) == 0 {
+				t.Errorf("%s: %v, want an error naming the key to use", strings.TrimSpace(keys), err)
+			}
+			for _, k := range hint {
+				hints++
+				_, err := ParseConfig([]byte(routeWith("      " + k + ": " + f + "\n")))
+				if err != nil && strings.Contains(err.Error(), "unknown key") {
+					t.Errorf("the error for %s suggests %s, which is an unknown key: %v", strings.TrimSpace(keys), k, err)
+				}
+			}
+		}
+	}
+	for _, e := range []string{"  key_file: /run/secrets/store-key\n|  key: s3cr3t-inline\n", "  key_file: /run/secrets/store-key\n|  password: s3cr3t-inline\n",
+		"redis://127.0.0.1:6379/0|redis://:s3cr3t-inline@127.0.0.1:6379/0", "redis://127.0.0.1:6379/0|redis://127.0.0.1:6379/0?password=s3cr3t-inline"} {
+		_, err := ParseConfig([]byte(edit(t, goodConfig, e)))
+		hint := suggested.FindAllString(fmt.Sprint(err), -1)
+		if len(hint) == 0 {
+			t.Errorf("%q: %v, want an error naming the key to use", e, err)
+		}
+		for _, k := range hint {
+			hints++
+			text := strings.Replace(goodConfig, "  key_file: /run/secrets/store-key\n", "  "+k+": "+f+"\n", 1)
+			if _, err := ParseConfig([]byte(text)); err != nil && strings.Contains(err.Error(), "unknown key") {
+				t.Errorf("the error for %q suggests %s, which is an unknown key: %v", e, k, err)
+			}
+		}
+	}
+	if hints == 0 {
+		t.Fatal("no hint checked")
 	}
 }
