@@ -438,14 +438,19 @@ func parseUpstream(raw string) (*url.URL, error) {
 }
 
 func parseRoute(fr fileRoute) (Route, error) {
-	r := Route{Prefix: fr.Prefix.Value, StripPrefix: fr.Strip, AllowInsecureUpstream: fr.Insecure}
-	if !strings.HasPrefix(r.Prefix, "/") {
-		return r, fmt.Errorf("prefix %q must start with /", r.Prefix)
+	r := Route{StripPrefix: fr.Strip, AllowInsecureUpstream: fr.Insecure}
+	raw, line := fr.Prefix.Value, at(fr.Prefix.Line)
+	if !strings.HasPrefix(raw, "/") {
+		return r, fmt.Errorf("%sprefix %q must start with /", line, raw)
 	}
-	if clean := path.Clean(r.Prefix); clean != r.Prefix && clean+"/" != r.Prefix {
-		return r, fmt.Errorf("prefix %q is not a clean path; use %q", r.Prefix, clean)
+	prefix, err := decodePrefix(raw)
+	if err != nil {
+		return r, fmt.Errorf("%sprefix %q: %w", line, raw, err)
 	}
-	r.Prefix = path.Clean(r.Prefix)
+	if clean := path.Clean(prefix); clean != prefix && clean+"/" != prefix {
+		return r, fmt.Errorf("%sprefix %q is not a clean path; use %q", line, raw, clean)
+	}
+	r.Prefix = path.Clean(prefix)
 	u, err := parseUpstream(fr.Upstream.Value)
 	if err != nil {
 		return r, fmt.Errorf("%supstream: %w", at(fr.Upstream.Line), err)
@@ -519,6 +524,31 @@ func parseRoute(fr fileRoute) (Route, error) {
 		return r, errors.New("source.client_certificate_p12_password_file or _env needs client_certificate_p12_file")
 	}
 	return r, nil
+}
+
+// decodePrefix is prefix with its percent-escapes decoded: routing
+// matches the decoded path, so "/caf%C3%A9" and "/café" are one prefix.
+// A prefix is refused if it does not decode, or if its decoding would
+// split segments differently or holds what routing refuses in a path
+// (%2F, a backslash, %5C, a control character): no request would match.
+func decodePrefix(prefix string) (string, error) {
+	if strings.ContainsRune(prefix, '\\') {
+		return "", errors.New("a backslash is refused in a request path, so no request would match; remove it")
+	}
+	d, err := url.PathUnescape(prefix)
+	if err != nil {
+		return "", errors.New("its percent-escapes do not decode; write each as % and two hex digits, or the character itself")
+	}
+	if strings.Count(d, "/") != strings.Count(prefix, "/") || strings.ContainsRune(d, '\\') {
+		return "", errors.New("%2F or %5C decodes to a separator: a request path with one gets no credential, so no request would match; write / to separate segments")
+	}
+	if l := strings.ToLower(d); strings.Contains(l, "%2f") || strings.Contains(l, "%5c") {
+		return "", errors.New("it decodes to %2F or %5C (encoded twice): an upstream that decodes again would split it; write / to separate segments")
+	}
+	if strings.ContainsFunc(d, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", errors.New("it decodes to a control character; remove it")
+	}
+	return d, nil
 }
 
 // secretRef splits "client_secret_file" into "client_secret" and "file".
