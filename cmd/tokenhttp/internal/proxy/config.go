@@ -7,6 +7,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tokenhttp/tokenhttp/internal/certs"
 	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 	"github.com/tokenhttp/tokenhttp/source"
 )
@@ -65,6 +67,11 @@ type Route struct {
 	// certificate, decoded with the client_certificate_p12_password
 	// secret when the source is built.
 	P12File string
+	// TokenRoots (source.ca_file) are the trust roots for the token
+	// endpoint and discovery, and UpstreamRoots (upstream_ca_file) the
+	// upstream's: the system roots plus the file's certificates. Nil
+	// means the transport's own roots (the system roots by default).
+	TokenRoots, UpstreamRoots *x509.CertPool
 }
 
 // StoreConfig shares tokens across replicas through Redis.
@@ -212,6 +219,7 @@ type fileConfig struct {
 type fileRoute struct {
 	Prefix   scalarAt  `yaml:"prefix"`
 	Upstream scalarAt  `yaml:"upstream"`
+	UpCA     scalarAt  `yaml:"upstream_ca_file"`
 	Strip    bool      `yaml:"strip_prefix"`
 	Insecure bool      `yaml:"allow_insecure_upstream"`
 	Source   yaml.Node `yaml:"source"`
@@ -460,6 +468,14 @@ func parseRoute(fr fileRoute) (Route, error) {
 			at(fr.Upstream.Line), u.Redacted())
 	}
 	r.Upstream = u
+	if fr.UpCA.Line != 0 {
+		if u.Scheme != "https" {
+			return r, fmt.Errorf("%supstream_ca_file: the upstream is not https; drop the key, or use https", at(fr.UpCA.Line))
+		}
+		if r.UpstreamRoots, err = loadCA(fr.UpCA.Value); err != nil {
+			return r, fmt.Errorf("%supstream_ca_file: %w", at(fr.UpCA.Line), err)
+		}
+	}
 	if fr.Source.Kind == 0 {
 		return r, errors.New("source: required")
 	}
@@ -494,6 +510,16 @@ func parseRoute(fr fileRoute) (Route, error) {
 				ref.Env = v.Value
 			}
 			r.Secrets = append(r.Secrets, ref)
+			continue
+		}
+		if key == "ca_file" {
+			v, err := scalar(v)
+			if err == nil {
+				r.TokenRoots, err = loadCA(v)
+			}
+			if err != nil {
+				return r, fmt.Errorf("line %d: source.ca_file: %w", k.Line, err)
+			}
 			continue
 		}
 		if key == "client_certificate_p12_file" {
@@ -549,6 +575,19 @@ func decodePrefix(prefix string) (string, error) {
 		return "", errors.New("it decodes to a control character; remove it")
 	}
 	return d, nil
+}
+
+// loadCA is the system roots plus the PEM certificates of the file name
+// (a ca_file key).
+func loadCA(name string) (*x509.CertPool, error) {
+	if name == "" {
+		return nil, errors.New("must be the name of a PEM file of CA certificates")
+	}
+	pool, err := certs.CAPool(name, certs.SystemPool())
+	if err != nil {
+		return nil, fmt.Errorf("%w; give a PEM file of the CA certificates to trust", err)
+	}
+	return pool, nil
 }
 
 // secretRef splits "client_secret_file" into "client_secret" and "file".
