@@ -512,6 +512,9 @@ func parseRoute(fr fileRoute) (Route, error) {
 			r.Secrets = append(r.Secrets, ref)
 			continue
 		}
+		if key == "client_assertion_env" {
+			return r, fmt.Errorf("line %d: source.client_assertion_env: %s: a client assertion is short-lived, and an environment variable cannot change", k.Line, secretHint("client_assertion"))
+		}
 		if key == "ca_file" {
 			v, err := scalar(v)
 			if err == nil {
@@ -558,6 +561,9 @@ func parseRoute(fr fileRoute) (Route, error) {
 // split segments differently or holds what routing refuses in a path
 // (%2F, a backslash, %5C, a control character): no request would match.
 func decodePrefix(prefix string) (string, error) {
+	if strings.ContainsAny(prefix, "?#") {
+		return "", errors.New("a prefix matches the path, never the query or fragment: remove what starts at ? or # (write %3F or %23 for one in the path)")
+	}
 	if strings.ContainsRune(prefix, '\\') {
 		return "", errors.New("a backslash is refused in a request path, so no request would match; remove it")
 	}

@@ -339,6 +339,7 @@ func TestInlineSecretGaps(t *testing.T) {
 		{"endpoint_params in capitals", "      endpoint_params: {Client_Secret: s3cr3t-inline}\n", "line 7: source.endpoint_params: \"Client_Secret\" is a secret"},
 		{"an inline client_assertion", "      client_assertion: s3cr3t-inline\n", "line 7: source.client_assertion: a secret must not be written"},
 		{"a source key in capitals", "      Client_Secret: s3cr3t-inline\n", "line 7: source.Client_Secret: a secret must not be written"},
+		{"client_assertion_env", "      client_assertion_env: CA\n", "line 7: source.client_assertion_env: use the client_assertion_file key"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -31,7 +31,7 @@ func TestPrefixDecoded(t *testing.T) {
 	if _, err := ParseConfig([]byte(two)); err == nil || !strings.Contains(err.Error(), "same as routes[0]") {
 		t.Errorf("/café and /caf%%C3%%A9: %v, want the same prefix refused", err)
 	}
-	for _, p := range []string{"/b%2Fc", "/b%2fc", "/b%5Cc", `/b\c`, "/b%252Fc", "/b%zz", "/a/%2E%2E/b", "/a%00"} {
+	for _, p := range []string{"/b%2Fc", "/b%2fc", "/b%5Cc", `/b\c`, "/b%252Fc", "/b%zz", "/a/%2E%2E/b", "/a%00", "/b?x=1", "/b#f"} {
 		_, err := ParseConfig([]byte(strings.Replace(routeWith(""), "prefix: /a", "prefix: "+p, 1)))
 		if err == nil || !strings.Contains(err.Error(), "line 2: prefix") {
 			t.Errorf("prefix %s: %v, want an error naming the prefix on line 2", p, err)
