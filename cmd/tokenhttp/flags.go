@@ -7,7 +7,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -335,13 +334,9 @@ func (a *clientAuthFlags) apply(cfg *source.Config, e env, set map[string]bool) 
 	if a.caFile != "" || cfg.ClientCertificate != nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		if a.caFile != "" {
-			pem, err := os.ReadFile(a.caFile)
+			pool, err := certs.CAPool(a.caFile, nil)
 			if err != nil {
 				return usagef("--ca-file: %v", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return usagef("--ca-file %s: no PEM certificate in it", a.caFile)
 			}
 			t.TLSClientConfig = &tls.Config{RootCAs: pool}
 		}

@@ -19,7 +19,10 @@ const proxyHelp = `Usage: tokenhttp proxy --config FILE [flags]
 
 A credential-injecting egress proxy: requests to a route's path prefix go
 to its upstream with the route's token as Authorization (the client's is
-dropped). /livez, /readyz and /metrics are served on the admin address.
+dropped). Routing is on the decoded path, and a prefix is decoded too
+(/caf%C3%A9 is /café); a path whose encoded form would split segments
+differently, such as one with %2F, gets no credential. /livez, /readyz
+and /metrics are served on the admin address.
 
 Signals: SIGHUP reloads the config (a bad one is logged and the running
 one kept); SIGTERM or SIGINT drains requests in flight, up to

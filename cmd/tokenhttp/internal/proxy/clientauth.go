@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -74,23 +75,59 @@ func (badKey) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
 	return nil, errors.New("private_key: no PEM private key")
 }
 
-// upstreamFor is the upstream RoundTripper of a route whose source has a
-// client certificate: a clone of up presenting it, as certificate-bound
-// tokens require (RFC 8705), closed with the generation. Other routes,
-// and an up that is not an *http.Transport, use up.
-func upstreamFor(up http.RoundTripper, src *source.CachedSource, g *generation) http.RoundTripper {
+// upstreamFor is the upstream RoundTripper of route rc: for a source
+// with a client certificate, a clone of up presenting it, as
+// certificate-bound tokens require (RFC 8705); with upstream_ca_file, a
+// clone trusting rc.UpstreamRoots; closed with the generation. Other
+// routes, and an up that is not an *http.Transport, use up.
+func upstreamFor(up http.RoundTripper, rc Route, src *source.CachedSource, g *generation) http.RoundTripper {
 	tc := src.TLSClientConfig()
 	t, ok := up.(*http.Transport)
-	if tc == nil || !ok {
+	if tc == nil && rc.UpstreamRoots == nil || !ok {
 		return up
 	}
 	t = t.Clone()
 	if t.TLSClientConfig == nil {
 		t.TLSClientConfig = &tls.Config{}
 	}
-	t.TLSClientConfig.GetClientCertificate = tc.GetClientCertificate
+	if tc != nil {
+		t.TLSClientConfig.GetClientCertificate = tc.GetClientCertificate
+	}
+	if rc.UpstreamRoots != nil {
+		t.TLSClientConfig.RootCAs = rc.UpstreamRoots
+	}
 	g.closers = append(g.closers, idleCloser{t})
 	return t
+}
+
+// tokenClient is the client for rc's token requests: c (nil: one over
+// http.DefaultTransport) trusting rc.TokenRoots (source.ca_file) over a
+// clone of its transport, closed with the generation. Without TokenRoots
+// it is c; a transport that is not an *http.Transport is an error.
+func tokenClient(c *http.Client, rc Route, g *generation) (*http.Client, error) {
+	if rc.TokenRoots == nil {
+		return c, nil
+	}
+	var base http.RoundTripper = http.DefaultTransport
+	cp := &http.Client{}
+	if c != nil {
+		*cp = *c
+		if c.Transport != nil {
+			base = c.Transport
+		}
+	}
+	t, ok := base.(*http.Transport)
+	if !ok {
+		return nil, fmt.Errorf("source.ca_file: the token client's transport is a %T, not an *http.Transport", base)
+	}
+	t = t.Clone()
+	if t.TLSClientConfig == nil {
+		t.TLSClientConfig = &tls.Config{}
+	}
+	t.TLSClientConfig.RootCAs = rc.TokenRoots
+	cp.Transport = t
+	g.closers = append(g.closers, idleCloser{t})
+	return cp, nil
 }
 
 type idleCloser struct{ t *http.Transport }

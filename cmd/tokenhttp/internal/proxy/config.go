@@ -7,18 +7,24 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"net"
 	"net/url"
 	"os"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tokenhttp/tokenhttp/internal/certs"
 	"github.com/tokenhttp/tokenhttp/internal/safehttp"
 	"github.com/tokenhttp/tokenhttp/source"
 )
@@ -61,6 +67,11 @@ type Route struct {
 	// certificate, decoded with the client_certificate_p12_password
 	// secret when the source is built.
 	P12File string
+	// TokenRoots (source.ca_file) are the trust roots for the token
+	// endpoint and discovery, and UpstreamRoots (upstream_ca_file) the
+	// upstream's: the system roots plus the file's certificates. Nil
+	// means the transport's own roots (the system roots by default).
+	TokenRoots, UpstreamRoots *x509.CertPool
 }
 
 // StoreConfig shares tokens across replicas through Redis.
@@ -118,6 +129,28 @@ var secretKeys = map[string]func(c *source.Config, v string){
 	"client_certificate_p12_password": func(*source.Config, string) {},
 }
 
+// isSecretName reports whether name, in any case, is the name of a
+// secret: a key of secretKeys, or client_assertion. Such a name is
+// refused inline: as a source key, in endpoint_params, and as a query
+// parameter of the token or Redis URL.
+func isSecretName(name string) bool {
+	name = strings.ToLower(name)
+	_, secret := secretKeys[name]
+	return secret || name == "client_assertion"
+}
+
+// secretHint says which keys to write a secret with instead: the
+// "_file" and "_env" forms of a secretKeys key; client_assertion has only
+// client_assertion_file, read anew at each request, because an assertion
+// is short-lived and an environment variable cannot change.
+func secretHint(name string) string {
+	name = strings.ToLower(name)
+	if name == "client_assertion" {
+		return "use the client_assertion_file key (re-read at each request)"
+	}
+	return fmt.Sprintf("use the %s_file or %s_env key", name, name)
+}
+
 // constantToken is a token read by the config (a file's change reloads
 // the route, so a rotated projected token is picked up).
 func constantToken(v string) func(context.Context) (string, error) {
@@ -128,7 +161,7 @@ func constantToken(v string) func(context.Context) (string, error) {
 // one is one line.
 var sourceKeys = map[string]func(c *source.Config, n *yaml.Node) error{
 	"provider":             setProvider,
-	"token_url":            str(func(c *source.Config) *string { return &c.TokenURL }),
+	"token_url":            setTokenURL,
 	"grant":                setGrant,
 	"client_id":            str(func(c *source.Config) *string { return &c.ClientID }),
 	"username":             str(func(c *source.Config) *string { return &c.Username }),
@@ -174,34 +207,58 @@ var providers = map[string]*source.Provider{
 
 // fileConfig is the file's shape; "source" is decoded by the key tables.
 type fileConfig struct {
-	Listen        string      `yaml:"listen"`
-	Admin         string      `yaml:"admin"`
+	Listen        scalarAt    `yaml:"listen"`
+	Admin         scalarAt    `yaml:"admin"`
 	Unmatched     string      `yaml:"unmatched"`
-	PassThrough   string      `yaml:"pass_through_upstream"`
+	PassThrough   scalarAt    `yaml:"pass_through_upstream"`
 	MaxReplayBody *int64      `yaml:"max_replay_body"`
 	Routes        []fileRoute `yaml:"routes"`
 	Store         *fileStore  `yaml:"store"`
 }
 
 type fileRoute struct {
-	Prefix   string    `yaml:"prefix"`
-	Upstream string    `yaml:"upstream"`
+	Prefix   scalarAt  `yaml:"prefix"`
+	Upstream scalarAt  `yaml:"upstream"`
+	UpCA     scalarAt  `yaml:"upstream_ca_file"`
 	Strip    bool      `yaml:"strip_prefix"`
 	Insecure bool      `yaml:"allow_insecure_upstream"`
 	Source   yaml.Node `yaml:"source"`
 }
 
 type fileStore struct {
-	Redis        string `yaml:"redis"`
-	PasswordFile string `yaml:"password_file"`
-	PasswordEnv  string `yaml:"password_env"`
-	KeyFile      string `yaml:"key_file"`
-	KeyEnv       string `yaml:"key_env"`
-	Plaintext    bool   `yaml:"plaintext"`
-	Prefix       string `yaml:"prefix"`
+	Redis        scalarAt `yaml:"redis"`
+	PasswordFile string   `yaml:"password_file"`
+	PasswordEnv  string   `yaml:"password_env"`
+	KeyFile      string   `yaml:"key_file"`
+	KeyEnv       string   `yaml:"key_env"`
+	Plaintext    bool     `yaml:"plaintext"`
+	Prefix       string   `yaml:"prefix"`
 	// Inline secrets, refused with a clear error.
 	Password yaml.Node `yaml:"password"`
 	Key      yaml.Node `yaml:"key"`
+}
+
+// scalarAt is a string value with the line it is on, for errors; Line is
+// 0 when the key is absent.
+type scalarAt struct {
+	Value string
+	Line  int
+}
+
+func (s *scalarAt) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: must be a single value, not a list or a mapping", n.Line)}}
+	}
+	s.Value, s.Line = n.Value, n.Line
+	return nil
+}
+
+// at is "line N: ", or "" for a key that is absent.
+func at(line int) string {
+	if line == 0 {
+		return ""
+	}
+	return fmt.Sprintf("line %d: ", line)
 }
 
 // LoadConfig reads and parses the file at name.
@@ -225,29 +282,43 @@ func ParseConfig(data []byte) (*Config, error) {
 	dec.KnownFields(true)
 	var f fileConfig
 	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the config is empty: it needs at least `routes:` with one route: its prefix, upstream and source (see the Proxy section of the README)")
+		}
 		return nil, fmt.Errorf("%w", cleanYAMLError(err))
 	}
-	c := &Config{Listen: f.Listen, Admin: f.Admin, Unmatched: f.Unmatched, MaxReplayBody: DefaultMaxReplayBody}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, fmt.Errorf("a second YAML document (after ---): %w; a config is one document: remove the --- and what follows, or merge it into the first", cleanYAMLError(err))
+	default:
+		return nil, fmt.Errorf("%sa second YAML document starts here (---); a config is one document: remove the --- and what follows, or merge it into the first", at(extra.Line))
+	}
+	c := &Config{Listen: f.Listen.Value, Admin: f.Admin.Value, Unmatched: f.Unmatched, MaxReplayBody: DefaultMaxReplayBody}
 	if c.Listen == "" {
-		c.Listen = "127.0.0.1:8080"
+		c.Listen = DefaultListen
 	}
 	if c.Admin == "" {
-		c.Admin = "127.0.0.1:9090"
+		c.Admin = DefaultAdmin
+	}
+	if err := checkAddrs(c, f.Listen.Line, f.Admin.Line); err != nil {
+		return nil, err
 	}
 	switch c.Unmatched {
 	case "":
 		c.Unmatched = "reject"
 	case "reject":
 	case "pass_through":
-		u, err := parseUpstream(f.PassThrough)
+		u, err := parseUpstream(f.PassThrough.Value)
 		if err != nil {
-			return nil, fmt.Errorf("pass_through_upstream: %w (required with unmatched: pass_through)", err)
+			return nil, fmt.Errorf("%spass_through_upstream: %w (required with unmatched: pass_through)", at(f.PassThrough.Line), err)
 		}
 		c.PassThrough = u
 	default:
 		return nil, fmt.Errorf("unmatched: %q is not reject or pass_through", c.Unmatched)
 	}
-	if f.PassThrough != "" && c.PassThrough == nil {
+	if f.PassThrough.Value != "" && c.PassThrough == nil {
 		return nil, errors.New("pass_through_upstream is set but unmatched is not pass_through")
 	}
 	if f.MaxReplayBody != nil {
@@ -286,6 +357,7 @@ func cleanYAMLError(err error) error {
 	msg := err.Error()
 	for _, t := range []string{"proxy.fileConfig", "proxy.fileRoute", "proxy.fileStore"} {
 		msg = strings.ReplaceAll(msg, " in type "+t, "")
+		msg = strings.ReplaceAll(msg, " into "+t, " into a mapping of keys")
 	}
 	msg = strings.ReplaceAll(msg, "field ", "unknown key ")
 	msg = strings.ReplaceAll(msg, " not found", "")
@@ -295,6 +367,60 @@ func cleanYAMLError(err error) error {
 		lines[i] = strings.TrimSpace(lines[i])
 	}
 	return errors.New(strings.Join(lines, "; "))
+}
+
+// DefaultListen and DefaultAdmin are the addresses of the proxy and of
+// its admin endpoints when the config gives none.
+const (
+	DefaultListen = "127.0.0.1:8080"
+	DefaultAdmin  = "127.0.0.1:9090"
+)
+
+// checkAddrs refuses a listen or admin address that net.Listen would
+// refuse at start, and the two on the same port where they would collide.
+func checkAddrs(c *Config, listenLine, adminLine int) error {
+	lhost, lport, err := splitAddr(c.Listen)
+	if err != nil {
+		return fmt.Errorf("%slisten: %w", at(listenLine), err)
+	}
+	ahost, aport, err := splitAddr(c.Admin)
+	if err != nil {
+		return fmt.Errorf("%sadmin: %w", at(adminLine), err)
+	}
+	if lport != 0 && lport == aport && (lhost == ahost || anyHost(lhost) || anyHost(ahost)) {
+		line := adminLine
+		if line == 0 {
+			line = listenLine
+		}
+		listen := "listen " + c.Listen
+		if listenLine == 0 {
+			listen = "listen (default " + c.Listen + ")"
+		}
+		admin := "admin " + c.Admin
+		if adminLine == 0 {
+			admin = "admin (default " + c.Admin + ")"
+		}
+		return fmt.Errorf("%sadmin: %s and %s are the same address: the second would fail to listen; give each its own port", at(line), admin, listen)
+	}
+	return nil
+}
+
+// splitAddr splits a listen address into its host and port.
+func splitAddr(addr string) (host string, port int, err error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q is not host:port; write it as 127.0.0.1:8080, or :8080 for every interface", addr)
+	}
+	port, err = strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("%q: the port %q is not a number from 0 to 65535", addr, p)
+	}
+	return host, port, nil
+}
+
+// anyHost reports whether host listens on every interface.
+func anyHost(host string) bool {
+	return host == "" || host == "0.0.0.0" || host == "::"
 }
 
 func parseUpstream(raw string) (*url.URL, error) {
@@ -308,23 +434,48 @@ func parseUpstream(raw string) (*url.URL, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, errors.New("the upstream URL must not have a query or fragment")
 	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("%q has no host name", raw)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%q: the port %s is not a number from 1 to 65535", raw, p)
+		}
+	}
 	return u, nil
 }
 
 func parseRoute(fr fileRoute) (Route, error) {
-	r := Route{Prefix: fr.Prefix, StripPrefix: fr.Strip, AllowInsecureUpstream: fr.Insecure}
-	if !strings.HasPrefix(r.Prefix, "/") {
-		return r, fmt.Errorf("prefix %q must start with /", r.Prefix)
+	r := Route{StripPrefix: fr.Strip, AllowInsecureUpstream: fr.Insecure}
+	raw, line := fr.Prefix.Value, at(fr.Prefix.Line)
+	if !strings.HasPrefix(raw, "/") {
+		return r, fmt.Errorf("%sprefix %q must start with /", line, raw)
 	}
-	if clean := path.Clean(r.Prefix); clean != r.Prefix && clean+"/" != r.Prefix {
-		return r, fmt.Errorf("prefix %q is not a clean path; use %q", r.Prefix, clean)
-	}
-	r.Prefix = path.Clean(r.Prefix)
-	u, err := parseUpstream(fr.Upstream)
+	prefix, err := decodePrefix(raw)
 	if err != nil {
-		return r, fmt.Errorf("upstream: %w", err)
+		return r, fmt.Errorf("%sprefix %q: %w", line, raw, err)
+	}
+	if clean := path.Clean(prefix); clean != prefix && clean+"/" != prefix {
+		return r, fmt.Errorf("%sprefix %q is not a clean path; use %q", line, raw, clean)
+	}
+	r.Prefix = path.Clean(prefix)
+	u, err := parseUpstream(fr.Upstream.Value)
+	if err != nil {
+		return r, fmt.Errorf("%supstream: %w", at(fr.Upstream.Line), err)
+	}
+	if u.Scheme == "http" && !safehttp.IsLoopback(u.Hostname()) && !fr.Insecure {
+		return r, fmt.Errorf("%supstream: %s is cleartext http to a host that is not loopback: the token would cross the network in the clear, so every request would be refused; use https, or set allow_insecure_upstream: true on the route if the network is trusted",
+			at(fr.Upstream.Line), u.Redacted())
 	}
 	r.Upstream = u
+	if fr.UpCA.Line != 0 {
+		if u.Scheme != "https" {
+			return r, fmt.Errorf("%supstream_ca_file: the upstream is not https; drop the key, or use https", at(fr.UpCA.Line))
+		}
+		if r.UpstreamRoots, err = loadCA(fr.UpCA.Value); err != nil {
+			return r, fmt.Errorf("%supstream_ca_file: %w", at(fr.UpCA.Line), err)
+		}
+	}
 	if fr.Source.Kind == 0 {
 		return r, errors.New("source: required")
 	}
@@ -340,8 +491,8 @@ func parseRoute(fr fileRoute) (Route, error) {
 			return r, fmt.Errorf("line %d: source.%s is repeated (first on line %d)", k.Line, key, prev)
 		}
 		have[key] = k.Line
-		if _, secret := secretKeys[key]; secret {
-			return r, fmt.Errorf("line %d: source.%s: a secret must not be written in the config; use %s_file or %s_env", k.Line, key, key, key)
+		if isSecretName(key) {
+			return r, fmt.Errorf("line %d: source.%s: a secret must not be written in the config; %s", k.Line, key, secretHint(key))
 		}
 		if base, kind, ok := secretRef(key); ok {
 			if v.Kind != yaml.ScalarNode || v.Value == "" {
@@ -359,6 +510,19 @@ func parseRoute(fr fileRoute) (Route, error) {
 				ref.Env = v.Value
 			}
 			r.Secrets = append(r.Secrets, ref)
+			continue
+		}
+		if key == "client_assertion_env" {
+			return r, fmt.Errorf("line %d: source.client_assertion_env: %s: a client assertion is short-lived, and an environment variable cannot change", k.Line, secretHint("client_assertion"))
+		}
+		if key == "ca_file" {
+			v, err := scalar(v)
+			if err == nil {
+				r.TokenRoots, err = loadCA(v)
+			}
+			if err != nil {
+				return r, fmt.Errorf("line %d: source.ca_file: %w", k.Line, err)
+			}
 			continue
 		}
 		if key == "client_certificate_p12_file" {
@@ -391,6 +555,47 @@ func parseRoute(fr fileRoute) (Route, error) {
 	return r, nil
 }
 
+// decodePrefix is prefix with its percent-escapes decoded: routing
+// matches the decoded path, so "/caf%C3%A9" and "/café" are one prefix.
+// A prefix is refused if it does not decode, or if its decoding would
+// split segments differently or holds what routing refuses in a path
+// (%2F, a backslash, %5C, a control character): no request would match.
+func decodePrefix(prefix string) (string, error) {
+	if strings.ContainsAny(prefix, "?#") {
+		return "", errors.New("a prefix matches the path, never the query or fragment: remove what starts at ? or # (write %3F or %23 for one in the path)")
+	}
+	if strings.ContainsRune(prefix, '\\') {
+		return "", errors.New("a backslash is refused in a request path, so no request would match; remove it")
+	}
+	d, err := url.PathUnescape(prefix)
+	if err != nil {
+		return "", errors.New("its percent-escapes do not decode; write each as % and two hex digits, or the character itself")
+	}
+	if strings.Count(d, "/") != strings.Count(prefix, "/") || strings.ContainsRune(d, '\\') {
+		return "", errors.New("%2F or %5C decodes to a separator: a request path with one gets no credential, so no request would match; write / to separate segments")
+	}
+	if l := strings.ToLower(d); strings.Contains(l, "%2f") || strings.Contains(l, "%5c") {
+		return "", errors.New("it decodes to %2F or %5C (encoded twice): an upstream that decodes again would split it; write / to separate segments")
+	}
+	if strings.ContainsFunc(d, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", errors.New("it decodes to a control character; remove it")
+	}
+	return d, nil
+}
+
+// loadCA is the system roots plus the PEM certificates of the file name
+// (a ca_file key).
+func loadCA(name string) (*x509.CertPool, error) {
+	if name == "" {
+		return nil, errors.New("must be the name of a PEM file of CA certificates")
+	}
+	pool, err := certs.CAPool(name, certs.SystemPool())
+	if err != nil {
+		return nil, fmt.Errorf("%w; give a PEM file of the CA certificates to trust", err)
+	}
+	return pool, nil
+}
+
 // secretRef splits "client_secret_file" into "client_secret" and "file".
 func secretRef(key string) (base, kind string, ok bool) {
 	for _, kind := range []string{"file", "env"} {
@@ -410,14 +615,11 @@ func parseStore(f *fileStore) (*StoreConfig, error) {
 	if f.Key.Kind != 0 {
 		return nil, fmt.Errorf("line %d: store.key: a secret must not be written in the config; use key_file or key_env", f.Key.Line)
 	}
-	u, err := url.Parse(f.Redis)
-	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		return nil, fmt.Errorf("redis: %q is not a redis:// or rediss:// URL", safehttp.RedactURL(f.Redis, "[redacted]"))
+	if err := checkRedisURL(f.Redis.Value); err != nil {
+		return nil, fmt.Errorf("%sstore.redis: %w", at(f.Redis.Line), err)
 	}
-	if _, hasPw := u.User.Password(); hasPw {
-		return nil, errors.New("redis: the URL must not carry a password; use password_file or password_env")
-	}
-	s := &StoreConfig{Redis: f.Redis, Plaintext: f.Plaintext, Prefix: f.Prefix}
+	s := &StoreConfig{Redis: f.Redis.Value, Plaintext: f.Plaintext, Prefix: f.Prefix}
+	var err error
 	ref := func(key, file, env string) (*SecretRef, error) {
 		switch {
 		case file != "" && env != "":
@@ -440,6 +642,29 @@ func parseStore(f *fileStore) (*StoreConfig, error) {
 		return nil, errors.New("key and plaintext: true exclude each other")
 	}
 	return s, nil
+}
+
+// checkRedisURL refuses a Redis URL that holds a secret or that go-redis
+// would not parse at start. Its errors show neither the URL nor a query
+// value.
+func checkRedisURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return fmt.Errorf("%q is not a redis:// or rediss:// URL", safehttp.RedactURL(raw, "[redacted]"))
+	}
+	if _, hasPw := u.User.Password(); hasPw {
+		return errors.New("the URL must not carry a password; use password_file or password_env")
+	}
+	q := u.Query()
+	for name := range q {
+		if isSecretName(name) {
+			return fmt.Errorf("the URL must not carry a secret (its query parameter %q); use password_file or password_env", name)
+		}
+	}
+	if _, err := redis.ParseURL(raw); err != nil { // its text may hold a query value
+		return fmt.Errorf("the URL does not parse as a go-redis URL; check its port and its query options (%s)", strings.Join(slices.Sorted(maps.Keys(q)), ", "))
+	}
+	return nil
 }
 
 // Value setters for sourceKeys.
@@ -546,6 +771,29 @@ func setAuthStyle(c *source.Config, n *yaml.Node) error {
 	return fmt.Errorf("%q is not header, body or none", v)
 }
 
+// setTokenURL is token_url: no credentials and no secret-named query
+// parameter in it (source.New checks the rest when the route is built).
+func setTokenURL(c *source.Config, n *yaml.Node) error {
+	v, err := scalar(n)
+	if err != nil {
+		return err
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", safehttp.RedactURL(v, "[redacted]"))
+	}
+	if u.User != nil {
+		return errors.New("the URL must not carry credentials; use client_id, and client_secret_file or client_secret_env")
+	}
+	for name := range u.Query() {
+		if isSecretName(name) {
+			return fmt.Errorf("the URL's query parameter %q is a secret: it must not be written in the config; %s", name, secretHint(name))
+		}
+	}
+	c.TokenURL = v
+	return nil
+}
+
 func setEndpointParams(c *source.Config, n *yaml.Node) error {
 	var m map[string][]string
 	if err := n.Decode(&m); err != nil {
@@ -559,8 +807,8 @@ func setEndpointParams(c *source.Config, n *yaml.Node) error {
 		}
 	}
 	for k := range m {
-		if _, secret := secretKeys[k]; secret || k == "client_assertion" {
-			return fmt.Errorf("%q is a secret: it must not be written in the config; use the %s_file or %s_env key", k, k, k)
+		if isSecretName(k) {
+			return fmt.Errorf("%q is a secret: it must not be written in the config; %s", k, secretHint(k))
 		}
 	}
 	c.EndpointParams = url.Values(m)

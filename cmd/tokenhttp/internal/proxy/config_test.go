@@ -2,8 +2,12 @@ package proxy
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -213,5 +217,204 @@ func TestGrantKeys(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "a secret must not be written") || strings.Contains(err.Error(), "s3cr3t-inline") {
 			t.Errorf("inline %s: %v", key, err)
 		}
+	}
+}
+
+// edit applies "old|new" to text: with old ending in a newline, new is
+// inserted after it; otherwise old is replaced by new.
+func edit(t *testing.T, text, e string) string {
+	t.Helper()
+	old, add, _ := strings.Cut(e, "|")
+	out := strings.Replace(text, old, add, 1)
+	if strings.HasSuffix(old, "\n") {
+		out = strings.Replace(text, old, old+add, 1)
+	}
+	if out == text {
+		t.Fatalf("the edit %q did not apply", e)
+	}
+	return out
+}
+
+// TestConfigRefusesWhatFailsLater: a config that --check would pass but
+// that fails at start (an address that does not listen) or on every
+// request (an upstream the token may not go to) is refused by
+// ParseConfig, naming the key and its line, without the secret.
+func TestConfigRefusesWhatFailsLater(t *testing.T) {
+	cases := []struct {
+		name, edit string
+		want       []string
+	}{
+		{"listen is not an address", "listen: 127.0.0.1:8080|listen: not-an-address", []string{"line 1: listen:", "host:port"}},
+		{"listen is a port alone", "listen: 127.0.0.1:8080|listen: 8080", []string{"line 1: listen:", ":8080"}},
+		{"listen port out of range", "listen: 127.0.0.1:8080|listen: 127.0.0.1:99999", []string{"line 1: listen:", "0 to 65535"}},
+		{"admin is not an address", "admin: 127.0.0.1:9090|admin: 9090", []string{"line 2: admin:", "host:port"}},
+		{"admin is listen", "admin: 127.0.0.1:9090|admin: 127.0.0.1:8080", []string{"line 2: admin:", "listen", "own port"}},
+		{"admin on every interface, same port", "admin: 127.0.0.1:9090|admin: :8080", []string{"line 2: admin:", "listen"}},
+		{"a password in the redis query", "redis://127.0.0.1:6379/0|redis://127.0.0.1:6379/0?password=s3cr3t-inline", []string{"line 25: store.redis:", "password_file"}},
+		{"a secret-named redis query option in capitals", "redis://127.0.0.1:6379/0|redis://127.0.0.1:6379/0?Password=s3cr3t-inline", []string{"line 25: store.redis:", "password_file"}},
+		{"an unknown redis query option", "redis://127.0.0.1:6379/0|redis://127.0.0.1:6379/0?dial_timeot=s3cr3t-inline", []string{"line 25: store.redis:", "dial_timeot"}},
+		{"cleartext upstream not on loopback", "upstream: https://api.example.com/v1|upstream: http://api.example.com/v1", []string{"line 5: upstream:", "allow_insecure_upstream"}},
+		{"upstream port out of range", "upstream: https://api.example.com/v1|upstream: http://127.0.0.1:99999/", []string{"line 5: upstream:", "port"}},
+		{"upstream port zero", "upstream: https://api.example.com/v1|upstream: https://api.example.com:0/", []string{"line 5: upstream:", "port"}},
+		{"upstream without a host name", "upstream: https://api.example.com/v1|upstream: https://:443/", []string{"line 5: upstream:"}},
+		{"pass-through port out of range", "admin: 127.0.0.1:9090\n|unmatched: pass_through\npass_through_upstream: http://127.0.0.1:99999/\n", []string{"line 4: pass_through_upstream:", "port"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(edit(t, goodConfig, c.edit)))
+			if err == nil {
+				t.Fatalf("ParseConfig: no error, want one containing %q", c.want)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("ParseConfig: %v, want an error containing %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "s3cr3t-inline") {
+				t.Errorf("the error shows the secret: %v", err)
+			}
+		})
+	}
+	t.Run("admin is the default listen", func(t *testing.T) {
+		text := strings.Replace(strings.Replace(goodConfig, "listen: 127.0.0.1:8080\n", "", 1), "admin: 127.0.0.1:9090", "admin: 127.0.0.1:8080", 1)
+		_, err := ParseConfig([]byte(text))
+		if err == nil || !strings.Contains(err.Error(), "line 1: admin:") || !strings.Contains(err.Error(), "127.0.0.1:8080") {
+			t.Errorf("ParseConfig: %v, want an error naming admin on line 1 and the default listen address", err)
+		}
+	})
+	for _, ok := range []string{
+		"upstream: https://api.example.com/v1|upstream: http://api.example.com/v1\n    allow_insecure_upstream: true",
+		"upstream: https://api.example.com/v1|upstream: http://localhost:8443/v1",
+		"listen: 127.0.0.1:8080|listen: :8080",
+		"admin: 127.0.0.1:9090|admin: 127.0.0.1:9091",
+		"redis://127.0.0.1:6379/0|rediss://127.0.0.1:6379/0?dial_timeout=3s&db=1",
+	} {
+		if _, err := ParseConfig([]byte(edit(t, goodConfig, ok))); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	// Port 0 (any free port) may repeat: each listener gets its own.
+	zero := strings.NewReplacer("127.0.0.1:8080", "127.0.0.1:0", "127.0.0.1:9090", "127.0.0.1:0").Replace(goodConfig)
+	if _, err := ParseConfig([]byte(zero)); err != nil {
+		t.Errorf("listen and admin on port 0: %v", err)
+	}
+}
+
+// TestConfigOneDocument: a second YAML document is refused with its
+// line, not ignored; an empty config says what it needs.
+func TestConfigOneDocument(t *testing.T) {
+	_, err := ParseConfig([]byte(goodConfig + "---\nfoo: bar\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 27:") || !strings.Contains(err.Error(), "second YAML document") {
+		t.Errorf("a second document: %v, want an error naming line 27 (the ---) and the second document", err)
+	}
+	_, err = ParseConfig([]byte(goodConfig + "---\n"))
+	if err == nil || !strings.Contains(err.Error(), "second YAML document") {
+		t.Errorf("an empty second document: %v, want an error naming the second document", err)
+	}
+	for name, text := range map[string]string{"empty": "", "a newline": "\n", "a comment": "# nothing\n"} {
+		_, err := ParseConfig([]byte(text))
+		if err == nil || !strings.Contains(err.Error(), "the config is empty") || !strings.Contains(err.Error(), "routes") {
+			t.Errorf("%s: %v, want an error saying the config is empty and needs routes", name, err)
+		}
+	}
+}
+
+// TestConfigNotAMapping: a config that is a list is refused without the
+// decoder's Go type names.
+func TestConfigNotAMapping(t *testing.T) {
+	_, err := ParseConfig([]byte("- a\n- b\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 1:") || strings.Contains(err.Error(), "proxy.") {
+		t.Errorf("a list: %v, want an error on line 1 without Go type names", err)
+	}
+}
+
+// TestInlineSecretGaps: a secret in the token URL, a secret-named
+// endpoint parameter in any case, and an inline client_assertion are
+// refused naming the key, without the secret.
+func TestInlineSecretGaps(t *testing.T) {
+	cases := []struct{ name, keys, want string }{
+		{"client_secret in the token URL query", "      token_url: https://t.example/token?client_secret=s3cr3t-inline\n", "line 5: source.token_url:"},
+		{"a secret name in capitals in the token URL query", "      token_url: https://t.example/token?aud=x&Client_Secret=s3cr3t-inline\n", "line 5: source.token_url:"},
+		{"credentials in the token URL", "      token_url: https://c:s3cr3t-inline@t.example/token\n", "line 5: source.token_url:"},
+		{"endpoint_params in capitals", "      endpoint_params: {Client_Secret: s3cr3t-inline}\n", "line 7: source.endpoint_params: \"Client_Secret\" is a secret"},
+		{"an inline client_assertion", "      client_assertion: s3cr3t-inline\n", "line 7: source.client_assertion: a secret must not be written"},
+		{"a source key in capitals", "      Client_Secret: s3cr3t-inline\n", "line 7: source.Client_Secret: a secret must not be written"},
+		{"client_assertion_env", "      client_assertion_env: CA\n", "line 7: source.client_assertion_env: use the client_assertion_file key"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			text := routeWith(c.keys)
+			if strings.HasPrefix(c.keys, "      token_url:") {
+				text = strings.Replace(routeWith(""), "      token_url: https://t.example/token\n", c.keys, 1)
+			}
+			_, err := ParseConfig([]byte(text))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("ParseConfig: %v, want an error containing %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "s3cr3t-inline") {
+				t.Errorf("the error shows the secret: %v", err)
+			}
+		})
+	}
+}
+
+// suggested are the keys an error tells the user to write instead.
+var suggested = regexp.MustCompile(`\b[a-z0-9_]+_(?:file|env)\b`)
+
+// TestInlineSecretHints: every key an inline-secret error suggests is a
+// key the config takes, so following the hint never gives "unknown key".
+func TestInlineSecretHints(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "value")
+	if err := os.WriteFile(f, []byte("v\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	names := slices.Collect(maps.Keys(secretKeys))
+	names = append(names, "client_assertion")
+	var hints int
+	for _, name := range names {
+		for _, keys := range []string{
+			"      " + name + ": s3cr3t-inline\n",
+			"      endpoint_params: {" + name + ": s3cr3t-inline}\n",
+			"      token_url: https://t.example/token?" + name + "=s3cr3t-inline\n",
+		} {
+			text := routeWith(keys)
+			if strings.HasPrefix(keys, "      token_url:") {
+				text = strings.Replace(routeWith(""), "      token_url: https://t.example/token\n", keys, 1)
+			}
+			_, err := ParseConfig([]byte(text))
+			if err == nil {
+				t.Errorf("%s: no error", strings.TrimSpace(keys))
+				continue
+			}
+			hint := suggested.FindAllString(err.Error(), -1)
+			if len(hint) == 0 {
+				t.Errorf("%s: %v, want an error naming the key to use", strings.TrimSpace(keys), err)
+			}
+			for _, k := range hint {
+				hints++
+				_, err := ParseConfig([]byte(routeWith("      " + k + ": " + f + "\n")))
+				if err != nil && strings.Contains(err.Error(), "unknown key") {
+					t.Errorf("the error for %s suggests %s, which is an unknown key: %v", strings.TrimSpace(keys), k, err)
+				}
+			}
+		}
+	}
+	for _, e := range []string{"  key_file: /run/secrets/store-key\n|  key: s3cr3t-inline\n", "  key_file: /run/secrets/store-key\n|  password: s3cr3t-inline\n",
+		"redis://127.0.0.1:6379/0|redis://:s3cr3t-inline@127.0.0.1:6379/0", "redis://127.0.0.1:6379/0|redis://127.0.0.1:6379/0?password=s3cr3t-inline"} {
+		_, err := ParseConfig([]byte(edit(t, goodConfig, e)))
+		hint := suggested.FindAllString(fmt.Sprint(err), -1)
+		if len(hint) == 0 {
+			t.Errorf("%q: %v, want an error naming the key to use", e, err)
+		}
+		for _, k := range hint {
+			hints++
+			text := strings.Replace(goodConfig, "  key_file: /run/secrets/store-key\n", "  "+k+": "+f+"\n", 1)
+			if _, err := ParseConfig([]byte(text)); err != nil && strings.Contains(err.Error(), "unknown key") {
+				t.Errorf("the error for %q suggests %s, which is an unknown key: %v", e, k, err)
+			}
+		}
+	}
+	if hints == 0 {
+		t.Fatal("no hint checked")
 	}
 }

@@ -355,7 +355,7 @@ func (p *Proxy) build(cfg *Config) (_ *generation, err error) {
 		}
 		g.closers = append(g.closers, src)
 		rec := newRecorder(src, rc.Prefix, p.log)
-		up := upstreamFor(p.opts.Upstream, src, g)
+		up := upstreamFor(p.opts.Upstream, rc, src, g)
 		opts := []tokenhttp.Option{tel, tokenhttp.WithBase(up)}
 		if rc.AllowInsecureUpstream {
 			opts = append(opts, tokenhttp.WithInsecureHTTP())
@@ -400,6 +400,10 @@ func (p *Proxy) sourceConfig(rc Route, g *generation) (source.Config, error) {
 	sc.Telemetry = p.tel.Providers
 	if p.opts.TokenClient != nil {
 		sc.HTTPClient = p.opts.TokenClient
+	}
+	var err error
+	if sc.HTTPClient, err = tokenClient(sc.HTTPClient, rc, g); err != nil {
+		return sc, err
 	}
 	otp := sc.Provider != nil && sc.Provider.OneTimePassword
 	for _, ref := range rc.Secrets {
