@@ -18,7 +18,7 @@ const (
 	exitRefused     = 3   // the token endpoint refused the credentials
 	exitUnavailable = 4   // the token endpoint is unavailable
 	exitWrongURL    = 5   // the token URL is not a token endpoint
-	exitInterrupted = 130 // Ctrl-C
+	exitInterrupted = 130 // Ctrl-C or SIGTERM
 )
 
 const exitTable = `Exit codes:
@@ -30,7 +30,7 @@ const exitTable = `Exit codes:
        no reply within --timeout, circuit breaker open
   5    the token URL is wrong: the endpoint answered 404, 405, 410, a redirect, or a
        reply that is not a token (the credentials were not checked)
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C, SIGTERM)
 `
 
 // usageError is a bad flag, argument or URL: exit code 2.

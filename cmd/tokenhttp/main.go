@@ -25,6 +25,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"syscall"
 
 	"golang.org/x/term"
 )
@@ -58,7 +59,7 @@ func osEnv(stdin, stdout, stderr *os.File, getenv func(string) string) env {
 func (e env) terminal() bool { return e.stdinFD >= 0 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], osEnv(os.Stdin, os.Stdout, os.Stderr, os.Getenv)))
 }
