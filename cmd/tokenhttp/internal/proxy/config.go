@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -211,7 +212,7 @@ type fileConfig struct {
 	Admin         scalarAt    `yaml:"admin"`
 	Unmatched     string      `yaml:"unmatched"`
 	PassThrough   scalarAt    `yaml:"pass_through_upstream"`
-	MaxReplayBody *int64      `yaml:"max_replay_body"`
+	MaxReplayBody scalarAt    `yaml:"max_replay_body"`
 	Routes        []fileRoute `yaml:"routes"`
 	Store         *fileStore  `yaml:"store"`
 }
@@ -251,6 +252,34 @@ func (s *scalarAt) UnmarshalYAML(n *yaml.Node) error {
 	}
 	s.Value, s.Line = n.Value, n.Line
 	return nil
+}
+
+// sizeUnits are the units a size may end with.
+var sizeUnits = []struct {
+	suffix string
+	n      int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+
+// parseSize reads a number of bytes, bare or with a unit: 1048576,
+// 512KiB, 1MiB, 2 GiB.
+func parseSize(v string) (int64, error) {
+	num, mult := strings.TrimSpace(v), int64(1)
+	for _, u := range sizeUnits {
+		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(rest), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	switch {
+	case err != nil || num == "" || num[0] == '+' || num[0] == '-' && n == 0:
+		return 0, fmt.Errorf("%q is not a size: write a number of bytes (1048576), or one with KiB, MiB or GiB (1MiB)", v)
+	case n < 0:
+		return 0, fmt.Errorf("%q must not be negative", v)
+	case n > math.MaxInt64/mult:
+		return 0, fmt.Errorf("%q is too large", v)
+	}
+	return n * mult, nil
 }
 
 // at is "line N: ", or "" for a key that is absent.
@@ -321,11 +350,12 @@ func ParseConfig(data []byte) (*Config, error) {
 	if f.PassThrough.Value != "" && c.PassThrough == nil {
 		return nil, errors.New("pass_through_upstream is set but unmatched is not pass_through")
 	}
-	if f.MaxReplayBody != nil {
-		if *f.MaxReplayBody < 0 {
-			return nil, errors.New("max_replay_body must not be negative")
+	if f.MaxReplayBody.Line != 0 {
+		n, err := parseSize(f.MaxReplayBody.Value)
+		if err != nil {
+			return nil, fmt.Errorf("%smax_replay_body: %w", at(f.MaxReplayBody.Line), err)
 		}
-		c.MaxReplayBody = *f.MaxReplayBody
+		c.MaxReplayBody = n
 	}
 	if len(f.Routes) == 0 {
 		return nil, errors.New("routes: at least one route is required")

@@ -418,3 +418,37 @@ func TestInlineSecretHints(t *testing.T) {
 		t.Fatal("no hint checked")
 	}
 }
+
+// TestMaxReplayBodySize: max_replay_body takes bytes or a size with a
+// unit; anything else is an error that names the key, its line and the
+// forms it takes.
+func TestMaxReplayBodySize(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  int64
+		err   string // "" for none
+	}{
+		{"0", 0, ""},
+		{"64", 64, ""},
+		{"512KiB", 512 << 10, ""},
+		{"1MiB", 1 << 20, ""},
+		{"2 GiB", 2 << 30, ""},
+		{"100B", 100, ""},
+		{"1MB", 0, "line 1: max_replay_body: \"1MB\" is not a size"},
+		{"1.5MiB", 0, "is not a size"},
+		{"MiB", 0, "is not a size"},
+		{"+5", 0, "is not a size"},
+		{"-1", 0, "must not be negative"},
+		{"9999999999GiB", 0, "too large"},
+	} {
+		c, err := ParseConfig([]byte("max_replay_body: " + tt.value + "\n" + goodConfig))
+		switch {
+		case tt.err == "" && err != nil:
+			t.Errorf("max_replay_body: %s: %v, want %d", tt.value, err, tt.want)
+		case tt.err == "" && c.MaxReplayBody != tt.want:
+			t.Errorf("max_replay_body: %s = %d, want %d", tt.value, c.MaxReplayBody, tt.want)
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("max_replay_body: %s: error %v, want one containing %q", tt.value, err, tt.err)
+		}
+	}
+}
