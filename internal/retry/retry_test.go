@@ -116,6 +116,24 @@ func readBody(t *testing.T, resp *http.Response) string {
 	return string(b)
 }
 
+// wantReply checks what Do returned: no error, and a reply of status and
+// body after attempts attempts.
+func wantReply(t *testing.T, resp *http.Response, gotAttempts int, err error, status int, body string, attempts int) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("Do: got error %v, want the reply", err)
+	}
+	if got, want := resp.StatusCode, status; got != want {
+		t.Errorf("status = %d, want %d", got, want)
+	}
+	if got, want := readBody(t, resp), body; got != want {
+		t.Errorf("body = %q, want %q", got, want)
+	}
+	if got, want := gotAttempts, attempts; got != want {
+		t.Errorf("attempts = %d, want %d", got, want)
+	}
+}
+
 const reqBody = "grant_type=client_credentials&scope=a+b"
 
 func TestDoStatuses(t *testing.T) {
@@ -158,18 +176,7 @@ func TestDoStatuses(t *testing.T) {
 			resp, attempts, err := retry.Do(srv.Client(), fast, retry.Request{
 				Req: post(t, context.Background(), srv.URL, reqBody), Unsafe: tt.unsafe,
 			})
-			if err != nil {
-				t.Fatalf("Do: got error %v, want the reply", err)
-			}
-			if got, want := resp.StatusCode, tt.wantStatus; got != want {
-				t.Errorf("status = %d, want %d", got, want)
-			}
-			if got, want := readBody(t, resp), tt.wantBody; got != want {
-				t.Errorf("body = %q, want %q", got, want)
-			}
-			if got, want := attempts, tt.wantAttempts; got != want {
-				t.Errorf("attempts = %d, want %d", got, want)
-			}
+			wantReply(t, resp, attempts, err, tt.wantStatus, tt.wantBody, tt.wantAttempts)
 			bodies := sc.requests()
 			if got, want := len(bodies), tt.wantAttempts; got != want {
 				t.Errorf("requests the server saw = %d, want %d", got, want)
@@ -276,18 +283,7 @@ func TestDoRetryAfter(t *testing.T) {
 				start := time.Now()
 				resp, attempts, err := retry.Do(memClient(sc), tt.policy, retry.Request{Req: post(t, ctx, "http://token.test/token", reqBody)})
 				elapsed := time.Since(start)
-				if err != nil {
-					t.Fatalf("Do: got error %v, want the reply", err)
-				}
-				if got, want := resp.StatusCode, tt.wantStatus; got != want {
-					t.Errorf("status = %d, want %d", got, want)
-				}
-				if got, want := readBody(t, resp), tt.wantBody; got != want {
-					t.Errorf("body = %q, want %q", got, want)
-				}
-				if got, want := attempts, tt.wantAttempts; got != want {
-					t.Errorf("attempts = %d, want %d", got, want)
-				}
+				wantReply(t, resp, attempts, err, tt.wantStatus, tt.wantBody, tt.wantAttempts)
 				// In the bubble only waits move the clock: the elapsed
 				// time is the total wait, to the nanosecond.
 				if got, want := elapsed, tt.wantElapsed; got != want {
