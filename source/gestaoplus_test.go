@@ -166,24 +166,11 @@ func TestGestaoPlus(t *testing.T) {
 		emu := newEmu(t, sourcetest.Options{})
 		cfg := config(emu)
 		cfg.Password = "wrong-" + pvPassword
-		_, err := newSource(t, cfg).Token(t.Context())
-		te := tokenError(t, err)
-		if got, want := te.StatusCode, http.StatusUnauthorized; got != want {
-			t.Errorf("StatusCode = %d, want %d", got, want)
-		}
-		if got, want := te.Code, source.CodeInvalidGrant; got != want {
-			t.Errorf("Code = %q, want %q", got, want)
-		}
-		if got, want := te.ProviderCode, "invalid_grant"; got != want {
-			t.Errorf("ProviderCode = %q, want %q", got, want)
-		}
-		if got, want := te.Description, "Invalid username and password combination"; got != want {
-			t.Errorf("Description = %q, want %q", got, want)
-		}
+		te, _ := pvTokenError(t, cfg, pvWantError{status: http.StatusUnauthorized, code: source.CodeInvalidGrant,
+			providerCode: "invalid_grant", desc: "Invalid username and password combination"}, cfg.Password, pvPassword)
 		if got, want := te.URI, "http://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html"; got != want {
 			t.Errorf("URI = %q, want %q", got, want)
 		}
-		pvNoSecret(t, err, cfg.Password, pvPassword)
 	})
 
 	t.Run("RequireOrigin", func(t *testing.T) {
