@@ -354,10 +354,27 @@ func pvCases() []pvCase {
 	}
 }
 
+// pvProvider returns the pvCase of the provider called name.
+func pvProvider(t *testing.T, name string) pvCase {
+	t.Helper()
+	for _, c := range pvCases() {
+		if c.name == name {
+			return c
+		}
+	}
+	t.Fatalf("pvProvider(%q): no such case", name)
+	return pvCase{}
+}
+
+// emulator starts c's emulator for the test.
+func (c pvCase) emulator(t *testing.T) *sourcetest.Server {
+	return newEmulator(t, c.start, c.opts)
+}
+
 func TestProvidersHappyPath(t *testing.T) {
 	for _, c := range pvCases() {
 		t.Run(c.name, func(t *testing.T) {
-			emu := newEmulator(t, c.start, c.opts)
+			emu := c.emulator(t)
 			src := newSource(t, c.config(emu))
 
 			tok, err := src.Token(t.Context())
@@ -399,7 +416,7 @@ func TestProvidersHappyPath(t *testing.T) {
 func TestProvidersSurviveRevocation(t *testing.T) {
 	for _, c := range pvCases() {
 		t.Run(c.name, func(t *testing.T) {
-			emu := newEmulator(t, c.start, c.opts)
+			emu := c.emulator(t)
 			src := newSource(t, c.config(emu))
 			client := tokenhttp.NewClient(src)
 			if got, want := pvGet(t, client, emu.ResourceURL), http.StatusOK; got != want {
@@ -432,7 +449,7 @@ func TestProvidersSurviveRevocation(t *testing.T) {
 func TestProvidersErrorsHoldNoSecret(t *testing.T) {
 	for _, c := range pvCases() {
 		t.Run(c.name, func(t *testing.T) {
-			emu := newEmulator(t, c.start, c.opts)
+			emu := c.emulator(t)
 			var otps []string
 			cfg := c.config(emu)
 			if cfg.PasswordFunc != nil {
