@@ -316,9 +316,7 @@ func TestOTPUsedOnce(t *testing.T) {
 		t.Errorf("token requests: got %d, want %d (the spent OTP must not be sent again)", got, want)
 	}
 	for _, want := range []string{"401", "new one-time password"} {
-		if !strings.Contains(r.stderr, want) {
-			t.Errorf("stderr: got %q, want it to contain %q", r.stderr, want)
-		}
+		assertStderr(t, r, want)
 	}
 	assertNoSecret(t, r, "333333", sourcetest.DefaultClientSecret)
 }
