@@ -11,6 +11,7 @@ import (
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/redisstore"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+	"github.com/tokenhttp/tokenhttp/source/storetest"
 )
 
 // checkLeaks fails t if goroutines started during t outlive it. Call it
@@ -57,17 +58,7 @@ func newEmu(t testing.TB, o sourcetest.Options) *sourcetest.Server {
 // none), with mod (if not nil) applied to its Config, closed when t ends.
 func newSource(t testing.TB, tokenURL string, store source.Store, mod func(*source.Config)) *source.CachedSource {
 	t.Helper()
-	cfg := source.Config{TokenURL: tokenURL, ClientID: sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret, Store: store}
-	if mod != nil {
-		mod(&cfg)
-	}
-	src, err := source.New(cfg)
-	if err != nil {
-		t.Fatalf("source.New: %v", err)
-	}
-	t.Cleanup(func() { _ = src.Close() })
-	return src
+	return storetest.NewSource(t, &sourcetest.Server{TokenURL: tokenURL}, store, mod)
 }
 
 // replica returns a source as one replica of a service would make it: its
