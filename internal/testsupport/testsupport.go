@@ -4,6 +4,11 @@ package testsupport
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"sync"
 )
 
@@ -24,4 +29,26 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Private keys of each kind a client assertion is signed with, made on
+// the first call and the same for every later one in the test binary.
+var (
+	RSA = sync.OnceValue(func() *rsa.PrivateKey {
+		return must(rsa.GenerateKey(rand.Reader, 2048))
+	})
+	P256 = sync.OnceValue(func() *ecdsa.PrivateKey {
+		return must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+	})
+	Ed25519 = sync.OnceValue(func() ed25519.PrivateKey {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		return must(k, err)
+	})
+)
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
