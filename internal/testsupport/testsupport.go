@@ -4,12 +4,20 @@ package testsupport
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"sync"
+	"testing"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers and readers:
@@ -51,4 +59,31 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// OTel is an OpenTelemetry SDK that keeps every span and metric in
+// memory.
+type OTel struct {
+	Spans  *tracetest.SpanRecorder
+	Reader *sdkmetric.ManualReader
+	TP     *sdktrace.TracerProvider
+	MP     *sdkmetric.MeterProvider
+}
+
+// NewOTel returns an OTel that is shut down when t ends.
+func NewOTel(t testing.TB) *OTel {
+	t.Helper()
+	s := &OTel{Spans: tracetest.NewSpanRecorder(), Reader: sdkmetric.NewManualReader()}
+	s.TP = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(s.Spans))
+	s.MP = sdkmetric.NewMeterProvider(sdkmetric.WithReader(s.Reader))
+	t.Cleanup(func() {
+		_ = s.TP.Shutdown(context.Background())
+		_ = s.MP.Shutdown(context.Background())
+	})
+	return s
+}
+
+// Providers returns s's tracer and meter providers.
+func (s *OTel) Providers() telemetry.Providers {
+	return telemetry.Providers{TracerProvider: s.TP, MeterProvider: s.MP}
 }
