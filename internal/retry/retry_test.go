@@ -23,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tokenhttp/tokenhttp/internal/retry"
+	"github.com/tokenhttp/tokenhttp/internal/testsupport"
 	pretry "github.com/tokenhttp/tokenhttp/retry"
 )
 
@@ -34,19 +35,10 @@ func TestMain(m *testing.M) {
 var fast = pretry.Policy{MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond}
 
 // roundTripperFunc is an http.RoundTripper double.
-type roundTripperFunc func(*http.Request) (*http.Response, error)
+type roundTripperFunc = testsupport.RoundTripperFunc
 
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// memClient sends requests straight to h, without sockets, so that it
-// works inside a synctest bubble.
-func memClient(h http.Handler) *http.Client {
-	return &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
-		return rec.Result(), nil
-	})}
-}
+// memClient calls h without sockets (see testsupport.MemClient).
+func memClient(h http.Handler) *http.Client { return testsupport.MemClient(h) }
 
 // reply is one scripted answer of a scripted handler.
 type reply struct {

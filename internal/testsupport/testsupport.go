@@ -10,6 +10,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 
@@ -86,4 +88,19 @@ func NewOTel(t testing.TB) *OTel {
 // Providers returns s's tracer and meter providers.
 func (s *OTel) Providers() telemetry.Providers {
 	return telemetry.Providers{TracerProvider: s.TP, MeterProvider: s.MP}
+}
+
+// RoundTripperFunc is an http.RoundTripper double.
+type RoundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f RoundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// MemClient returns a client that calls h in the calling goroutine,
+// without sockets, so that it works in a synctest bubble.
+func MemClient(h http.Handler) *http.Client {
+	return &http.Client{Transport: RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec.Result(), nil
+	})}
 }
