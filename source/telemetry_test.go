@@ -118,32 +118,7 @@ func telReadOnly(spans []sdktrace.ReadWriteSpan) []sdktrace.ReadOnlySpan {
 // telDataPointSets returns the attribute sets of m's data points.
 func telDataPointSets(m metricdata.Metrics) []attribute.Set {
 	var out []attribute.Set
-	switch d := m.Data.(type) {
-	case metricdata.Sum[int64]:
-		for _, dp := range d.DataPoints {
-			out = append(out, dp.Attributes)
-		}
-	case metricdata.Sum[float64]:
-		for _, dp := range d.DataPoints {
-			out = append(out, dp.Attributes)
-		}
-	case metricdata.Gauge[int64]:
-		for _, dp := range d.DataPoints {
-			out = append(out, dp.Attributes)
-		}
-	case metricdata.Gauge[float64]:
-		for _, dp := range d.DataPoints {
-			out = append(out, dp.Attributes)
-		}
-	case metricdata.Histogram[float64]:
-		for _, dp := range d.DataPoints {
-			out = append(out, dp.Attributes)
-		}
-	case metricdata.Histogram[int64]:
-		for _, dp := range d.DataPoints {
-			out = append(out, dp.Attributes)
-		}
-	}
+	telPoints(m, func(set attribute.Set, _ string) { out = append(out, set) })
 	return out
 }
 
@@ -153,30 +128,48 @@ func telMetricValues(rm metricdata.ResourceMetrics, name string) map[string]stri
 	out := map[string]string{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			if m.Name != name {
-				continue
-			}
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				for _, dp := range d.DataPoints {
-					out[telSetKey(dp.Attributes)] = strconv.FormatInt(dp.Value, 10)
-				}
-			case metricdata.Gauge[int64]:
-				for _, dp := range d.DataPoints {
-					out[telSetKey(dp.Attributes)] = strconv.FormatInt(dp.Value, 10)
-				}
-			case metricdata.Gauge[float64]:
-				for _, dp := range d.DataPoints {
-					out[telSetKey(dp.Attributes)] = strconv.FormatFloat(dp.Value, 'f', -1, 64)
-				}
-			case metricdata.Histogram[float64]:
-				for _, dp := range d.DataPoints {
-					out[telSetKey(dp.Attributes)] = strconv.FormatUint(dp.Count, 10)
-				}
+			if m.Name == name {
+				telPoints(m, func(set attribute.Set, v string) { out[telSetKey(set)] = v })
 			}
 		}
 	}
 	return out
+}
+
+// telPoints calls f with the attribute set and the value text (for a
+// histogram, its count) of each of m's data points.
+func telPoints(m metricdata.Metrics, f func(set attribute.Set, value string)) {
+	switch d := m.Data.(type) {
+	case metricdata.Sum[int64]:
+		telValues(d.DataPoints, f)
+	case metricdata.Sum[float64]:
+		telValues(d.DataPoints, f)
+	case metricdata.Gauge[int64]:
+		telValues(d.DataPoints, f)
+	case metricdata.Gauge[float64]:
+		telValues(d.DataPoints, f)
+	case metricdata.Histogram[int64]:
+		telCounts(d.DataPoints, f)
+	case metricdata.Histogram[float64]:
+		telCounts(d.DataPoints, f)
+	}
+}
+
+func telValues[N int64 | float64](dps []metricdata.DataPoint[N], f func(attribute.Set, string)) {
+	for _, dp := range dps {
+		switch v := any(dp.Value).(type) {
+		case int64:
+			f(dp.Attributes, strconv.FormatInt(v, 10))
+		case float64:
+			f(dp.Attributes, strconv.FormatFloat(v, 'f', -1, 64))
+		}
+	}
+}
+
+func telCounts[N int64 | float64](dps []metricdata.HistogramDataPoint[N], f func(attribute.Set, string)) {
+	for _, dp := range dps {
+		f(dp.Attributes, strconv.FormatUint(dp.Count, 10))
+	}
 }
 
 func telSetKey(s attribute.Set) string {
