@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.uber.org/goleak"
 
+	"github.com/tokenhttp/tokenhttp/internal/testsupport"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 	"github.com/tokenhttp/tokenhttp/telemetry"
@@ -27,14 +28,8 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// checkLeaks fails t if a goroutine started during t is still running once
-// t and its cleanups have ended. Call it first, so that its cleanup runs
-// last.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
+// checkLeaks is testsupport.CheckLeaks: call it first.
+func checkLeaks(t *testing.T) { t.Helper(); testsupport.CheckLeaks(t) }
 
 // newEmulator starts an RFC 6749 token endpoint and protected resource,
 // closed when tb ends.

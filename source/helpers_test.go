@@ -26,14 +26,8 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// leakCheck fails t if a goroutine it started outlives it and its
-// cleanups. Call it first, so that its check runs after every other
-// cleanup (servers and sources are closed by then).
-func leakCheck(t *testing.T) {
-	t.Helper()
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
+// leakCheck is testsupport.CheckLeaks: call it first.
+func leakCheck(t *testing.T) { t.Helper(); testsupport.CheckLeaks(t) }
 
 // newSource returns the cached source for cfg, closed when the test ends.
 // Unless cfg has an HTTPClient, it gets one over a Transport of its own,

@@ -18,6 +18,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.uber.org/goleak"
 
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
@@ -103,4 +104,13 @@ func MemClient(h http.Handler) *http.Client {
 		h.ServeHTTP(rec, r)
 		return rec.Result(), nil
 	})}
+}
+
+// CheckLeaks fails t if a goroutine started during t is still running
+// once t and its cleanups have ended. Call it first, so that its check
+// runs after every later cleanup (servers and sources are closed by then).
+func CheckLeaks(t *testing.T) {
+	t.Helper()
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
 }

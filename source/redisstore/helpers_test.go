@@ -6,21 +6,16 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/goleak"
 
+	"github.com/tokenhttp/tokenhttp/internal/testsupport"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/redisstore"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 	"github.com/tokenhttp/tokenhttp/source/storetest"
 )
 
-// checkLeaks fails t if goroutines started during t outlive it. Call it
-// first: its check runs after every later cleanup (servers killed,
-// clients closed).
-func checkLeaks(t *testing.T) {
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
+// checkLeaks is testsupport.CheckLeaks: call it first.
+func checkLeaks(t *testing.T) { t.Helper(); testsupport.CheckLeaks(t) }
 
 // ctxTimeout returns a context that ends after d, canceled when t ends.
 func ctxTimeout(t testing.TB, d time.Duration) context.Context {
