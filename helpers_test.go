@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.uber.org/goleak"
 
@@ -94,14 +93,8 @@ func reply(req *http.Request, status int, body string) *http.Response {
 // telemetrySDK is an SDK that keeps spans and metrics in memory.
 func telemetrySDK(t *testing.T) (*tracetest.SpanRecorder, *sdkmetric.ManualReader, telemetry.Providers) {
 	t.Helper()
-	rec, reader := tracetest.NewSpanRecorder(), sdkmetric.NewManualReader()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() {
-		_ = tp.Shutdown(context.Background())
-		_ = mp.Shutdown(context.Background())
-	})
-	return rec, reader, telemetry.Providers{TracerProvider: tp, MeterProvider: mp}
+	o := testsupport.NewOTel(t)
+	return o.Spans, o.Reader, o.Providers()
 }
 
 // metricPoints returns metric name's int64 sums as "attribute set" -> value.
