@@ -13,10 +13,10 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.uber.org/goleak"
 
+	"github.com/tokenhttp/tokenhttp/internal/testsupport"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 	"github.com/tokenhttp/tokenhttp/telemetry"
@@ -27,14 +27,8 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// checkLeaks fails t if a goroutine started during t is still running once
-// t and its cleanups have ended. Call it first, so that its cleanup runs
-// last.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
+// checkLeaks is testsupport.CheckLeaks: call it first.
+func checkLeaks(t *testing.T) { t.Helper(); testsupport.CheckLeaks(t) }
 
 // newEmulator starts an RFC 6749 token endpoint and protected resource,
 // closed when tb ends.
@@ -99,14 +93,8 @@ func reply(req *http.Request, status int, body string) *http.Response {
 // telemetrySDK is an SDK that keeps spans and metrics in memory.
 func telemetrySDK(t *testing.T) (*tracetest.SpanRecorder, *sdkmetric.ManualReader, telemetry.Providers) {
 	t.Helper()
-	rec, reader := tracetest.NewSpanRecorder(), sdkmetric.NewManualReader()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() {
-		_ = tp.Shutdown(context.Background())
-		_ = mp.Shutdown(context.Background())
-	})
-	return rec, reader, telemetry.Providers{TracerProvider: tp, MeterProvider: mp}
+	o := testsupport.NewOTel(t)
+	return o.Spans, o.Reader, o.Providers()
 }
 
 // metricPoints returns metric name's int64 sums as "attribute set" -> value.

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
@@ -19,29 +17,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/tokenhttp/tokenhttp/internal/testsupport"
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
-
-var (
-	keysOnce sync.Once
-	keyRSA   *rsa.PrivateKey
-	keyP256  *ecdsa.PrivateKey
-	keyEd    ed25519.PrivateKey
-)
-
-func testKeys() {
-	keysOnce.Do(func() {
-		keyRSA, _ = rsa.GenerateKey(rand.Reader, 2048)
-		keyP256, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		_, keyEd, _ = ed25519.GenerateKey(rand.Reader)
-	})
-}
 
 // newMTLS starts an mTLS emulator that registers pub for private_key_jwt,
 // and returns it with a client certificate it accepts.
@@ -115,15 +98,14 @@ func lastFormValue(t *testing.T, srv interface {
 // signature, PS256's salt, the claims and the jti) issues a token, and the
 // assertion it received has DESIGN's header and claims.
 func TestPrivateKeyJWT(t *testing.T) {
-	testKeys()
 	for _, tc := range []struct {
 		name, alg, override, kid, aud string
 		key                           crypto.Signer
 	}{
-		{name: "rsa", key: keyRSA, alg: "PS256", kid: "k1"},
-		{name: "rsa-rs256", key: keyRSA, alg: "RS256", override: "RS256"},
-		{name: "p256", key: keyP256, alg: "ES256"},
-		{name: "ed25519", key: keyEd, alg: "EdDSA", aud: "issuer"},
+		{name: "rsa", key: testsupport.RSA(), alg: "PS256", kid: "k1"},
+		{name: "rsa-rs256", key: testsupport.RSA(), alg: "RS256", override: "RS256"},
+		{name: "p256", key: testsupport.P256(), alg: "ES256"},
+		{name: "ed25519", key: testsupport.Ed25519(), alg: "EdDSA", aud: "issuer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, cert := newMTLS(t, tc.key.Public(), tc.alg)
@@ -181,10 +163,9 @@ func TestPrivateKeyJWT(t *testing.T) {
 // new assertion (the emulator refuses a seen jti, counting it from the
 // 503), so the token comes and no jti is ever replayed.
 func TestPrivateKeyJWTRetrySignsAnew(t *testing.T) {
-	testKeys()
-	srv, cert := newMTLS(t, keyP256.Public())
+	srv, cert := newMTLS(t, testsupport.P256().Public())
 	s := newAuthSource(t, source.Config{TokenURL: srv.TokenURL, ClientID: sourcetest.DefaultClientID,
-		ClientCertificate: staticCert(cert), PrivateKey: keyP256, HTTPClient: rootsClient(srv),
+		ClientCertificate: staticCert(cert), PrivateKey: testsupport.P256(), HTTPClient: rootsClient(srv),
 		Retry: retry.Policy{MaxAttempts: 4, MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond}})
 	srv.FailNext(2, http.StatusServiceUnavailable, "")
 	if _, err := s.Token(context.Background()); err != nil {
@@ -201,14 +182,13 @@ func TestPrivateKeyJWTRetrySignsAnew(t *testing.T) {
 // TestClientAssertionFunc: an assertion minted elsewhere is asked for once
 // per attempt; AssertionFile reads the file at each call.
 func TestClientAssertionFunc(t *testing.T) {
-	testKeys()
-	srv, cert := newMTLS(t, keyEd.Public())
+	srv, cert := newMTLS(t, testsupport.Ed25519().Public())
 	dir := t.TempDir()
 	path := filepath.Join(dir, "token")
 	var calls int
 	mint := func(ctx context.Context) (string, error) {
 		calls++
-		a, err := source.SignClientAssertionForTest(keyEd, sourcetest.DefaultClientID, srv.TokenURL)
+		a, err := source.SignClientAssertionForTest(testsupport.Ed25519(), sourcetest.DefaultClientID, srv.TokenURL)
 		if err != nil {
 			return "", err
 		}
@@ -256,7 +236,6 @@ func (notTransport) RoundTrip(*http.Request) (*http.Response, error) { return ni
 
 // TestClientAuthConfigErrors: what New refuses, naming the field.
 func TestClientAuthConfigErrors(t *testing.T) {
-	testKeys()
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	cert := staticCert(tls.Certificate{})
 	base := source.Config{TokenURL: "https://as.example/token", ClientID: "c"}
@@ -265,10 +244,10 @@ func TestClientAuthConfigErrors(t *testing.T) {
 		edit        func(*source.Config)
 	}{
 		{"p384 without an algorithm", "PrivateKey", func(c *source.Config) { c.PrivateKey = p384 }},
-		{"wrong algorithm", "SigningAlgorithm", func(c *source.Config) { c.PrivateKey = keyP256; c.SigningAlgorithm = "RS256" }},
-		{"secret with a key", "ClientSecret", func(c *source.Config) { c.PrivateKey = keyRSA; c.ClientSecret = "s3cret" }},
+		{"wrong algorithm", "SigningAlgorithm", func(c *source.Config) { c.PrivateKey = testsupport.P256(); c.SigningAlgorithm = "RS256" }},
+		{"secret with a key", "ClientSecret", func(c *source.Config) { c.PrivateKey = testsupport.RSA(); c.ClientSecret = "s3cret" }},
 		{"key and assertion", "ClientAssertion", func(c *source.Config) {
-			c.PrivateKey = keyRSA
+			c.PrivateKey = testsupport.RSA()
 			c.ClientAssertion = func(context.Context) (string, error) { return "", nil }
 		}},
 		{"kid without key", "KeyID", func(c *source.Config) { c.KeyID = "k" }},
@@ -292,9 +271,8 @@ func TestClientAuthConfigErrors(t *testing.T) {
 // TestClientAuthRedaction: a Config's printed forms show no key and no
 // assertion.
 func TestClientAuthRedaction(t *testing.T) {
-	testKeys()
-	cfg := source.Config{TokenURL: "https://as.example/token", ClientID: "c", PrivateKey: keyRSA, KeyID: "kid-1"}
-	d := keyRSA.D.String()[:20]
+	cfg := source.Config{TokenURL: "https://as.example/token", ClientID: "c", PrivateKey: testsupport.RSA(), KeyID: "kid-1"}
+	d := testsupport.RSA().D.String()[:20]
 	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), cfg.String()} {
 		if strings.Contains(s, d) {
 			t.Errorf("private key in %q", s)
@@ -342,9 +320,8 @@ func TestInvalidClientClockSkew(t *testing.T) {
 // (here a ClientAssertion that wrongly returns the same assertion twice),
 // so the library's fresh assertion per attempt is what passes.
 func TestReplayedAssertionRefused(t *testing.T) {
-	testKeys()
-	srv, cert := newMTLS(t, keyP256.Public())
-	a, err := source.SignClientAssertionForTest(keyP256, sourcetest.DefaultClientID, srv.TokenURL)
+	srv, cert := newMTLS(t, testsupport.P256().Public())
+	a, err := source.SignClientAssertionForTest(testsupport.P256(), sourcetest.DefaultClientID, srv.TokenURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,8 +347,7 @@ func TestReplayedAssertionRefused(t *testing.T) {
 // goes out without its white space, and one that is only white space is
 // an error, as for Assertion and SubjectToken.
 func TestClientAssertionTrimmed(t *testing.T) {
-	testKeys()
-	srv, cert := newMTLS(t, keyEd.Public())
+	srv, cert := newMTLS(t, testsupport.Ed25519().Public())
 	for _, tc := range []struct {
 		name    string
 		pad     func(string) string
@@ -385,7 +361,7 @@ func TestClientAssertionTrimmed(t *testing.T) {
 			s := newAuthSource(t, source.Config{TokenURL: srv.TokenURL, ClientID: sourcetest.DefaultClientID,
 				ClientCertificate: staticCert(cert), HTTPClient: rootsClient(srv),
 				ClientAssertion: func(context.Context) (string, error) {
-					a, err := source.SignClientAssertionForTest(keyEd, sourcetest.DefaultClientID, srv.TokenURL)
+					a, err := source.SignClientAssertionForTest(testsupport.Ed25519(), sourcetest.DefaultClientID, srv.TokenURL)
 					return tc.pad(a), err
 				}})
 			_, err := s.Token(context.Background())

@@ -12,13 +12,8 @@ import (
 )
 
 func TestDirectLink(t *testing.T) {
-	newEmu := func(t *testing.T) *sourcetest.Server {
-		return newEmulator(t, sourcetest.NewDirectLink, sourcetest.Options{Password: pvPassword})
-	}
-	config := func(emu *sourcetest.Server) source.Config {
-		return source.Config{Provider: source.DirectLink, TokenURL: emu.TokenURL,
-			Username: sourcetest.DefaultUsername, Password: pvPassword}
-	}
+	pv := pvProvider(t, "DirectLink")
+	newEmu, config := pv.emulator, pv.config
 
 	t.Run("TokenURL required", func(t *testing.T) {
 		_, err := source.New(source.Config{Provider: source.DirectLink, Username: "u", Password: pvPassword})

@@ -20,6 +20,17 @@ func TestGestaoPlus(t *testing.T) {
 		return source.Config{Provider: source.GestaoPlus, TokenURL: emu.TokenURL,
 			Username: sourcetest.DefaultUsername, Password: pvPassword}
 	}
+	// wantGrants checks how many refresh_token and password grants emu
+	// has had.
+	wantGrants := func(t *testing.T, emu *sourcetest.Server, refresh, password int) {
+		t.Helper()
+		if got, want := emu.Requests("refresh_token"), refresh; got != want {
+			t.Errorf("Requests(refresh_token) = %d, want %d", got, want)
+		}
+		if got, want := emu.Requests("password"), password; got != want {
+			t.Errorf("Requests(password) = %d, want %d", got, want)
+		}
+	}
 	// lastBody returns the last token request's JSON body.
 	lastBody := func(t *testing.T, emu *sourcetest.Server) map[string]json.RawMessage {
 		return pvJSON(t, emu.LastTokenRequest())
@@ -61,12 +72,7 @@ func TestGestaoPlus(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Token after Invalidate: %v", err)
 		}
-		if got, want := emu.Requests("refresh_token"), 1; got != want {
-			t.Errorf("Requests(refresh_token) = %d, want %d", got, want)
-		}
-		if got, want := emu.Requests("password"), 1; got != want {
-			t.Errorf("Requests(password) = %d, want %d", got, want)
-		}
+		wantGrants(t, emu, 1, 1)
 		b := lastBody(t, emu)
 		pvJSONString(t, b, "grant_type", "refresh_token")
 		pvJSONString(t, b, "refresh_token", tok1.RefreshToken)
@@ -90,12 +96,7 @@ func TestGestaoPlus(t *testing.T) {
 			t.Fatalf("second refresh: %v", err)
 		}
 		pvJSONString(t, lastBody(t, emu), "refresh_token", tok2.RefreshToken)
-		if got, want := emu.Requests("refresh_token"), 2; got != want {
-			t.Errorf("Requests(refresh_token) = %d, want %d", got, want)
-		}
-		if got, want := emu.Requests("password"), 1; got != want {
-			t.Errorf("Requests(password) = %d, want %d (no fallback)", got, want)
-		}
+		wantGrants(t, emu, 2, 1) // no fallback to the password grant
 		client := tokenhttp.NewClient(src)
 		if got, want := pvGet(t, client, emu.ResourceURL), http.StatusOK; got != want {
 			t.Fatalf("GET resource with the refreshed token: status %d, want %d", got, want)
@@ -119,12 +120,7 @@ func TestGestaoPlus(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Token with the refresh refused: %v", err)
 		}
-		if got, want := emu.Requests("refresh_token"), 1; got != want {
-			t.Errorf("Requests(refresh_token) = %d, want %d", got, want)
-		}
-		if got, want := emu.Requests("password"), 2; got != want {
-			t.Errorf("Requests(password) = %d, want %d", got, want)
-		}
+		wantGrants(t, emu, 1, 2)
 		pvJSONString(t, lastBody(t, emu), "grant_type", "password")
 
 		// The new password grant's refresh token is used next.
@@ -134,12 +130,7 @@ func TestGestaoPlus(t *testing.T) {
 			t.Fatalf("Token: %v", err)
 		}
 		pvJSONString(t, lastBody(t, emu), "refresh_token", tok2.RefreshToken)
-		if got, want := emu.Requests("refresh_token"), 2; got != want {
-			t.Errorf("Requests(refresh_token) = %d, want %d", got, want)
-		}
-		if got, want := emu.Requests("password"), 2; got != want {
-			t.Errorf("Requests(password) = %d, want %d", got, want)
-		}
+		wantGrants(t, emu, 2, 2)
 	})
 
 	t.Run("refused refresh and wrong password", func(t *testing.T) {
@@ -166,24 +157,11 @@ func TestGestaoPlus(t *testing.T) {
 		emu := newEmu(t, sourcetest.Options{})
 		cfg := config(emu)
 		cfg.Password = "wrong-" + pvPassword
-		_, err := newSource(t, cfg).Token(t.Context())
-		te := tokenError(t, err)
-		if got, want := te.StatusCode, http.StatusUnauthorized; got != want {
-			t.Errorf("StatusCode = %d, want %d", got, want)
-		}
-		if got, want := te.Code, source.CodeInvalidGrant; got != want {
-			t.Errorf("Code = %q, want %q", got, want)
-		}
-		if got, want := te.ProviderCode, "invalid_grant"; got != want {
-			t.Errorf("ProviderCode = %q, want %q", got, want)
-		}
-		if got, want := te.Description, "Invalid username and password combination"; got != want {
-			t.Errorf("Description = %q, want %q", got, want)
-		}
+		te, _ := pvTokenError(t, cfg, pvWantError{status: http.StatusUnauthorized, code: source.CodeInvalidGrant,
+			providerCode: "invalid_grant", desc: "Invalid username and password combination"}, cfg.Password, pvPassword)
 		if got, want := te.URI, "http://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html"; got != want {
 			t.Errorf("URI = %q, want %q", got, want)
 		}
-		pvNoSecret(t, err, cfg.Password, pvPassword)
 	})
 
 	t.Run("RequireOrigin", func(t *testing.T) {

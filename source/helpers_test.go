@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/tokenhttp/tokenhttp/internal/testsupport"
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
@@ -25,14 +26,8 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// leakCheck fails t if a goroutine it started outlives it and its
-// cleanups. Call it first, so that its check runs after every other
-// cleanup (servers and sources are closed by then).
-func leakCheck(t *testing.T) {
-	t.Helper()
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
+// leakCheck is testsupport.CheckLeaks: call it first.
+func leakCheck(t *testing.T) { t.Helper(); testsupport.CheckLeaks(t) }
 
 // newSource returns the cached source for cfg, closed when the test ends.
 // Unless cfg has an HTTPClient, it gets one over a Transport of its own,
@@ -86,19 +81,10 @@ func standardConfig(tokenURL string) source.Config {
 }
 
 // roundTripperFunc is an http.RoundTripper double.
-type roundTripperFunc func(*http.Request) (*http.Response, error)
+type roundTripperFunc = testsupport.RoundTripperFunc
 
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// memClient calls h in the calling goroutine, without sockets, so that it
-// works in a synctest bubble.
-func memClient(h http.Handler) *http.Client {
-	return &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
-		return rec.Result(), nil
-	})}
-}
+// memClient calls h without sockets (see testsupport.MemClient).
+func memClient(h http.Handler) *http.Client { return testsupport.MemClient(h) }
 
 // callToken makes one Token call with a generous deadline.
 func callToken(src source.TokenSource) (*source.Token, error) {

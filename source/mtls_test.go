@@ -180,7 +180,7 @@ func TestCertificateExpiringTelemetry(t *testing.T) {
 			cert := srv.CA.Issue(sourcetest.CertOptions{CommonName: sourcetest.DefaultClientID,
 				NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(tc.life)})
 			s := newAuthSource(t, source.Config{TokenURL: srv.TokenURL, ClientID: sourcetest.DefaultClientID,
-				ClientCertificate: staticCert(cert), HTTPClient: rootsClient(srv), Telemetry: tel.providers()})
+				ClientCertificate: staticCert(cert), HTTPClient: rootsClient(srv), Telemetry: tel.Providers()})
 			if _, err := s.Token(context.Background()); err != nil {
 				t.Fatalf("Token: %v", err)
 			}

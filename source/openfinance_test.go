@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tokenhttp/tokenhttp"
+	"github.com/tokenhttp/tokenhttp/internal/testsupport"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
@@ -31,10 +32,9 @@ func (r *recordingRT) RoundTrip(req *http.Request) (*http.Response, error) {
 // fresh x-fapi-interaction-id and the certificate (through
 // TLSClientConfig under WithBase).
 func TestOpenFinanceBrasil(t *testing.T) {
-	testKeys()
-	srv, cert := newMTLS(t, keyRSA.Public(), "PS256")
+	srv, cert := newMTLS(t, testsupport.RSA().Public(), "PS256")
 	s := newAuthSource(t, source.Config{Provider: source.OpenFinanceBrasil, TokenURL: srv.Issuer,
-		ClientID: sourcetest.DefaultClientID, ClientCertificate: staticCert(cert), PrivateKey: keyRSA,
+		ClientID: sourcetest.DefaultClientID, ClientCertificate: staticCert(cert), PrivateKey: testsupport.RSA(),
 		HTTPClient: rootsClient(srv)})
 	if _, err := s.Token(context.Background()); err != nil {
 		t.Fatalf("Token: %v", err)
@@ -73,15 +73,14 @@ func TestOpenFinanceBrasilDiscoveryError(t *testing.T) {
 
 // TestOpenFinanceBrasilConfig: mTLS required, PS256 only.
 func TestOpenFinanceBrasilConfig(t *testing.T) {
-	testKeys()
 	cert := staticCert(tls.Certificate{})
 	for _, tc := range []struct {
 		field string
 		cfg   source.Config
 	}{
-		{"ClientCertificate", source.Config{PrivateKey: keyRSA}},
-		{"PrivateKey", source.Config{ClientCertificate: cert, PrivateKey: keyP256}},
-		{"SigningAlgorithm", source.Config{ClientCertificate: cert, PrivateKey: keyRSA, SigningAlgorithm: "RS256"}},
+		{"ClientCertificate", source.Config{PrivateKey: testsupport.RSA()}},
+		{"PrivateKey", source.Config{ClientCertificate: cert, PrivateKey: testsupport.P256()}},
+		{"SigningAlgorithm", source.Config{ClientCertificate: cert, PrivateKey: testsupport.RSA(), SigningAlgorithm: "RS256"}},
 	} {
 		cfg := tc.cfg
 		cfg.Provider, cfg.TokenURL, cfg.ClientID = source.OpenFinanceBrasil, "https://auth.bank.example", "c"

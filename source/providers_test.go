@@ -173,6 +173,25 @@ func pvContentType(t *testing.T, rec sourcetest.RecordedRequest, want string) {
 	}
 }
 
+// pvFormFields checks that the form body f has each of fields.
+func pvFormFields(t *testing.T, f url.Values, fields map[string]string) {
+	t.Helper()
+	for k, want := range fields {
+		if got := f.Get(k); got != want {
+			t.Errorf("token request %s = %q, want %q", k, got, want)
+		}
+	}
+}
+
+// pvNoAuthorization checks that the token request has no Authorization
+// header; want says what it should have instead.
+func pvNoAuthorization(t *testing.T, rec sourcetest.RecordedRequest, want string) {
+	t.Helper()
+	if got := rec.Header.Get("Authorization"); got != "" {
+		t.Errorf("token request Authorization = %q, want %s", got, want)
+	}
+}
+
 // pvAbout checks that d is want, give or take a minute.
 func pvAbout(t *testing.T, what string, got, want time.Duration) {
 	t.Helper()
@@ -232,9 +251,7 @@ func pvCases() []pvCase {
 				if raw, ok := b["scope"]; ok {
 					t.Errorf("token request scope = %s, want none (the provider's default)", raw)
 				}
-				if got := rec.Header.Get("Authorization"); got != "" {
-					t.Errorf("token request Authorization = %q, want none (credentials in the body)", got)
-				}
+				pvNoAuthorization(t, rec, "none (credentials in the body)")
 			},
 			spoil:          func(c *source.Config) { c.ClientSecret = pvSecret + "-wrong" },
 			wantCode:       source.CodeInvalidClient,
@@ -252,21 +269,15 @@ func pvCases() []pvCase {
 			wire: func(t *testing.T, rec sourcetest.RecordedRequest) {
 				pvContentType(t, rec, "application/x-www-form-urlencoded")
 				f := pvForm(t, rec)
-				for k, want := range map[string]string{
+				pvFormFields(t, f, map[string]string{
 					"grant_type": "password", "username": sourcetest.DefaultUsername, "password": pvPassword,
-				} {
-					if got := f.Get(k); got != want {
-						t.Errorf("token request %s = %q, want %q", k, got, want)
-					}
-				}
+				})
 				for _, k := range []string{"client_id", "client_secret"} {
 					if f.Has(k) {
 						t.Errorf("token request has %s, want no client authentication", k)
 					}
 				}
-				if got := rec.Header.Get("Authorization"); got != "" {
-					t.Errorf("token request Authorization = %q, want no client authentication", got)
-				}
+				pvNoAuthorization(t, rec, "no client authentication")
 			},
 			spoil:          func(c *source.Config) { c.Password = pvPassword + "-wrong" },
 			wantCode:       source.CodeInvalidGrant,
@@ -287,9 +298,7 @@ func pvCases() []pvCase {
 				pvJSONString(t, b, "grant_type", "client_credentials")
 				pvJSONString(t, b, "client_id", sourcetest.DefaultClientID)
 				pvJSONString(t, b, "client_secret", pvSecret)
-				if got := rec.Header.Get("Authorization"); got != "" {
-					t.Errorf("token request Authorization = %q, want none (credentials in the body)", got)
-				}
+				pvNoAuthorization(t, rec, "none (credentials in the body)")
 			},
 			spoil:          func(c *source.Config) { c.ClientSecret = pvSecret + "-wrong" },
 			wantCode:       source.CodeInvalidClient,
@@ -336,16 +345,10 @@ func pvCases() []pvCase {
 			wire: func(t *testing.T, rec sourcetest.RecordedRequest) {
 				pvContentType(t, rec, "application/x-www-form-urlencoded")
 				f := pvForm(t, rec)
-				for k, want := range map[string]string{
+				pvFormFields(t, f, map[string]string{
 					"grant_type": "client_credentials", "client_id": sourcetest.DefaultClientID, "client_secret": pvSecret,
-				} {
-					if got := f.Get(k); got != want {
-						t.Errorf("token request %s = %q, want %q", k, got, want)
-					}
-				}
-				if got := rec.Header.Get("Authorization"); got != "" {
-					t.Errorf("token request Authorization = %q, want none (credentials in the body)", got)
-				}
+				})
+				pvNoAuthorization(t, rec, "none (credentials in the body)")
 			},
 			spoil:          func(c *source.Config) { c.ClientSecret = pvSecret + "-wrong" },
 			wantCode:       source.CodeInvalidClient,
@@ -354,10 +357,27 @@ func pvCases() []pvCase {
 	}
 }
 
+// pvProvider returns the pvCase of the provider called name.
+func pvProvider(t *testing.T, name string) pvCase {
+	t.Helper()
+	for _, c := range pvCases() {
+		if c.name == name {
+			return c
+		}
+	}
+	t.Fatalf("pvProvider(%q): no such case", name)
+	return pvCase{}
+}
+
+// emulator starts c's emulator for the test.
+func (c pvCase) emulator(t *testing.T) *sourcetest.Server {
+	return newEmulator(t, c.start, c.opts)
+}
+
 func TestProvidersHappyPath(t *testing.T) {
 	for _, c := range pvCases() {
 		t.Run(c.name, func(t *testing.T) {
-			emu := newEmulator(t, c.start, c.opts)
+			emu := c.emulator(t)
 			src := newSource(t, c.config(emu))
 
 			tok, err := src.Token(t.Context())
@@ -399,7 +419,7 @@ func TestProvidersHappyPath(t *testing.T) {
 func TestProvidersSurviveRevocation(t *testing.T) {
 	for _, c := range pvCases() {
 		t.Run(c.name, func(t *testing.T) {
-			emu := newEmulator(t, c.start, c.opts)
+			emu := c.emulator(t)
 			src := newSource(t, c.config(emu))
 			client := tokenhttp.NewClient(src)
 			if got, want := pvGet(t, client, emu.ResourceURL), http.StatusOK; got != want {
@@ -432,7 +452,7 @@ func TestProvidersSurviveRevocation(t *testing.T) {
 func TestProvidersErrorsHoldNoSecret(t *testing.T) {
 	for _, c := range pvCases() {
 		t.Run(c.name, func(t *testing.T) {
-			emu := newEmulator(t, c.start, c.opts)
+			emu := c.emulator(t)
 			var otps []string
 			cfg := c.config(emu)
 			if cfg.PasswordFunc != nil {

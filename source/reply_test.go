@@ -135,58 +135,71 @@ func TestTokenType(t *testing.T) {
 	}
 }
 
+// TestReplyFields decodes a JSON and a form-encoded token reply.
 func TestReplyFields(t *testing.T) {
-	ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, `{"access_token":"tok-1","token_type":"Bearer","expires_in":60,
-			"refresh_token":"rt-1","scope":["read","write"],"id_token":"idt","ext_expires_in":3599}`)
-	})
-	tok, err := fetchToken(t, clientConfig(ts.URL))
-	if err != nil {
-		t.Fatalf("Token: %v", err)
+	tests := []struct {
+		name, contentType, body string
+		access, scope           string
+		check                   func(t *testing.T, tok *source.Token, before time.Time)
+	}{
+		{
+			name:        "JSON",
+			contentType: "application/json",
+			body: `{"access_token":"tok-1","token_type":"Bearer","expires_in":60,
+			"refresh_token":"rt-1","scope":["read","write"],"id_token":"idt","ext_expires_in":3599}`,
+			access: "tok-1",
+			scope:  "read write",
+			check: func(t *testing.T, tok *source.Token, _ time.Time) {
+				if got, want := tok.RefreshToken, "rt-1"; got != want {
+					t.Errorf("RefreshToken = %q, want %q", got, want)
+				}
+				if got, want := tok.Extra["id_token"], any("idt"); got != want {
+					t.Errorf("Extra[id_token] = %#v, want %#v", got, want)
+				}
+				if got, want := tok.Extra["ext_expires_in"], any(json.Number("3599")); got != want {
+					t.Errorf("Extra[ext_expires_in] = %#v, want %#v", got, want)
+				}
+				for _, k := range []string{"access_token", "refresh_token", "expires_in", "token_type", "scope"} {
+					if _, ok := tok.Extra[k]; ok {
+						t.Errorf("Extra has %q, want only the fields the Token does not hold", k)
+					}
+				}
+			},
+		},
+		{
+			name:        "form-encoded",
+			contentType: "application/x-www-form-urlencoded; charset=utf-8",
+			body:        "access_token=form-tok-1&token_type=bearer&expires_in=3600&scope=repo+gist",
+			access:      "form-tok-1",
+			scope:       "repo gist",
+			check: func(t *testing.T, tok *source.Token, before time.Time) {
+				if got, want := tok.TokenType, "Bearer"; got != want {
+					t.Errorf("TokenType = %q, want %q", got, want)
+				}
+				if tok.Expiry.Before(before.Add(3600*time.Second)) || tok.Expiry.After(time.Now().Add(3600*time.Second)) {
+					t.Errorf("Expiry = %v, want an hour from now", tok.Expiry)
+				}
+			},
+		},
 	}
-	if got, want := tok.AccessToken, "tok-1"; got != want {
-		t.Errorf("AccessToken = %q, want %q", got, want)
-	}
-	if got, want := tok.RefreshToken, "rt-1"; got != want {
-		t.Errorf("RefreshToken = %q, want %q", got, want)
-	}
-	if got, want := tok.Scope, "read write"; got != want {
-		t.Errorf("Scope = %q, want %q", got, want)
-	}
-	if got, want := tok.Extra["id_token"], any("idt"); got != want {
-		t.Errorf("Extra[id_token] = %#v, want %#v", got, want)
-	}
-	if got, want := tok.Extra["ext_expires_in"], any(json.Number("3599")); got != want {
-		t.Errorf("Extra[ext_expires_in] = %#v, want %#v", got, want)
-	}
-	for _, k := range []string{"access_token", "refresh_token", "expires_in", "token_type", "scope"} {
-		if _, ok := tok.Extra[k]; ok {
-			t.Errorf("Extra has %q, want only the fields the Token does not hold", k)
-		}
-	}
-}
-
-func TestFormEncodedReply(t *testing.T) {
-	ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		writeReply(w, 200, "application/x-www-form-urlencoded; charset=utf-8",
-			"access_token=form-tok-1&token_type=bearer&expires_in=3600&scope=repo+gist")
-	})
-	before := time.Now()
-	tok, err := fetchToken(t, clientConfig(ts.URL))
-	if err != nil {
-		t.Fatalf("Token: %v", err)
-	}
-	if got, want := tok.AccessToken, "form-tok-1"; got != want {
-		t.Errorf("AccessToken = %q, want %q", got, want)
-	}
-	if got, want := tok.TokenType, "Bearer"; got != want {
-		t.Errorf("TokenType = %q, want %q", got, want)
-	}
-	if got, want := tok.Scope, "repo gist"; got != want {
-		t.Errorf("Scope = %q, want %q", got, want)
-	}
-	if tok.Expiry.Before(before.Add(3600*time.Second)) || tok.Expiry.After(time.Now().Add(3600*time.Second)) {
-		t.Errorf("Expiry = %v, want an hour from now", tok.Expiry)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				writeReply(w, 200, tt.contentType, tt.body)
+			})
+			before := time.Now()
+			tok, err := fetchToken(t, clientConfig(ts.URL))
+			if err != nil {
+				t.Fatalf("Token: %v", err)
+			}
+			if got, want := tok.AccessToken, tt.access; got != want {
+				t.Errorf("AccessToken = %q, want %q", got, want)
+			}
+			if got, want := tok.Scope, tt.scope; got != want {
+				t.Errorf("Scope = %q, want %q", got, want)
+			}
+			tt.check(t, tok, before)
+		})
 	}
 }
 

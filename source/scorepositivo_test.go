@@ -13,13 +13,8 @@ import (
 )
 
 func TestScorePositivo(t *testing.T) {
-	newEmu := func(t *testing.T) *sourcetest.Server {
-		return newEmulator(t, sourcetest.NewScorePositivo, sourcetest.Options{ClientSecret: pvSecret})
-	}
-	config := func(emu *sourcetest.Server) source.Config {
-		return source.Config{Provider: source.ScorePositivo, TokenURL: emu.TokenURL,
-			ClientID: sourcetest.DefaultClientID, ClientSecret: pvSecret}
-	}
+	pv := pvProvider(t, "ScorePositivo")
+	newEmu, config := pv.emulator, pv.config
 
 	t.Run("default TokenURL", func(t *testing.T) {
 		if got, want := source.ScorePositivo.TokenURL, "https://core.scorepositivo.com.br/oauth/token"; got != want {

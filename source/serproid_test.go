@@ -12,13 +12,8 @@ import (
 )
 
 func TestSerproID(t *testing.T) {
-	newEmu := func(t *testing.T) *sourcetest.Server {
-		return newEmulator(t, sourcetest.NewSerproID, sourcetest.Options{ClientSecret: pvSecret})
-	}
-	config := func(emu *sourcetest.Server) source.Config {
-		return source.Config{Provider: source.SerproID, TokenURL: emu.TokenURL,
-			ClientID: sourcetest.DefaultClientID, ClientSecret: pvSecret}
-	}
+	pv := pvProvider(t, "SerproID")
+	newEmu, config := pv.emulator, pv.config
 	// noSecretField is SerproID's dialect with client_secret left out, to
 	// provoke CAMPO_OBRIGATORIO.
 	noSecretField := *source.SerproID

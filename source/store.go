@@ -8,8 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"maps"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -95,21 +96,13 @@ func storeKey(r *resolved) string {
 	b.str(r.auth.String())
 	b.str(strconv.FormatBool(p.OneTimePassword))
 	b.str(p.DefaultLifetime.String())
-	names := make([]string, 0, len(p.Fields))
-	for k := range p.Fields {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(p.Fields))
 	b.num(len(names))
 	for _, k := range names {
 		b.str(k)
 		b.str(p.Fields[k])
 	}
-	names = names[:0]
-	for k := range p.Fixed {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names = slices.Sorted(maps.Keys(p.Fixed))
 	b.num(len(names))
 	for _, k := range names {
 		b.str(k)
@@ -156,11 +149,7 @@ func (b *keyBuilder) strs(ss []string) {
 
 // multi writes a map of lists in the order of its sorted names.
 func (b *keyBuilder) multi(m map[string][]string) {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(m))
 	b.num(len(names))
 	for _, k := range names {
 		b.str(k)

@@ -20,7 +20,7 @@ func TestTelemetrySourceIdentity(t *testing.T) {
 	sdk := newTelSDK(t)
 	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	base := source.Config{TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret, Telemetry: sdk.providers()}
+		ClientSecret: sourcetest.DefaultClientSecret, Telemetry: sdk.Providers()}
 	named, hashed, scoped := base, base, base
 	named.Name = "billing"
 	scoped.Scopes = []string{"read"} // another credential: another identity
@@ -97,7 +97,7 @@ func TestDroppedSourceCollected(t *testing.T) {
 	t.Run("SDK meter provider", func(t *testing.T) {
 		sdk := newTelSDK(t)
 		cfg := cfg
-		cfg.Telemetry = sdk.providers()
+		cfg.Telemetry = sdk.Providers()
 		live := newSource(t, cfg)
 		collected := dropSources(t, 50, cfg)
 		waitCollected(t, collected, 50)
@@ -114,7 +114,7 @@ func TestStoreHitsNotFetches(t *testing.T) {
 	sdk := newTelSDK(t)
 	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	cfg := source.Config{TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret, Telemetry: sdk.providers(), Store: source.NewMemoryStore(), Name: "s"}
+		ClientSecret: sourcetest.DefaultClientSecret, Telemetry: sdk.Providers(), Store: source.NewMemoryStore(), Name: "s"}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for range 2 {

@@ -20,11 +20,11 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/tokenhttp/tokenhttp/internal/testsupport"
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
@@ -42,33 +42,14 @@ const (
 
 // telSDK is an OpenTelemetry SDK that keeps every span and metric in
 // memory.
-type telSDK struct {
-	spans  *tracetest.SpanRecorder
-	reader *sdkmetric.ManualReader
-	tp     *sdktrace.TracerProvider
-	mp     *sdkmetric.MeterProvider
-}
+type telSDK struct{ *testsupport.OTel }
 
-func newTelSDK(t testing.TB) *telSDK {
-	t.Helper()
-	s := &telSDK{spans: tracetest.NewSpanRecorder(), reader: sdkmetric.NewManualReader()}
-	s.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(s.spans))
-	s.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(s.reader))
-	t.Cleanup(func() {
-		_ = s.tp.Shutdown(context.Background())
-		_ = s.mp.Shutdown(context.Background())
-	})
-	return s
-}
-
-func (s *telSDK) providers() telemetry.Providers {
-	return telemetry.Providers{TracerProvider: s.tp, MeterProvider: s.mp}
-}
+func newTelSDK(t testing.TB) *telSDK { return &telSDK{testsupport.NewOTel(t)} }
 
 // fetchSpans returns the ended SpanFetch spans, in the order they ended.
 func (s *telSDK) fetchSpans() []sdktrace.ReadOnlySpan {
 	var out []sdktrace.ReadOnlySpan
-	for _, sp := range s.spans.Ended() {
+	for _, sp := range s.Spans.Ended() {
 		if sp.Name() == telemetry.SpanFetch {
 			out = append(out, sp)
 		}
@@ -79,7 +60,7 @@ func (s *telSDK) fetchSpans() []sdktrace.ReadOnlySpan {
 func (s *telSDK) collect(t testing.TB) metricdata.ResourceMetrics {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
-	if err := s.reader.Collect(context.Background(), &rm); err != nil {
+	if err := s.Reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatalf("Collect: %v", err)
 	}
 	return rm
@@ -94,13 +75,13 @@ func (s *telSDK) dump(t testing.TB, rm metricdata.ResourceMetrics) string {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false) // keep the text as recorded
-	for _, spans := range [][]sdktrace.ReadOnlySpan{s.spans.Ended(), telReadOnly(s.spans.Started())} {
+	for _, spans := range [][]sdktrace.ReadOnlySpan{s.Spans.Ended(), telReadOnly(s.Spans.Started())} {
 		if err := enc.Encode(tracetest.SpanStubsFromReadOnlySpans(spans)); err != nil {
 			t.Fatalf("encoding spans: %v", err)
 		}
 	}
 	// Attribute values as their plain text too, in case JSON escaped any.
-	for _, sp := range s.spans.Ended() {
+	for _, sp := range s.Spans.Ended() {
 		fmt.Fprintf(&b, "%s %q\n", sp.Name(), sp.Status().Description)
 		for _, kv := range sp.Attributes() {
 			fmt.Fprintf(&b, "%s=%s\n", kv.Key, kv.Value.String())
@@ -137,32 +118,7 @@ func telReadOnly(spans []sdktrace.ReadWriteSpan) []sdktrace.ReadOnlySpan {
 // telDataPointSets returns the attribute sets of m's data points.
 func telDataPointSets(m metricdata.Metrics) []attribute.Set {
 	var out []attribute.Set
-	switch d := m.Data.(type) {
-	case metricdata.Sum[int64]:
-		for _, dp := range d.DataPoints {
-			out = append(out, dp.Attributes)
-		}
-	case metricdata.Sum[float64]:
-		for _, dp := range d.DataPoints {
-			out = append(out, dp.Attributes)
-		}
-	case metricdata.Gauge[int64]:
-		for _, dp := range d.DataPoints {
-			out = append(out, dp.Attributes)
-		}
-	case metricdata.Gauge[float64]:
-		for _, dp := range d.DataPoints {
-			out = append(out, dp.Attributes)
-		}
-	case metricdata.Histogram[float64]:
-		for _, dp := range d.DataPoints {
-			out = append(out, dp.Attributes)
-		}
-	case metricdata.Histogram[int64]:
-		for _, dp := range d.DataPoints {
-			out = append(out, dp.Attributes)
-		}
-	}
+	telPoints(m, func(set attribute.Set, _ string) { out = append(out, set) })
 	return out
 }
 
@@ -172,30 +128,48 @@ func telMetricValues(rm metricdata.ResourceMetrics, name string) map[string]stri
 	out := map[string]string{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			if m.Name != name {
-				continue
-			}
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				for _, dp := range d.DataPoints {
-					out[telSetKey(dp.Attributes)] = strconv.FormatInt(dp.Value, 10)
-				}
-			case metricdata.Gauge[int64]:
-				for _, dp := range d.DataPoints {
-					out[telSetKey(dp.Attributes)] = strconv.FormatInt(dp.Value, 10)
-				}
-			case metricdata.Gauge[float64]:
-				for _, dp := range d.DataPoints {
-					out[telSetKey(dp.Attributes)] = strconv.FormatFloat(dp.Value, 'f', -1, 64)
-				}
-			case metricdata.Histogram[float64]:
-				for _, dp := range d.DataPoints {
-					out[telSetKey(dp.Attributes)] = strconv.FormatUint(dp.Count, 10)
-				}
+			if m.Name == name {
+				telPoints(m, func(set attribute.Set, v string) { out[telSetKey(set)] = v })
 			}
 		}
 	}
 	return out
+}
+
+// telPoints calls f with the attribute set and the value text (for a
+// histogram, its count) of each of m's data points.
+func telPoints(m metricdata.Metrics, f func(set attribute.Set, value string)) {
+	switch d := m.Data.(type) {
+	case metricdata.Sum[int64]:
+		telValues(d.DataPoints, f)
+	case metricdata.Sum[float64]:
+		telValues(d.DataPoints, f)
+	case metricdata.Gauge[int64]:
+		telValues(d.DataPoints, f)
+	case metricdata.Gauge[float64]:
+		telValues(d.DataPoints, f)
+	case metricdata.Histogram[int64]:
+		telCounts(d.DataPoints, f)
+	case metricdata.Histogram[float64]:
+		telCounts(d.DataPoints, f)
+	}
+}
+
+func telValues[N int64 | float64](dps []metricdata.DataPoint[N], f func(attribute.Set, string)) {
+	for _, dp := range dps {
+		switch v := any(dp.Value).(type) {
+		case int64:
+			f(dp.Attributes, strconv.FormatInt(v, 10))
+		case float64:
+			f(dp.Attributes, strconv.FormatFloat(v, 'f', -1, 64))
+		}
+	}
+}
+
+func telCounts[N int64 | float64](dps []metricdata.HistogramDataPoint[N], f func(attribute.Set, string)) {
+	for _, dp := range dps {
+		f(dp.Attributes, strconv.FormatUint(dp.Count, 10))
+	}
 }
 
 func telSetKey(s attribute.Set) string {
@@ -804,7 +778,7 @@ func TestTelemetryScenarios(t *testing.T) {
 				ClientSecret: telSecret,
 				HTTPClient:   &http.Client{Transport: r.cap},
 				Retry:        fastRetry,
-				Telemetry:    r.sdk.providers(),
+				Telemetry:    r.sdk.Providers(),
 				Name:         "tel",
 			}
 			if tc.cfg != nil {
@@ -844,7 +818,7 @@ func TestTelemetryScenarios(t *testing.T) {
 			if got, want := len(spans), len(tc.want); got != want {
 				t.Fatalf("fetch spans = %d, want %d", got, want)
 			}
-			if got, want := len(r.sdk.spans.Started()), len(spans); got != want {
+			if got, want := len(r.sdk.Spans.Started()), len(spans); got != want {
 				t.Errorf("spans started = %d, ended = %d: a span was left open", got, want)
 			}
 			port := ""
@@ -1005,14 +979,14 @@ func TestTelemetryCachedHitNoCost(t *testing.T) {
 	sdk := newTelSDK(t)
 	src := newSource(t, source.Config{
 		TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret,
-		HTTPClient: emu.Client(), Telemetry: sdk.providers(),
+		HTTPClient: emu.Client(), Telemetry: sdk.Providers(),
 	})
 	ctx := context.Background()
 	want, err := src.Token(ctx)
 	if err != nil {
 		t.Fatalf("Token: %v", err)
 	}
-	started := len(sdk.spans.Started())
+	started := len(sdk.Spans.Started())
 	if started != 1 {
 		t.Fatalf("spans after the first fetch = %d, want 1", started)
 	}
@@ -1023,7 +997,7 @@ func TestTelemetryCachedHitNoCost(t *testing.T) {
 			t.Fatalf("cached Token = %p, %v; want %p, nil", tok, err, want)
 		}
 	}
-	if got := len(sdk.spans.Started()) - started; got != 0 {
+	if got := len(sdk.Spans.Started()) - started; got != 0 {
 		t.Errorf("spans started by 1000 cached calls = %d, want 0", got)
 	}
 	if got := telMetricValues(sdk.collect(t), telemetry.MetricCacheMisses); !maps.Equal(got, misses) {
@@ -1055,7 +1029,7 @@ func BenchmarkCachedHitTelemetry(b *testing.B) {
 		tel  func(b *testing.B) telemetry.Providers
 	}{
 		{"noop", func(*testing.B) telemetry.Providers { return telemetry.Providers{} }},
-		{"sdk", func(b *testing.B) telemetry.Providers { return newTelSDK(b).providers() }},
+		{"sdk", func(b *testing.B) telemetry.Providers { return newTelSDK(b).Providers() }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			emu := newEmulator(b, sourcetest.NewStandard, sourcetest.Options{})

@@ -252,18 +252,10 @@ func TestVaultID(t *testing.T) {
 		otp, _ := pvOTPs()
 		cfg := config(emu, otp)
 		cfg.ClientSecret = pvSecret + "-wrong"
-		_, err := newSource(t, cfg).Token(t.Context())
-		te := tokenError(t, err)
-		if got, want := te.StatusCode, http.StatusUnauthorized; got != want {
-			t.Errorf("StatusCode = %d, want %d", got, want)
-		}
-		if got, want := te.Code, source.CodeInvalidClient; got != want {
-			t.Errorf("Code = %q, want %q", got, want)
-		}
+		te, _ := pvTokenError(t, cfg, pvWantError{status: http.StatusUnauthorized, code: source.CodeInvalidClient}, cfg.ClientSecret)
 		if !strings.Contains(te.Description, "client authentication failed") {
 			t.Errorf("Description = %q, want the provider's text", te.Description)
 		}
-		pvNoSecret(t, err, cfg.ClientSecret)
 	})
 
 	t.Run("lifetime limits at New", func(t *testing.T) {

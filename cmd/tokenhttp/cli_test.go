@@ -107,9 +107,7 @@ func TestNoGoIdentifiers(t *testing.T) {
 			if m := goName.FindString(r.stderr); m != "" {
 				t.Errorf("stderr names the Go identifier %q: %s", m, r.stderr)
 			}
-			if !strings.Contains(r.stderr, tt.want) {
-				t.Errorf("stderr: got %q, want it to contain %q", r.stderr, tt.want)
-			}
+			assertStderr(t, r, tt.want)
 		})
 	}
 	t.Run("a refusal's hint", func(t *testing.T) {

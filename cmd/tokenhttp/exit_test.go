@@ -142,9 +142,7 @@ func TestExitCodes(t *testing.T) {
 			start := time.Now()
 			r := exec(t, in, tt.args...)
 			assertCode(t, r, tt.code)
-			if !strings.Contains(r.stderr, tt.want) {
-				t.Errorf("stderr: got %q, want it to contain %q", r.stderr, tt.want)
-			}
+			assertStderr(t, r, tt.want)
 			if tt.maxTaken > 0 && time.Since(start) > tt.maxTaken {
 				t.Errorf("took %s, want under %s", time.Since(start), tt.maxTaken)
 			}

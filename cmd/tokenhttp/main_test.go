@@ -91,6 +91,14 @@ func assertNoSecret(t *testing.T, r result, secrets ...string) {
 	}
 }
 
+// assertStderr fails unless the run's stderr contains want.
+func assertStderr(t *testing.T, r result, want string) {
+	t.Helper()
+	if !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr: got %q, want it to contain %q", r.stderr, want)
+	}
+}
+
 func assertCode(t *testing.T, r result, want int) {
 	t.Helper()
 	if r.code != want {
@@ -176,9 +184,7 @@ func TestTopLevel(t *testing.T) {
 			if got, want := r.stdout, tt.wantStdout; !strings.Contains(got, want) {
 				t.Errorf("stdout: got %q, want it to contain %q", got, want)
 			}
-			if got, want := r.stderr, tt.wantStderr; !strings.Contains(got, want) {
-				t.Errorf("stderr: got %q, want it to contain %q", got, want)
-			}
+			assertStderr(t, r, tt.wantStderr)
 			if tt.want == exitUsage && !strings.Contains(r.stderr, "tokenhttp call") {
 				t.Errorf("stderr: got %q, want the usage listing the commands", r.stderr)
 			}
@@ -350,9 +356,7 @@ func TestTokenStandard(t *testing.T) {
 		r := exec(t, withSecret(), append(base, "-v")...)
 		assertCode(t, r, exitOK)
 		for _, want := range []string{"* token request #1", "> POST /token HTTP/1.1", "> Authorization: Basic [client_id", "< HTTP/1.1 200 OK"} {
-			if !strings.Contains(r.stderr, want) {
-				t.Errorf("stderr: got %q, want it to contain %q", r.stderr, want)
-			}
+			assertStderr(t, r, want)
 		}
 		assertNoSecret(t, r, append(emu.IssuedTokens(), sourcetest.DefaultClientSecret, base64.StdEncoding.EncodeToString(
 			[]byte(sourcetest.DefaultClientID+":"+sourcetest.DefaultClientSecret)))...)
@@ -363,9 +367,7 @@ func TestTokenStandard(t *testing.T) {
 		in := invocation{vars: map[string]string{"TOKENHTTP_CLIENT_SECRET": wrong}}
 		r := exec(t, in, base...)
 		assertCode(t, r, exitRefused)
-		if got, want := r.stderr, "invalid_client"; !strings.Contains(got, want) {
-			t.Errorf("stderr: got %q, want it to contain %q", got, want)
-		}
+		assertStderr(t, r, "invalid_client")
 		if r.stdout != "" {
 			t.Errorf("stdout: got %q, want nothing", r.stdout)
 		}
@@ -395,9 +397,7 @@ func TestTokenUnavailable(t *testing.T) {
 			if got, want := emu.TokenRequests(), retry.DefaultMaxAttempts; got != want {
 				t.Errorf("token requests: got %d, want %d (retried)", got, want)
 			}
-			if got, want := r.stderr, tt.want; !strings.Contains(got, want) {
-				t.Errorf("stderr: got %q, want it to contain %q", got, want)
-			}
+			assertStderr(t, r, tt.want)
 			if r.stdout != "" {
 				t.Errorf("stdout: got %q, want nothing", r.stdout)
 			}
@@ -446,9 +446,7 @@ func TestTokenPassword(t *testing.T) {
 		r := exec(t, invocation{stdin: wrong + "\n"}, "token", "--provider", "gestaoplus", "--token-url", emu.TokenURL,
 			"--username", sourcetest.DefaultUsername, "--password-stdin")
 		assertCode(t, r, exitRefused)
-		if got, want := r.stderr, "invalid_grant"; !strings.Contains(got, want) {
-			t.Errorf("stderr: got %q, want it to contain %q", got, want)
-		}
+		assertStderr(t, r, "invalid_grant")
 		assertNoSecret(t, r, wrong)
 	})
 
@@ -513,9 +511,7 @@ func TestTokenPassword(t *testing.T) {
 		in.stdin = "123456\n"
 		r = exec(t, in, vaultArgs(emu, "--password-stdin")...)
 		assertCode(t, r, exitRefused)
-		if got, want := r.stderr, "invalid_grant"; !strings.Contains(got, want) {
-			t.Errorf("stderr: got %q, want it to contain %q", got, want)
-		}
+		assertStderr(t, r, "invalid_grant")
 		assertNoSecret(t, r, sourcetest.DefaultClientSecret, "123456")
 	})
 
@@ -524,9 +520,7 @@ func TestTokenPassword(t *testing.T) {
 		defer emu.Close()
 		r := exec(t, withSecret(), vaultArgs(emu)...)
 		assertCode(t, r, exitUsage)
-		if got, want := r.stderr, "--password-stdin"; !strings.Contains(got, want) {
-			t.Errorf("stderr: got %q, want it to contain %q", got, want)
-		}
+		assertStderr(t, r, "--password-stdin")
 		if got := emu.TokenRequests(); got != 0 {
 			t.Errorf("token requests: got %d, want 0", got)
 		}
@@ -564,9 +558,7 @@ func TestTokenUsage(t *testing.T) {
 			in.stdin = tt.stdin
 			r := exec(t, in, append([]string{"token"}, tt.args...)...)
 			assertCode(t, r, exitUsage)
-			if !strings.Contains(r.stderr, tt.want) {
-				t.Errorf("stderr: got %q, want it to contain %q", r.stderr, tt.want)
-			}
+			assertStderr(t, r, tt.want)
 			if r.stdout != "" {
 				t.Errorf("stdout: got %q, want nothing", r.stdout)
 			}
@@ -766,9 +758,7 @@ func TestCall(t *testing.T) {
 		r := exec(t, withSecret(), args("-v", emu.ResourceURL)...)
 		assertCode(t, r, exitOK)
 		for _, want := range []string{"* token request #1", "> POST /token HTTP/1.1", "* API request", "> GET /resource HTTP/1.1", "> Authorization: Bearer [access_token sha256:"} {
-			if !strings.Contains(r.stderr, want) {
-				t.Errorf("stderr: got %q, want it to contain %q", r.stderr, want)
-			}
+			assertStderr(t, r, want)
 		}
 		assertNoSecret(t, r, append(emu.IssuedTokens(), sourcetest.DefaultClientSecret, base64.StdEncoding.EncodeToString(
 			[]byte(sourcetest.DefaultClientID+":"+sourcetest.DefaultClientSecret)))...)
@@ -820,9 +810,7 @@ func TestCallFailures(t *testing.T) {
 		if got, want := r.stdout, "no such order"; !strings.Contains(got, want) {
 			t.Errorf("stdout: got %q, want the body %q", got, want)
 		}
-		if got, want := r.stderr, "404"; !strings.Contains(got, want) {
-			t.Errorf("stderr: got %q, want it to contain %q", got, want)
-		}
+		assertStderr(t, r, "404")
 		if got, want := len(a.requests()), 1; got != want {
 			t.Errorf("API requests: got %d, want %d", got, want)
 		}
@@ -853,9 +841,7 @@ func TestCallFailures(t *testing.T) {
 		in := invocation{vars: map[string]string{"TOKENHTTP_CLIENT_SECRET": wrong}}
 		r := exec(t, in, append(cred, emu.ResourceURL)...)
 		assertCode(t, r, exitRefused)
-		if got, want := r.stderr, "invalid_client"; !strings.Contains(got, want) {
-			t.Errorf("stderr: got %q, want it to contain %q", got, want)
-		}
+		assertStderr(t, r, "invalid_client")
 		assertNoSecret(t, r, wrong)
 	})
 
@@ -893,9 +879,7 @@ func TestCallFailures(t *testing.T) {
 			before := emu.TokenRequests()
 			r := exec(t, withSecret(), append(slices.Clone(cred), tt.args...)...)
 			assertCode(t, r, exitUsage)
-			if !strings.Contains(r.stderr, tt.want) {
-				t.Errorf("stderr: got %q, want it to contain %q", r.stderr, tt.want)
-			}
+			assertStderr(t, r, tt.want)
 			if got := emu.TokenRequests() - before; got != 0 {
 				t.Errorf("token requests: got %d, want 0 for a usage error", got)
 			}

@@ -157,35 +157,30 @@ func TestPromptNoEcho(t *testing.T) {
 		}
 	})
 
-	t.Run("gestaoplus password", func(t *testing.T) {
-		emu := sourcetest.NewGestaoPlus(sourcetest.Options{})
-		defer emu.Close()
-		term := newTerminal(t)
-		wait := runAt(t, term, nil, "token", "--provider", "gestaoplus", "--token-url", emu.TokenURL, "--username", sourcetest.DefaultUsername)
-		term.waitFor(t, "password for "+sourcetest.DefaultUsername+" (not echoed): ")
-		term.typeLine(t, sourcetest.DefaultPassword)
-		if code, _ := wait(); code != exitOK {
-			t.Fatalf("exit code: got %d, want 0; terminal: %q", code, term.display())
-		}
-		if strings.Contains(term.display(), sourcetest.DefaultPassword) {
-			t.Errorf("the terminal echoed the password: %q", term.display())
-		}
-	})
-
-	t.Run("--password-stdin at a terminal", func(t *testing.T) {
-		emu := sourcetest.NewGestaoPlus(sourcetest.Options{})
-		defer emu.Close()
-		term := newTerminal(t)
-		wait := runAt(t, term, nil, "token", "--provider", "gestaoplus", "--token-url", emu.TokenURL, "--username", sourcetest.DefaultUsername, "--password-stdin")
-		term.waitFor(t, "(not echoed): ")
-		term.typeLine(t, sourcetest.DefaultPassword)
-		if code, _ := wait(); code != exitOK {
-			t.Fatalf("exit code: got %d, want 0; terminal: %q", code, term.display())
-		}
-		if strings.Contains(term.display(), sourcetest.DefaultPassword) {
-			t.Errorf("the terminal echoed the password: %q", term.display())
-		}
-	})
+	for _, tc := range []struct {
+		name   string
+		extra  []string // after the flags every run has
+		prompt string   // what the terminal shows before the password is typed
+	}{
+		{"gestaoplus password", nil, "password for " + sourcetest.DefaultUsername + " (not echoed): "},
+		{"--password-stdin at a terminal", []string{"--password-stdin"}, "(not echoed): "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			emu := sourcetest.NewGestaoPlus(sourcetest.Options{})
+			defer emu.Close()
+			term := newTerminal(t)
+			args := append([]string{"token", "--provider", "gestaoplus", "--token-url", emu.TokenURL, "--username", sourcetest.DefaultUsername}, tc.extra...)
+			wait := runAt(t, term, nil, args...)
+			term.waitFor(t, tc.prompt)
+			term.typeLine(t, sourcetest.DefaultPassword)
+			if code, _ := wait(); code != exitOK {
+				t.Fatalf("exit code: got %d, want 0; terminal: %q", code, term.display())
+			}
+			if strings.Contains(term.display(), sourcetest.DefaultPassword) {
+				t.Errorf("the terminal echoed the password: %q", term.display())
+			}
+		})
+	}
 
 	t.Run("a second token request prompts for a new OTP", func(t *testing.T) {
 		emu := sourcetest.NewVaultID(sourcetest.Options{})
@@ -316,9 +311,7 @@ func TestOTPUsedOnce(t *testing.T) {
 		t.Errorf("token requests: got %d, want %d (the spent OTP must not be sent again)", got, want)
 	}
 	for _, want := range []string{"401", "new one-time password"} {
-		if !strings.Contains(r.stderr, want) {
-			t.Errorf("stderr: got %q, want it to contain %q", r.stderr, want)
-		}
+		assertStderr(t, r, want)
 	}
 	assertNoSecret(t, r, "333333", sourcetest.DefaultClientSecret)
 }

@@ -69,6 +69,37 @@ func trip(t *testing.T, b *breaker.Breaker) {
 	}
 }
 
+// failTimes makes n calls through b that fail.
+func failTimes(b *breaker.Breaker, n int) {
+	down := &counter{err: errDown}
+	for range n {
+		b.Do(down.f, nil)
+	}
+}
+
+// changeLog records OnStateChange calls as "from->to". It is safe for
+// concurrent use.
+type changeLog struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (l *changeLog) add(from, to string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, fmt.Sprintf("%v->%v", from, to))
+}
+
+// check fails t unless the calls recorded so far are want.
+func (l *changeLog) check(t *testing.T, want ...string) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !slices.Equal(l.got, want) {
+		t.Errorf("OnStateChange calls = %q, want %q", l.got, want)
+	}
+}
+
 // wantOpenError checks that err is the breaker's fast refusal.
 func wantOpenError(t *testing.T, err error, until time.Time) {
 	t.Helper()
@@ -274,34 +305,23 @@ func TestBreakerExcluded(t *testing.T) {
 // deadlocks on a lock would hang a synctest bubble instead of failing.
 func TestBreakerOnStateChange(t *testing.T) {
 	var (
-		mu  sync.Mutex
-		got []string
+		log changeLog
 		b   *breaker.Breaker
 	)
 	b = newTestBreaker(func(from, to string) {
 		b.State() // must not deadlock: the callback runs outside the breaker's lock
-		mu.Lock()
-		defer mu.Unlock()
-		got = append(got, fmt.Sprintf("%v->%v", from, to))
+		log.add(from, to)
 	})
 
 	withTimeout(t, 5*time.Second, func() {
-		down := &counter{err: errDown}
-		for range testFailures {
-			b.Do(down.f, nil)
-		}
+		failTimes(b, testFailures)
 		time.Sleep(testOpenFor + 50*time.Millisecond)
 		ok := &counter{}
 		b.Do(ok.f, nil)
 		b.Do(ok.f, nil)
 	})
 
-	mu.Lock()
-	defer mu.Unlock()
-	want := []string{"closed->open", "open->half-open", "half-open->closed"}
-	if !slices.Equal(got, want) {
-		t.Errorf("OnStateChange calls = %q, want %q", got, want)
-	}
+	log.check(t, "closed->open", "open->half-open", "half-open->closed")
 }
 
 // TestBreakerOnStateChangeCallsStateAfterAChange covers a callback that
@@ -310,8 +330,7 @@ func TestBreakerOnStateChange(t *testing.T) {
 // moves the breaker to half-open.
 func TestBreakerOnStateChangeCallsStateAfterAChange(t *testing.T) {
 	var (
-		mu  sync.Mutex
-		got []string
+		log changeLog
 		b   *breaker.Breaker
 	)
 	b = newTestBreaker(func(from, to string) {
@@ -319,22 +338,10 @@ func TestBreakerOnStateChangeCallsStateAfterAChange(t *testing.T) {
 			time.Sleep(testOpenFor + 20*time.Millisecond) // a slow callback: a remote log, say
 		}
 		b.State()
-		mu.Lock()
-		defer mu.Unlock()
-		got = append(got, fmt.Sprintf("%v->%v", from, to))
+		log.add(from, to)
 	})
-	withTimeout(t, 5*time.Second, func() {
-		down := &counter{err: errDown}
-		for range testFailures {
-			b.Do(down.f, nil)
-		}
-	})
-	mu.Lock()
-	defer mu.Unlock()
-	want := []string{"closed->open", "open->half-open"}
-	if !slices.Equal(got, want) {
-		t.Errorf("OnStateChange calls = %q, want %q", got, want)
-	}
+	withTimeout(t, 5*time.Second, func() { failTimes(b, testFailures) })
+	log.check(t, "closed->open", "open->half-open")
 }
 
 // withTimeout runs f and fails the test if it has not returned after d
@@ -356,16 +363,12 @@ func withTimeout(t *testing.T, d time.Duration, f func()) {
 // TestBreakerOnStateChangeReopen checks the callbacks of a failed probe.
 func TestBreakerOnStateChangeReopen(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var got []string
-		b := newTestBreaker(func(from, to string) { got = append(got, fmt.Sprintf("%v->%v", from, to)) })
+		var log changeLog
+		b := newTestBreaker(log.add)
 		trip(t, b)
 		time.Sleep(testOpenFor + time.Millisecond)
-		down := &counter{err: errDown}
-		b.Do(down.f, nil)
-		want := []string{"closed->open", "open->half-open", "half-open->open"}
-		if !slices.Equal(got, want) {
-			t.Errorf("OnStateChange calls = %q, want %q", got, want)
-		}
+		failTimes(b, 1)
+		log.check(t, "closed->open", "open->half-open", "half-open->open")
 	})
 }
 
@@ -373,9 +376,7 @@ func TestBreakerDefaults(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := breaker.New("test", retry.BreakerSettings{}, isFailure, excluded)
 		down := &counter{err: errDown}
-		for range retry.DefaultFailures - 1 {
-			b.Do(down.f, nil)
-		}
+		failTimes(b, retry.DefaultFailures-1)
 		if got, want := b.State(), breaker.StateClosed; got != want {
 			t.Fatalf("state after %d failures: got %v, want %v", retry.DefaultFailures-1, got, want)
 		}

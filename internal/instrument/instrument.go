@@ -323,23 +323,38 @@ func (i *Instruments) Observe(provider string, ttl func() (float64, bool), break
 		return func() {}
 	}
 	set := metric.WithAttributes(attribute.String(telemetry.AttrProvider, provider))
+	unregister, _ = i.register(func(o metric.Observer) { i.report(o, set, ttl, breaker) })
+	return unregister
+}
+
+// register registers observe as the callback of the ttl and breaker
+// gauges and returns the function that unregisters it. ok is false when
+// the meter refused it (the error went to otel.Handle); unregister then
+// does nothing.
+func (i *Instruments) register(observe func(metric.Observer)) (unregister func(), ok bool) {
 	reg, err := i.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		if v, ok := ttl(); ok {
-			o.ObserveFloat64(i.ttl, v, set)
-		}
-		if v, ok := breaker(); ok {
-			o.ObserveInt64(i.breaker, v, set)
-		}
+		observe(o)
 		return nil
 	}, i.ttl, i.breaker)
 	if err != nil {
 		otel.Handle(err)
-		return func() {}
+		return func() {}, false
 	}
 	return func() {
 		if err := reg.Unregister(); err != nil {
 			otel.Handle(err)
 		}
+	}, true
+}
+
+// report observes, labelled with set, the ttl and breaker values whose ok
+// is true.
+func (i *Instruments) report(o metric.Observer, set metric.ObserveOption, ttl func() (float64, bool), breaker func() (int64, bool)) {
+	if v, ok := ttl(); ok {
+		o.ObserveFloat64(i.ttl, v, set)
+	}
+	if v, ok := breaker(); ok {
+		o.ObserveInt64(i.breaker, v, set)
 	}
 }
 
@@ -369,28 +384,17 @@ func ObserveSource[T any](i *Instruments, g Gauge, src *T, ttl func(*T) (float64
 	}
 	set := metric.WithAttributes(attrs...)
 	wp := weak.Make(src)
-	reg, err := i.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	unreg, ok := i.register(func(o metric.Observer) {
 		s := wp.Value()
 		if s == nil {
-			return nil // collected; the cleanup below unregisters
+			return // collected; the cleanup below unregisters
 		}
-		if v, ok := ttl(s); ok {
-			o.ObserveFloat64(i.ttl, v, set)
-		}
-		if v, ok := breaker(s); ok {
-			o.ObserveInt64(i.breaker, v, set)
-		}
-		return nil
-	}, i.ttl, i.breaker)
-	if err != nil {
-		otel.Handle(err)
-		return func() {}
-	}
-	unreg := sync.OnceFunc(func() {
-		if err := reg.Unregister(); err != nil {
-			otel.Handle(err)
-		}
+		i.report(o, set, func() (float64, bool) { return ttl(s) }, func() (int64, bool) { return breaker(s) })
 	})
+	if !ok {
+		return unreg
+	}
+	unreg = sync.OnceFunc(unreg)
 	cleanup := runtime.AddCleanup(src, func(f func()) { f() }, unreg)
 	return func() {
 		cleanup.Stop()

@@ -16,44 +16,24 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tokenhttp/tokenhttp/internal/testsupport"
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
 // sdk is an OpenTelemetry SDK that keeps what it records in memory.
-type sdk struct {
-	spans  *tracetest.SpanRecorder
-	reader *sdkmetric.ManualReader
-	tp     *sdktrace.TracerProvider
-	mp     *sdkmetric.MeterProvider
-}
+type sdk struct{ *testsupport.OTel }
 
-func newSDK(t *testing.T) *sdk {
-	t.Helper()
-	s := &sdk{spans: tracetest.NewSpanRecorder(), reader: sdkmetric.NewManualReader()}
-	s.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(s.spans))
-	s.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(s.reader))
-	t.Cleanup(func() {
-		_ = s.tp.Shutdown(context.Background())
-		_ = s.mp.Shutdown(context.Background())
-	})
-	return s
-}
-
-func (s *sdk) providers() telemetry.Providers {
-	return telemetry.Providers{TracerProvider: s.tp, MeterProvider: s.mp}
-}
+func newSDK(t *testing.T) *sdk { return &sdk{testsupport.NewOTel(t)} }
 
 // metrics collects every metric, by name.
 func (s *sdk) metrics(t *testing.T) map[string]metricdata.Metrics {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
-	if err := s.reader.Collect(context.Background(), &rm); err != nil {
+	if err := s.Reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatalf("Collect: %v", err)
 	}
 	out := map[string]metricdata.Metrics{}
@@ -203,8 +183,8 @@ func TestFetchSpan(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSDK(t)
-			i := New(s.providers())
-			parentCtx, parent := s.tp.Tracer("test").Start(context.Background(), "parent")
+			i := New(s.Providers())
+			parentCtx, parent := s.TP.Tracer("test").Start(context.Background(), "parent")
 			ctx, f := i.StartFetch(parentCtx, tt.info)
 			if f == nil {
 				t.Fatal("StartFetch returned a nil *Fetch with an SDK installed")
@@ -215,14 +195,14 @@ func TestFetchSpan(t *testing.T) {
 			for _, st := range tt.steps {
 				st(f)
 			}
-			if got := len(s.spans.Ended()); got != 0 {
+			if got := len(s.Spans.Ended()); got != 0 {
 				t.Errorf("spans ended before End = %d, want 0", got)
 			}
 			f.End(tt.result)
 			parent.End()
 
 			var fetch []sdktrace.ReadOnlySpan
-			for _, sp := range s.spans.Ended() {
+			for _, sp := range s.Spans.Ended() {
 				if sp.Name() == telemetry.SpanFetch {
 					fetch = append(fetch, sp)
 				}
@@ -300,7 +280,7 @@ func TestFetchSpan(t *testing.T) {
 // StartFetch, not zero.
 func TestFetchDurationMeasured(t *testing.T) {
 	s := newSDK(t)
-	i := New(s.providers())
+	i := New(s.Providers())
 	_, f := i.StartFetch(context.Background(), FetchInfo{Provider: "p", Reason: telemetry.ReasonCold})
 	time.Sleep(30 * time.Millisecond)
 	f.End(Result{Outcome: telemetry.OutcomeSuccess, Attempts: 1})
@@ -344,11 +324,11 @@ func TestCountersAndEvents(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSDK(t)
-			i := New(s.providers())
-			ctx, req := s.tp.Tracer("test").Start(context.Background(), "request")
+			i := New(s.Providers())
+			ctx, req := s.TP.Tracer("test").Start(context.Background(), "request")
 			tt.do(ctx, i)
 			req.End()
-			ended := s.spans.Ended()
+			ended := s.Spans.Ended()
 			if got, want := len(ended), 1; got != want {
 				t.Fatalf("spans = %d, want %d (no span of its own)", got, want)
 			}
@@ -410,7 +390,7 @@ func TestNilInstruments(t *testing.T) {
 
 func TestObserve(t *testing.T) {
 	s := newSDK(t)
-	i := New(s.providers())
+	i := New(s.Providers())
 	var ttl atomic.Int64
 	var ttlOK, breakerOK atomic.Bool
 	var breaker atomic.Int64
@@ -473,11 +453,11 @@ func TestObserve(t *testing.T) {
 // gauges starts no span.
 func TestNoSpanOutsideFetch(t *testing.T) {
 	s := newSDK(t)
-	i := New(s.providers())
+	i := New(s.Providers())
 	un := i.Observe("p", func() (float64, bool) { return 1, true }, func() (int64, bool) { return 0, true })
 	s.metrics(t)
 	un()
-	if got := len(s.spans.Started()); got != 0 {
+	if got := len(s.Spans.Started()); got != 0 {
 		t.Errorf("spans started = %d, want 0", got)
 	}
 }
@@ -502,11 +482,11 @@ func TestDefaultsToGlobals(t *testing.T) {
 	globalsSet = true
 	before := New(telemetry.Providers{}) // created while the globals are the defaults, on the first run
 	s := newSDK(t)
-	otel.SetTracerProvider(s.tp)
-	otel.SetMeterProvider(s.mp)
+	otel.SetTracerProvider(s.TP)
+	otel.SetMeterProvider(s.MP)
 	after := New(telemetry.Providers{})
 	injected := newSDK(t)
-	mixed := New(telemetry.Providers{TracerProvider: injected.tp}) // metrics still global
+	mixed := New(telemetry.Providers{TracerProvider: injected.TP}) // metrics still global
 
 	tests := []struct {
 		name string
@@ -520,22 +500,22 @@ func TestDefaultsToGlobals(t *testing.T) {
 			if tt.i == before && !first {
 				t.Skip("the default globals delegate once per process; checked on the first run")
 			}
-			s.spans.Reset()
+			s.Spans.Reset()
 			_, f := tt.i.StartFetch(context.Background(), FetchInfo{Provider: "global", Reason: telemetry.ReasonCold})
 			f.End(Result{Outcome: telemetry.OutcomeSuccess, Attempts: 1})
-			if got, want := len(s.spans.Ended()), 1; got != want {
+			if got, want := len(s.Spans.Ended()), 1; got != want {
 				t.Errorf("spans recorded by the global provider = %d, want %d", got, want)
 			}
 		})
 	}
 	t.Run("tracer injected, meter global", func(t *testing.T) {
-		s.spans.Reset()
+		s.Spans.Reset()
 		_, f := mixed.StartFetch(context.Background(), FetchInfo{Provider: "mixed", Reason: telemetry.ReasonCold})
 		f.End(Result{Outcome: telemetry.OutcomeSuccess, Attempts: 1})
-		if got := len(s.spans.Ended()); got != 0 {
+		if got := len(s.Spans.Ended()); got != 0 {
 			t.Errorf("spans recorded by the global provider = %d, want 0", got)
 		}
-		if got, want := len(injected.spans.Ended()), 1; got != want {
+		if got, want := len(injected.Spans.Ended()), 1; got != want {
 			t.Errorf("spans recorded by the injected provider = %d, want %d", got, want)
 		}
 		key := telemetry.AttrOutcome + "=success," + telemetry.AttrProvider + "=mixed," + telemetry.AttrRefreshReason + "=cold"
@@ -573,7 +553,7 @@ func TestInstrumentErrorsHandled(t *testing.T) {
 	}))
 	defer otel.SetErrorHandler(prev)
 	s := newSDK(t)
-	i := New(s.providers())
+	i := New(s.Providers())
 	un := i.Observe("p", func() (float64, bool) { return 1, true }, func() (int64, bool) { return 0, true })
 	s.metrics(t)
 	un()

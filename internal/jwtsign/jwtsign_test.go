@@ -3,7 +3,6 @@ package jwtsign
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -19,28 +18,16 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/tokenhttp/tokenhttp/internal/testsupport"
 )
 
-var (
-	keysOnce sync.Once
-	rsaKey   *rsa.PrivateKey
-	p256Key  *ecdsa.PrivateKey
-	p384Key  *ecdsa.PrivateKey
-	edKey    ed25519.PrivateKey
-)
-
-func keys(t testing.TB) {
-	t.Helper()
-	keysOnce.Do(func() {
-		var err error
-		if rsaKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-			panic(err)
-		}
-		p256Key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		p384Key, _ = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-		_, edKey, _ = ed25519.GenerateKey(rand.Reader)
-	})
-}
+// p384Key is a P-384 key, which no other package's tests need; the other
+// keys come from testsupport.
+var p384Key = sync.OnceValue(func() *ecdsa.PrivateKey {
+	k, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	return k
+})
 
 // kms is a crypto.Signer that is not a concrete key type, as a KMS or an
 // HSM client is. It counts its calls and remembers the last options.
@@ -87,7 +74,6 @@ func parts(t *testing.T, s string) (header, claims map[string]any, signingInput,
 }
 
 func TestAlgorithm(t *testing.T) {
-	keys(t)
 	small, _ := rsa.GenerateKey(rand.Reader, 1024)
 	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
 	tests := []struct {
@@ -96,26 +82,26 @@ func TestAlgorithm(t *testing.T) {
 		override string
 		want     jose.SignatureAlgorithm // "" means an error
 	}{
-		{"rsa default", rsaKey.Public(), "", jose.PS256},
-		{"rsa RS256", rsaKey.Public(), "RS256", jose.RS256},
-		{"rsa PS512", rsaKey.Public(), "PS512", jose.PS512},
-		{"rsa ES256", rsaKey.Public(), "ES256", ""},
-		{"rsa HS256", rsaKey.Public(), "HS256", ""},
-		{"rsa none", rsaKey.Public(), "none", ""},
+		{"rsa default", testsupport.RSA().Public(), "", jose.PS256},
+		{"rsa RS256", testsupport.RSA().Public(), "RS256", jose.RS256},
+		{"rsa PS512", testsupport.RSA().Public(), "PS512", jose.PS512},
+		{"rsa ES256", testsupport.RSA().Public(), "ES256", ""},
+		{"rsa HS256", testsupport.RSA().Public(), "HS256", ""},
+		{"rsa none", testsupport.RSA().Public(), "none", ""},
 		{"rsa 1024", small.Public(), "", ""},
-		{"p256 default", p256Key.Public(), "", jose.ES256},
-		{"p256 ES256", p256Key.Public(), "ES256", jose.ES256},
-		{"p256 ES384", p256Key.Public(), "ES384", ""},
-		{"p256 PS256", p256Key.Public(), "PS256", ""},
-		{"p384 default", p384Key.Public(), "", ""},
-		{"p384 ES384", p384Key.Public(), "ES384", jose.ES384},
-		{"p384 ES256", p384Key.Public(), "ES256", ""},
+		{"p256 default", testsupport.P256().Public(), "", jose.ES256},
+		{"p256 ES256", testsupport.P256().Public(), "ES256", jose.ES256},
+		{"p256 ES384", testsupport.P256().Public(), "ES384", ""},
+		{"p256 PS256", testsupport.P256().Public(), "PS256", ""},
+		{"p384 default", p384Key().Public(), "", ""},
+		{"p384 ES384", p384Key().Public(), "ES384", jose.ES384},
+		{"p384 ES256", p384Key().Public(), "ES256", ""},
 		{"p224", p224.Public(), "", ""},
-		{"ed25519 default", edKey.Public(), "", jose.EdDSA},
-		{"ed25519 EdDSA", edKey.Public(), "EdDSA", jose.EdDSA},
-		{"ed25519 ES256", edKey.Public(), "ES256", ""},
+		{"ed25519 default", testsupport.Ed25519().Public(), "", jose.EdDSA},
+		{"ed25519 EdDSA", testsupport.Ed25519().Public(), "EdDSA", jose.EdDSA},
+		{"ed25519 ES256", testsupport.Ed25519().Public(), "ES256", ""},
 		{"nil", nil, "", ""},
-		{"private key", rsaKey, "", ""},
+		{"private key", testsupport.RSA(), "", ""},
 		{"symmetric", []byte("secret"), "", ""},
 	}
 	for _, tt := range tests {
@@ -140,21 +126,20 @@ func TestAlgorithm(t *testing.T) {
 // TestClientAssertionVerifies signs with every algorithm, through a
 // KMS-like signer, and verifies with go-jose against the public key.
 func TestClientAssertionVerifies(t *testing.T) {
-	keys(t)
 	now := time.Now()
 	for _, alg := range allAlgs {
 		var key crypto.Signer
 		switch alg {
 		case jose.ES256:
-			key = p256Key
+			key = testsupport.P256()
 		case jose.ES384:
-			key = p384Key
+			key = p384Key()
 		case jose.ES512:
 			key, _ = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
 		case jose.EdDSA:
-			key = edKey
+			key = testsupport.Ed25519()
 		default:
-			key = rsaKey
+			key = testsupport.RSA()
 		}
 		for _, wrap := range []bool{false, true} {
 			name := string(alg)
@@ -208,8 +193,7 @@ func TestClientAssertionVerifies(t *testing.T) {
 // TestPSSSaltLength checks RFC 7518 §3.5: the salt is as long as the
 // hash. go-jose's verifier accepts any salt, so verify strictly here.
 func TestPSSSaltLength(t *testing.T) {
-	keys(t)
-	k := &kms{inner: rsaKey}
+	k := &kms{inner: testsupport.RSA()}
 	s, err := ClientAssertion(k, "", "", "c", "aud", time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -222,18 +206,17 @@ func TestPSSSaltLength(t *testing.T) {
 		t.Errorf("signer options = %#v, want PSS, SHA-256, salt = hash size", k.opts)
 	}
 	digest := sha256.Sum256(input)
-	if err := rsa.VerifyPSS(&rsaKey.PublicKey, crypto.SHA256, digest[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}); err != nil {
+	if err := rsa.VerifyPSS(&testsupport.RSA().PublicKey, crypto.SHA256, digest[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}); err != nil {
 		t.Errorf("VerifyPSS with salt = hash size: %v", err)
 	}
-	if err := rsa.VerifyPSS(&rsaKey.PublicKey, crypto.SHA256, digest[:], sig, &rsa.PSSOptions{SaltLength: 222}); err == nil {
+	if err := rsa.VerifyPSS(&testsupport.RSA().PublicKey, crypto.SHA256, digest[:], sig, &rsa.PSSOptions{SaltLength: 222}); err == nil {
 		t.Error("signature verifies with the largest salt too")
 	}
 }
 
 func TestClientAssertionClaims(t *testing.T) {
-	keys(t)
 	now := time.Unix(1_800_000_000, 0)
-	s, err := ClientAssertion(p256Key, "", "", "client-1", "https://as.example", now)
+	s, err := ClientAssertion(testsupport.P256(), "", "", "client-1", "https://as.example", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +248,7 @@ func TestClientAssertionClaims(t *testing.T) {
 		t.Errorf("claims = %v, want exactly iss sub aud iat exp jti", c)
 	}
 
-	s, err = ClientAssertion(p256Key, "", "key-7", "client-1", "https://as.example", now)
+	s, err = ClientAssertion(testsupport.P256(), "", "key-7", "client-1", "https://as.example", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,11 +258,10 @@ func TestClientAssertionClaims(t *testing.T) {
 }
 
 func TestJTIFresh(t *testing.T) {
-	keys(t)
 	now := time.Now()
 	seen := map[string]bool{}
 	for range 50 {
-		s, err := ClientAssertion(edKey, "", "", "c", "a", now)
+		s, err := ClientAssertion(testsupport.Ed25519(), "", "", "c", "a", now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -293,25 +275,24 @@ func TestJTIFresh(t *testing.T) {
 }
 
 func TestClientAssertionErrors(t *testing.T) {
-	keys(t)
 	now := time.Now()
-	if _, err := ClientAssertion(rsaKey, "ES256", "", "c", "a", now); err == nil {
+	if _, err := ClientAssertion(testsupport.RSA(), "ES256", "", "c", "a", now); err == nil {
 		t.Error("RSA key with ES256: no error")
 	}
-	if _, err := ClientAssertion(p384Key, "", "", "c", "a", now); err == nil {
+	if _, err := ClientAssertion(p384Key(), "", "", "c", "a", now); err == nil {
 		t.Error("P-384 key without an override: no error")
 	}
 	if _, err := ClientAssertion(nil, "", "", "c", "a", now); err == nil {
 		t.Error("nil signer: no error")
 	}
-	if _, err := ClientAssertion(p256Key, "", "", "", "a", now); err == nil {
+	if _, err := ClientAssertion(testsupport.P256(), "", "", "", "a", now); err == nil {
 		t.Error("no client id: no error")
 	}
-	if _, err := ClientAssertion(p256Key, "", "", "c", "", now); err == nil {
+	if _, err := ClientAssertion(testsupport.P256(), "", "", "c", "", now); err == nil {
 		t.Error("no audience: no error")
 	}
 	boom := errors.New("kms unavailable")
-	_, err := ClientAssertion(failing{p256Key, boom}, "", "", "c", "a", now)
+	_, err := ClientAssertion(failing{testsupport.P256(), boom}, "", "", "c", "a", now)
 	if !errors.Is(err, boom) {
 		t.Errorf("signer failure: %v, want it wrapped", err)
 	}
@@ -325,10 +306,9 @@ type failing struct {
 func (f failing) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) { return nil, f.err }
 
 func TestAssertion(t *testing.T) {
-	keys(t)
 	now := time.Unix(1_800_000_000, 0)
 	claims := map[string]any{"iss": "svc@example", "sub": "user-9", "aud": "https://as.example/token", "scope": "a b", "exp": now.Add(5 * time.Minute).Unix()}
-	s, err := Assertion(rsaKey, "RS256", "k1", claims, now)
+	s, err := Assertion(testsupport.RSA(), "RS256", "k1", claims, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +320,7 @@ func TestAssertion(t *testing.T) {
 		t.Fatal(err)
 	}
 	var c map[string]any
-	if err := tok.Claims(rsaKey.Public(), &c); err != nil {
+	if err := tok.Claims(testsupport.RSA().Public(), &c); err != nil {
 		t.Fatal(err)
 	}
 	if c["scope"] != "a b" || c["sub"] != "user-9" {
@@ -358,10 +338,10 @@ func TestAssertion(t *testing.T) {
 	if tok.Headers[0].KeyID != "k1" {
 		t.Errorf("kid = %q, want k1", tok.Headers[0].KeyID)
 	}
-	if _, err := Assertion(rsaKey, "", "", map[string]any{"aud": "x"}, now); err == nil {
+	if _, err := Assertion(testsupport.RSA(), "", "", map[string]any{"aud": "x"}, now); err == nil {
 		t.Error("no iss: no error")
 	}
-	if _, err := Assertion(rsaKey, "", "", map[string]any{"iss": "x"}, now); err == nil {
+	if _, err := Assertion(testsupport.RSA(), "", "", map[string]any{"iss": "x"}, now); err == nil {
 		t.Error("no aud: no error")
 	}
 }

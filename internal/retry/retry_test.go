@@ -23,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tokenhttp/tokenhttp/internal/retry"
+	"github.com/tokenhttp/tokenhttp/internal/testsupport"
 	pretry "github.com/tokenhttp/tokenhttp/retry"
 )
 
@@ -34,19 +35,10 @@ func TestMain(m *testing.M) {
 var fast = pretry.Policy{MinWait: time.Millisecond, MaxWait: 5 * time.Millisecond}
 
 // roundTripperFunc is an http.RoundTripper double.
-type roundTripperFunc func(*http.Request) (*http.Response, error)
+type roundTripperFunc = testsupport.RoundTripperFunc
 
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// memClient sends requests straight to h, without sockets, so that it
-// works inside a synctest bubble.
-func memClient(h http.Handler) *http.Client {
-	return &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
-		return rec.Result(), nil
-	})}
-}
+// memClient calls h without sockets (see testsupport.MemClient).
+func memClient(h http.Handler) *http.Client { return testsupport.MemClient(h) }
 
 // reply is one scripted answer of a scripted handler.
 type reply struct {
@@ -116,6 +108,24 @@ func readBody(t *testing.T, resp *http.Response) string {
 	return string(b)
 }
 
+// wantReply checks what Do returned: no error, and a reply of status and
+// body after attempts attempts.
+func wantReply(t *testing.T, resp *http.Response, gotAttempts int, err error, status int, body string, attempts int) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("Do: got error %v, want the reply", err)
+	}
+	if got, want := resp.StatusCode, status; got != want {
+		t.Errorf("status = %d, want %d", got, want)
+	}
+	if got, want := readBody(t, resp), body; got != want {
+		t.Errorf("body = %q, want %q", got, want)
+	}
+	if got, want := gotAttempts, attempts; got != want {
+		t.Errorf("attempts = %d, want %d", got, want)
+	}
+}
+
 const reqBody = "grant_type=client_credentials&scope=a+b"
 
 func TestDoStatuses(t *testing.T) {
@@ -158,18 +168,7 @@ func TestDoStatuses(t *testing.T) {
 			resp, attempts, err := retry.Do(srv.Client(), fast, retry.Request{
 				Req: post(t, context.Background(), srv.URL, reqBody), Unsafe: tt.unsafe,
 			})
-			if err != nil {
-				t.Fatalf("Do: got error %v, want the reply", err)
-			}
-			if got, want := resp.StatusCode, tt.wantStatus; got != want {
-				t.Errorf("status = %d, want %d", got, want)
-			}
-			if got, want := readBody(t, resp), tt.wantBody; got != want {
-				t.Errorf("body = %q, want %q", got, want)
-			}
-			if got, want := attempts, tt.wantAttempts; got != want {
-				t.Errorf("attempts = %d, want %d", got, want)
-			}
+			wantReply(t, resp, attempts, err, tt.wantStatus, tt.wantBody, tt.wantAttempts)
 			bodies := sc.requests()
 			if got, want := len(bodies), tt.wantAttempts; got != want {
 				t.Errorf("requests the server saw = %d, want %d", got, want)
@@ -276,18 +275,7 @@ func TestDoRetryAfter(t *testing.T) {
 				start := time.Now()
 				resp, attempts, err := retry.Do(memClient(sc), tt.policy, retry.Request{Req: post(t, ctx, "http://token.test/token", reqBody)})
 				elapsed := time.Since(start)
-				if err != nil {
-					t.Fatalf("Do: got error %v, want the reply", err)
-				}
-				if got, want := resp.StatusCode, tt.wantStatus; got != want {
-					t.Errorf("status = %d, want %d", got, want)
-				}
-				if got, want := readBody(t, resp), tt.wantBody; got != want {
-					t.Errorf("body = %q, want %q", got, want)
-				}
-				if got, want := attempts, tt.wantAttempts; got != want {
-					t.Errorf("attempts = %d, want %d", got, want)
-				}
+				wantReply(t, resp, attempts, err, tt.wantStatus, tt.wantBody, tt.wantAttempts)
 				// In the bubble only waits move the clock: the elapsed
 				// time is the total wait, to the nanosecond.
 				if got, want := elapsed, tt.wantElapsed; got != want {

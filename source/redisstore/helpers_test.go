@@ -6,20 +6,16 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/goleak"
 
+	"github.com/tokenhttp/tokenhttp/internal/testsupport"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/redisstore"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
+	"github.com/tokenhttp/tokenhttp/source/storetest"
 )
 
-// checkLeaks fails t if goroutines started during t outlive it. Call it
-// first: its check runs after every later cleanup (servers killed,
-// clients closed).
-func checkLeaks(t *testing.T) {
-	opt := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
-}
+// checkLeaks is testsupport.CheckLeaks: call it first.
+func checkLeaks(t *testing.T) { t.Helper(); testsupport.CheckLeaks(t) }
 
 // ctxTimeout returns a context that ends after d, canceled when t ends.
 func ctxTimeout(t testing.TB, d time.Duration) context.Context {
@@ -57,17 +53,7 @@ func newEmu(t testing.TB, o sourcetest.Options) *sourcetest.Server {
 // none), with mod (if not nil) applied to its Config, closed when t ends.
 func newSource(t testing.TB, tokenURL string, store source.Store, mod func(*source.Config)) *source.CachedSource {
 	t.Helper()
-	cfg := source.Config{TokenURL: tokenURL, ClientID: sourcetest.DefaultClientID,
-		ClientSecret: sourcetest.DefaultClientSecret, Store: store}
-	if mod != nil {
-		mod(&cfg)
-	}
-	src, err := source.New(cfg)
-	if err != nil {
-		t.Fatalf("source.New: %v", err)
-	}
-	t.Cleanup(func() { _ = src.Close() })
-	return src
+	return storetest.NewSource(t, &sourcetest.Server{TokenURL: tokenURL}, store, mod)
 }
 
 // replica returns a source as one replica of a service would make it: its

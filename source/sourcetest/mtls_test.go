@@ -2,9 +2,6 @@ package sourcetest_test
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -20,23 +17,9 @@ import (
 
 	"github.com/tokenhttp/tokenhttp/internal/certs"
 	"github.com/tokenhttp/tokenhttp/internal/jwtsign"
+	"github.com/tokenhttp/tokenhttp/internal/testsupport"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
-
-var (
-	mtlsKeysOnce sync.Once
-	mtlsRSA      *rsa.PrivateKey
-	mtlsP256     *ecdsa.PrivateKey
-	mtlsEd       ed25519.PrivateKey
-)
-
-func mtlsKeys() {
-	mtlsKeysOnce.Do(func() {
-		mtlsRSA, _ = rsa.GenerateKey(rand.Reader, 2048)
-		mtlsP256, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		_, mtlsEd, _ = ed25519.GenerateKey(rand.Reader)
-	})
-}
 
 // getResource calls the resource with access token tok over client c.
 func getResource(t *testing.T, c *http.Client, srv *sourcetest.MTLSServer, tok string) reply {
@@ -164,17 +147,16 @@ func TestMTLSRefusals(t *testing.T) {
 }
 
 func TestMTLSPrivateKeyJWT(t *testing.T) {
-	mtlsKeys()
 	for _, tt := range []struct {
 		name string
 		key  crypto.Signer
 		alg  string
 		algs []string
 	}{
-		{"PS256", mtlsRSA, "", nil},
-		{"ES256", mtlsP256, "", nil},
-		{"EdDSA", mtlsEd, "", nil},
-		{"RS256 allowed", mtlsRSA, "RS256", []string{"RS256"}},
+		{"PS256", testsupport.RSA(), "", nil},
+		{"ES256", testsupport.P256(), "", nil},
+		{"EdDSA", testsupport.Ed25519(), "", nil},
+		{"RS256 allowed", testsupport.RSA(), "RS256", []string{"RS256"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := started(t, sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{PublicKey: tt.key.Public(), Algorithms: tt.algs}))
@@ -211,8 +193,7 @@ func (k pssAuto) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 }
 
 func TestMTLSAssertionRefusals(t *testing.T) {
-	mtlsKeys()
-	srv := started(t, sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{PublicKey: mtlsRSA.Public()}))
+	srv := started(t, sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{PublicKey: testsupport.RSA().Public()}))
 	c := srv.ClientWithCertificate(srv.CA.ClientCertificate("any"))
 	now := time.Now()
 	id := sourcetest.DefaultClientID
@@ -232,20 +213,20 @@ func TestMTLSAssertionRefusals(t *testing.T) {
 		ok     bool
 		why    string // in the error description
 	}{
-		{"token URL", mtlsRSA, "", claims(), true, ""},
-		{"issuer", mtlsRSA, "", claims("aud", srv.Issuer), true, ""},
-		{"token_endpoint", mtlsRSA, "", claims("aud", srv.URL+"/token"), true, ""},
-		{"aud array", mtlsRSA, "", claims("aud", []string{srv.TokenURL}), false, "single string"},
-		{"aud elsewhere", mtlsRSA, "", claims("aud", "https://elsewhere.example/token"), false, "not this server"},
-		{"iss", mtlsRSA, "", claims("iss", "someone"), false, "iss and sub"},
-		{"sub", mtlsRSA, "", claims("sub", "someone"), false, "iss and sub"},
-		{"expired", mtlsRSA, "", claims("iat", now.Add(-2*time.Minute).Unix(), "exp", now.Add(-time.Minute).Unix()), false, "expired"},
-		{"exp far ahead", mtlsRSA, "", claims("exp", now.Add(10*time.Minute).Unix()), false, "ahead"},
-		{"lives too long", mtlsRSA, "", claims("iat", now.Add(-time.Minute).Unix(), "exp", now.Add(30*time.Second).Unix()), false, "exp - iat"},
-		{"no jti", mtlsRSA, "", claims("jti", ""), false, "no jti"},
+		{"token URL", testsupport.RSA(), "", claims(), true, ""},
+		{"issuer", testsupport.RSA(), "", claims("aud", srv.Issuer), true, ""},
+		{"token_endpoint", testsupport.RSA(), "", claims("aud", srv.URL+"/token"), true, ""},
+		{"aud array", testsupport.RSA(), "", claims("aud", []string{srv.TokenURL}), false, "single string"},
+		{"aud elsewhere", testsupport.RSA(), "", claims("aud", "https://elsewhere.example/token"), false, "not this server"},
+		{"iss", testsupport.RSA(), "", claims("iss", "someone"), false, "iss and sub"},
+		{"sub", testsupport.RSA(), "", claims("sub", "someone"), false, "iss and sub"},
+		{"expired", testsupport.RSA(), "", claims("iat", now.Add(-2*time.Minute).Unix(), "exp", now.Add(-time.Minute).Unix()), false, "expired"},
+		{"exp far ahead", testsupport.RSA(), "", claims("exp", now.Add(10*time.Minute).Unix()), false, "ahead"},
+		{"lives too long", testsupport.RSA(), "", claims("iat", now.Add(-time.Minute).Unix(), "exp", now.Add(30*time.Second).Unix()), false, "exp - iat"},
+		{"no jti", testsupport.RSA(), "", claims("jti", ""), false, "no jti"},
 		{"other key", otherRSA, "", claims(), false, "does not verify"},
-		{"RS256 not allowed", mtlsRSA, "RS256", claims(), false, "not accepted"},
-		{"PSS largest salt", pssAuto{mtlsRSA}, "", claims(), false, "salt"},
+		{"RS256 not allowed", testsupport.RSA(), "RS256", claims(), false, "not accepted"},
+		{"PSS largest salt", pssAuto{testsupport.RSA()}, "", claims(), false, "salt"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -270,10 +251,9 @@ func TestMTLSAssertionRefusals(t *testing.T) {
 // TestMTLSRetryNeedsNewAssertion: a jti counts as seen even when a fault
 // ended its request, so a retry must sign anew.
 func TestMTLSRetryNeedsNewAssertion(t *testing.T) {
-	mtlsKeys()
-	srv := started(t, sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{PublicKey: mtlsP256.Public()}))
+	srv := started(t, sourcetest.NewMTLS(sourcetest.Options{}, sourcetest.MTLSOptions{PublicKey: testsupport.P256().Public()}))
 	c := srv.ClientWithCertificate(srv.CA.ClientCertificate("any"))
-	a, err := jwtsign.ClientAssertion(mtlsP256, "", "", sourcetest.DefaultClientID, srv.TokenURL, time.Now())
+	a, err := jwtsign.ClientAssertion(testsupport.P256(), "", "", sourcetest.DefaultClientID, srv.TokenURL, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +264,7 @@ func TestMTLSRetryNeedsNewAssertion(t *testing.T) {
 	if r := post(t, c, srv.TokenURL, withAssertion(a)); r.status != http.StatusUnauthorized {
 		t.Errorf("retry with the same assertion: status = %d, want 401; body %s", r.status, r.body)
 	}
-	a2, _ := jwtsign.ClientAssertion(mtlsP256, "", "", sourcetest.DefaultClientID, srv.TokenURL, time.Now())
+	a2, _ := jwtsign.ClientAssertion(testsupport.P256(), "", "", sourcetest.DefaultClientID, srv.TokenURL, time.Now())
 	if r := post(t, c, srv.TokenURL, withAssertion(a2)); r.status != http.StatusOK {
 		t.Errorf("retry with a new assertion: status = %d, want 200; body %s", r.status, r.body)
 	}

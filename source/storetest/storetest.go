@@ -58,11 +58,12 @@ func Run(t *testing.T, newScenario func(t *testing.T) NewStore) {
 	}
 }
 
-// NewSource returns a client_credentials source for emu over store (nil:
-// none), with mod (if not nil) applied to its Config, closed when t ends.
+// NewSource returns a client_credentials source for emu's TokenURL over
+// store (nil: none), with mod (if not nil) applied to its Config, closed
+// when t ends.
 // It fails t if source.New refuses the Config. It serves a Store's own
 // further scenarios.
-func NewSource(t *testing.T, emu *sourcetest.Server, store source.Store, mod func(*source.Config)) *source.CachedSource {
+func NewSource(t testing.TB, emu *sourcetest.Server, store source.Store, mod func(*source.Config)) *source.CachedSource {
 	t.Helper()
 	cfg := source.Config{TokenURL: emu.TokenURL, ClientID: sourcetest.DefaultClientID,
 		ClientSecret: sourcetest.DefaultClientSecret, Store: store}

@@ -21,14 +21,23 @@ func oneRoute(em *sourcetest.Server, sec string, extra ...string) string {
 		routeYAML("/api", em.URL+"/resource", em.TokenURL, sec, extra...) + "    strip_prefix: true\n"
 }
 
+// startOneRoute starts a new emulator with o and a proxy in a new dir
+// with its oneRoute (extra added), the default client secret read from
+// the file dir/secret.
+func startOneRoute(t *testing.T, o sourcetest.Options, extra ...string) (h *harness, em *sourcetest.Server, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	sec := secretFile(t, dir, "secret", sourcetest.DefaultClientSecret)
+	em = newEmulator(t, o)
+	return startProxy(t, dir, oneRoute(em, sec, extra...)), em, dir
+}
+
 // TestReadiness: cold, ready, still ready while the endpoint is down and
 // the token valid, then breaker open once it expired; refused credentials.
 func TestReadiness(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	sec := secretFile(t, dir, "secret", sourcetest.DefaultClientSecret)
-	em := newEmulator(t, sourcetest.Options{Latency: 300 * time.Millisecond, Lifetime: 2 * time.Second})
-	h := startProxy(t, dir, oneRoute(em, sec, "retry_max_attempts: 1", "breaker_failures: 2", "breaker_open_for: 1m", "refresh_ahead: 500ms"))
+	h, em, _ := startOneRoute(t, sourcetest.Options{Latency: 300 * time.Millisecond, Lifetime: 2 * time.Second},
+		"retry_max_attempts: 1", "breaker_failures: 2", "breaker_open_for: 1m", "refresh_ahead: 500ms")
 
 	if code, rd := h.ready(); code != 503 || rd.Routes[0].State != "no_token_yet" {
 		t.Errorf("cold: %d %+v, want 503 no_token_yet", code, rd)
@@ -109,10 +118,7 @@ func get(t *testing.T, c *http.Client, url string) (int, *http.Response) {
 // and latency per route, and the library's fetch metrics.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	sec := secretFile(t, dir, "secret", sourcetest.DefaultClientSecret)
-	em := newEmulator(t, sourcetest.Options{})
-	h := startProxy(t, dir, oneRoute(em, sec))
+	h, _, _ := startOneRoute(t, sourcetest.Options{})
 	for range 3 {
 		if code, _, b := h.do("GET", "/api", "", nil); code != 200 {
 			t.Fatalf("GET /api: %d %s", code, b)
@@ -229,10 +235,7 @@ func TestTraces(t *testing.T) {
 // without it.
 func TestListenerFailureReported(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	sec := secretFile(t, dir, "secret", sourcetest.DefaultClientSecret)
-	em := newEmulator(t, sourcetest.Options{})
-	h := startProxy(t, dir, oneRoute(em, sec))
+	h, _, _ := startOneRoute(t, sourcetest.Options{})
 	select {
 	case err := <-h.p.Failed():
 		t.Fatalf("Failed() = %v before any listener stopped", err)

@@ -78,10 +78,7 @@ func TestReload(t *testing.T) {
 // second) and the sources rebuilt with it.
 func TestSecretRotation(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	sec := secretFile(t, dir, "secret", sourcetest.DefaultClientSecret)
-	em := newEmulator(t, sourcetest.Options{})
-	h := startProxy(t, dir, oneRoute(em, sec))
+	h, em, dir := startOneRoute(t, sourcetest.Options{})
 	h.waitReady(200)
 
 	em.SetCredentials(sourcetest.Options{ClientSecret: "rotated-secret"})
