@@ -16,7 +16,7 @@ func TestTelemetryRefusalHeld(t *testing.T) {
 	emu := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{})
 	sdk := newTelSDK(t)
 	cfg := standardConfig(emu.TokenURL)
-	cfg.ClientSecret, cfg.Telemetry, cfg.Name = "wrong-secret-Hb61", sdk.providers(), "held"
+	cfg.ClientSecret, cfg.Telemetry, cfg.Name = "wrong-secret-Hb61", sdk.Providers(), "held"
 	src := newSource(t, cfg)
 	for range 3 {
 		if _, err := src.Token(context.Background()); err == nil {
