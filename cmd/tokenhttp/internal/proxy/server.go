@@ -518,12 +518,20 @@ func rewrite(rc Route) func(*httputil.ProxyRequest) {
 	return func(pr *httputil.ProxyRequest) {
 		exact := false
 		if rc.StripPrefix && rc.Prefix != "/" {
-			u := pr.Out.URL
-			u.Path = strings.TrimPrefix(u.Path, rc.Prefix)
-			if u.RawPath != "" {
-				u.RawPath = strings.TrimPrefix(u.RawPath, rc.Prefix)
+			// What follows the prefix, with the slash that ends a prefix
+			// like "/base/" given back: SetURL joins it to the upstream's
+			// path with exactly one slash, and a trailing slash of the
+			// client's stays.
+			lead := ""
+			if strings.HasSuffix(rc.Prefix, "/") {
+				lead = "/"
 			}
-			exact = u.Path == "" || u.Path == "/" && rc.Upstream.Path != ""
+			u := pr.Out.URL
+			u.Path = lead + strings.TrimPrefix(u.Path, rc.Prefix)
+			if u.RawPath != "" {
+				u.RawPath = lead + strings.TrimPrefix(u.RawPath, rc.Prefix)
+			}
+			exact = u.Path == ""
 		}
 		pr.SetURL(rc.Upstream)
 		if exact { // the prefix itself: the upstream's own path, no slash added
