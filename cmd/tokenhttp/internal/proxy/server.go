@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -576,10 +577,15 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	defer func() { *sw = statusWriter{}; writers.Put(sw) }()
 	rt := g.byRec[g.match(r)]
 	routeAttr := attribute.String("route", "unmatched")
+	if rt != nil {
+		routeAttr = rt.attrs
+	}
+	// Deferred, so that a response aborted mid-body (ReverseProxy panics
+	// with http.ErrAbortHandler) is counted too.
+	defer p.record(r, sw, routeAttr, g, start)
 	if rt == nil {
 		g.unmatched.ServeHTTP(sw, r)
 	} else {
-		routeAttr = rt.attrs
 		r2, err := bufferBody(r, g.maxBody)
 		if err != nil {
 			writeProblem(sw, http.StatusBadRequest, "The request body could not be read.")
@@ -587,6 +593,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 			rt.handler.ServeHTTP(sw, r2)
 		}
 	}
+}
+
+// record counts a request that ended (or was aborted) and logs it if it
+// was rejected.
+func (p *Proxy) record(r *http.Request, sw *statusWriter, routeAttr attribute.KeyValue, g *generation, start time.Time) {
 	status := sw.status
 	if status == 0 {
 		status = http.StatusOK
@@ -677,10 +688,20 @@ type statusWriter struct {
 }
 
 func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 && code >= 200 {
+	if s.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		s.status = code
 	}
 	s.ResponseWriter.WriteHeader(code)
+}
+
+// Hijack takes the connection over for a protocol switch: ReverseProxy
+// writes the upstream's 101 on it itself, so it is recorded here.
+func (s *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err == nil && s.status == 0 {
+		s.status = http.StatusSwitchingProtocols
+	}
+	return c, brw, err
 }
 
 func (s *statusWriter) Write(b []byte) (int, error) {
