@@ -63,8 +63,9 @@ type Proxy struct {
 	own  bool // tel was made here: Shutdown shuts it down
 
 	cur      atomic.Pointer[generation]
-	reloadMu sync.Mutex // serializes Reload and the secret watcher, and guards down
-	down     bool       // Shutdown has begun: no more reloads
+	draining atomic.Bool // Shutdown has begun: /readyz answers 503
+	reloadMu sync.Mutex  // serializes Reload and the secret watcher, and guards down
+	down     bool        // Shutdown has begun: no more reloads
 
 	srv, admin     *http.Server
 	ln, adminLn    net.Listener
@@ -155,11 +156,15 @@ func (p *Proxy) AdminHandler() http.Handler {
 
 // Readiness is the /readyz body.
 type Readiness struct {
-	Ready  bool         `json:"ready"`
+	Ready bool `json:"ready"`
+	// State is "draining" once Shutdown has begun (Ready is false then),
+	// and empty otherwise: each route's state says why it is not ready.
+	State  string       `json:"state,omitempty"`
 	Routes []RouteState `json:"routes"`
 }
 
-// Ready reports each route's readiness.
+// Ready reports each route's readiness; once Shutdown has begun, the
+// proxy is not ready whatever its routes' state.
 func (p *Proxy) Ready() Readiness {
 	g := p.cur.Load()
 	now := time.Now()
@@ -168,6 +173,9 @@ func (p *Proxy) Ready() Readiness {
 		st := rt.rec.state(now)
 		rd.Ready = rd.Ready && st.Ready
 		rd.Routes = append(rd.Routes, st)
+	}
+	if p.draining.Load() {
+		rd.Ready, rd.State = false, "draining"
 	}
 	return rd
 }
@@ -219,9 +227,12 @@ func (p *Proxy) AdminAddr() string { return p.adminLn.Addr().String() }
 
 // Shutdown stops accepting requests, waits for those in flight until ctx
 // is done (then closes their connections), and closes every source.
+// From its start /readyz answers 503 (state "draining"); the admin
+// listener, and /livez, serve until the drain has ended.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	var err error
 	p.shutdownOnce.Do(func() {
+		p.draining.Store(true)
 		p.stopWatch()
 		<-p.watchDone
 		if p.srv != nil {
