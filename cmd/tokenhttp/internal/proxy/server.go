@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -57,10 +58,11 @@ type Options struct {
 // swaps the generation; requests in flight finish on the one they started
 // on, whose sources are closed when the last of them ends.
 type Proxy struct {
-	opts Options
-	log  *slog.Logger
-	tel  *Telemetry
-	own  bool // tel was made here: Shutdown shuts it down
+	opts   Options
+	log    *slog.Logger
+	errLog *log.Logger // log over the proxy's handler, for net/http's ErrorLog
+	tel    *Telemetry
+	own    bool // tel was made here: Shutdown shuts it down
 
 	cur      atomic.Pointer[generation]
 	draining atomic.Bool // Shutdown has begun: /readyz answers 503
@@ -117,7 +119,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Proxy, error) {
 	if o.Upstream == nil {
 		o.Upstream = http.DefaultTransport.(*http.Transport).Clone()
 	}
-	p := &Proxy{opts: o, log: o.Logger, tel: o.Telemetry}
+	p := &Proxy{opts: o, log: o.Logger, tel: o.Telemetry, errLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)}
 	if p.tel == nil {
 		t, err := NewTelemetry(ctx, o.Getenv)
 		if err != nil {
@@ -206,8 +208,8 @@ func (p *Proxy) Start() error {
 	}
 	p.ln, p.adminLn = ln, aln
 	p.listen, p.adminA = cfg.Listen, cfg.Admin
-	p.srv = &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)}
-	p.admin = &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	p.srv = &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: p.errLog}
+	p.admin = &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: p.errLog}
 	p.serveErr = make(chan error, 2)
 	go func() { p.serveErr <- p.srv.Serve(ln) }()
 	go func() { p.serveErr <- p.admin.Serve(aln) }()
@@ -377,6 +379,7 @@ func (p *Proxy) build(cfg *Config) (_ *generation, err error) {
 			Transport:    tokenhttp.NewTransport(rec, opts...),
 			BufferPool:   &buffers,
 			ErrorHandler: p.upstreamError(rc.Prefix),
+			ErrorLog:     p.errLog,
 		}
 		rt := &route{prefix: rc.Prefix, rec: rec, attrs: attribute.String("route", rc.Prefix),
 			handler: tokenhttp.Middleware(rec, tel)(forwarded(rp))}
@@ -394,6 +397,7 @@ func (p *Proxy) build(cfg *Config) (_ *generation, err error) {
 			Transport:    p.opts.Upstream,
 			BufferPool:   &buffers,
 			ErrorHandler: p.upstreamError(""),
+			ErrorLog:     p.errLog,
 		})
 	}
 	g.unmatched = tokenhttp.RoutedMiddleware(func(*http.Request) source.TokenSource { return nil }, unmatched, tel)(next)
@@ -485,8 +489,14 @@ func (p *Proxy) openStore(sc *StoreConfig, g *generation) (source.Store, io.Clos
 		client.Close()
 		return nil, nil, err
 	}
-	return st, client, nil
+	unlog := redisLogs.add(p.log, ropts.Password)
+	return st, closerFunc(func() error { defer unlog(); return client.Close() }), nil
 }
+
+// closerFunc is an io.Closer.
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
 
 // decodeKey reads an AES key written as hex, base64, or 16/24/32 raw bytes.
 func decodeKey(s string) ([]byte, error) {
