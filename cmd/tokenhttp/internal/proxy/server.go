@@ -87,7 +87,8 @@ type generation struct {
 	unmatched http.Handler
 	maxBody   int64
 	closers   []io.Closer
-	files     map[string][32]byte // secret files and their digests when read
+	files     map[string][32]byte  // secret files and the digests of what was read
+	fileRefs  map[string]SecretRef // how to read each of files again
 	log       *slog.Logger
 
 	sets sync.Map // attrKey -> metric.MeasurementOption, built once each
@@ -419,16 +420,18 @@ func (p *Proxy) sourceConfig(rc Route, g *generation) (source.Config, error) {
 	}
 	otp := sc.Provider != nil && sc.Provider.OneTimePassword
 	for _, ref := range rc.Secrets {
-		v, err := ref.Read(p.opts.Getenv)
-		if err != nil {
-			return sc, err
-		}
-		g.digest(ref)
 		if otp && ref.Key == "password" {
+			// Read anew for each token request, so not watched: writing
+			// the next one-time password must not spend it.
 			ref, getenv := ref, p.opts.Getenv
 			sc.PasswordFunc = func(context.Context) (string, error) { return ref.Read(getenv) }
 			continue
 		}
+		v, err := ref.Read(p.opts.Getenv)
+		if err != nil {
+			return sc, err
+		}
+		g.digest(ref, v)
 		if ref.Key == "client_certificate_p12_password" {
 			if sc.ClientCertificate, err = source.ClientCertificatePKCS12(rc.P12File, v); err != nil {
 				return sc, fmt.Errorf("client_certificate_p12_file: %w", err)
@@ -440,14 +443,18 @@ func (p *Proxy) sourceConfig(rc Route, g *generation) (source.Config, error) {
 	return sc, nil
 }
 
-// digest remembers the content of ref's file, for the secret watcher.
-func (g *generation) digest(ref SecretRef) {
+// digest remembers v, the value just read from ref's file, for the
+// secret watcher: the file is compared with what was used, not with a
+// second read that a rotation in between would make agree with the file.
+func (g *generation) digest(ref SecretRef, v string) {
 	if ref.File == "" {
 		return
 	}
-	if b, err := os.ReadFile(ref.File); err == nil {
-		g.files[ref.File] = sha256.Sum256(b)
+	if g.fileRefs == nil {
+		g.fileRefs = map[string]SecretRef{}
 	}
+	g.files[ref.File] = sha256.Sum256([]byte(v))
+	g.fileRefs[ref.File] = ref
 }
 
 // openStore connects to Redis.
@@ -462,7 +469,7 @@ func (p *Proxy) openStore(sc *StoreConfig, g *generation) (source.Store, io.Clos
 		if err != nil {
 			return nil, nil, err
 		}
-		g.digest(*sc.Password)
+		g.digest(*sc.Password, pw)
 		ropts.Password = pw
 	}
 	var opts []redisstore.Option
@@ -471,7 +478,7 @@ func (p *Proxy) openStore(sc *StoreConfig, g *generation) (source.Store, io.Clos
 		if err != nil {
 			return nil, nil, err
 		}
-		g.digest(*sc.Key)
+		g.digest(*sc.Key, raw)
 		key, err := decodeKey(raw)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", sc.Key.Key, err)
