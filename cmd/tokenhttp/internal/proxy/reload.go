@@ -11,7 +11,9 @@ import (
 // them changed, so that rotated credentials are used from then on. Each
 // state of the files (a new content, a file gone or empty) is acted on
 // and logged once: a rebuild that failed is not retried until a file
-// changes again.
+// changes again. A route whose rebuilt source got no token (it kept its
+// running one: generation.pending) is rebuilt again at the following
+// polls, backing off to 30 s, until its new source gets one.
 func (p *Proxy) watchSecrets(ctx context.Context) {
 	defer close(p.watchDone)
 	every := p.opts.SecretPoll
@@ -25,6 +27,8 @@ func (p *Proxy) watchSecrets(ctx context.Context) {
 	var (
 		seenGen *generation         // the generation seen last
 		seen    map[string][32]byte // its files' states acted on last
+		retryAt time.Time           // when to retry its pending routes
+		backoff time.Duration
 	)
 	for {
 		select {
@@ -38,6 +42,8 @@ func (p *Proxy) watchSecrets(ctx context.Context) {
 			for name, sum := range g.files {
 				seen[name] = sum
 			}
+			backoff = every
+			retryAt = time.Now().Add(backoff)
 		}
 		changed := ""
 		for name := range g.files {
@@ -47,15 +53,22 @@ func (p *Proxy) watchSecrets(ctx context.Context) {
 				changed = name
 			}
 		}
-		if changed == "" {
+		retry := len(g.pending) > 0 && !time.Now().Before(retryAt)
+		if changed == "" && !retry {
 			continue
 		}
 		p.reloadMu.Lock()
 		if p.cur.Load() == g { // not reloaded meanwhile
-			p.log.Info("secret file changed; rebuilding the sources", "file", changed)
-			_ = p.swap(g.cfg, "secret reload") // a failure is logged; the old sources stay
+			if changed != "" {
+				p.log.Info("secret file changed; rebuilding the sources", "file", changed)
+			}
+			_ = p.swap(ctx, g.cfg, "secret reload") // a failure is logged; the old sources stay
 		}
 		p.reloadMu.Unlock()
+		if retry && p.cur.Load() == g { // still pending
+			backoff = min(2*backoff, 30*time.Second)
+			retryAt = time.Now().Add(backoff)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -13,10 +14,12 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,9 +68,10 @@ type Proxy struct {
 	own    bool // tel was made here: Shutdown shuts it down
 
 	cur      atomic.Pointer[generation]
-	draining atomic.Bool // Shutdown has begun: /readyz answers 503
-	reloadMu sync.Mutex  // serializes Reload and the secret watcher, and guards down
-	down     bool        // Shutdown has begun: no more reloads
+	draining atomic.Bool       // Shutdown has begun: /readyz answers 503
+	reloadMu sync.Mutex        // serializes Reload and the secret watcher, and guards down and warmErr
+	down     bool              // Shutdown has begun: no more reloads
+	warmErr  map[string]string // by prefix: the warm-up failure logged last
 
 	srv, admin     *http.Server
 	ln, adminLn    net.Listener
@@ -86,23 +90,27 @@ type generation struct {
 	byRec     map[source.TokenSource]*route
 	unmatched http.Handler
 	maxBody   int64
-	closers   []io.Closer
+	closers   []io.Closer          // the generation's own: closed with it
 	files     map[string][32]byte  // secret files and the digests of what was read
 	fileRefs  map[string]SecretRef // how to read each of files again
-	log       *slog.Logger
+	store     *sharedStore         // nil without a store; the generation holds a reference
+	// pending are the prefixes of routes that kept the source of the
+	// generation before, because the one built for them got no token: the
+	// watcher retries their rebuild.
+	pending []string
+	log     *slog.Logger
 
 	sets sync.Map // attrKey -> metric.MeasurementOption, built once each
 
 	refs      atomic.Int64 // in-flight requests, +1 while current
 	closeOnce sync.Once
 	done      chan struct{} // closed when close has ended
-	stopKeep  context.CancelFunc
-	keepers   sync.WaitGroup
 }
 
 // route is one prefix, its recording source and its handler.
 type route struct {
 	prefix  string
+	src     *shared // the generation holds a reference
 	rec     *recorder
 	handler http.Handler
 	attrs   attribute.KeyValue
@@ -128,7 +136,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Proxy, error) {
 		}
 		p.tel, p.own = t, true
 	}
-	g, err := p.build(cfg)
+	g, err := p.build(context.Background(), cfg, nil)
 	if err != nil {
 		if p.own {
 			_ = p.tel.Shutdown(ctx)
@@ -272,22 +280,31 @@ func (p *Proxy) Reload() error {
 	return p.ReloadConfig(cfg, "reload")
 }
 
-// ReloadConfig swaps in cfg; see Reload.
+// ReloadConfig swaps in cfg; see Reload. A route whose source config and
+// secrets are unchanged keeps its source, and its token; a route whose
+// source changed gets a new one only once it holds a token (see build).
 func (p *Proxy) ReloadConfig(cfg *Config, why string) error {
 	p.reloadMu.Lock()
 	defer p.reloadMu.Unlock()
-	return p.swap(cfg, why)
+	return p.swap(context.Background(), cfg, why)
 }
 
-// swap builds cfg and makes it current; p.reloadMu is held.
-func (p *Proxy) swap(cfg *Config, why string) error {
+// swap builds cfg over the current generation and makes it current;
+// p.reloadMu is held. A rebuild of the current config that changes
+// nothing (a retry whose new sources still get no token) swaps nothing.
+func (p *Proxy) swap(ctx context.Context, cfg *Config, why string) error {
 	if p.down {
 		return errors.New(why + ": the proxy is shutting down")
 	}
-	g, err := p.build(cfg)
+	cur := p.cur.Load()
+	g, err := p.build(ctx, cfg, cur)
 	if err != nil {
 		p.log.Error(why+" failed; keeping the running config", "error", err.Error())
 		return err
+	}
+	if cfg == cur.cfg && g.sameSources(cur) && maps.Equal(g.files, cur.files) && slices.Equal(g.pending, cur.pending) {
+		g.release()
+		return nil
 	}
 	if p.ln != nil && (cfg.Listen != p.listen || cfg.Admin != p.adminA) {
 		p.log.Warn("listen and admin addresses change only on restart", "listen", p.listen, "admin", p.adminA)
@@ -296,6 +313,20 @@ func (p *Proxy) swap(cfg *Config, why string) error {
 	old.release()
 	p.log.Info(why+" done", "routes", len(cfg.Routes))
 	return nil
+}
+
+// sameSources reports whether g uses old's sources and store, route for
+// route.
+func (g *generation) sameSources(old *generation) bool {
+	if g.store != old.store || len(g.routes) != len(old.routes) {
+		return false
+	}
+	for i, rt := range g.routes {
+		if rt.src != old.routes[i].src {
+			return false
+		}
+	}
+	return true
 }
 
 // acquire returns the current generation with a reference for one request.
@@ -316,9 +347,13 @@ func (g *generation) release() {
 	}
 }
 
+// close releases the generation's sources and store (each is closed
+// when no generation holds it any more) and closes its own closers.
 func (g *generation) close() {
-	g.stopKeep()
-	g.keepers.Wait()
+	for _, rt := range g.routes {
+		rt.src.release()
+	}
+	g.store.release()
 	for _, c := range g.closers {
 		_ = c.Close()
 	}
@@ -335,42 +370,76 @@ func (g *generation) waitClosed(ctx context.Context) {
 	}
 }
 
-// build reads the secrets and makes cfg's sources and handlers.
-func (p *Proxy) build(cfg *Config) (_ *generation, err error) {
+// build reads the secrets and makes cfg's sources and handlers. Over
+// old, the running generation (nil at start), a route whose source config
+// and secrets are unchanged shares old's source; a route whose source
+// changed gets a new one, warmed with one Token call bounded by its fetch
+// timeout (or ctx) before build returns: if that call fails, the route
+// keeps old's source, the failure is logged, and the prefix is listed in
+// pending for the watcher to retry. Without old, sources warm in the
+// background.
+func (p *Proxy) build(ctx context.Context, cfg *Config, old *generation) (_ *generation, err error) {
 	g := &generation{cfg: cfg, byRec: map[source.TokenSource]*route{}, maxBody: cfg.MaxReplayBody,
 		files: map[string][32]byte{}, log: p.log, done: make(chan struct{})}
 	g.refs.Store(1)
+	srcs := make([]*shared, len(cfg.Routes))
 	defer func() {
 		if err != nil {
+			for _, s := range srcs {
+				if s != nil {
+					s.release()
+				}
+			}
+			g.store.release()
 			for _, c := range g.closers {
 				_ = c.Close()
 			}
 		}
 	}()
-	var store source.Store
+	prev := map[string]*shared{}
+	if old != nil {
+		for _, rt := range old.routes {
+			prev[rt.prefix] = rt.src
+		}
+	}
 	if cfg.Store != nil {
-		st, closer, err := p.openStore(cfg.Store, g)
-		if err != nil {
+		if g.store, err = p.openStore(cfg.Store, g, old); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
-		g.closers = append(g.closers, closer)
-		store = st
 	}
-	tel := tokenhttp.WithTelemetry(p.tel.Providers)
-	match := map[string]source.TokenSource{}
+	var warm []int // routes whose new source must get a token first
 	for i, rc := range cfg.Routes {
-		sc, err := p.sourceConfig(rc, g)
+		sc, sum, err := p.readSource(rc, g)
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d] (%s): %w", i, rc.Prefix, err)
 		}
-		sc.Store = store
+		if ps := prev[rc.Prefix]; ps != nil && ps.same(cfg, rc, sum, g.store) {
+			ps.acquire()
+			srcs[i] = ps
+			continue
+		}
+		if g.store != nil {
+			sc.Store = g.store.store
+		}
 		src, err := source.New(sc)
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d] (%s): %w", i, rc.Prefix, err)
 		}
-		g.closers = append(g.closers, src)
-		rec := newRecorder(src, rc.Prefix, p.log)
-		up := upstreamFor(p.opts.Upstream, src, g)
+		srcs[i] = newShared(rc, cfg, sum, src, newRecorder(src, rc.Prefix, p.log), g.store)
+		if prev[rc.Prefix] != nil {
+			warm = append(warm, i)
+		}
+	}
+	if len(warm) > 0 {
+		p.warm(ctx, cfg, srcs, warm, prev, g)
+	}
+
+	tel := tokenhttp.WithTelemetry(p.tel.Providers)
+	match := map[string]source.TokenSource{}
+	for i, rc := range cfg.Routes {
+		sh := srcs[i]
+		rec := sh.rec
+		up := upstreamFor(p.opts.Upstream, sh.src, g)
 		opts := []tokenhttp.Option{tel, tokenhttp.WithBase(up)}
 		if rc.AllowInsecureUpstream {
 			opts = append(opts, tokenhttp.WithInsecureHTTP())
@@ -382,12 +451,13 @@ func (p *Proxy) build(cfg *Config) (_ *generation, err error) {
 			ErrorHandler: p.upstreamError(rc.Prefix),
 			ErrorLog:     p.errLog,
 		}
-		rt := &route{prefix: rc.Prefix, rec: rec, attrs: attribute.String("route", rc.Prefix),
+		rt := &route{prefix: rc.Prefix, src: sh, rec: rec, attrs: attribute.String("route", rc.Prefix),
 			handler: tokenhttp.Middleware(rec, tel)(forwarded(rp))}
 		g.routes = append(g.routes, rt)
 		g.byRec[rec] = rt
 		match[rc.Prefix] = rec
 	}
+	clear(srcs) // the routes hold them now
 	g.match = tokenhttp.PrefixRoutes(match)
 	var next http.Handler = http.NotFoundHandler()
 	unmatched := tokenhttp.WithUnmatched(tokenhttp.UnmatchedNotFound)
@@ -402,17 +472,68 @@ func (p *Proxy) build(cfg *Config) (_ *generation, err error) {
 		})
 	}
 	g.unmatched = tokenhttp.RoutedMiddleware(func(*http.Request) source.TokenSource { return nil }, unmatched, tel)(next)
-
-	kctx, cancel := context.WithCancel(context.Background())
-	g.stopKeep = cancel
 	for _, rt := range g.routes {
-		g.keepers.Go(func() { rt.rec.keep(kctx) })
+		rt.src.start() // already running for a source kept from old
 	}
 	return g, nil
 }
 
+// warm asks each new source of srcs[i], i in idx, for a token, at once,
+// each bounded by its fetch timeout. A source that got none is closed and
+// replaced by the one its route had in prev, and its prefix listed in
+// g.pending; the failure is logged once per distinct error. p.reloadMu is
+// held.
+func (p *Proxy) warm(ctx context.Context, cfg *Config, srcs []*shared, idx []int, prev map[string]*shared, g *generation) {
+	errs := make([]error, len(idx))
+	var wg sync.WaitGroup
+	for j, i := range idx {
+		wg.Go(func() {
+			ft := cfg.Routes[i].Source.FetchTimeout
+			if ft <= 0 {
+				ft = source.DefaultFetchTimeout
+			}
+			wctx, cancel := context.WithTimeout(ctx, ft)
+			defer cancel()
+			if tok, err := srcs[i].src.Token(wctx); err != nil || tok == nil {
+				errs[j] = cmp.Or(err, errors.New("the source returned no token"))
+				return
+			}
+			_, _ = srcs[i].rec.Token(wctx) // the token just cached: recorded for /readyz
+		})
+	}
+	wg.Wait()
+	if p.warmErr == nil {
+		p.warmErr = map[string]string{}
+	}
+	for j, i := range idx {
+		prefix := cfg.Routes[i].Prefix
+		if errs[j] == nil {
+			delete(p.warmErr, prefix)
+			continue
+		}
+		srcs[i].release()
+		srcs[i] = prev[prefix]
+		srcs[i].acquire()
+		g.pending = append(g.pending, prefix)
+		if msg := errs[j].Error(); p.warmErr[prefix] != msg { // the source's errors carry no secret
+			p.warmErr[prefix] = msg
+			p.log.Warn("route keeps its running source: the rebuilt one got no token; retrying later",
+				"route", prefix, "error_type", errType(errs[j]), "error", msg)
+		}
+	}
+}
+
 // sourceConfig is rc's source.Config with its secrets read.
 func (p *Proxy) sourceConfig(rc Route, g *generation) (source.Config, error) {
+	sc, _, err := p.readSource(rc, g)
+	return sc, err
+}
+
+// readSource is sourceConfig, and the digest of the secrets it read (and
+// of the PKCS #12 file) that tells whether a source built before can
+// serve rc.
+func (p *Proxy) readSource(rc Route, g *generation) (source.Config, [32]byte, error) {
+	h := sha256.New()
 	sc := rc.Source
 	sc.Telemetry = p.tel.Providers
 	if p.opts.TokenClient != nil {
@@ -429,18 +550,22 @@ func (p *Proxy) sourceConfig(rc Route, g *generation) (source.Config, error) {
 		}
 		v, err := ref.Read(p.opts.Getenv)
 		if err != nil {
-			return sc, err
+			return sc, [32]byte{}, err
 		}
 		g.digest(ref, v)
+		fmt.Fprintf(h, "%s\x00%d:%s\x00", ref.Key, len(v), v)
 		if ref.Key == "client_certificate_p12_password" {
+			if b, err := os.ReadFile(rc.P12File); err == nil {
+				h.Write(b)
+			}
 			if sc.ClientCertificate, err = source.ClientCertificatePKCS12(rc.P12File, v); err != nil {
-				return sc, fmt.Errorf("client_certificate_p12_file: %w", err)
+				return sc, [32]byte{}, fmt.Errorf("client_certificate_p12_file: %w", err)
 			}
 			continue
 		}
 		ref.set(&sc, v)
 	}
-	return sc, nil
+	return sc, [32]byte(h.Sum(nil)), nil
 }
 
 // digest remembers v, the value just read from ref's file, for the
@@ -457,35 +582,44 @@ func (g *generation) digest(ref SecretRef, v string) {
 	g.fileRefs[ref.File] = ref
 }
 
-// openStore connects to Redis.
-func (p *Proxy) openStore(sc *StoreConfig, g *generation) (source.Store, io.Closer, error) {
+// openStore connects to Redis, or shares old's store (with a reference
+// for g) when its config and secrets are unchanged.
+func (p *Proxy) openStore(sc *StoreConfig, g *generation, old *generation) (*sharedStore, error) {
 	ropts, err := redis.ParseURL(sc.Redis)
 	if err != nil {
-		return nil, nil, fmt.Errorf("redis: the URL does not parse") // its text may hold a secret
+		return nil, fmt.Errorf("redis: the URL does not parse") // its text may hold a secret
 	}
 	ropts.ContextTimeoutEnabled = true
+	h := sha256.New()
 	if sc.Password != nil {
 		pw, err := sc.Password.Read(p.opts.Getenv)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		g.digest(*sc.Password, pw)
+		fmt.Fprintf(h, "%d:%s\x00", len(pw), pw)
 		ropts.Password = pw
 	}
 	var opts []redisstore.Option
 	if sc.Key != nil {
 		raw, err := sc.Key.Read(p.opts.Getenv)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		g.digest(*sc.Key, raw)
+		fmt.Fprintf(h, "%d:%s\x00", len(raw), raw)
 		key, err := decodeKey(raw)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", sc.Key.Key, err)
+			return nil, fmt.Errorf("%s: %w", sc.Key.Key, err)
 		}
 		opts = append(opts, redisstore.WithKey(key))
 	} else {
 		opts = append(opts, redisstore.WithPlaintext())
+	}
+	sum := [32]byte(h.Sum(nil))
+	if old != nil && old.store.same(sc, sum) {
+		old.store.acquire()
+		return old.store, nil
 	}
 	if sc.Prefix != "" {
 		opts = append(opts, redisstore.WithPrefix(sc.Prefix))
@@ -494,10 +628,13 @@ func (p *Proxy) openStore(sc *StoreConfig, g *generation) (source.Store, io.Clos
 	st, err := redisstore.New(client, opts...)
 	if err != nil {
 		client.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	unlog := redisLogs.add(p.log, ropts.Password)
-	return st, closerFunc(func() error { defer unlog(); return client.Close() }), nil
+	ss := &sharedStore{sc: *sc, sum: sum, store: st,
+		closer: closerFunc(func() error { defer unlog(); return client.Close() })}
+	ss.refs.Store(1)
+	return ss, nil
 }
 
 // closerFunc is an io.Closer.
