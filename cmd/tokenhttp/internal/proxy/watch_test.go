@@ -2,12 +2,17 @@ package proxy
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
@@ -121,27 +126,61 @@ func TestSecretDigestIsWhatWasRead(t *testing.T) {
 	}
 }
 
+// roundTripperFunc is an http.RoundTripper.
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// tokenReplies answers every token request with a new one-hour token,
+// without a network: for tests in a synctest bubble.
+func tokenReplies() *http.Client {
+	var n atomic.Int64
+	return &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		if r.Body != nil {
+			_, _ = io.Copy(io.Discard, r.Body)
+			r.Body.Close()
+		}
+		body := fmt.Sprintf(`{"access_token":"tok-%d","token_type":"Bearer","expires_in":3600}`, n.Add(1))
+		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
+	})}
+}
+
 // TestMissingSecretFileLogsOnce: a secret file that went away is logged
 // once, not at every poll, and the running source stays.
 func TestMissingSecretFileLogsOnce(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	sec := secretFile(t, dir, "secret", sourcetest.DefaultClientSecret)
-	em := newEmulator(t, sourcetest.Options{})
-	h := startProxy(t, dir, oneRoute(em, sec))
-	h.waitReady(200)
-	if err := os.Remove(sec); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(3500 * time.Millisecond) // three polls
-	logs := h.logs.String()
-	if n := strings.Count(logs, "secret file changed"); n != 1 {
-		t.Errorf("%d lines \"secret file changed\" in three polls of a missing file, want 1:\n%s", n, logs)
-	}
-	if n := strings.Count(logs, "secret reload failed"); n != 1 {
-		t.Errorf("%d lines \"secret reload failed\" in three polls of a missing file, want 1:\n%s", n, logs)
-	}
-	if code, _, _ := h.do("GET", "/api", "", nil); code != 200 {
-		t.Errorf("GET with the secret file missing: %d, want 200 from the running source", code)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		sec := secretFile(t, dir, "secret", sourcetest.DefaultClientSecret)
+		cfg, err := ParseConfig([]byte("routes:\n" + routeYAML("/api", "http://127.0.0.1:1", "http://127.0.0.1:1/token", sec)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs := &syncBuffer{}
+		p, err := New(context.Background(), cfg, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+			TokenClient: tokenReplies(), Getenv: func(string) string { return "" }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Shutdown(context.Background())
+		synctest.Wait()
+		if rd := p.Ready(); !rd.Ready {
+			t.Fatalf("not ready: %+v", rd)
+		}
+		if err := os.Remove(sec); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3500 * time.Millisecond) // three polls
+		synctest.Wait()
+		out := logs.String()
+		if n := strings.Count(out, "secret file changed"); n != 1 {
+			t.Errorf("%d lines \"secret file changed\" in three polls of a missing file, want 1:\n%s", n, out)
+		}
+		if n := strings.Count(out, "secret reload failed"); n != 1 {
+			t.Errorf("%d lines \"secret reload failed\" in three polls of a missing file, want 1:\n%s", n, out)
+		}
+		if rd := p.Ready(); !rd.Ready {
+			t.Errorf("with the secret file missing: %+v, want the running source, ready", rd)
+		}
+	})
 }
