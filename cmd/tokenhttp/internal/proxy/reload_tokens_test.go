@@ -1,10 +1,17 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
@@ -142,4 +149,82 @@ func TestReloadKeepsTokens(t *testing.T) {
 	if code, got := h.authOf("/b"); code != 200 || got != tokB {
 		t.Errorf("GET /b, whose source did not change: %d %q, want 200 with %q", code, got, tokB)
 	}
+}
+
+// TestRotationRetryBacksOff: while the token endpoint is down, a rotated
+// route keeps its token and its rebuild is retried with a growing wait,
+// not at every poll; once the endpoint is back the new source is used.
+func TestRotationRetryBacksOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		sec := secretFile(t, dir, "secret", sourcetest.DefaultClientSecret)
+		var down atomic.Bool
+		var tokenRequests, issued atomic.Int64
+		tc := &http.Client{Transport: roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			tokenRequests.Add(1)
+			_, _ = io.Copy(io.Discard, r.Body)
+			r.Body.Close()
+			status, body := 200, fmt.Sprintf(`{"access_token":"tok-%d","token_type":"Bearer","expires_in":3600}`, issued.Add(1))
+			if down.Load() {
+				status, body = 503, `{"error":"temporarily_unavailable"}`
+			}
+			return &http.Response{StatusCode: status, Header: http.Header{"Content-Type": {"application/json"}},
+				Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
+		})}
+		up := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			b := r.Header.Get("Authorization")
+			return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(b)),
+				ContentLength: int64(len(b)), Request: r}, nil
+		})
+		cfg, err := ParseConfig([]byte("routes:\n" + routeYAML("/api", "http://127.0.0.1:1", "http://127.0.0.1:1/token", sec, "retry_max_attempts: 1")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs := &syncBuffer{}
+		p, err := New(context.Background(), cfg, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+			TokenClient: tc, Upstream: up, Getenv: func(string) string { return "" }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Shutdown(context.Background())
+		auth := func() (int, string) {
+			w := httptest.NewRecorder()
+			p.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/api", nil))
+			return w.Code, w.Body.String()
+		}
+		synctest.Wait()
+		_, old := auth()
+
+		down.Store(true)
+		secretFile(t, dir, "secret", "rotated-secret")
+		time.Sleep(1500 * time.Millisecond) // the poll that sees it, and the failed warm-up
+		synctest.Wait()
+		before := tokenRequests.Load()
+		for range 20 {
+			time.Sleep(time.Second)
+			synctest.Wait()
+			if code, got := auth(); code != 200 || got != old {
+				t.Fatalf("GET /api with the endpoint down: %d %q, want 200 with %q", code, got, old)
+			}
+			if rd := p.Ready(); !rd.Ready {
+				t.Fatalf("/readyz with the endpoint down: %+v, want ready", rd)
+			}
+		}
+		// Retries after 2, 4, 8 and 16 s: at most 5 in 20 s, not 20.
+		if n := tokenRequests.Load() - before; n < 2 || n > 5 {
+			t.Errorf("token requests in 20 s of retries: %d, want 2 to 5", n)
+		}
+		if n := strings.Count(logs.String(), "route keeps its running source"); n != 1 {
+			t.Errorf("%d warm-up failures logged, want 1:\n%s", n, logs)
+		}
+
+		down.Store(false)
+		time.Sleep(31 * time.Second)
+		synctest.Wait()
+		if code, got := auth(); code != 200 || got == old {
+			t.Errorf("GET /api after the endpoint came back: %d %q, want 200 with a new token", code, got)
+		}
+		h := &harness{t: t, logs: logs}
+		h.noSecret("rotated-secret", sourcetest.DefaultClientSecret)
+	})
 }
