@@ -29,6 +29,7 @@ func (p *Proxy) watchSecrets(ctx context.Context) {
 		seen    map[string][32]byte // its files' states acted on last
 		retryAt time.Time           // when to retry its pending routes
 		backoff time.Duration
+		stalled bool // its rebuild failed: no retry until a file changes
 	)
 	for {
 		select {
@@ -42,7 +43,7 @@ func (p *Proxy) watchSecrets(ctx context.Context) {
 			for name, sum := range g.files {
 				seen[name] = sum
 			}
-			backoff = every
+			backoff, stalled = every, false
 			retryAt = time.Now().Add(backoff)
 		}
 		changed := ""
@@ -53,21 +54,27 @@ func (p *Proxy) watchSecrets(ctx context.Context) {
 				changed = name
 			}
 		}
-		retry := len(g.pending) > 0 && !time.Now().Before(retryAt)
+		retry := len(g.pending) > 0 && !stalled && !time.Now().Before(retryAt)
 		if changed == "" && !retry {
 			continue
 		}
 		p.reloadMu.Lock()
-		if p.cur.Load() == g { // not reloaded meanwhile
+		same := p.cur.Load() == g // not reloaded meanwhile
+		var err error
+		if same {
 			if changed != "" {
 				p.log.Info("secret file changed; rebuilding the sources", "file", changed)
 			}
-			_ = p.swap(ctx, g.cfg, "secret reload") // a failure is logged; the old sources stay
+			err = p.swap(ctx, g.cfg, "secret reload") // a failure is logged; the old sources stay
+			same = p.cur.Load() == g                  // nothing changed: still pending
 		}
 		p.reloadMu.Unlock()
-		if retry && p.cur.Load() == g { // still pending
-			backoff = min(2*backoff, 30*time.Second)
-			retryAt = time.Now().Add(backoff)
+		if same {
+			stalled = err != nil
+			if retry {
+				backoff = min(2*backoff, 30*time.Second)
+				retryAt = time.Now().Add(backoff)
+			}
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -153,7 +154,8 @@ func TestReloadKeepsTokens(t *testing.T) {
 
 // TestRotationRetryBacksOff: while the token endpoint is down, a rotated
 // route keeps its token and its rebuild is retried with a growing wait,
-// not at every poll; once the endpoint is back the new source is used.
+// not at every poll, and not at all while the secret file is missing;
+// once the endpoint is back the new source is used.
 func TestRotationRetryBacksOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
@@ -217,6 +219,25 @@ func TestRotationRetryBacksOff(t *testing.T) {
 		if n := strings.Count(logs.String(), "route keeps its running source"); n != 1 {
 			t.Errorf("%d warm-up failures logged, want 1:\n%s", n, logs)
 		}
+
+		// The file goes away meanwhile: logged once, and no retry of the
+		// rebuild until it is back.
+		if err := os.Remove(sec); err != nil {
+			t.Fatal(err)
+		}
+		before = tokenRequests.Load()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if n := strings.Count(logs.String(), "secret reload failed"); n != 1 {
+			t.Errorf("%d rebuild failures logged in a minute of a missing file, want 1:\n%s", n, logs)
+		}
+		if n := tokenRequests.Load() - before; n != 0 {
+			t.Errorf("token requests in a minute of a missing file: %d, want none", n)
+		}
+		if code, got := auth(); code != 200 || got != old {
+			t.Fatalf("GET /api with the file missing: %d %q, want 200 with %q", code, got, old)
+		}
+		secretFile(t, dir, "secret", "rotated-secret")
 
 		down.Store(false)
 		time.Sleep(31 * time.Second)
