@@ -3,13 +3,17 @@ package proxy
 import (
 	"context"
 	"crypto/sha256"
-	"os"
 	"time"
 )
 
 // watchSecrets polls the current generation's secret files, at most once
 // a second, and rebuilds the generation from the same config when one of
-// them changed, so that rotated credentials are used from then on.
+// them changed, so that rotated credentials are used from then on. Each
+// state of the files (a new content, a file gone or empty) is acted on
+// and logged once: a rebuild that failed is not retried until a file
+// changes again. A route whose rebuilt source got no token (it kept its
+// running one: generation.pending) is rebuilt again at the following
+// polls, backing off to 30 s, until its new source gets one.
 func (p *Proxy) watchSecrets(ctx context.Context) {
 	defer close(p.watchDone)
 	every := p.opts.SecretPoll
@@ -20,6 +24,13 @@ func (p *Proxy) watchSecrets(ctx context.Context) {
 	every = max(every, time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var (
+		seenGen *generation         // the generation seen last
+		seen    map[string][32]byte // its files' states acted on last
+		retryAt time.Time           // when to retry its pending routes
+		backoff time.Duration
+		stalled bool // its rebuild failed: no retry until a file changes
+	)
 	for {
 		select {
 		case <-ctx.Done():
@@ -27,30 +38,53 @@ func (p *Proxy) watchSecrets(ctx context.Context) {
 		case <-t.C:
 		}
 		g := p.cur.Load()
+		if g != seenGen {
+			seenGen, seen = g, map[string][32]byte{}
+			for name, sum := range g.files {
+				seen[name] = sum
+			}
+			backoff, stalled = every, false
+			retryAt = time.Now().Add(backoff)
+		}
 		changed := ""
-		for name, sum := range g.files {
-			b, err := os.ReadFile(name)
-			if err != nil || sha256.Sum256(b) != sum {
+		for name := range g.files {
+			st := p.fileState(g.fileRefs[name])
+			if st != seen[name] {
+				seen[name] = st
 				changed = name
-				break
 			}
 		}
-		if changed == "" {
+		retry := len(g.pending) > 0 && !stalled && !time.Now().Before(retryAt)
+		if changed == "" && !retry {
 			continue
 		}
 		p.reloadMu.Lock()
-		if p.cur.Load() == g { // not reloaded meanwhile
-			p.log.Info("secret file changed; rebuilding the sources", "file", changed)
-			if err := p.swap(g.cfg, "secret reload"); err != nil {
-				// Keep the old sources, and do not retry until the file
-				// changes again.
-				for name := range g.files {
-					if b, err := os.ReadFile(name); err == nil {
-						g.files[name] = sha256.Sum256(b)
-					}
-				}
+		same := p.cur.Load() == g // not reloaded meanwhile
+		var err error
+		if same {
+			if changed != "" {
+				p.log.Info("secret file changed; rebuilding the sources", "file", changed)
 			}
+			err = p.swap(ctx, g.cfg, "secret reload") // a failure is logged; the old sources stay
+			same = p.cur.Load() == g                  // nothing changed: still pending
 		}
 		p.reloadMu.Unlock()
+		if same {
+			stalled = err != nil
+			if retry {
+				backoff = min(2*backoff, 30*time.Second)
+				retryAt = time.Now().Add(backoff)
+			}
+		}
 	}
+}
+
+// fileState is the digest of the secret in ref's file, or the zero value
+// when it cannot be read (missing, empty).
+func (p *Proxy) fileState(ref SecretRef) [32]byte {
+	v, err := ref.Read(p.opts.Getenv)
+	if err != nil {
+		return [32]byte{}
+	}
+	return sha256.Sum256([]byte(v))
 }

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,11 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,14 +61,17 @@ type Options struct {
 // swaps the generation; requests in flight finish on the one they started
 // on, whose sources are closed when the last of them ends.
 type Proxy struct {
-	opts Options
-	log  *slog.Logger
-	tel  *Telemetry
-	own  bool // tel was made here: Shutdown shuts it down
+	opts   Options
+	log    *slog.Logger
+	errLog *log.Logger // log over the proxy's handler, for net/http's ErrorLog
+	tel    *Telemetry
+	own    bool // tel was made here: Shutdown shuts it down
 
 	cur      atomic.Pointer[generation]
-	reloadMu sync.Mutex // serializes Reload and the secret watcher, and guards down
-	down     bool       // Shutdown has begun: no more reloads
+	draining atomic.Bool       // Shutdown has begun: /readyz answers 503
+	reloadMu sync.Mutex        // serializes Reload and the secret watcher, and guards down and warmErr
+	down     bool              // Shutdown has begun: no more reloads
+	warmErr  map[string]string // by prefix: the warm-up failure logged last
 
 	srv, admin     *http.Server
 	ln, adminLn    net.Listener
@@ -82,22 +90,27 @@ type generation struct {
 	byRec     map[source.TokenSource]*route
 	unmatched http.Handler
 	maxBody   int64
-	closers   []io.Closer
-	files     map[string][32]byte // secret files and their digests when read
-	log       *slog.Logger
+	closers   []io.Closer          // the generation's own: closed with it
+	files     map[string][32]byte  // secret files and the digests of what was read
+	fileRefs  map[string]SecretRef // how to read each of files again
+	store     *sharedStore         // nil without a store; the generation holds a reference
+	// pending are the prefixes of routes that kept the source of the
+	// generation before, because the one built for them got no token: the
+	// watcher retries their rebuild.
+	pending []string
+	log     *slog.Logger
 
 	sets sync.Map // attrKey -> metric.MeasurementOption, built once each
 
 	refs      atomic.Int64 // in-flight requests, +1 while current
 	closeOnce sync.Once
 	done      chan struct{} // closed when close has ended
-	stopKeep  context.CancelFunc
-	keepers   sync.WaitGroup
 }
 
 // route is one prefix, its recording source and its handler.
 type route struct {
 	prefix  string
+	src     *shared // the generation holds a reference
 	rec     *recorder
 	handler http.Handler
 	attrs   attribute.KeyValue
@@ -115,7 +128,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Proxy, error) {
 	if o.Upstream == nil {
 		o.Upstream = http.DefaultTransport.(*http.Transport).Clone()
 	}
-	p := &Proxy{opts: o, log: o.Logger, tel: o.Telemetry}
+	p := &Proxy{opts: o, log: o.Logger, tel: o.Telemetry, errLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)}
 	if p.tel == nil {
 		t, err := NewTelemetry(ctx, o.Getenv)
 		if err != nil {
@@ -123,7 +136,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Proxy, error) {
 		}
 		p.tel, p.own = t, true
 	}
-	g, err := p.build(cfg)
+	g, err := p.build(context.Background(), cfg, nil)
 	if err != nil {
 		if p.own {
 			_ = p.tel.Shutdown(ctx)
@@ -154,11 +167,15 @@ func (p *Proxy) AdminHandler() http.Handler {
 
 // Readiness is the /readyz body.
 type Readiness struct {
-	Ready  bool         `json:"ready"`
+	Ready bool `json:"ready"`
+	// State is "draining" once Shutdown has begun (Ready is false then),
+	// and empty otherwise: each route's state says why it is not ready.
+	State  string       `json:"state,omitempty"`
 	Routes []RouteState `json:"routes"`
 }
 
-// Ready reports each route's readiness.
+// Ready reports each route's readiness; once Shutdown has begun, the
+// proxy is not ready whatever its routes' state.
 func (p *Proxy) Ready() Readiness {
 	g := p.cur.Load()
 	now := time.Now()
@@ -167,6 +184,9 @@ func (p *Proxy) Ready() Readiness {
 		st := rt.rec.state(now)
 		rd.Ready = rd.Ready && st.Ready
 		rd.Routes = append(rd.Routes, st)
+	}
+	if p.draining.Load() {
+		rd.Ready, rd.State = false, "draining"
 	}
 	return rd
 }
@@ -197,8 +217,8 @@ func (p *Proxy) Start() error {
 	}
 	p.ln, p.adminLn = ln, aln
 	p.listen, p.adminA = cfg.Listen, cfg.Admin
-	p.srv = &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)}
-	p.admin = &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	p.srv = &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: p.errLog}
+	p.admin = &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: p.errLog}
 	p.serveErr = make(chan error, 2)
 	go func() { p.serveErr <- p.srv.Serve(ln) }()
 	go func() { p.serveErr <- p.admin.Serve(aln) }()
@@ -218,9 +238,12 @@ func (p *Proxy) AdminAddr() string { return p.adminLn.Addr().String() }
 
 // Shutdown stops accepting requests, waits for those in flight until ctx
 // is done (then closes their connections), and closes every source.
+// From its start /readyz answers 503 (state "draining"); the admin
+// listener, and /livez, serve until the drain has ended.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	var err error
 	p.shutdownOnce.Do(func() {
+		p.draining.Store(true)
 		p.stopWatch()
 		<-p.watchDone
 		if p.srv != nil {
@@ -257,22 +280,31 @@ func (p *Proxy) Reload() error {
 	return p.ReloadConfig(cfg, "reload")
 }
 
-// ReloadConfig swaps in cfg; see Reload.
+// ReloadConfig swaps in cfg; see Reload. A route whose source config and
+// secrets are unchanged keeps its source, and its token; a route whose
+// source changed gets a new one only once it holds a token (see build).
 func (p *Proxy) ReloadConfig(cfg *Config, why string) error {
 	p.reloadMu.Lock()
 	defer p.reloadMu.Unlock()
-	return p.swap(cfg, why)
+	return p.swap(context.Background(), cfg, why)
 }
 
-// swap builds cfg and makes it current; p.reloadMu is held.
-func (p *Proxy) swap(cfg *Config, why string) error {
+// swap builds cfg over the current generation and makes it current;
+// p.reloadMu is held. A rebuild of the current config that changes
+// nothing (a retry whose new sources still get no token) swaps nothing.
+func (p *Proxy) swap(ctx context.Context, cfg *Config, why string) error {
 	if p.down {
 		return errors.New(why + ": the proxy is shutting down")
 	}
-	g, err := p.build(cfg)
+	cur := p.cur.Load()
+	g, err := p.build(ctx, cfg, cur)
 	if err != nil {
 		p.log.Error(why+" failed; keeping the running config", "error", err.Error())
 		return err
+	}
+	if cfg == cur.cfg && g.sameSources(cur) && maps.Equal(g.files, cur.files) && slices.Equal(g.pending, cur.pending) {
+		g.release()
+		return nil
 	}
 	if p.ln != nil && (cfg.Listen != p.listen || cfg.Admin != p.adminA) {
 		p.log.Warn("listen and admin addresses change only on restart", "listen", p.listen, "admin", p.adminA)
@@ -281,6 +313,20 @@ func (p *Proxy) swap(cfg *Config, why string) error {
 	old.release()
 	p.log.Info(why+" done", "routes", len(cfg.Routes))
 	return nil
+}
+
+// sameSources reports whether g uses old's sources and store, route for
+// route.
+func (g *generation) sameSources(old *generation) bool {
+	if g.store != old.store || len(g.routes) != len(old.routes) {
+		return false
+	}
+	for i, rt := range g.routes {
+		if rt.src != old.routes[i].src {
+			return false
+		}
+	}
+	return true
 }
 
 // acquire returns the current generation with a reference for one request.
@@ -301,9 +347,13 @@ func (g *generation) release() {
 	}
 }
 
+// close releases the generation's sources and store (each is closed
+// when no generation holds it any more) and closes its own closers.
 func (g *generation) close() {
-	g.stopKeep()
-	g.keepers.Wait()
+	for _, rt := range g.routes {
+		rt.src.release()
+	}
+	g.store.release()
 	for _, c := range g.closers {
 		_ = c.Close()
 	}
@@ -320,42 +370,76 @@ func (g *generation) waitClosed(ctx context.Context) {
 	}
 }
 
-// build reads the secrets and makes cfg's sources and handlers.
-func (p *Proxy) build(cfg *Config) (_ *generation, err error) {
+// build reads the secrets and makes cfg's sources and handlers. Over
+// old, the running generation (nil at start), a route whose source config
+// and secrets are unchanged shares old's source; a route whose source
+// changed gets a new one, warmed with one Token call bounded by its fetch
+// timeout (or ctx) before build returns: if that call fails, the route
+// keeps old's source, the failure is logged, and the prefix is listed in
+// pending for the watcher to retry. Without old, sources warm in the
+// background.
+func (p *Proxy) build(ctx context.Context, cfg *Config, old *generation) (_ *generation, err error) {
 	g := &generation{cfg: cfg, byRec: map[source.TokenSource]*route{}, maxBody: cfg.MaxReplayBody,
 		files: map[string][32]byte{}, log: p.log, done: make(chan struct{})}
 	g.refs.Store(1)
+	srcs := make([]*shared, len(cfg.Routes))
 	defer func() {
 		if err != nil {
+			for _, s := range srcs {
+				if s != nil {
+					s.release()
+				}
+			}
+			g.store.release()
 			for _, c := range g.closers {
 				_ = c.Close()
 			}
 		}
 	}()
-	var store source.Store
+	prev := map[string]*shared{}
+	if old != nil {
+		for _, rt := range old.routes {
+			prev[rt.prefix] = rt.src
+		}
+	}
 	if cfg.Store != nil {
-		st, closer, err := p.openStore(cfg.Store, g)
-		if err != nil {
+		if g.store, err = p.openStore(cfg.Store, g, old); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
-		g.closers = append(g.closers, closer)
-		store = st
 	}
-	tel := tokenhttp.WithTelemetry(p.tel.Providers)
-	match := map[string]source.TokenSource{}
+	var warm []int // routes whose new source must get a token first
 	for i, rc := range cfg.Routes {
-		sc, err := p.sourceConfig(rc, g)
+		sc, sum, err := p.readSource(rc, g)
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d] (%s): %w", i, rc.Prefix, err)
 		}
-		sc.Store = store
+		if ps := prev[rc.Prefix]; ps != nil && ps.same(cfg, rc, sum, g.store) {
+			ps.acquire()
+			srcs[i] = ps
+			continue
+		}
+		if g.store != nil {
+			sc.Store = g.store.store
+		}
 		src, err := source.New(sc)
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d] (%s): %w", i, rc.Prefix, err)
 		}
-		g.closers = append(g.closers, src)
-		rec := newRecorder(src, rc.Prefix, p.log)
-		up := upstreamFor(p.opts.Upstream, rc, src, g)
+		srcs[i] = newShared(rc, cfg, sum, src, newRecorder(src, rc.Prefix, p.log), g.store)
+		if prev[rc.Prefix] != nil {
+			warm = append(warm, i)
+		}
+	}
+	if len(warm) > 0 {
+		p.warm(ctx, cfg, srcs, warm, prev, g)
+	}
+
+	tel := tokenhttp.WithTelemetry(p.tel.Providers)
+	match := map[string]source.TokenSource{}
+	for i, rc := range cfg.Routes {
+		sh := srcs[i]
+		rec := sh.rec
+		up := upstreamFor(p.opts.Upstream, rc, sh.src, g)
 		opts := []tokenhttp.Option{tel, tokenhttp.WithBase(up)}
 		if rc.AllowInsecureUpstream {
 			opts = append(opts, tokenhttp.WithInsecureHTTP())
@@ -365,13 +449,15 @@ func (p *Proxy) build(cfg *Config) (_ *generation, err error) {
 			Transport:    tokenhttp.NewTransport(rec, opts...),
 			BufferPool:   &buffers,
 			ErrorHandler: p.upstreamError(rc.Prefix),
+			ErrorLog:     p.errLog,
 		}
-		rt := &route{prefix: rc.Prefix, rec: rec, attrs: attribute.String("route", rc.Prefix),
+		rt := &route{prefix: rc.Prefix, src: sh, rec: rec, attrs: attribute.String("route", rc.Prefix),
 			handler: tokenhttp.Middleware(rec, tel)(forwarded(rp))}
 		g.routes = append(g.routes, rt)
 		g.byRec[rec] = rt
 		match[rc.Prefix] = rec
 	}
+	clear(srcs) // the routes hold them now
 	g.match = tokenhttp.PrefixRoutes(match)
 	var next http.Handler = http.NotFoundHandler()
 	unmatched := tokenhttp.WithUnmatched(tokenhttp.UnmatchedNotFound)
@@ -382,20 +468,72 @@ func (p *Proxy) build(cfg *Config) (_ *generation, err error) {
 			Transport:    p.opts.Upstream,
 			BufferPool:   &buffers,
 			ErrorHandler: p.upstreamError(""),
+			ErrorLog:     p.errLog,
 		})
 	}
 	g.unmatched = tokenhttp.RoutedMiddleware(func(*http.Request) source.TokenSource { return nil }, unmatched, tel)(next)
-
-	kctx, cancel := context.WithCancel(context.Background())
-	g.stopKeep = cancel
 	for _, rt := range g.routes {
-		g.keepers.Go(func() { rt.rec.keep(kctx) })
+		rt.src.start() // already running for a source kept from old
 	}
 	return g, nil
 }
 
+// warm asks each new source of srcs[i], i in idx, for a token, at once,
+// each bounded by its fetch timeout. A source that got none is closed and
+// replaced by the one its route had in prev, and its prefix listed in
+// g.pending; the failure is logged once per distinct error. p.reloadMu is
+// held.
+func (p *Proxy) warm(ctx context.Context, cfg *Config, srcs []*shared, idx []int, prev map[string]*shared, g *generation) {
+	errs := make([]error, len(idx))
+	var wg sync.WaitGroup
+	for j, i := range idx {
+		wg.Go(func() {
+			ft := cfg.Routes[i].Source.FetchTimeout
+			if ft <= 0 {
+				ft = source.DefaultFetchTimeout
+			}
+			wctx, cancel := context.WithTimeout(ctx, ft)
+			defer cancel()
+			if tok, err := srcs[i].src.Token(wctx); err != nil || tok == nil {
+				errs[j] = cmp.Or(err, errors.New("the source returned no token"))
+				return
+			}
+			_, _ = srcs[i].rec.Token(wctx) // the token just cached: recorded for /readyz
+		})
+	}
+	wg.Wait()
+	if p.warmErr == nil {
+		p.warmErr = map[string]string{}
+	}
+	for j, i := range idx {
+		prefix := cfg.Routes[i].Prefix
+		if errs[j] == nil {
+			delete(p.warmErr, prefix)
+			continue
+		}
+		srcs[i].release()
+		srcs[i] = prev[prefix]
+		srcs[i].acquire()
+		g.pending = append(g.pending, prefix)
+		if msg := errs[j].Error(); p.warmErr[prefix] != msg { // the source's errors carry no secret
+			p.warmErr[prefix] = msg
+			p.log.Warn("route keeps its running source: the rebuilt one got no token; retrying later",
+				"route", prefix, "error_type", errType(errs[j]), "error", msg)
+		}
+	}
+}
+
 // sourceConfig is rc's source.Config with its secrets read.
 func (p *Proxy) sourceConfig(rc Route, g *generation) (source.Config, error) {
+	sc, _, err := p.readSource(rc, g)
+	return sc, err
+}
+
+// readSource is sourceConfig, and the digest of the secrets it read (and
+// of the PKCS #12 file) that tells whether a source built before can
+// serve rc.
+func (p *Proxy) readSource(rc Route, g *generation) (source.Config, [32]byte, error) {
+	h := sha256.New()
 	sc := rc.Source
 	sc.Telemetry = p.tel.Providers
 	if p.opts.TokenClient != nil {
@@ -403,70 +541,89 @@ func (p *Proxy) sourceConfig(rc Route, g *generation) (source.Config, error) {
 	}
 	var err error
 	if sc.HTTPClient, err = tokenClient(sc.HTTPClient, rc, g); err != nil {
-		return sc, err
+		return sc, [32]byte{}, err
 	}
 	otp := sc.Provider != nil && sc.Provider.OneTimePassword
 	for _, ref := range rc.Secrets {
-		v, err := ref.Read(p.opts.Getenv)
-		if err != nil {
-			return sc, err
-		}
-		g.digest(ref)
 		if otp && ref.Key == "password" {
+			// Read anew for each token request, so not watched: writing
+			// the next one-time password must not spend it.
 			ref, getenv := ref, p.opts.Getenv
 			sc.PasswordFunc = func(context.Context) (string, error) { return ref.Read(getenv) }
 			continue
 		}
+		v, err := ref.Read(p.opts.Getenv)
+		if err != nil {
+			return sc, [32]byte{}, err
+		}
+		g.digest(ref, v)
+		fmt.Fprintf(h, "%s\x00%d:%s\x00", ref.Key, len(v), v)
 		if ref.Key == "client_certificate_p12_password" {
+			if b, err := os.ReadFile(rc.P12File); err == nil {
+				h.Write(b)
+			}
 			if sc.ClientCertificate, err = source.ClientCertificatePKCS12(rc.P12File, v); err != nil {
-				return sc, fmt.Errorf("client_certificate_p12_file: %w", err)
+				return sc, [32]byte{}, fmt.Errorf("client_certificate_p12_file: %w", err)
 			}
 			continue
 		}
 		ref.set(&sc, v)
 	}
-	return sc, nil
+	return sc, [32]byte(h.Sum(nil)), nil
 }
 
-// digest remembers the content of ref's file, for the secret watcher.
-func (g *generation) digest(ref SecretRef) {
+// digest remembers v, the value just read from ref's file, for the
+// secret watcher: the file is compared with what was used, not with a
+// second read that a rotation in between would make agree with the file.
+func (g *generation) digest(ref SecretRef, v string) {
 	if ref.File == "" {
 		return
 	}
-	if b, err := os.ReadFile(ref.File); err == nil {
-		g.files[ref.File] = sha256.Sum256(b)
+	if g.fileRefs == nil {
+		g.fileRefs = map[string]SecretRef{}
 	}
+	g.files[ref.File] = sha256.Sum256([]byte(v))
+	g.fileRefs[ref.File] = ref
 }
 
-// openStore connects to Redis.
-func (p *Proxy) openStore(sc *StoreConfig, g *generation) (source.Store, io.Closer, error) {
+// openStore connects to Redis, or shares old's store (with a reference
+// for g) when its config and secrets are unchanged.
+func (p *Proxy) openStore(sc *StoreConfig, g *generation, old *generation) (*sharedStore, error) {
 	ropts, err := redis.ParseURL(sc.Redis)
 	if err != nil {
-		return nil, nil, fmt.Errorf("redis: the URL does not parse") // its text may hold a secret
+		return nil, fmt.Errorf("redis: the URL does not parse") // its text may hold a secret
 	}
 	ropts.ContextTimeoutEnabled = true
+	h := sha256.New()
 	if sc.Password != nil {
 		pw, err := sc.Password.Read(p.opts.Getenv)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		g.digest(*sc.Password)
+		g.digest(*sc.Password, pw)
+		fmt.Fprintf(h, "%d:%s\x00", len(pw), pw)
 		ropts.Password = pw
 	}
 	var opts []redisstore.Option
 	if sc.Key != nil {
 		raw, err := sc.Key.Read(p.opts.Getenv)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		g.digest(*sc.Key)
+		g.digest(*sc.Key, raw)
+		fmt.Fprintf(h, "%d:%s\x00", len(raw), raw)
 		key, err := decodeKey(raw)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", sc.Key.Key, err)
+			return nil, fmt.Errorf("%s: %w", sc.Key.Key, err)
 		}
 		opts = append(opts, redisstore.WithKey(key))
 	} else {
 		opts = append(opts, redisstore.WithPlaintext())
+	}
+	sum := [32]byte(h.Sum(nil))
+	if old != nil && old.store.same(sc, sum) {
+		old.store.acquire()
+		return old.store, nil
 	}
 	if sc.Prefix != "" {
 		opts = append(opts, redisstore.WithPrefix(sc.Prefix))
@@ -475,10 +632,19 @@ func (p *Proxy) openStore(sc *StoreConfig, g *generation) (source.Store, io.Clos
 	st, err := redisstore.New(client, opts...)
 	if err != nil {
 		client.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	return st, client, nil
+	unlog := redisLogs.add(p.log, ropts.Password)
+	ss := &sharedStore{sc: *sc, sum: sum, store: st,
+		closer: closerFunc(func() error { defer unlog(); return client.Close() })}
+	ss.refs.Store(1)
+	return ss, nil
 }
+
+// closerFunc is an io.Closer.
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
 
 // decodeKey reads an AES key written as hex, base64, or 16/24/32 raw bytes.
 func decodeKey(s string) ([]byte, error) {
@@ -522,12 +688,20 @@ func rewrite(rc Route) func(*httputil.ProxyRequest) {
 	return func(pr *httputil.ProxyRequest) {
 		exact := false
 		if rc.StripPrefix && rc.Prefix != "/" {
-			u := pr.Out.URL
-			u.Path = strings.TrimPrefix(u.Path, rc.Prefix)
-			if u.RawPath != "" {
-				u.RawPath = strings.TrimPrefix(u.RawPath, rc.Prefix)
+			// What follows the prefix, with the slash that ends a prefix
+			// like "/base/" given back: SetURL joins it to the upstream's
+			// path with exactly one slash, and a trailing slash of the
+			// client's stays.
+			lead := ""
+			if strings.HasSuffix(rc.Prefix, "/") {
+				lead = "/"
 			}
-			exact = u.Path == "" || u.Path == "/" && rc.Upstream.Path != ""
+			u := pr.Out.URL
+			u.Path = lead + strings.TrimPrefix(u.Path, rc.Prefix)
+			if u.RawPath != "" {
+				u.RawPath = lead + strings.TrimPrefix(u.RawPath, rc.Prefix)
+			}
+			exact = u.Path == ""
 		}
 		pr.SetURL(rc.Upstream)
 		if exact { // the prefix itself: the upstream's own path, no slash added
@@ -572,10 +746,15 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	defer func() { *sw = statusWriter{}; writers.Put(sw) }()
 	rt := g.byRec[g.match(r)]
 	routeAttr := attribute.String("route", "unmatched")
+	if rt != nil {
+		routeAttr = rt.attrs
+	}
+	// Deferred, so that a response aborted mid-body (ReverseProxy panics
+	// with http.ErrAbortHandler) is counted too.
+	defer p.record(r, sw, routeAttr, g, start)
 	if rt == nil {
 		g.unmatched.ServeHTTP(sw, r)
 	} else {
-		routeAttr = rt.attrs
 		r2, err := bufferBody(r, g.maxBody)
 		if err != nil {
 			writeProblem(sw, http.StatusBadRequest, "The request body could not be read.")
@@ -583,6 +762,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 			rt.handler.ServeHTTP(sw, r2)
 		}
 	}
+}
+
+// record counts a request that ended (or was aborted) and logs it if it
+// was rejected.
+func (p *Proxy) record(r *http.Request, sw *statusWriter, routeAttr attribute.KeyValue, g *generation, start time.Time) {
 	status := sw.status
 	if status == 0 {
 		status = http.StatusOK
@@ -673,10 +857,20 @@ type statusWriter struct {
 }
 
 func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 && code >= 200 {
+	if s.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		s.status = code
 	}
 	s.ResponseWriter.WriteHeader(code)
+}
+
+// Hijack takes the connection over for a protocol switch: ReverseProxy
+// writes the upstream's 101 on it itself, so it is recorded here.
+func (s *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err == nil && s.status == 0 {
+		s.status = http.StatusSwitchingProtocols
+	}
+	return c, brw, err
 }
 
 func (s *statusWriter) Write(b []byte) (int, error) {
