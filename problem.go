@@ -75,7 +75,7 @@ func classifyError(ctx context.Context, err error) rejection {
 	case errors.As(err, &te) && te.Temporary():
 		return rejection{status: http.StatusServiceUnavailable, errType: errType, detail: detailUnavailable,
 			retryAfter: te.RetryAfter}
-	case te != nil && credentialsRefused(te.Code):
+	case te != nil && te.CredentialsRefused():
 		return rejection{status: http.StatusBadGateway, errType: errType, detail: detailRefused}
 	case te != nil: // a 404 from a wrong token URL, a scope or grant the endpoint does not take
 		return rejection{status: http.StatusBadGateway, errType: errType, detail: detailRejected}
@@ -83,16 +83,6 @@ func classifyError(ctx context.Context, err error) rejection {
 		return rejection{status: http.StatusGatewayTimeout, errType: errType, detail: detailTimeout}
 	}
 	return rejection{status: http.StatusServiceUnavailable, errType: errType, detail: detailUnavailable}
-}
-
-// credentialsRefused reports whether a token endpoint's code says it
-// refused the client's credentials or grant, rather than the request.
-func credentialsRefused(code string) bool {
-	switch code {
-	case source.CodeInvalidClient, source.CodeUnauthorizedClient, source.CodeInvalidGrant:
-		return true
-	}
-	return false
 }
 
 // problem is an RFC 9457 problem details object. With type "about:blank",

@@ -106,6 +106,17 @@ func (e *Error) NotTokenEndpoint() bool {
 	return false
 }
 
+// CredentialsRefused reports whether the endpoint refused the client's
+// credentials or grant (invalid_client, unauthorized_client,
+// invalid_grant), rather than the request or the URL.
+func (e *Error) CredentialsRefused() bool {
+	switch e.Code {
+	case CodeInvalidClient, CodeUnauthorizedClient, CodeInvalidGrant:
+		return !e.NotTokenEndpoint()
+	}
+	return false
+}
+
 // Hint says what to check for e's Code, for a person reading the error;
 // "" when there is nothing to add.
 func (e *Error) Hint() string {

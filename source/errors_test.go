@@ -68,7 +68,8 @@ func TestBreakerOpenErrorIs(t *testing.T) {
 }
 
 // TestErrorNotTokenEndpoint: the replies that say the URL is wrong, not
-// the credentials, and the hint that says so.
+// the credentials, the hint that says so, and CredentialsRefused for the
+// others.
 func TestErrorNotTokenEndpoint(t *testing.T) {
 	for _, tt := range []struct {
 		status int
@@ -76,11 +77,14 @@ func TestErrorNotTokenEndpoint(t *testing.T) {
 		want   bool
 	}{
 		{404, source.CodeInvalidRequest, true},
+		{404, source.CodeInvalidClient, true},
 		{405, source.CodeInvalidRequest, true},
 		{410, source.CodeInvalidRequest, true},
 		{302, source.CodeInvalidRequest, true},
 		{200, source.CodeInvalidRequest, true},
 		{400, source.CodeInvalidRequest, false},
+		{400, source.CodeInvalidGrant, false},
+		{400, source.CodeInvalidScope, false},
 		{401, source.CodeInvalidClient, false},
 		{403, source.CodeInvalidClient, false},
 		{429, source.CodeTemporarilyUnavailable, false},
@@ -89,6 +93,9 @@ func TestErrorNotTokenEndpoint(t *testing.T) {
 		e := &source.Error{Provider: "p", StatusCode: tt.status, Code: tt.code}
 		if got := e.NotTokenEndpoint(); got != tt.want {
 			t.Errorf("HTTP %d %s: NotTokenEndpoint() = %v, want %v", tt.status, tt.code, got, tt.want)
+		}
+		if got, want := e.CredentialsRefused(), !tt.want && (tt.code == source.CodeInvalidClient || tt.code == source.CodeInvalidGrant); got != want {
+			t.Errorf("HTTP %d %s: CredentialsRefused() = %v, want %v", tt.status, tt.code, got, want)
 		}
 		if got := strings.Contains(e.Hint(), "Config.TokenURL"); got != tt.want {
 			t.Errorf("HTTP %d %s: Hint() = %q, want a hint at Config.TokenURL: %v", tt.status, tt.code, e.Hint(), tt.want)

@@ -30,7 +30,7 @@ type outcome struct {
 	expiry  time.Time
 	errType string    // "" on success
 	until   time.Time // breaker open until
-	refused bool      // the endpoint refused the credentials
+	refused string    // the endpoint's refusal, as a RouteState.State; "" for none
 	at      time.Time
 }
 
@@ -75,7 +75,14 @@ func (r *recorder) Token(ctx context.Context) (*source.Token, error) {
 	}
 	var te *source.Error
 	if errors.As(err, &te) && !te.Temporary() {
-		o.refused = true
+		switch {
+		case te.NotTokenEndpoint():
+			o.refused = "not_a_token_endpoint"
+		case te.CredentialsRefused():
+			o.refused = "credentials_refused"
+		default:
+			o.refused = "request_refused"
+		}
 	}
 	if last != nil && last.errType == "" && last.tok != nil && last.tok.Valid() {
 		o.tok, o.expiry = last.tok, last.expiry // still holds a usable token
@@ -122,7 +129,10 @@ func errType(err error) string {
 type RouteState struct {
 	Prefix string `json:"prefix"`
 	Ready  bool   `json:"ready"`
-	// State is "ready", "no_token_yet", "breaker_open", "credentials_refused",
+	// State is "ready", "no_token_yet", "breaker_open",
+	// "credentials_refused" (invalid_client, unauthorized_client,
+	// invalid_grant), "request_refused" (another 4xx: a scope, a grant
+	// type), "not_a_token_endpoint" (a 404, say: check token_url),
 	// "token_expired" or "failing".
 	State       string     `json:"state"`
 	Error       string     `json:"error_type,omitempty"`
@@ -153,8 +163,8 @@ func (r *recorder) state(now time.Time) RouteState {
 		st.State = "breaker_open"
 		u := o.until.UTC()
 		st.BreakerOpen = &u
-	case o.refused:
-		st.State = "credentials_refused"
+	case o.refused != "":
+		st.State = o.refused
 	case o.errType == "":
 		st.State = "token_expired"
 	default:
