@@ -151,7 +151,8 @@ func (g *gateway) withToken(r *http.Request, tok *source.Token) *http.Request {
 }
 
 // withoutAuthorization returns r, or a shallow copy of r without the
-// client's Authorization if it sent one.
+// client's Authorization if it sent one, and without credential trailers
+// if its body may be followed by trailers.
 func withoutAuthorization(r *http.Request) *http.Request {
 	has := false
 	for k := range r.Header {
@@ -160,7 +161,7 @@ func withoutAuthorization(r *http.Request) *http.Request {
 			break
 		}
 	}
-	if !has && r.Trailer == nil {
+	if !has && !mayHaveTrailers(r) {
 		return r
 	}
 	r2 := shallowCopy(r)
@@ -171,35 +172,48 @@ func withoutAuthorization(r *http.Request) *http.Request {
 	return r2
 }
 
+// mayHaveTrailers reports whether trailers may follow r's body: declared
+// ones, or any after a body of unknown length (chunked), which net/http
+// puts in r.Trailer once the body has been read, declared or not.
+func mayHaveTrailers(r *http.Request) bool {
+	return r.Trailer != nil || r.Body != nil && r.Body != http.NoBody && r.ContentLength < 0
+}
+
 // withoutCredentialTrailers gives r2, a shallow copy of r, trailers of its
-// own without Authorization or Proxy-Authorization. net/http fills
-// r.Trailer with the trailer fields the client sends once the body has
-// been read, so a client could otherwise send its own credential after
-// the body, past the middleware. r2's body fills r2.Trailer, minus those,
-// when it reaches EOF. Requests that declare no trailers (nearly all) are
-// left alone.
+// own without Authorization or Proxy-Authorization, so that a client
+// cannot send its own credential after the body, past the middleware.
+// r2's body fills r2.Trailer, minus those, when it reaches EOF. Requests
+// that may have no trailers (nearly all) are left alone.
 func withoutCredentialTrailers(r2, r *http.Request) {
-	if r.Trailer == nil {
+	if !mayHaveTrailers(r) {
 		return
 	}
-	r2.Trailer = make(http.Header, len(r.Trailer))
-	copyTrailers(r2.Trailer, r.Trailer)
+	r2.Trailer = nil
+	if r.Trailer != nil {
+		r2.Trailer = make(http.Header, len(r.Trailer))
+		copyTrailers(r2.Trailer, r.Trailer)
+	}
 	if r.Body != nil && r.Body != http.NoBody {
-		r2.Body = &trailerBody{ReadCloser: r.Body, from: r.Trailer, to: r2.Trailer}
+		r2.Body = &trailerBody{ReadCloser: r.Body, from: r, to: r2}
 	}
 }
 
-// trailerBody copies the trailers it reads, minus credentials, into to
+// trailerBody copies the trailers of from, minus credentials, into to's
 // at EOF.
 type trailerBody struct {
 	io.ReadCloser
-	from, to http.Header
+	from, to *http.Request
+	done     bool
 }
 
 func (b *trailerBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
-		copyTrailers(b.to, b.from)
+	if err == io.EOF && !b.done {
+		b.done = true
+		if len(b.from.Trailer) > 0 && b.to.Trailer == nil {
+			b.to.Trailer = make(http.Header, len(b.from.Trailer))
+		}
+		copyTrailers(b.to.Trailer, b.from.Trailer)
 	}
 	return n, err
 }

@@ -1,6 +1,7 @@
 package tokenhttp_test
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"log"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -1079,6 +1081,48 @@ func TestMiddlewareRefusalDetail(t *testing.T) {
 		p := checkProblem(t, rec.Header(), rec.Body.Bytes(), http.StatusBadGateway)
 		if !strings.Contains(p.Detail, tt.want) {
 			t.Errorf("HTTP %d %s: detail = %q, want it to say %q", tt.status, tt.code, p.Detail, tt.want)
+		}
+	}
+}
+
+// TestMiddlewareUndeclaredTrailers: trailers a client sends after a
+// chunked body without declaring them (net/http fills r.Trailer with
+// them once the body is read) reach next without Authorization or
+// Proxy-Authorization, on routed and skipped requests, the others kept.
+func TestMiddlewareUndeclaredTrailers(t *testing.T) {
+	checkLeaks(t)
+	got := make(chan http.Header, 1)
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		got <- r.Trailer.Clone()
+	})
+	tok := &source.Token{AccessToken: "gateway-token", TokenType: "Bearer"}
+	gw := httptest.NewServer(tokenhttp.Middleware(staticSource(tok), tokenhttp.WithSkipPaths("/skipped"))(next))
+	defer gw.Close()
+	for _, path := range []string{"/routed", "/skipped"} {
+		for _, declare := range []string{"", "Trailer: X-Other\r\n"} {
+			c, err := net.Dial("tcp", gw.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.WriteString(c, "POST "+path+" HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n"+declare+"\r\n"+
+				"5\r\nhello\r\n0\r\nAuthorization: Bearer forged\r\nproxy-authorization: Basic Zm9yZ2Vk\r\nX-Other: ok\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			c.Close()
+			tr := <-got
+			what := fmt.Sprintf("%s with %q declared", path, declare)
+			for _, k := range []string{"Authorization", "Proxy-Authorization"} {
+				if v, ok := tr[k]; ok {
+					t.Errorf("%s: next's trailer %s = %q, want none", what, k, v)
+				}
+			}
+			if got, want := tr.Get("X-Other"), "ok"; got != want {
+				t.Errorf("%s: next's trailer X-Other = %q, want %q", what, got, want)
+			}
 		}
 	}
 }
