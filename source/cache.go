@@ -99,8 +99,9 @@ type entry struct {
 // until that token is about to expire; with no usable token, it waits for
 // the shared fetch or for ctx, whichever ends first. Every caller that
 // waited on a failed fetch gets its error. After the endpoint refused (a
-// 4xx), Token returns that error without asking again for 1 s, doubling
-// with each refusal in a row up to 1 min (not with Config.PasswordFunc).
+// 4xx or a redirect), Token returns that error without asking again for
+// 1 s, doubling with each refusal in a row up to 1 min (none with
+// Config.PasswordFunc; 1 s at most with a credential from a function).
 func (s *CachedSource) Token(ctx context.Context) (*Token, error) {
 	e := s.cur.Load()
 	if e != nil && !s.certBound(e) {
@@ -347,13 +348,26 @@ type obtained struct {
 // is not a token), held so that the endpoint is not asked again until
 // until: a gateway with refused credentials would otherwise send a token
 // request for every API call, and a password grant could lock the
-// account. n counts the refusals in a row; the hold doubles with each,
+// account. A refusal is a 4xx or a redirect: a final answer (a 2xx that
+// is not a token is a server_error, retried and counted by the breaker).
+// n counts the refusals in a row, none more than a minute after the last
+// hold ended and no token, 5xx or 429 between; the hold doubles with each,
 // from 1 s to 1 min. A source with a Config.PasswordFunc holds none: its
-// next request carries a new password (a one-time password typed again).
+// next request carries a new password (a one-time password typed again);
+// one with ClientAssertion, Assertion or SubjectToken holds 1 s at most.
 type refusal struct {
 	err   error
 	until time.Time
 	n     int
+}
+
+// credentialFunc reports whether the credential the endpoint refused
+// comes from a function of the Config, which may return a new one at any
+// time (an assertion file rotated): its refusals are held 1 s, never
+// longer.
+func (s *CachedSource) credentialFunc() bool {
+	c := &s.r.cfg
+	return c.ClientAssertion != nil || c.Assertion != nil || c.SubjectToken != nil
 }
 
 // fromEndpoint fetches from the token endpoint through the breaker, unless
@@ -374,11 +388,11 @@ func (s *CachedSource) fromEndpoint(ctx context.Context, st *exchangeStats, rec 
 	switch {
 	case errors.As(err, &te) && !te.Temporary() && s.r.cfg.PasswordFunc == nil:
 		n := 1
-		if held != nil {
-			n = held.n + 1
+		if held != nil && at.Sub(held.until) < maxRejectBackoff && !s.credentialFunc() {
+			n = held.n + 1 // in a row: the last hold ended a short while ago
 		}
 		s.held.Store(&refusal{err: err, until: time.Now().Add(rejectBackoff(n)), n: n})
-	case err == nil && held != nil:
+	case held != nil && (err == nil || te != nil): // a token, or a 5xx or 429: not a refusal in a row
 		s.held.Store(nil)
 	}
 	if err != nil {
