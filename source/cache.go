@@ -504,9 +504,8 @@ func (s *CachedSource) newEntry(tok *Token, at, now time.Time, took time.Duratio
 		if j := int64(margin / jitterShare); j > 0 {
 			margin += time.Duration(rand.Int64N(j))
 		}
-		margin = max(margin, guard+2*took)
 	}
-	margin = min(margin, life/2)
+	margin = min(max(margin, guard+2*took), life/2) // renewed before it stops being served
 	e.refreshAt = tok.Expiry.Add(-margin)
 	e.staleAt = tok.Expiry.Add(-guard)
 	return e

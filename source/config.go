@@ -137,13 +137,14 @@ type Config struct {
 	// subdomain, "https://yourcompany.gestao.plus").
 	Origin string
 
-	// RefreshAhead is how long before expiry a token is renewed, at most
-	// half the lifetime. Zero means a margin that adapts to the lifetime:
-	// a tenth of it, at most 5 minutes, plus a random jitter of up to a
-	// tenth of the margin so that replicas do not renew at once, and never
-	// less than twice the last fetch's duration plus the guard below.
+	// RefreshAhead is how long before expiry a token is renewed: at most
+	// half the lifetime, and never less than the guard below plus twice
+	// the last fetch's duration, so that the renewal lands before the
+	// token stops being served. Zero means a margin that adapts to the
+	// lifetime: a tenth of it, at most 5 minutes, plus a random jitter of
+	// up to a tenth of the margin so that replicas do not renew at once.
 	// Callers keep the current token while the renewal runs, until it is
-	// within min(lifetime/20, 1s) of expiry.
+	// within the guard, min(lifetime/20, 1s), of expiry.
 	RefreshAhead time.Duration
 	// FetchTimeout bounds one token fetch, including its retries. Zero
 	// means 30 seconds.

@@ -6,6 +6,7 @@ package source_test
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"sync"
 	"testing"
@@ -280,6 +281,51 @@ func TestFleetTokenRequestsPerLifetime(t *testing.T) {
 		t.Logf("%d replicas, %v of %v tokens: %d token requests, %.2f per lifetime", replicas, run, lifetime, n, perLifetime)
 		if perLifetime > 1.2 {
 			t.Errorf("token requests per lifetime = %.2f (%d in %v), want at most 1.2", perLifetime, n, run)
+		}
+	})
+}
+
+// TestRefreshAheadBelowGuard: a Config.RefreshAhead shorter than the
+// guard plus the fetch's duration is raised to it, so the renewal still
+// lands before the token stops being served: no caller waits for it and
+// none gets a token inside the guard. On fake time, with 1 s tokens and
+// 50 ms fetches.
+func TestRefreshAheadBelowGuard(t *testing.T) {
+	leakCheck(t)
+	const (
+		lifetime = time.Second
+		latency  = 50 * time.Millisecond
+		guard    = lifetime / 20
+	)
+	srv := newEmulator(t, sourcetest.NewStandard, sourcetest.Options{Lifetime: lifetime})
+	synctest.Test(t, func(t *testing.T) {
+		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { // the emulator's Latency waits outside the bubble
+			time.Sleep(latency)
+			srv.Config.Handler.ServeHTTP(w, r)
+		})
+		cfg := standardConfig(srv.TokenURL)
+		cfg.HTTPClient, cfg.RefreshAhead = memClient(slow), 10*time.Millisecond
+		src := newSource(t, cfg)
+		if _, err := src.Token(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		waited, least := 0, lifetime
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			start := time.Now()
+			tok, err := src.Token(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if time.Since(start) > 0 {
+				waited++
+			}
+			least = min(least, time.Until(tok.Expiry))
+		}
+		if waited > 0 {
+			t.Errorf("%d Token calls waited for a renewal, want none", waited)
+		}
+		if least < guard {
+			t.Errorf("a token was served with %v left, want at least the guard %v", least, guard)
 		}
 	})
 }
