@@ -397,9 +397,13 @@ func (p *Proxy) build(ctx context.Context, cfg *Config, old *generation) (_ *gen
 		}
 	}()
 	prev := map[string]*shared{}
+	prevRoute := map[string]Route{}
 	if old != nil {
 		for _, rt := range old.routes {
 			prev[rt.prefix] = rt.src
+		}
+		for _, rc := range old.cfg.Routes {
+			prevRoute[rc.Prefix] = rc
 		}
 	}
 	if cfg.Store != nil {
@@ -408,6 +412,9 @@ func (p *Proxy) build(ctx context.Context, cfg *Config, old *generation) (_ *gen
 		}
 	}
 	var warm []int // routes whose new source must get a token first
+	// keep[i]: route i may keep its running source if its new one gets no
+	// token, its upstream side being unchanged; otherwise it fails closed.
+	keep := make([]bool, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
 		sc, sum, err := p.readSource(rc, g)
 		if err != nil {
@@ -428,10 +435,11 @@ func (p *Proxy) build(ctx context.Context, cfg *Config, old *generation) (_ *gen
 		srcs[i] = newShared(rc, cfg, sum, src, newRecorder(src, rc.Prefix, p.log), g.store)
 		if prev[rc.Prefix] != nil {
 			warm = append(warm, i)
+			keep[i] = sameUpstream(prevRoute[rc.Prefix], rc)
 		}
 	}
 	if len(warm) > 0 {
-		p.warm(ctx, cfg, srcs, warm, prev, g)
+		p.warm(ctx, cfg, srcs, warm, keep, prev, g)
 	}
 
 	tel := tokenhttp.WithTelemetry(p.tel.Providers)
@@ -478,12 +486,24 @@ func (p *Proxy) build(ctx context.Context, cfg *Config, old *generation) (_ *gen
 	return g, nil
 }
 
+// sameUpstream reports whether a and b send requests to the same upstream
+// the same way: only then may a route keep the source (the token, the
+// client certificate) it had for a when its new one gets no token.
+func sameUpstream(a, b Route) bool {
+	return a.Upstream != nil && b.Upstream != nil && a.Upstream.String() == b.Upstream.String() &&
+		a.StripPrefix == b.StripPrefix && a.AllowInsecureUpstream == b.AllowInsecureUpstream &&
+		(a.UpstreamRoots == nil) == (b.UpstreamRoots == nil) &&
+		(a.UpstreamRoots == nil || a.UpstreamRoots.Equal(b.UpstreamRoots))
+}
+
 // warm asks each new source of srcs[i], i in idx, for a token, at once,
 // each bounded by its fetch timeout. A source that got none is closed and
 // replaced by the one its route had in prev, and its prefix listed in
-// g.pending; the failure is logged once per distinct error. p.reloadMu is
+// g.pending, if keep[i]; a route whose upstream changed (!keep[i]) fails
+// closed instead: it keeps its new source, cold, whose keeper goes on
+// trying. The failure is logged once per distinct error. p.reloadMu is
 // held.
-func (p *Proxy) warm(ctx context.Context, cfg *Config, srcs []*shared, idx []int, prev map[string]*shared, g *generation) {
+func (p *Proxy) warm(ctx context.Context, cfg *Config, srcs []*shared, idx []int, keep []bool, prev map[string]*shared, g *generation) {
 	errs := make([]error, len(idx))
 	var wg sync.WaitGroup
 	for j, i := range idx {
@@ -509,6 +529,14 @@ func (p *Proxy) warm(ctx context.Context, cfg *Config, srcs []*shared, idx []int
 		prefix := cfg.Routes[i].Prefix
 		if errs[j] == nil {
 			delete(p.warmErr, prefix)
+			continue
+		}
+		if !keep[i] {
+			if msg := errs[j].Error(); p.warmErr[prefix] != msg {
+				p.warmErr[prefix] = msg
+				p.log.Warn("route takes its new source without a token: its upstream changed, so the running source's token is not sent there; it answers 503 until the new source gets one",
+					"route", prefix, "error_type", errType(errs[j]), "error", msg)
+			}
 			continue
 		}
 		srcs[i].release()
