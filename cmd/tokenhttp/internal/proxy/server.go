@@ -71,7 +71,7 @@ type Proxy struct {
 	draining atomic.Bool       // Shutdown has begun: /readyz answers 503
 	reloadMu sync.Mutex        // serializes Reload and the secret watcher, and guards down and warmErr
 	down     bool              // Shutdown has begun: no more reloads
-	warmErr  map[string]string // by prefix: the warm-up failure logged last
+	warmErr  map[string]string // by prefix, of the routes still waiting: the warm-up failure logged last, which the watcher's retries do not log again
 
 	srv, admin     *http.Server
 	ln, adminLn    net.Listener
@@ -317,7 +317,7 @@ func (p *Proxy) swap(ctx context.Context, cfg *Config, why string, retry bool) e
 	}
 	old := p.cur.Swap(g)
 	old.release()
-	p.log.Info(why+" done", "routes", len(cfg.Routes))
+	p.log.Info(why+" done", "routes", len(cfg.Routes), "kept_running_source", len(g.pending)+len(g.held))
 	return nil
 }
 
@@ -452,8 +452,19 @@ func (p *Proxy) build(ctx context.Context, cfg *Config, old *generation, retry b
 			keep[i] = sameUpstream(prevRoute[rc.Prefix], rc)
 		}
 	}
+	// A reload or a file change logs its warm-up failures afresh; the
+	// watcher's retries log only a failure that changed. Only routes still
+	// waiting are remembered.
+	if !retry || p.warmErr == nil {
+		p.warmErr = map[string]string{}
+	}
 	if len(warm) > 0 {
 		p.warm(ctx, cfg, srcs, warm, keep, prev, g)
+	}
+	for prefix := range p.warmErr {
+		if !slices.Contains(g.pending, prefix) && !slices.Contains(g.held, prefix) {
+			delete(p.warmErr, prefix)
+		}
 	}
 
 	tel := tokenhttp.WithTelemetry(p.tel.Providers)
@@ -516,8 +527,8 @@ func sameUpstream(a, b Route) bool {
 // g.pending, if keep[i] (g.held instead if its credentials were refused
 // or its provider uses one-time passwords); a route whose upstream changed
 // (!keep[i]) fails closed instead: it keeps its new source, cold, whose
-// keeper goes on trying. The failure is logged once per distinct error.
-// p.reloadMu is held.
+// keeper goes on trying. A failure is logged unless p.warmErr has it
+// already (see build). p.reloadMu is held.
 func (p *Proxy) warm(ctx context.Context, cfg *Config, srcs []*shared, idx []int, keep []bool, prev map[string]*shared, g *generation) {
 	errs := make([]error, len(idx))
 	var wg sync.WaitGroup
@@ -537,9 +548,6 @@ func (p *Proxy) warm(ctx context.Context, cfg *Config, srcs []*shared, idx []int
 		})
 	}
 	wg.Wait()
-	if p.warmErr == nil {
-		p.warmErr = map[string]string{}
-	}
 	for j, i := range idx {
 		prefix := cfg.Routes[i].Prefix
 		if errs[j] == nil {
