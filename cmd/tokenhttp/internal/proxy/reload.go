@@ -11,9 +11,12 @@ import (
 // them changed, so that rotated credentials are used from then on. Each
 // state of the files (a new content, a file gone or empty) is acted on
 // and logged once: a rebuild that failed is not retried until a file
-// changes again. A route whose rebuilt source got no token (it kept its
-// running one: generation.pending) is rebuilt again at the following
-// polls, backing off to 30 s, until its new source gets one.
+// changes again. A route whose rebuilt source got no token for a
+// temporary failure (it kept its running one: generation.pending) is
+// rebuilt again at the following polls, backing off to 30 s, until its
+// new source gets one; one whose credentials were refused, or whose
+// provider uses one-time passwords (generation.held), is not: it waits
+// for a file change or a reload.
 func (p *Proxy) watchSecrets(ctx context.Context) {
 	defer close(p.watchDone)
 	every := p.opts.SecretPoll
@@ -65,8 +68,8 @@ func (p *Proxy) watchSecrets(ctx context.Context) {
 			if changed != "" {
 				p.log.Info("secret file changed; rebuilding the sources", "file", changed)
 			}
-			err = p.swap(ctx, g.cfg, "secret reload") // a failure is logged; the old sources stay
-			same = p.cur.Load() == g                  // nothing changed: still pending
+			err = p.swap(ctx, g.cfg, "secret reload", changed == "") // a failure is logged; the old sources stay
+			same = p.cur.Load() == g                                 // nothing changed: still pending
 		}
 		p.reloadMu.Unlock()
 		if same {

@@ -71,7 +71,7 @@ type Proxy struct {
 	draining atomic.Bool       // Shutdown has begun: /readyz answers 503
 	reloadMu sync.Mutex        // serializes Reload and the secret watcher, and guards down and warmErr
 	down     bool              // Shutdown has begun: no more reloads
-	warmErr  map[string]string // by prefix: the warm-up failure logged last
+	warmErr  map[string]string // by prefix, of the routes still waiting: the warm-up failure logged last, which the watcher's retries do not log again
 
 	srv, admin     *http.Server
 	ln, adminLn    net.Listener
@@ -95,10 +95,14 @@ type generation struct {
 	fileRefs  map[string]SecretRef // how to read each of files again
 	store     *sharedStore         // nil without a store; the generation holds a reference
 	// pending are the prefixes of routes that kept the source of the
-	// generation before, because the one built for them got no token: the
-	// watcher retries their rebuild.
-	pending []string
-	log     *slog.Logger
+	// generation before, because the one built for them got no token for
+	// a temporary failure: the watcher retries their rebuild. held are
+	// those that kept it because their credentials were refused, or
+	// because their provider uses one-time passwords: a retry would send
+	// the same credentials again, so they wait for a secret file's change
+	// or a reload.
+	pending, held []string
+	log           *slog.Logger
 
 	sets sync.Map // attrKey -> metric.MeasurementOption, built once each
 
@@ -136,7 +140,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Proxy, error) {
 		}
 		p.tel, p.own = t, true
 	}
-	g, err := p.build(context.Background(), cfg, nil)
+	g, err := p.build(context.Background(), cfg, nil, false)
 	if err != nil {
 		if p.own {
 			_ = p.tel.Shutdown(ctx)
@@ -286,23 +290,25 @@ func (p *Proxy) Reload() error {
 func (p *Proxy) ReloadConfig(cfg *Config, why string) error {
 	p.reloadMu.Lock()
 	defer p.reloadMu.Unlock()
-	return p.swap(context.Background(), cfg, why)
+	return p.swap(context.Background(), cfg, why, false)
 }
 
 // swap builds cfg over the current generation and makes it current;
 // p.reloadMu is held. A rebuild of the current config that changes
 // nothing (a retry whose new sources still get no token) swaps nothing.
-func (p *Proxy) swap(ctx context.Context, cfg *Config, why string) error {
+// retry is the watcher's retry of the pending routes: the held ones are
+// not rebuilt then.
+func (p *Proxy) swap(ctx context.Context, cfg *Config, why string, retry bool) error {
 	if p.down {
 		return errors.New(why + ": the proxy is shutting down")
 	}
 	cur := p.cur.Load()
-	g, err := p.build(ctx, cfg, cur)
+	g, err := p.build(ctx, cfg, cur, retry)
 	if err != nil {
 		p.log.Error(why+" failed; keeping the running config", "error", err.Error())
 		return err
 	}
-	if cfg == cur.cfg && g.sameSources(cur) && maps.Equal(g.files, cur.files) && slices.Equal(g.pending, cur.pending) {
+	if cfg == cur.cfg && g.sameSources(cur) && maps.Equal(g.files, cur.files) && slices.Equal(g.pending, cur.pending) && slices.Equal(g.held, cur.held) {
 		g.release()
 		return nil
 	}
@@ -311,7 +317,7 @@ func (p *Proxy) swap(ctx context.Context, cfg *Config, why string) error {
 	}
 	old := p.cur.Swap(g)
 	old.release()
-	p.log.Info(why+" done", "routes", len(cfg.Routes))
+	p.log.Info(why+" done", "routes", len(cfg.Routes), "kept_running_source", len(g.pending)+len(g.held))
 	return nil
 }
 
@@ -375,10 +381,12 @@ func (g *generation) waitClosed(ctx context.Context) {
 // and secrets are unchanged shares old's source; a route whose source
 // changed gets a new one, warmed with one Token call bounded by its fetch
 // timeout (or ctx) before build returns: if that call fails, the route
-// keeps old's source, the failure is logged, and the prefix is listed in
-// pending for the watcher to retry. Without old, sources warm in the
+// keeps old's source (if its upstream is unchanged: see warm), the failure
+// is logged, and the prefix is listed in pending for the watcher to
+// retry, or in held. A retry (the watcher's, of the pending routes) does
+// not rebuild old's held routes. Without old, sources warm in the
 // background.
-func (p *Proxy) build(ctx context.Context, cfg *Config, old *generation) (_ *generation, err error) {
+func (p *Proxy) build(ctx context.Context, cfg *Config, old *generation, retry bool) (_ *generation, err error) {
 	g := &generation{cfg: cfg, byRec: map[source.TokenSource]*route{}, maxBody: cfg.MaxReplayBody,
 		files: map[string][32]byte{}, log: p.log, done: make(chan struct{})}
 	g.refs.Store(1)
@@ -397,9 +405,13 @@ func (p *Proxy) build(ctx context.Context, cfg *Config, old *generation) (_ *gen
 		}
 	}()
 	prev := map[string]*shared{}
+	prevRoute := map[string]Route{}
 	if old != nil {
 		for _, rt := range old.routes {
 			prev[rt.prefix] = rt.src
+		}
+		for _, rc := range old.cfg.Routes {
+			prevRoute[rc.Prefix] = rc
 		}
 	}
 	if cfg.Store != nil {
@@ -408,6 +420,9 @@ func (p *Proxy) build(ctx context.Context, cfg *Config, old *generation) (_ *gen
 		}
 	}
 	var warm []int // routes whose new source must get a token first
+	// keep[i]: route i may keep its running source if its new one gets no
+	// token, its upstream side being unchanged; otherwise it fails closed.
+	keep := make([]bool, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
 		sc, sum, err := p.readSource(rc, g)
 		if err != nil {
@@ -416,6 +431,12 @@ func (p *Proxy) build(ctx context.Context, cfg *Config, old *generation) (_ *gen
 		if ps := prev[rc.Prefix]; ps != nil && ps.same(cfg, rc, sum, g.store) {
 			ps.acquire()
 			srcs[i] = ps
+			continue
+		}
+		if ps := prev[rc.Prefix]; ps != nil && retry && slices.Contains(old.held, rc.Prefix) {
+			ps.acquire() // it waits for a file change or a reload
+			srcs[i] = ps
+			g.held = append(g.held, rc.Prefix)
 			continue
 		}
 		if g.store != nil {
@@ -428,10 +449,22 @@ func (p *Proxy) build(ctx context.Context, cfg *Config, old *generation) (_ *gen
 		srcs[i] = newShared(rc, cfg, sum, src, newRecorder(src, rc.Prefix, p.log), g.store)
 		if prev[rc.Prefix] != nil {
 			warm = append(warm, i)
+			keep[i] = sameUpstream(prevRoute[rc.Prefix], rc)
 		}
 	}
+	// A reload or a file change logs its warm-up failures afresh; the
+	// watcher's retries log only a failure that changed. Only routes still
+	// waiting are remembered.
+	if !retry || p.warmErr == nil {
+		p.warmErr = map[string]string{}
+	}
 	if len(warm) > 0 {
-		p.warm(ctx, cfg, srcs, warm, prev, g)
+		p.warm(ctx, cfg, srcs, warm, keep, prev, g)
+	}
+	for prefix := range p.warmErr {
+		if !slices.Contains(g.pending, prefix) && !slices.Contains(g.held, prefix) {
+			delete(p.warmErr, prefix)
+		}
 	}
 
 	tel := tokenhttp.WithTelemetry(p.tel.Providers)
@@ -478,12 +511,25 @@ func (p *Proxy) build(ctx context.Context, cfg *Config, old *generation) (_ *gen
 	return g, nil
 }
 
+// sameUpstream reports whether a and b send requests to the same upstream
+// the same way: only then may a route keep the source (the token, the
+// client certificate) it had for a when its new one gets no token.
+func sameUpstream(a, b Route) bool {
+	return a.Upstream != nil && b.Upstream != nil && a.Upstream.String() == b.Upstream.String() &&
+		a.StripPrefix == b.StripPrefix && a.AllowInsecureUpstream == b.AllowInsecureUpstream &&
+		(a.UpstreamRoots == nil) == (b.UpstreamRoots == nil) &&
+		(a.UpstreamRoots == nil || a.UpstreamRoots.Equal(b.UpstreamRoots))
+}
+
 // warm asks each new source of srcs[i], i in idx, for a token, at once,
 // each bounded by its fetch timeout. A source that got none is closed and
 // replaced by the one its route had in prev, and its prefix listed in
-// g.pending; the failure is logged once per distinct error. p.reloadMu is
-// held.
-func (p *Proxy) warm(ctx context.Context, cfg *Config, srcs []*shared, idx []int, prev map[string]*shared, g *generation) {
+// g.pending, if keep[i] (g.held instead if its credentials were refused
+// or its provider uses one-time passwords); a route whose upstream changed
+// (!keep[i]) fails closed instead: it keeps its new source, cold, whose
+// keeper goes on trying. A failure is logged unless p.warmErr has it
+// already (see build). p.reloadMu is held.
+func (p *Proxy) warm(ctx context.Context, cfg *Config, srcs []*shared, idx []int, keep []bool, prev map[string]*shared, g *generation) {
 	errs := make([]error, len(idx))
 	var wg sync.WaitGroup
 	for j, i := range idx {
@@ -502,23 +548,42 @@ func (p *Proxy) warm(ctx context.Context, cfg *Config, srcs []*shared, idx []int
 		})
 	}
 	wg.Wait()
-	if p.warmErr == nil {
-		p.warmErr = map[string]string{}
-	}
 	for j, i := range idx {
 		prefix := cfg.Routes[i].Prefix
 		if errs[j] == nil {
 			delete(p.warmErr, prefix)
 			continue
 		}
+		if !keep[i] {
+			if msg := errs[j].Error(); p.warmErr[prefix] != msg {
+				p.warmErr[prefix] = msg
+				p.log.Warn("route takes its new source without a token: its upstream changed, so the running source's token is not sent there; it answers 503 until the new source gets one",
+					"route", prefix, "error_type", errType(errs[j]), "error", msg)
+			}
+			continue
+		}
 		srcs[i].release()
 		srcs[i] = prev[prefix]
 		srcs[i].acquire()
-		g.pending = append(g.pending, prefix)
-		if msg := errs[j].Error(); p.warmErr[prefix] != msg { // the source's errors carry no secret
-			p.warmErr[prefix] = msg
-			p.log.Warn("route keeps its running source: the rebuilt one got no token; retrying later",
-				"route", prefix, "error_type", errType(errs[j]), "error", msg)
+		var te *source.Error
+		refused := errors.As(errs[j], &te) && !te.Temporary()
+		sc := cfg.Routes[i].Source
+		otp := sc.Provider != nil && sc.Provider.OneTimePassword
+		msg := "route keeps its running source: the rebuilt one got no token; retrying later"
+		switch {
+		case refused:
+			msg = "route keeps its running source: the rebuilt one's credentials were refused; not retried until a secret file changes or a reload"
+		case otp:
+			msg = "route keeps its running source: the rebuilt one got no token, and its provider uses one-time passwords; not retried until a secret file changes or a reload"
+		}
+		if refused || otp {
+			g.held = append(g.held, prefix)
+		} else {
+			g.pending = append(g.pending, prefix)
+		}
+		if e := errs[j].Error(); p.warmErr[prefix] != e { // the source's errors carry no secret
+			p.warmErr[prefix] = e
+			p.log.Warn(msg, "route", prefix, "error_type", errType(errs[j]), "error", e)
 		}
 	}
 }
