@@ -223,3 +223,30 @@ func writeSecret(tb testing.TB, name, v string) {
 		tb.Fatal(err)
 	}
 }
+
+// authOf sends GET path and returns the status and the Authorization the
+// upstream (newUpstream) got.
+func (h *harness) authOf(path string) (int, string) {
+	h.t.Helper()
+	code, _, b := h.do("GET", path, "", nil)
+	var e echo
+	_ = json.Unmarshal(b, &e)
+	return code, e.Auth
+}
+
+// waitNewToken waits up to 10 s for GET path to get 200 with an
+// Authorization other than old.
+func (h *harness) waitNewToken(path, old string) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, got := h.authOf(path)
+		if code == 200 && got != old {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("GET %s after the endpoint came back = %d %q, want 200 with a new token\n%s", path, code, got, h.logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,16 +16,6 @@ import (
 
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
-
-// authOf sends GET path and returns the status and the Authorization the
-// upstream (newUpstream) got.
-func (h *harness) authOf(path string) (int, string) {
-	h.t.Helper()
-	code, _, b := h.do("GET", path, "", nil)
-	var e echo
-	_ = json.Unmarshal(b, &e)
-	return code, e.Auth
-}
 
 // keepsServing checks, for d, that each path keeps getting 200 with the
 // Authorization in want and that /readyz stays 200.
@@ -81,17 +70,7 @@ func TestSecretRotationKeepsTokens(t *testing.T) {
 	// retried and its new source used; /b keeps its token.
 	em.SetCredentials(sourcetest.Options{ClientSecret: "rotated-secret"})
 	em.FailNext(0, 0, "")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, got := h.authOf("/a")
-		if code == 200 && got != tokA {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET /a after the endpoint came back: %d %q, want 200 with a new token\n%s", code, got, h.logs)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	h.waitNewToken("/a", tokA)
 	if code, got := h.authOf("/b"); code != 200 || got != tokB {
 		t.Errorf("GET /b, whose secret did not change: %d %q, want 200 with %q", code, got, tokB)
 	}
@@ -136,17 +115,7 @@ func TestReloadKeepsTokens(t *testing.T) {
 
 	// Back: /a gets its new source's token, /b keeps its own.
 	em.FailNext(0, 0, "")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, got := h.authOf("/a")
-		if code == 200 && got != tokA {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET /a after the endpoint came back: %d %q, want 200 with a new token\n%s", code, got, h.logs)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	h.waitNewToken("/a", tokA)
 	if code, got := h.authOf("/b"); code != 200 || got != tokB {
 		t.Errorf("GET /b, whose source did not change: %d %q, want 200 with %q", code, got, tokB)
 	}
