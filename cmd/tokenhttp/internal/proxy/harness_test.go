@@ -250,3 +250,45 @@ func (h *harness) waitNewToken(path, old string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// newProxy parses text and builds a proxy on it, neither started nor shut
+// down, that logs JSON to the returned buffer; o gives the other options,
+// and an empty environment unless o.Getenv is set.
+func newProxy(t *testing.T, text string, o Options) (*Proxy, *syncBuffer) {
+	t.Helper()
+	cfg, err := ParseConfig([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	if o.Getenv == nil {
+		o.Getenv = func(string) string { return "" }
+	}
+	p, err := New(context.Background(), cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, logs
+}
+
+// tokenReply is a token endpoint's JSON answer to r.
+func tokenReply(r *http.Request, status int, body string) *http.Response {
+	return &http.Response{StatusCode: status, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}
+}
+
+// echoAuth is an upstream, without a network, that answers 200 with the
+// request's Authorization as its body.
+var echoAuth = roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+	b := r.Header.Get("Authorization")
+	return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(b)),
+		ContentLength: int64(len(b)), Request: r}, nil
+})
+
+// serve sends GET path to p's handler and returns the status and the body.
+func serve(p *Proxy, path string) (int, string) {
+	w := httptest.NewRecorder()
+	p.Handler().ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+	return w.Code, w.Body.String()
+}

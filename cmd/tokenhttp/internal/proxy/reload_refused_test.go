@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -33,31 +31,12 @@ func TestRefusedRotationNotRetried(t *testing.T) {
 				bad.Add(1)
 				status, body = 400, `{"error":"invalid_grant","error_description":"bad password"}`
 			}
-			return &http.Response{StatusCode: status, Header: http.Header{"Content-Type": {"application/json"}},
-				Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
+			return tokenReply(r, status, body), nil
 		})}
-		up := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-			b := r.Header.Get("Authorization")
-			return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(b)),
-				ContentLength: int64(len(b)), Request: r}, nil
-		})
-		cfg, err := ParseConfig([]byte("routes:\n" + routeYAML("/api", "http://127.0.0.1:1", "http://127.0.0.1:1/token", sec,
-			"retry_max_attempts: 1", "grant: password", "username: alice", "password_file: "+pw)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		logs := &syncBuffer{}
-		p, err := New(context.Background(), cfg, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-			TokenClient: tc, Upstream: up, Getenv: func(string) string { return "" }})
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, logs := newProxy(t, "routes:\n"+routeYAML("/api", "http://127.0.0.1:1", "http://127.0.0.1:1/token", sec,
+			"retry_max_attempts: 1", "grant: password", "username: alice", "password_file: "+pw), Options{TokenClient: tc, Upstream: echoAuth})
 		defer p.Shutdown(context.Background())
-		auth := func() (int, string) {
-			w := httptest.NewRecorder()
-			p.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/api", nil))
-			return w.Code, w.Body.String()
-		}
+		auth := func() (int, string) { return serve(p, "/api") }
 		synctest.Wait()
 		_, old := auth()
 
