@@ -292,3 +292,41 @@ func serve(p *Proxy, path string) (int, string) {
 	p.Handler().ServeHTTP(w, httptest.NewRequest("GET", path, nil))
 	return w.Code, w.Body.String()
 }
+
+// tokenRoutes are two routes to upstream over em, each with its secret
+// file; extra goes to /a's source.
+func tokenRoutes(upstream string, em *sourcetest.Server, secA, secB string, extra ...string) string {
+	opts := []string{"retry_max_attempts: 1", "fetch_timeout: 2s"}
+	return "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nroutes:\n" +
+		routeYAML("/a", upstream, em.TokenURL, secA, append(opts, extra...)...) +
+		routeYAML("/b", upstream, em.TokenURL, secB, opts...)
+}
+
+// tokenRouteProxy is a proxy on tokenRoutes, /a and /b to one upstream
+// over one emulator, each with its secret file.
+type tokenRouteProxy struct {
+	*harness
+	em         *sourcetest.Server
+	up         *httptest.Server
+	secA, secB string
+}
+
+// startTokenRoutes starts a tokenRouteProxy and waits for it to be ready.
+func startTokenRoutes(t *testing.T) *tokenRouteProxy {
+	t.Helper()
+	dir := t.TempDir()
+	r := &tokenRouteProxy{
+		secA: secretFile(t, dir, "secret-a", sourcetest.DefaultClientSecret),
+		secB: secretFile(t, dir, "secret-b", sourcetest.DefaultClientSecret),
+		em:   newEmulator(t, sourcetest.Options{}),
+		up:   newUpstream(t),
+	}
+	r.harness = startProxy(t, dir, r.config())
+	r.waitReady(200)
+	return r
+}
+
+// config is the proxy's tokenRoutes, with extra in /a's source.
+func (r *tokenRouteProxy) config(extra ...string) string {
+	return tokenRoutes(r.up.URL, r.em, r.secA, r.secB, extra...)
+}

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
 
 // TestReloadLogsEachFailedRebuild: each reload whose rebuilt route gets
@@ -14,16 +12,11 @@ import (
 // route leaves nothing behind to de-duplicate against.
 func TestReloadLogsEachFailedRebuild(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	secA := secretFile(t, dir, "secret-a", sourcetest.DefaultClientSecret)
-	secB := secretFile(t, dir, "secret-b", sourcetest.DefaultClientSecret)
-	em := newEmulator(t, sourcetest.Options{})
-	up := newUpstream(t)
-	h := startProxy(t, dir, tokenRoutes(up.URL, em, secA, secB))
-	h.waitReady(200)
+	r := startTokenRoutes(t)
+	h, em := r.harness, r.em
 
 	em.FailNext(1<<30, http.StatusServiceUnavailable, "")
-	h.write(tokenRoutes(up.URL, em, secA, secB, "scopes: [x]"))
+	h.write(r.config("scopes: [x]"))
 	for n := 1; n <= 2; n++ {
 		if err := h.p.Reload(); err != nil {
 			t.Fatal(err)
@@ -39,7 +32,7 @@ func TestReloadLogsEachFailedRebuild(t *testing.T) {
 
 	// /a goes away: nothing is kept for it.
 	h.write("listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nroutes:\n" +
-		routeYAML("/b", up.URL, em.TokenURL, secB, "retry_max_attempts: 1", "fetch_timeout: 2s"))
+		routeYAML("/b", r.up.URL, em.TokenURL, r.secB, "retry_max_attempts: 1", "fetch_timeout: 2s"))
 	if err := h.p.Reload(); err != nil {
 		t.Fatal(err)
 	}

@@ -31,28 +31,14 @@ func (h *harness) keepsServing(d time.Duration, want map[string]string) {
 	}
 }
 
-// tokenRoutes are two routes to upstream over em, each with its secret
-// file; extra goes to /a's source.
-func tokenRoutes(upstream string, em *sourcetest.Server, secA, secB string, extra ...string) string {
-	opts := []string{"retry_max_attempts: 1", "fetch_timeout: 2s"}
-	return "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nroutes:\n" +
-		routeYAML("/a", upstream, em.TokenURL, secA, append(opts, extra...)...) +
-		routeYAML("/b", upstream, em.TokenURL, secB, opts...)
-}
-
 // TestSecretRotationKeepsTokens: a rotated secret file while the token
 // endpoint is down does not cost any route its token: the unchanged route
 // keeps its source, the changed one keeps its running source until the
 // rebuilt one gets a token, which is retried until the endpoint is back.
 func TestSecretRotationKeepsTokens(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	secA := secretFile(t, dir, "secret-a", sourcetest.DefaultClientSecret)
-	secB := secretFile(t, dir, "secret-b", sourcetest.DefaultClientSecret)
-	em := newEmulator(t, sourcetest.Options{})
-	up := newUpstream(t)
-	h := startProxy(t, dir, tokenRoutes(up.URL, em, secA, secB))
-	h.waitReady(200)
+	r := startTokenRoutes(t)
+	h, em := r.harness, r.em
 	_, tokA := h.authOf("/a")
 	_, tokB := h.authOf("/b")
 	if tokA == "" || tokB == "" {
@@ -60,7 +46,7 @@ func TestSecretRotationKeepsTokens(t *testing.T) {
 	}
 
 	em.FailNext(1<<30, http.StatusServiceUnavailable, "")
-	secretFile(t, dir, "secret-a", "rotated-secret")
+	secretFile(t, h.dir, "secret-a", "rotated-secret")
 	h.keepsServing(2500*time.Millisecond, map[string]string{"/a": tokA, "/b": tokB})
 	h.waitLog("route keeps its running source")
 
@@ -83,13 +69,8 @@ func TestSecretRotationKeepsTokens(t *testing.T) {
 // keeps every route's token, whether its source config changed or not.
 func TestReloadKeepsTokens(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	secA := secretFile(t, dir, "secret-a", sourcetest.DefaultClientSecret)
-	secB := secretFile(t, dir, "secret-b", sourcetest.DefaultClientSecret)
-	em := newEmulator(t, sourcetest.Options{})
-	up := newUpstream(t)
-	h := startProxy(t, dir, tokenRoutes(up.URL, em, secA, secB))
-	h.waitReady(200)
+	r := startTokenRoutes(t)
+	h, em := r.harness, r.em
 	_, tokA := h.authOf("/a")
 	_, tokB := h.authOf("/b")
 	em.FailNext(1<<30, http.StatusServiceUnavailable, "")
@@ -102,7 +83,7 @@ func TestReloadKeepsTokens(t *testing.T) {
 	h.keepsServing(500*time.Millisecond, map[string]string{"/a": tokA, "/b": tokB})
 
 	// /a's source changes.
-	h.write(tokenRoutes(up.URL, em, secA, secB, "scopes: [more]"))
+	h.write(r.config("scopes: [more]"))
 	if err := h.p.Reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
