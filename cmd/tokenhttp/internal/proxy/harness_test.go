@@ -330,3 +330,23 @@ func startTokenRoutes(t *testing.T) *tokenRouteProxy {
 func (r *tokenRouteProxy) config(extra ...string) string {
 	return tokenRoutes(r.up.URL, r.em, r.secA, r.secB, extra...)
 }
+
+// vaultRoute is a route /v to the VaultID emulator at url, its client
+// secret in sec and its one-time password in otp; each of extra is one
+// more line of its source.
+func vaultRoute(url, sec, otp string, extra ...string) string {
+	s := `  - prefix: /v
+    upstream: ` + url + `/resource
+    source:
+      provider: vaultid
+      token_url: ` + url + `/oauth
+      client_id: ` + sourcetest.DefaultClientID + `
+      client_secret_file: ` + sec + `
+      username: "` + sourcetest.DefaultVaultIDUsername + `"
+      password_file: ` + otp + `
+`
+	for _, e := range extra {
+		s += "      " + e + "\n"
+	}
+	return s
+}

@@ -84,17 +84,7 @@ func TestOneTimePasswordRebuildNotRetried(t *testing.T) {
 	vault := sourcetest.NewVaultID(sourcetest.Options{})
 	t.Cleanup(vault.Close)
 	cfg := func(extra string) string {
-		return "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nroutes:\n" + `  - prefix: /v
-    upstream: ` + vault.URL + `/resource
-    source:
-      provider: vaultid
-      token_url: ` + vault.URL + `/oauth
-      client_id: ` + sourcetest.DefaultClientID + `
-      client_secret_file: ` + sec + `
-      username: "` + sourcetest.DefaultVaultIDUsername + `"
-      password_file: ` + otp + `
-      retry_max_attempts: 1
-` + extra
+		return "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nroutes:\n" + vaultRoute(vault.URL, sec, otp, "retry_max_attempts: 1") + extra
 	}
 	h := startProxy(t, dir, cfg(""))
 	h.waitReady(200)

@@ -29,16 +29,7 @@ func TestOneTimePasswordFileNotWatched(t *testing.T) {
 	vault := sourcetest.NewVaultID(sourcetest.Options{})
 	t.Cleanup(vault.Close)
 	em := newEmulator(t, sourcetest.Options{})
-	cfg := oneRoute(em, sec) + `  - prefix: /v
-    upstream: ` + vault.URL + `/resource
-    source:
-      provider: vaultid
-      token_url: ` + vault.URL + `/oauth
-      client_id: ` + sourcetest.DefaultClientID + `
-      client_secret_file: ` + sec + `
-      username: "` + sourcetest.DefaultVaultIDUsername + `"
-      password_file: ` + otp + `
-`
+	cfg := oneRoute(em, sec) + vaultRoute(vault.URL, sec, otp)
 	h := startProxy(t, dir, cfg)
 	h.waitReady(200)
 	vaultIssued, emIssued := vault.Issued(), em.Issued()
