@@ -70,15 +70,7 @@ func TestCAFile(t *testing.T) {
 
 	// Without the CA files, the emulator's certificates are not trusted.
 	for _, drop := range []string{"    upstream_ca_file: " + ca + "\n", "      ca_file: " + ca + "\n"} {
-		cfg, err := ParseConfig([]byte(strings.Replace(text, drop, "", 1)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		logs := &syncBuffer{}
-		p, err := New(context.Background(), cfg, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Getenv: func(string) string { return "" }})
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, _ := newProxy(t, strings.Replace(text, drop, "", 1), Options{})
 		rec := httptest.NewRecorder()
 		req, _ := http.NewRequest(http.MethodGet, "http://proxy/a/resource", nil)
 		p.Handler().ServeHTTP(rec, req)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -77,15 +76,7 @@ func TestSecretDigestIsWhatWasRead(t *testing.T) {
 		}
 	}()
 	cfgText := strings.ReplaceAll(oneRoute(em, sec), "{{dir}}", dir)
-	cfg, err := ParseConfig([]byte(cfgText))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	p, err := New(context.Background(), cfg, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Getenv: func(string) string { return "" }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, logs := newProxy(t, cfgText, Options{})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -132,8 +123,7 @@ func tokenReplies() *http.Client {
 			r.Body.Close()
 		}
 		body := fmt.Sprintf(`{"access_token":"tok-%d","token_type":"Bearer","expires_in":3600}`, n.Add(1))
-		return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
-			Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
+		return tokenReply(r, 200, body), nil
 	})}
 }
 
@@ -143,16 +133,7 @@ func TestMissingSecretFileLogsOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
 		sec := secretFile(t, dir, "secret", sourcetest.DefaultClientSecret)
-		cfg, err := ParseConfig([]byte("routes:\n" + routeYAML("/api", "http://127.0.0.1:1", "http://127.0.0.1:1/token", sec)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		logs := &syncBuffer{}
-		p, err := New(context.Background(), cfg, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-			TokenClient: tokenReplies(), Getenv: func(string) string { return "" }})
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, logs := newProxy(t, "routes:\n"+routeYAML("/api", "http://127.0.0.1:1", "http://127.0.0.1:1/token", sec), Options{TokenClient: tokenReplies()})
 		defer p.Shutdown(context.Background())
 		synctest.Wait()
 		if rd := p.Ready(); !rd.Ready {
