@@ -350,3 +350,16 @@ func vaultRoute(url, sec, otp string, extra ...string) string {
 	}
 	return s
 }
+
+// startVault starts a VaultID emulator, closed when t ends, and writes
+// into a new directory its client secret, returned as sec, and the
+// one-time password 123456, returned as otp.
+func startVault(t *testing.T) (vault *sourcetest.Server, dir, sec, otp string) {
+	t.Helper()
+	dir = t.TempDir()
+	sec = secretFile(t, dir, "secret", sourcetest.DefaultClientSecret)
+	otp = secretFile(t, dir, "otp", "123456")
+	vault = sourcetest.NewVaultID(sourcetest.Options{})
+	t.Cleanup(vault.Close)
+	return vault, dir, sec, otp
+}

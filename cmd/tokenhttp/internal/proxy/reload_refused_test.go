@@ -78,11 +78,7 @@ func TestRefusedRotationNotRetried(t *testing.T) {
 // password file's OTP again.
 func TestOneTimePasswordRebuildNotRetried(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	sec := secretFile(t, dir, "secret", sourcetest.DefaultClientSecret)
-	otp := secretFile(t, dir, "otp", "123456")
-	vault := sourcetest.NewVaultID(sourcetest.Options{})
-	t.Cleanup(vault.Close)
+	vault, dir, sec, otp := startVault(t)
 	cfg := func(extra string) string {
 		return "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nroutes:\n" + vaultRoute(vault.URL, sec, otp, "retry_max_attempts: 1") + extra
 	}

@@ -22,11 +22,7 @@ import (
 // rebuilds nothing: the password is not spent, no route refetches.
 func TestOneTimePasswordFileNotWatched(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	sec := secretFile(t, dir, "secret", sourcetest.DefaultClientSecret)
-	otp := secretFile(t, dir, "otp", "123456")
-	vault := sourcetest.NewVaultID(sourcetest.Options{})
-	t.Cleanup(vault.Close)
+	vault, dir, sec, otp := startVault(t)
 	em := newEmulator(t, sourcetest.Options{})
 	cfg := oneRoute(em, sec) + vaultRoute(vault.URL, sec, otp)
 	h := startProxy(t, dir, cfg)
