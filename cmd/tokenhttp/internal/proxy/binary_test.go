@@ -2,23 +2,20 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tokenhttp/tokenhttp/internal/testsupport"
 	"github.com/tokenhttp/tokenhttp/source/sourcetest"
 )
 
@@ -243,52 +240,5 @@ func TestBinary(t *testing.T) {
 }
 
 // startRedis starts redis-server on a free loopback port, killed when t
-// ends. Without redis-server, the test fails when CI=true and is skipped
-// otherwise.
-func startRedis(t testing.TB) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server is not on PATH (CI=true: a missing Redis is a failure): %v", err)
-		}
-		t.Skip("redis-server is not on PATH")
-	}
-	for range 5 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		for ctx.Err() == nil {
-			if c, err := net.Dial("tcp", addr); err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-done:
-				cancel()
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-		ok := ctx.Err() == nil
-		cancel()
-		if ok {
-			t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-			return addr
-		}
-		_ = cmd.Process.Kill()
-		<-done
-	}
-	t.Fatal("redis-server did not start")
-	return ""
-}
+// ends, and returns its address (testsupport.StartRedis).
+func startRedis(t testing.TB) string { return testsupport.StartRedis(t).Addr }
