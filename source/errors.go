@@ -9,21 +9,24 @@ import (
 	"time"
 
 	"github.com/tokenhttp/tokenhttp/internal/certs"
+	"github.com/tokenhttp/tokenhttp/internal/oauth2code"
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
 // Normalized error codes of Error.Code. The first six are RFC 6749 §5.2's.
 const (
-	CodeInvalidRequest       = "invalid_request"
-	CodeInvalidClient        = "invalid_client"
-	CodeInvalidGrant         = "invalid_grant"
-	CodeUnauthorizedClient   = "unauthorized_client"
-	CodeUnsupportedGrantType = "unsupported_grant_type"
-	CodeInvalidScope         = "invalid_scope"
-	// CodeServerError is any 5xx, and a reply the source cannot use.
-	CodeServerError = "server_error"
-	// CodeTemporarilyUnavailable is a 429 or an endpoint that says so.
-	CodeTemporarilyUnavailable = "temporarily_unavailable"
+	CodeInvalidRequest       = oauth2code.InvalidRequest       // "invalid_request"
+	CodeInvalidClient        = oauth2code.InvalidClient        // "invalid_client"
+	CodeInvalidGrant         = oauth2code.InvalidGrant         // "invalid_grant"
+	CodeUnauthorizedClient   = oauth2code.UnauthorizedClient   // "unauthorized_client"
+	CodeUnsupportedGrantType = oauth2code.UnsupportedGrantType // "unsupported_grant_type"
+	CodeInvalidScope         = oauth2code.InvalidScope         // "invalid_scope"
+	// CodeServerError, "server_error", is any 5xx, and a reply the source
+	// cannot use.
+	CodeServerError = oauth2code.ServerError
+	// CodeTemporarilyUnavailable, "temporarily_unavailable", is a 429 or
+	// an endpoint that says so.
+	CodeTemporarilyUnavailable = oauth2code.TemporarilyUnavailable
 )
 
 // Error is a "no" from a token endpoint: an error reply in any of the

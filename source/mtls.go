@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
@@ -75,8 +74,7 @@ func thumbprint(cert *tls.Certificate) string {
 	if cert == nil || len(cert.Certificate) == 0 {
 		return ""
 	}
-	sum := sha256.Sum256(cert.Certificate[0])
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+	return certs.ThumbprintDER(cert.Certificate[0])
 }
 
 // mtlsClient returns the *http.Client for token requests of a Config

@@ -69,7 +69,6 @@ const (
 	AttrOAuthError    = "tokenhttp.oauth2.error"
 	AttrBreakerFrom   = "tokenhttp.breaker.from"
 	AttrBreakerTo     = "tokenhttp.breaker.to"
-	AttrBreakerState  = "tokenhttp.breaker.state"
 	AttrRetryWait     = "tokenhttp.retry.wait_ms"
 	AttrTokenFrom     = "tokenhttp.token.from"
 	AttrStoreOp       = "tokenhttp.store.operation"
@@ -155,7 +154,8 @@ const (
 	// operation), after which the source went on without the store.
 	MetricStoreFallbacks = "tokenhttp.store.fallbacks"
 	// MetricGatewayRejections counts requests the Middleware answered
-	// itself because no token could be had, by status.
+	// itself (no route, or no token could be had), by status and
+	// AttrErrorType.
 	MetricGatewayRejections = "tokenhttp.middleware.rejections"
 	// MetricSuppressedInvalidations counts 401s after which a source kept
 	// the token instead of fetching another, by provider: a token fetched

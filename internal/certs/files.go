@@ -118,14 +118,6 @@ func (f *Files) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certific
 	return f.cur, nil
 }
 
-// Certificate returns the certificate loaded last, without looking at the
-// files.
-func (f *Files) Certificate() *tls.Certificate {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.cur
-}
-
 // Err returns why the last reload failed, or nil if it succeeded or none
 // was needed.
 func (f *Files) Err() error {

@@ -68,7 +68,7 @@ func New(p telemetry.Providers) *Instruments {
 		{&i.fetches, telemetry.MetricFetches, "{fetch}", "Token fetches by outcome and reason."},
 		{&i.misses, telemetry.MetricCacheMisses, "{call}", "Token calls that waited for a fetch."},
 		{&i.retries401, telemetry.MetricUnauthorizedRetries, "{request}", "Requests retried with a new token after a 401."},
-		{&i.rejections, telemetry.MetricGatewayRejections, "{request}", "Requests the middleware answered because no token could be had."},
+		{&i.rejections, telemetry.MetricGatewayRejections, "{request}", "Requests the middleware answered itself: no route, or no token could be had."},
 		{&i.fallbacks, telemetry.MetricStoreFallbacks, "{operation}", "Shared store operations that failed; the source went on without the store."},
 		{&i.storeHits, telemetry.MetricStoreHits, "{renewal}", "Renewals that took a token another sharer of the store had fetched."},
 		{&i.suppressed, telemetry.MetricSuppressedInvalidations, "{rejection}", "401s after which the source kept its token: a fresh token was rejected too, so the source backs off."},

@@ -76,11 +76,6 @@ type Request struct {
 	// first included; n counts from 1. The last call is the start of the
 	// attempt whose reply or error Do returns.
 	OnSend func(n int)
-	// FreshBody says that each attempt needs a body of its own (a
-	// single-use client assertion): Req.GetBody, which makes a newly
-	// signed one, is called before every attempt after the first. Its
-	// error ends Do with that error.
-	FreshBody bool
 }
 
 // Do sends r.Req with client under p and returns the last response (its
@@ -191,7 +186,7 @@ func keepLastReply(resp *http.Response, err error, _ int) (*http.Response, error
 func shouldRetry(resp *http.Response, err error, unsafe bool) (retry bool, hard error) {
 	if err != nil {
 		if unsafe {
-			return isDialError(err), nil
+			return NotSent(err), nil
 		}
 		retry, hard = retryablehttp.DefaultRetryPolicy(context.Background(), nil, err)
 		if hard != nil {
@@ -212,10 +207,7 @@ func shouldRetry(resp *http.Response, err error, unsafe bool) (retry bool, hard 
 
 // NotSent reports whether err is from before a request was written (the
 // connection could not be made), so the server surely did not act on it.
-func NotSent(err error) bool { return isDialError(err) }
-
-// isDialError reports an error from before the request was written.
-func isDialError(err error) bool {
+func NotSent(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
 }
