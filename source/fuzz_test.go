@@ -232,3 +232,15 @@ func FuzzScrub(f *testing.F) {
 		}
 	})
 }
+
+// TestCleanShrinksBelowTheBound: a text cut at the bound that the second
+// scrub makes shorter than maxDescription (entities decoded around a
+// secret) is returned whole, not cut past its end (it panicked).
+func TestCleanShrinksBelowTheBound(t *testing.T) {
+	s := scrubber{}.with("xx yy")
+	text := strings.Repeat("&lt;", 60) + "xx\t&#121;y" + strings.Repeat("&lt;", 60)
+	out := s.clean(text)
+	if strings.Contains(out, "xx yy") || len(out) > maxDescription+len("…") {
+		t.Errorf("clean(%q) = %q, want at most %d bytes without the secret", text, out, maxDescription)
+	}
+}

@@ -173,6 +173,9 @@ func (s scrubber) clean(text string) string {
 	if len(text) <= maxDescription && !more {
 		return text
 	}
+	if len(text) <= maxDescription { // the second scrub shortened it
+		return strings.TrimSpace(text) + "…"
+	}
 	cut := maxDescription
 	for cut > 0 && !utf8.RuneStart(text[cut]) {
 		cut--
