@@ -472,15 +472,15 @@ func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats, refreshHint
 
 // refreshUnspent reports whether a failed refresh request surely did not
 // spend the refresh token: it was never sent (the connection was refused,
-// a hook failed before it), or the server said it did not act on it (429,
-// 503). Any other failure may have rotated it at the server.
+// the request could not be built), or the server said it did not act on
+// it (429, 503). Any other failure may have rotated it at the server.
 func refreshUnspent(err error) bool {
 	var te *Error
 	if errors.As(err, &te) {
 		return te.StatusCode == http.StatusTooManyRequests || te.StatusCode == http.StatusServiceUnavailable
 	}
 	var he *HookError
-	return iretry.NotSent(err) || errors.As(err, &he)
+	return iretry.NotSent(err) || errors.As(err, new(notSentError)) || errors.As(err, &he)
 }
 
 // newEntry computes when tok is renewed and when it stops being served.
@@ -523,10 +523,11 @@ func breakerFailure(err error) bool {
 }
 
 // breakerExcluded says which errors say nothing of the endpoint: the
-// source was closed, or a user hook failed before a request was sent.
+// source was closed, or the request could not be built (a user hook, a
+// signature) and was never sent.
 func breakerExcluded(err error) bool {
 	var he *HookError
-	return errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed) || errors.As(err, &he)
+	return errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed) || errors.As(err, new(notSentError)) || errors.As(err, &he)
 }
 
 // nextGrant is the grant the next fetch starts with.

@@ -61,6 +61,13 @@ type exchangeStats struct {
 	onFallback func(grant string, err error)
 }
 
+// notSentError is an error from before a token request was sent (it
+// could not be built: a hook, a signature, discovery): the server saw
+// nothing, so a refresh token is not spent and the breaker not told.
+type notSentError struct{ error }
+
+func (e notSentError) Unwrap() error { return e.error }
+
 // exchange makes one token request with grant; refresh is the refresh
 // token for the RefreshToken grant. A refusal is an *Error. st, if not
 // nil, is updated with the attempts, the last status and when the
@@ -72,7 +79,7 @@ func (e *endpoint) exchange(ctx context.Context, grant, refresh string, st *exch
 	st.grant = grant
 	req, scrub, err := e.build(ctx, grant, refresh)
 	if err != nil {
-		return nil, err
+		return nil, notSentError{err}
 	}
 	pol := e.r.cfg.Retry
 	if grant == Password && (e.r.p.OneTimePassword || e.r.cfg.PasswordFunc != nil) {

@@ -388,3 +388,37 @@ func TestRefreshGrantNeverSentWithoutLock(t *testing.T) {
 		t.Fatalf("Token: %v after %d requests; want no request and an error about the lock", err, srv.TokenRequests())
 	}
 }
+
+// TestRefreshTokenKeptWhenNothingWasSent: a fetch that fails while the
+// request is built (here an empty client assertion) sent nothing, so the
+// refresh token is not spent: the next fetch sends it. (It was taken as
+// possibly rotated, and the source was dead for good.)
+func TestRefreshTokenKeptWhenNothingWasSent(t *testing.T) {
+	leakCheck(t)
+	var requests atomic.Int64
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		_ = r.ParseForm()
+		if got := r.PostForm.Get("refresh_token"); got != "rt-1" {
+			t.Errorf("refresh_token = %q, want rt-1", got)
+		}
+		writeJSON(w, 200, tokenJSON("tok-1", 3600, ""))
+	})
+	var calls atomic.Int64
+	src := newSource(t, source.Config{
+		TokenURL: srv.URL, ClientID: "c", GrantType: source.RefreshToken, RefreshToken: "rt-1",
+		ClientAssertion: func(context.Context) (string, error) {
+			if calls.Add(1) == 1 {
+				return "", nil // refused before anything is sent
+			}
+			return "a.b.c", nil
+		},
+	})
+	if _, err := src.Token(context.Background()); err == nil || requests.Load() != 0 {
+		t.Fatalf("Token with an empty assertion = %v with %d requests, want an error and none", err, requests.Load())
+	}
+	tok, err := src.Token(context.Background())
+	if err != nil || tok.AccessToken != "tok-1" {
+		t.Errorf("Token after a fetch that sent nothing = %v, %v, want tok-1 from the refresh token", tok, err)
+	}
+}
