@@ -86,7 +86,7 @@ func runCall(ctx context.Context, args []string, e env) int {
 		return fail(e, tr, "call", err, cf.timeout)
 	}
 	tr.printf("* token ready after %s", ms(time.Since(start)))
-	base, closeBase := apiBase(src)
+	base, closeBase := apiBase(src, cf.ca.roots)
 	defer closeBase()
 	opts := []tokenhttp.Option{tokenhttp.WithBase(tr.apiTransport(base))}
 	if cf.insecure {

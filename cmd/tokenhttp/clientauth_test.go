@@ -109,3 +109,49 @@ func TestOpenFinanceBrasilFlag(t *testing.T) {
 		"--ca-file", caFile, "--p12", p12, "--p12-password-file", pwFile, "--private-key", keyFile)
 	assertCode(t, r, exitOK)
 }
+
+// TestCAFileWithoutCertificate: --ca-file with no client certificate is
+// trusted for the API call too (the call went over the system roots and
+// failed), and -v still traces the token request (a plain client replaced
+// the tracing one).
+func TestCAFileWithoutCertificate(t *testing.T) {
+	emu := sourcetest.NewStandard(sourcetest.Options{TLS: true})
+	t.Cleanup(emu.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem") // httptest's certificate
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: emu.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := exec(t, withSecret(), "call", "-v", "--token-url", emu.TokenURL, "--client-id", sourcetest.DefaultClientID, "--ca-file", caFile, emu.ResourceURL)
+	assertCode(t, r, exitOK)
+	if !strings.Contains(r.output(), "> POST /token HTTP/1.1") {
+		t.Errorf("call -v --ca-file: the token request is not traced:\n%s", r.output())
+	}
+}
+
+// TestTracePrivateKeyAlgorithm: -v names the algorithm the library would
+// sign with, from the library's own rule: a P-384 key has no default (it
+// was shown as ES256, which the library refuses for it).
+func TestTracePrivateKeyAlgorithm(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		curve elliptic.Curve
+		want  string
+	}{
+		{elliptic.P256(), "signed ES256 (the key's default)"},
+		{elliptic.P384(), "with no default algorithm for this key (set --signing-alg)"},
+	} {
+		key, err := ecdsa.GenerateKey(tt.curve, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, _ := x509.MarshalPKCS8PrivateKey(key)
+		file := filepath.Join(dir, tt.curve.Params().Name+".pem")
+		if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := exec(t, invocation{}, "token", "-v", "--token-url", "https://127.0.0.1:1/token", "--client-id", "c", "--private-key", file)
+		if !strings.Contains(r.output(), tt.want) {
+			t.Errorf("token -v --private-key (%s): the trace does not say %q:\n%s", tt.curve.Params().Name, tt.want, r.output())
+		}
+	}
+}

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tokenhttp/tokenhttp/internal/certs"
+	"github.com/tokenhttp/tokenhttp/internal/jwtsign"
 	"github.com/tokenhttp/tokenhttp/source"
 )
 
@@ -247,8 +245,11 @@ func (c *credFlags) config(ctx context.Context, e env, tr *tracer) (source.Confi
 	if err := c.ca.apply(&cfg, e, c.set); err != nil {
 		return cfg, nil, err
 	}
-	if cfg.ClientCertificate != nil { // apply set an HTTPClient over an *http.Transport
+	switch { // apply set an HTTPClient over an *http.Transport
+	case cfg.ClientCertificate != nil:
 		tr.traceTLS(cfg.HTTPClient.Transport.(*http.Transport), cfg.ClientCertificate)
+	case c.ca.roots != nil:
+		cfg.HTTPClient.Transport = tr.tokenTransport(cfg.HTTPClient.Transport)
 	}
 	if c.grantOf(p) != source.Password {
 		return cfg, nil, nil
@@ -266,6 +267,7 @@ type clientAuthFlags struct {
 	cert, key, p12, p12PassEnv, p12PassFile string
 	privateKey, keyID, audience, alg        string
 	assertionFile, caFile                   string
+	roots                                   *x509.CertPool // --ca-file's, once apply has run
 }
 
 func (a *clientAuthFlags) register(fs *flag.FlagSet) {
@@ -338,6 +340,7 @@ func (a *clientAuthFlags) apply(cfg *source.Config, e env, set map[string]bool) 
 			if err != nil {
 				return usagef("--ca-file: %v", err)
 			}
+			a.roots = pool
 			t.TLSClientConfig = &tls.Config{RootCAs: pool}
 		}
 		cfg.HTTPClient = &http.Client{Transport: t} // with a certificate, traced by traceTLS
@@ -368,7 +371,11 @@ func (a *clientAuthFlags) describe() string {
 			alg = "from the key"
 			if b, err := os.ReadFile(a.privateKey); err == nil {
 				if k, err := certs.ParsePrivateKey(b); err == nil {
-					alg = defaultAlg(k) + " (the key's default)"
+					if def, err := jwtsign.Algorithm(k.Public(), ""); err == nil {
+						alg = string(def) + " (the key's default)"
+					} else {
+						alg = "with no default algorithm for this key (set --signing-alg)"
+					}
 				}
 			}
 		}
@@ -394,27 +401,19 @@ func (a *clientAuthFlags) describe() string {
 	return auth
 }
 
-// defaultAlg is the algorithm the library signs with when
-// --signing-alg is not given.
-func defaultAlg(k crypto.Signer) string {
-	switch k.Public().(type) {
-	case *rsa.PublicKey:
-		return "PS256"
-	case *ecdsa.PublicKey:
-		return "ES256"
-	case ed25519.PublicKey:
-		return "EdDSA"
-	}
-	return "unknown"
-}
-
 // apiBase is the RoundTripper under the call: one that presents src's
-// client certificate, if it has one, and trusts --ca-file; done closes
-// its connections.
-func apiBase(src *source.CachedSource) (rt http.RoundTripper, done func()) {
+// client certificate, if it has one, and trusts roots (--ca-file's) if
+// not nil; done closes its connections.
+func apiBase(src *source.CachedSource, roots *x509.CertPool) (rt http.RoundTripper, done func()) {
 	tc := src.TLSClientConfig()
-	if tc == nil {
+	if tc == nil && roots == nil {
 		return http.DefaultTransport, func() {}
+	}
+	if tc == nil {
+		tc = &tls.Config{}
+	}
+	if roots != nil {
+		tc.RootCAs = roots
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = tc

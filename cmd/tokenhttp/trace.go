@@ -199,7 +199,15 @@ func (t *tracer) tokenClient() *http.Client {
 	if !t.verbose {
 		return nil
 	}
-	return &http.Client{Transport: &traceTransport{t: t, base: http.DefaultTransport, token: true}}
+	return &http.Client{Transport: t.tokenTransport(http.DefaultTransport)}
+}
+
+// tokenTransport wraps base to trace token requests when verbose.
+func (t *tracer) tokenTransport(base http.RoundTripper) http.RoundTripper {
+	if !t.verbose {
+		return base
+	}
+	return &traceTransport{t: t, base: base, token: true}
 }
 
 // apiTransport wraps base to trace API requests when verbose.
