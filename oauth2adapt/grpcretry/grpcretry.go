@@ -63,7 +63,9 @@ type idempotentOption struct{ grpc.EmptyCallOption }
 //  2. if the call is idempotent (the Idempotent call option, or
 //     WithIdempotentMethods), asks src for a token and, when it differs
 //     from the rejected one, sends the call once more. The second answer
-//     is returned, whatever it is.
+//     is returned, whatever it is; when it is Unauthenticated too, src, if
+//     it is a source.RenewalRejecter, is told, so that an API that refuses
+//     every token does not cost a token request per call.
 //
 // A call that failed before a token was attached (the source failed, the
 // connection is insecure) is neither invalidated nor retried; nor is any
@@ -78,6 +80,7 @@ func UnaryClientInterceptor(src source.TokenSource, opts ...Option) grpc.UnaryCl
 		o.apply(&c)
 	}
 	inv, _ := src.(source.Invalidator)
+	lim, _ := src.(source.RenewalRejecter)
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, callOpts ...grpc.CallOption) error {
 		tctx, slot := rpctoken.With(ctx)
 		err := invoker(tctx, method, req, reply, cc, callOpts...)
@@ -95,7 +98,12 @@ func UnaryClientInterceptor(src source.TokenSource, opts ...Option) grpc.UnaryCl
 		if ferr != nil || fresh == nil || fresh == rejected || fresh.HeaderValue() == rejected.HeaderValue() {
 			return err // the same token would be refused again
 		}
-		return invoker(ctx, method, req, reply, cc, callOpts...)
+		rctx, rslot := rpctoken.With(ctx)
+		err = invoker(rctx, method, req, reply, cc, callOpts...)
+		if again := rslot.Token(); again != nil && lim != nil && status.Code(err) == codes.Unauthenticated {
+			lim.RejectedAfterRenewal(again) // the new token was refused too: the source backs off
+		}
+		return err
 	}
 }
 

@@ -194,3 +194,27 @@ func TestNoRetryWithTheSameToken(t *testing.T) {
 		t.Errorf("the server saw %d calls, want 1", got)
 	}
 }
+
+// TestRejectEveryTokenBounded: against a server that refuses every token,
+// a retried call whose fresh token is refused too tells the source
+// (RejectedAfterRenewal), which then backs off as the Transport's 401
+// path makes it: 100 calls cost a few token requests, not one per call.
+func TestRejectEveryTokenBounded(t *testing.T) {
+	idp := sourcetest.NewStandard(sourcetest.Options{})
+	defer idp.Close()
+	src, err := source.New(source.Config{TokenURL: idp.TokenURL, HTTPClient: idp.Client(),
+		ClientID: sourcetest.DefaultClientID, ClientSecret: sourcetest.DefaultClientSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	_, conn := serve(t, func(context.Context, string) bool { return false }, src)
+	for range 100 {
+		if err := grpctest.Check(t.Context(), conn, grpcretry.Idempotent()); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("Check = %v, want Unauthenticated", err)
+		}
+	}
+	if got := idp.TokenRequests(); got > 5 {
+		t.Errorf("token requests for 100 calls refused whatever the token = %d, want at most 5", got)
+	}
+}
