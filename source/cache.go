@@ -48,7 +48,8 @@ const (
 // expiry in the background, and can be told a token was rejected.
 //
 // It is safe for concurrent use. A Token call that finds a fresh token
-// reads one atomic pointer: it takes no lock and allocates nothing.
+// reads one atomic pointer (and, with a client certificate, the one
+// presented last): it takes no lock and allocates nothing.
 type CachedSource struct {
 	ep        *endpoint
 	r         *resolved
@@ -344,12 +345,11 @@ type obtained struct {
 	shared bool // another sharer of the store fetched it
 }
 
-// refusal is a final answer of the token endpoint (a 4xx, or a reply that
-// is not a token), held so that the endpoint is not asked again until
-// until: a gateway with refused credentials would otherwise send a token
-// request for every API call, and a password grant could lock the
-// account. A refusal is a 4xx or a redirect: a final answer (a 2xx that
-// is not a token is a server_error, retried and counted by the breaker).
+// refusal is a final answer of the token endpoint, a 4xx or a redirect
+// (a 2xx that is not a token is a server_error, retried and counted by the
+// breaker), held so that the endpoint is not asked again before until: a
+// gateway with refused credentials would otherwise send a token request
+// for every API call, and a password grant could lock the account.
 // n counts the refusals in a row, none more than a minute after the last
 // hold ended and no token, 5xx or 429 between; the hold doubles with each,
 // from 1 s to 1 min. A source with a Config.PasswordFunc holds none: its

@@ -215,7 +215,8 @@ func (c Config) GoString() string { return c.String() }
 // Format implements fmt.Formatter: every verb prints the redacted String.
 func (c Config) Format(f fmt.State, verb rune) { formatRedacted(f, verb, c.String()) }
 
-// MarshalJSON encodes c with ClientSecret and Password redacted.
+// MarshalJSON encodes c with its secrets redacted (ClientSecret, Password,
+// RefreshToken, PrivateKey) and only the names of EndpointParams.
 func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.redacted()) }
 
 // LogValue implements slog.LogValuer with the secrets redacted.
@@ -276,7 +277,7 @@ func (c Config) redacted() redactedConfig {
 		r.AssertionAudience = ""
 	}
 	if c.PrivateKey != nil {
-		r.PrivateKey = "REDACTED"
+		r.PrivateKey = redacted
 	}
 	for k := range c.EndpointParams { // names only: values may be secret
 		r.EndpointParams = append(r.EndpointParams, k)

@@ -16,7 +16,7 @@ import (
 // error, not an allocation.
 const maxReplyBytes = 1 << 20
 
-// errNoRedirect stops net/http from following a token endpoint's redirect:
+// noRedirect stops net/http from following a token endpoint's redirect:
 // it would re-POST the client secret to the new location.
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 

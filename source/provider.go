@@ -133,8 +133,8 @@ type ReplyFields struct {
 type TokenRequest struct {
 	// Grant is the grant type of this request.
 	Grant string
-	// Params are the body fields. A value is a string, a number, a bool or
-	// nil.
+	// Params are the body fields. A value is a string, a []string (a
+	// field sent more than once), a number, a bool or nil.
 	Params map[string]any
 	// Header holds the request headers.
 	Header http.Header

@@ -13,8 +13,8 @@ import (
 )
 
 // Redaction: every exported type of this package that holds a secret
-// prints and logs itself without it. Token's and Config's methods sit
-// beside their types; the others are here.
+// prints and logs itself without it. Token's, Config's and TokenEvent's
+// methods sit beside their types; the others are here.
 
 const redacted = "[REDACTED]"
 

@@ -8,14 +8,15 @@
 // for a while (Config.Retry, Config.Breaker), and drops a token an API
 // rejected (Invalidator). Close it when done.
 //
-// A Provider describes an endpoint's dialect: RFC 6749 (Standard) and the
-// dialects of VaultID, DirectLink, Score Positivo, gestao.plus and
-// SerproID are declared here; a user describes another by filling a
-// Provider. Every refusal is an *Error with a normalized Code and the
-// provider's own code; the other errors Token returns are typed
-// (FetchError, HookError, ExpiredError, BreakerOpenError) or match a
-// sentinel (ErrClosed, ErrBreakerOpen). No error, log value or printed
-// value shows a secret.
+// A Provider describes an endpoint's dialect: RFC 6749 (Standard), Open
+// Finance Brasil (OpenFinanceBrasil) and the dialects of VaultID,
+// DirectLink, Score Positivo, gestao.plus and SerproID are declared here;
+// a user describes another by filling a Provider. Every refusal is an
+// *Error with a normalized Code and the provider's own code; the other
+// errors Token returns are typed (FetchError, HookError, ExpiredError,
+// BreakerOpenError, and ConfigError from New) or match a sentinel
+// (ErrClosed, ErrBreakerOpen, ErrRefreshTokenSpent, ErrStaticTokenRejected,
+// ErrInvalidConfig). No error, log value or printed value shows a secret.
 //
 // A Store shares tokens between sources: MemoryStore within a process,
 // source/redisstore across the replicas of a service.

@@ -70,12 +70,12 @@ type StoredToken struct {
 // Cloud, the requested lifetime, Config.StoreKey, and every declarative
 // field of the Provider (name, encoding, client auth style, one-time
 // passwords, field names, fixed fields, headers, reply fields, default
-// lifetime), and what of the grant decides the token: the starting refresh
-// token's hash, the JWT bearer assertion's iss and sub, the token
-// exchange's subject and actor identities (iss and sub of a JWT, else a
-// hash), types, audience, resources and requested type. Two configs that
-// differ in any of them never share a token. Every part is length-prefixed before it is hashed, so no two lists of
-// parts encode alike. It holds no secret; stores hash it again with their
+// lifetime), and what of the grant decides the token (grantIdentity: the
+// starting refresh token's hash, the token exchange's types, audience,
+// resources and requested type; whose assertion or subject token it is,
+// Config.StoreKey says). Two configs that differ in any of them never
+// share a token. Every part is length-prefixed before it is hashed, so no
+// two lists of parts encode alike. It holds no secret; stores hash it again with their
 // own key before it reaches a server.
 func storeKey(r *resolved) string {
 	p := r.p
