@@ -442,7 +442,6 @@ type resolved struct {
 	encoding     Encoding
 	auth         AuthStyle
 	fetchTimeout time.Duration
-	grantID      []string     // grantIdentity, with a Store
 	alg          string       // private_key_jwt's algorithm
 	cert         *clientCert  // nil without Config.ClientCertificate
 	client       *http.Client // with cert: the mTLS client for token requests

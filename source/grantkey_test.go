@@ -15,7 +15,6 @@ func grantKeyOf(t *testing.T, cfg Config) string {
 	if err != nil {
 		t.Fatalf("validate: %v", err)
 	}
-	r.grantID = grantIdentity(r)
 	return storeKey(r)
 }
 

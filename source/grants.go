@@ -1,6 +1,7 @@
 package source
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/sha256"
@@ -100,7 +101,7 @@ func grantParams(ctx context.Context, cfg *Config, tr *TokenRequest, scrub scrub
 		}
 		out := []string{st}
 		tr.Params["subject_token"] = st
-		tr.Params["subject_token_type"] = orDefault(cfg.SubjectTokenType, TokenTypeAccessToken)
+		tr.Params["subject_token_type"] = cmp.Or(cfg.SubjectTokenType, TokenTypeAccessToken)
 		x := cfg.Exchange
 		if x.ActorToken != nil {
 			at, err := call("Config.Exchange.ActorToken", x.ActorToken)
@@ -109,7 +110,7 @@ func grantParams(ctx context.Context, cfg *Config, tr *TokenRequest, scrub scrub
 			}
 			out = append(out, at)
 			tr.Params["actor_token"] = at
-			tr.Params["actor_token_type"] = orDefault(x.ActorTokenType, TokenTypeAccessToken)
+			tr.Params["actor_token_type"] = cmp.Or(x.ActorTokenType, TokenTypeAccessToken)
 		}
 		if len(x.Audience) > 0 {
 			tr.Params["audience"] = multi(x.Audience)
@@ -130,13 +131,6 @@ func multi(v []string) any {
 		return v[0]
 	}
 	return append([]string(nil), v...)
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // exchangedToken checks a token exchange reply's token type: "N_A" (RFC
@@ -255,10 +249,10 @@ func grantIdentity(r *resolved) []string {
 		return []string{"jwt_bearer"}
 	case TokenExchange:
 		x := cfg.Exchange
-		out := []string{"token_exchange", orDefault(cfg.SubjectTokenType, TokenTypeAccessToken), x.RequestedTokenType,
+		out := []string{"token_exchange", cmp.Or(cfg.SubjectTokenType, TokenTypeAccessToken), x.RequestedTokenType,
 			strings.Join(x.Audience, "\x00"), strings.Join(x.Resource, "\x00")}
 		if x.ActorToken != nil {
-			out = append(out, "actor", orDefault(x.ActorTokenType, TokenTypeAccessToken))
+			out = append(out, "actor", cmp.Or(x.ActorTokenType, TokenTypeAccessToken))
 		}
 		return out
 	}

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"cmp"
 	"net/http"
 	"time"
 )
@@ -147,18 +148,12 @@ var Standard = &Provider{Name: "standard"}
 
 // resolve fills the provider defaults into names used by the endpoint.
 func (r ReplyFields) resolve() ReplyFields {
-	def := func(s, d string) string {
-		if s == "" {
-			return d
-		}
-		return s
-	}
 	return ReplyFields{
-		AccessToken:  def(r.AccessToken, "access_token"),
-		TokenType:    def(r.TokenType, "token_type"),
-		ExpiresIn:    def(r.ExpiresIn, "expires_in"),
-		RefreshToken: def(r.RefreshToken, "refresh_token"),
-		Scope:        def(r.Scope, "scope"),
+		AccessToken:  cmp.Or(r.AccessToken, "access_token"),
+		TokenType:    cmp.Or(r.TokenType, "token_type"),
+		ExpiresIn:    cmp.Or(r.ExpiresIn, "expires_in"),
+		RefreshToken: cmp.Or(r.RefreshToken, "refresh_token"),
+		Scope:        cmp.Or(r.Scope, "scope"),
 		HeaderValue:  r.HeaderValue,
 	}
 }

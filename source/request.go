@@ -121,11 +121,7 @@ func (e *endpoint) build(ctx context.Context, grant, refresh string) (*http.Requ
 		if _, taken := tr.Params[k]; taken || len(vs) == 0 {
 			continue
 		}
-		if len(vs) == 1 {
-			tr.Params[k] = vs[0]
-		} else {
-			tr.Params[k] = append([]string(nil), vs...) // repeated (RFC 8707 resource), a JSON array
-		}
+		tr.Params[k] = multi(vs) // repeated (RFC 8707 resource): a JSON array
 	}
 	for k, v := range p.Fixed {
 		tr.Params[k] = v

@@ -73,7 +73,6 @@ func New(cfg Config) (*CachedSource, error) {
 		s.refresh = cfg.RefreshToken
 	}
 	if cfg.Store != nil {
-		r.grantID = grantIdentity(r)
 		s.store, s.key = cfg.Store, storeKey(r)
 	}
 	s.breaker = breaker.New(r.p.Name, cfg.Breaker, breakerFailure, breakerExcluded)

@@ -115,8 +115,8 @@ func storeKey(r *resolved) string {
 	b.multi(url.Values(p.Header))
 	rf := p.Reply.resolve()
 	b.strs([]string{rf.AccessToken, rf.TokenType, rf.ExpiresIn, rf.RefreshToken, rf.Scope, rf.HeaderValue})
-	if len(r.grantID) > 0 {
-		b.strs(r.grantID) // see grantIdentity
+	if id := grantIdentity(r); len(id) > 0 {
+		b.strs(id)
 	}
 	return hex.EncodeToString(b.h.Sum(nil))
 }
