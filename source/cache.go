@@ -497,7 +497,7 @@ func (s *CachedSource) newEntry(tok *Token, at, now time.Time, took time.Duratio
 		e.refreshAt, e.staleAt = now, now
 		return e
 	}
-	guard := min(life/guardShare, maxGuard) // the token must outlive the request it rides on
+	guard := guardOf(life)
 	margin := s.r.cfg.RefreshAhead
 	if margin == 0 {
 		margin = min(life/autoMarginShare, maxAutoMargin)
@@ -509,6 +509,23 @@ func (s *CachedSource) newEntry(tok *Token, at, now time.Time, took time.Duratio
 	e.refreshAt = tok.Expiry.Add(-margin)
 	e.staleAt = tok.Expiry.Add(-guard)
 	return e
+}
+
+// guardOf is the guard of a token that lives life: it is not served within
+// that of its expiry, so that it outlives the request it rides on.
+func guardOf(life time.Duration) time.Duration { return min(life/guardShare, maxGuard) }
+
+// staleAt is when tok, obtained at at, stops being served; zero: never.
+// An already expired token is stale at once.
+func staleAt(tok *Token, at time.Time) time.Time {
+	if tok.Expiry.IsZero() {
+		return time.Time{}
+	}
+	life := tok.Expiry.Sub(at)
+	if life <= 0 {
+		return at
+	}
+	return tok.Expiry.Add(-guardOf(life))
 }
 
 // breakerFailure says which fetch errors count toward opening the breaker:

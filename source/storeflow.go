@@ -199,8 +199,7 @@ func (s *CachedSource) fromStore(ctx context.Context) (got obtained, ok bool, st
 	if s.isRejected(tok) || safehttp.CheckHeaderToken(tok.AccessToken, tok.Authorization) != nil {
 		return obtained{}, false, stored, nil
 	}
-	now := time.Now()
-	if e := s.newEntry(tok, stored.Obtained, now, 0); !e.staleAt.IsZero() && !now.Before(e.staleAt) {
+	if at := staleAt(tok, stored.Obtained); !at.IsZero() && !time.Now().Before(at) {
 		return obtained{}, false, stored, nil
 	}
 	return obtained{tok: tok, at: stored.Obtained, rej: stored.Rejections, shared: true}, true, stored, nil
