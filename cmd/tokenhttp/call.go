@@ -42,7 +42,7 @@ func runCall(ctx context.Context, args []string, e env) int {
 	cf.register(fs)
 	method := fs.String("X", "", "request method (default GET, or POST with -d)")
 	data := fs.String("d", "", "request body; @FILE reads it from a file, @- from standard input")
-	var headers headerFlag
+	var headers repeated
 	fs.Var(&headers, "H", `request header "Name: value" (repeatable)`)
 	include := fs.Bool("i", false, "print the response status and headers")
 	output := fs.String("o", "", "write the body to FILE, or - for standard output even when it is binary")

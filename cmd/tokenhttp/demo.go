@@ -28,12 +28,15 @@ import (
 
 const demoHelp = `Usage: tokenhttp demo
 
-Start local emulators of the five providers' token endpoints (and an API
-behind each) on loopback, and show in a transcript:
-  1. each provider's token fetched once and reused across calls;
+Start local emulators of six token endpoints (RFC 6749 and the five
+providers' dialects, each with an API behind it) and an mTLS one on
+loopback, and show in a transcript:
+  1. each endpoint's token fetched once and reused across calls;
+  1b. an mTLS token bound to the client certificate (PIX, Open Finance);
   2. a revoked token survived with one refresh and one retry;
   3. an outage of a token endpoint: the still-valid token keeps serving, the
-     circuit breaker opens, calls then fail fast, and the endpoint recovers.
+     circuit breaker opens, calls then fail fast, and the endpoint recovers;
+  4. the spans of the run, as a tracing dashboard would show them.
 Nothing leaves the machine; it takes a few seconds.
 
 Examples:

@@ -90,11 +90,12 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-// headerFlag is a repeatable -H "Name: value".
-type headerFlag []string
+// repeated is a repeatable flag, one value per use (-H "Name: value",
+// --audience).
+type repeated []string
 
-func (h *headerFlag) String() string     { return strings.Join(*h, ", ") }
-func (h *headerFlag) Set(v string) error { *h = append(*h, v); return nil }
+func (r *repeated) String() string     { return strings.Join(*r, ", ") }
+func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
 // secretFlags are flags people try that would put a secret on argv. They
 // are refused with a pointer to where the secret goes instead.

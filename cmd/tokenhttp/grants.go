@@ -13,7 +13,7 @@ import (
 type grantFlags struct {
 	refreshTokenFile, assertionFile, subjectTokenFile string
 	subjectTokenType, requestedTokenType              string
-	audience, resource                                multiFlag
+	audience, resource                                repeated
 }
 
 func (g *grantFlags) register(fs *flag.FlagSet) {
@@ -25,12 +25,6 @@ func (g *grantFlags) register(fs *flag.FlagSet) {
 	fs.Var(&g.audience, "audience", "audience of the exchanged token; repeat for several (--grant token-exchange)")
 	fs.Var(&g.resource, "resource", "resource URI of the exchanged token (RFC 8707); repeat for several (--grant token-exchange)")
 }
-
-// multiFlag is a repeatable flag, one value per use.
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return "" }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // grantName resolves a --grant alias.
 func grantName(g string) string {

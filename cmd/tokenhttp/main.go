@@ -68,7 +68,6 @@ func main() {
 type command struct {
 	name    string
 	summary string
-	help    string // the text of "tokenhttp help <name>", flags excluded
 	run     func(ctx context.Context, args []string, e env) int
 }
 
@@ -77,15 +76,15 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"token", "fetch a token and print its metadata", tokenHelp, runToken},
-		{"call", "make an authenticated request, like curl", callHelp, runCall},
-		{"emulate", "run local emulators of the providers' token endpoints", emulateHelp, runEmulate},
-		{"demo", "a transcript of caching, revocation and an outage, on emulators", demoHelp, runDemo},
-		{"proxy", "run a credential-injecting egress proxy from a config file", proxyHelp, func(ctx context.Context, args []string, e env) int {
+		{"token", "fetch a token and print its metadata", runToken},
+		{"call", "make an authenticated request, like curl", runCall},
+		{"emulate", "run local emulators of the providers' token endpoints", runEmulate},
+		{"demo", "a transcript of caching, revocation and an outage, on emulators", runDemo},
+		{"proxy", "run a credential-injecting egress proxy from a config file", func(ctx context.Context, args []string, e env) int {
 			return runProxy(ctx, args, e.stdout, e.stderr, e.getenv)
 		}},
-		{"version", "print the version and build of this binary", versionHelp, runVersion},
-		{"help", "show help for a command", helpHelp, runHelp},
+		{"version", "print the version and build of this binary", runVersion},
+		{"help", "show help for a command", runHelp},
 	}
 }
 
