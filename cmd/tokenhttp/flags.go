@@ -10,34 +10,14 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/tokenhttp/tokenhttp/cmd/tokenhttp/internal/proxy"
 	"github.com/tokenhttp/tokenhttp/internal/certs"
 	"github.com/tokenhttp/tokenhttp/internal/jwtsign"
 	"github.com/tokenhttp/tokenhttp/source"
 )
-
-// providers are the --provider names.
-var providers = map[string]*source.Provider{
-	"standard":          source.Standard,
-	"vaultid":           source.VaultID,
-	"directlink":        source.DirectLink,
-	"scorepositivo":     source.ScorePositivo,
-	"gestaoplus":        source.GestaoPlus,
-	"serproid":          source.SerproID,
-	"openfinancebrasil": source.OpenFinanceBrasil,
-}
-
-func providerNames() []string {
-	names := make([]string, 0, len(providers))
-	for n := range providers {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
 
 // credFlags are the flags that describe a credential, shared by token and
 // call.
@@ -59,7 +39,7 @@ type credFlags struct {
 }
 
 func (c *credFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.provider, "provider", "standard", "the token endpoint's dialect: "+strings.Join(providerNames(), ", ")+" (openfinancebrasil: --token-url is the issuer; needs a client certificate)")
+	fs.StringVar(&c.provider, "provider", "standard", "the token endpoint's dialect: "+strings.Join(proxy.ProviderNames(), ", ")+" (openfinancebrasil: --token-url is the issuer; needs a client certificate)")
 	fs.StringVar(&c.tokenURL, "token-url", "", "the token endpoint (required for standard and directlink; overrides the provider's default)")
 	fs.StringVar(&c.grant, "grant", "", "grant type: client_credentials, password, refresh_token, jwt-bearer or token-exchange (default: the provider's)")
 	fs.StringVar(&c.clientID, "client-id", "", "client id")
@@ -165,9 +145,9 @@ func flagError(e env, cmd string, err error) int {
 
 // provider returns the --provider's dialect.
 func (c *credFlags) providerOf() (*source.Provider, error) {
-	p, ok := providers[strings.ToLower(c.provider)]
+	p, ok := proxy.ProviderNamed(c.provider)
 	if !ok {
-		return nil, usagef("unknown --provider %q; use one of %s", c.provider, strings.Join(providerNames(), ", "))
+		return nil, usagef("unknown --provider %q; use one of %s", c.provider, strings.Join(proxy.ProviderNames(), ", "))
 	}
 	return p, nil
 }
@@ -176,7 +156,7 @@ func (c *credFlags) providerOf() (*source.Provider, error) {
 func (c *credFlags) grantOf(p *source.Provider) string {
 	switch {
 	case c.grant != "":
-		return grantName(c.grant)
+		return proxy.GrantName(c.grant)
 	case p.GrantType != "":
 		return p.GrantType
 	}
@@ -185,13 +165,8 @@ func (c *credFlags) grantOf(p *source.Provider) string {
 
 // authOf is where the client credentials will go.
 func (c *credFlags) authOf(p *source.Provider) source.AuthStyle {
-	switch c.auth {
-	case "header":
-		return source.AuthInHeader
-	case "body":
-		return source.AuthInBody
-	case "none":
-		return source.AuthNone
+	if a, ok := proxy.ParseAuthStyle(c.auth); ok {
+		return a
 	}
 	if p.AuthStyle == source.AuthDefault {
 		return source.AuthInHeader
@@ -208,32 +183,27 @@ func (c *credFlags) config(ctx context.Context, e env, tr *tracer) (source.Confi
 		return source.Config{}, nil, err
 	}
 	cfg := source.Config{
-		Provider: p, TokenURL: c.tokenURL, GrantType: grantName(c.grant), ClientID: c.clientID,
+		Provider: p, TokenURL: c.tokenURL, GrantType: proxy.GrantName(c.grant), ClientID: c.clientID,
 		Username: c.username, Scopes: c.scopes, Lifetime: c.lifetime, Cloud: c.cloud,
 		Origin: c.origin, AllowInsecureHTTP: c.insecure, FetchTimeout: c.timeout,
 		HTTPClient: tr.tokenClient(),
 	}
-	switch c.auth {
-	case "":
-	case "header":
-		cfg.AuthStyle = source.AuthInHeader
-	case "body":
-		cfg.AuthStyle = source.AuthInBody
-	case "none":
-		cfg.AuthStyle = source.AuthNone
-	default:
-		return cfg, nil, usagef("--auth %q: use header, body or none", c.auth)
+	if c.auth != "" {
+		a, ok := proxy.ParseAuthStyle(c.auth)
+		if !ok {
+			return cfg, nil, usagef("--auth %q: use header, body or none", c.auth)
+		}
+		cfg.AuthStyle = a
 	}
-	switch c.encoding {
-	case "":
-	case "json":
-		cfg.Encoding = source.JSONEncoding
-	case "form":
-		if p.Encoding == source.JSONEncoding {
+	if c.encoding != "" {
+		enc, ok := proxy.ParseEncoding(c.encoding)
+		switch {
+		case !ok:
+			return cfg, nil, usagef("--encoding %q: use form or json", c.encoding)
+		case enc == source.FormEncoding && p.Encoding == source.JSONEncoding:
 			return cfg, nil, usagef("--encoding form: the %s endpoint takes a JSON body only; leave out --encoding", p.Name)
 		}
-	default:
-		return cfg, nil, usagef("--encoding %q: use form or json", c.encoding)
+		cfg.Encoding = enc
 	}
 	sec, err := c.clientSecret(e, p, tr)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 
-	"github.com/tokenhttp/tokenhttp/cmd/tokenhttp/internal/proxy"
 	"github.com/tokenhttp/tokenhttp/source"
 )
 
@@ -24,11 +23,6 @@ func (g *grantFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.requestedTokenType, "requested-token-type", "", "requested_token_type (--grant token-exchange)")
 	fs.Var(&g.audience, "audience", "audience of the exchanged token; repeat for several (--grant token-exchange)")
 	fs.Var(&g.resource, "resource", "resource URI of the exchanged token (RFC 8707); repeat for several (--grant token-exchange)")
-}
-
-// grantName resolves a --grant alias.
-func grantName(g string) string {
-	return proxy.GrantName(g)
 }
 
 // apply puts the grant's fields in cfg; tr learns every token read.

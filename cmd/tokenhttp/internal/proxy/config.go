@@ -763,28 +763,46 @@ func setProvider(c *source.Config, n *yaml.Node) error {
 	if err != nil {
 		return err
 	}
-	p, ok := providers[strings.ToLower(v)]
+	p, ok := ProviderNamed(v)
 	if !ok {
-		names := slices.Sorted(maps.Keys(providers))
-		return fmt.Errorf("%q is not a known provider (%s)", v, strings.Join(names, ", "))
+		return fmt.Errorf("%q is not a known provider (%s)", v, strings.Join(ProviderNames(), ", "))
 	}
 	c.Provider = p
 	return nil
 }
 
+// ProviderNamed is the provider of a config or --provider name, in any
+// letter case.
+func ProviderNamed(name string) (*source.Provider, bool) {
+	p, ok := providers[strings.ToLower(name)]
+	return p, ok
+}
+
+// ProviderNames are the provider names, sorted.
+func ProviderNames() []string { return slices.Sorted(maps.Keys(providers)) }
+
 func setEncoding(c *source.Config, n *yaml.Node) error {
 	v, err := scalar(n)
-	switch {
-	case err != nil:
+	if err != nil {
 		return err
-	case v == "form":
-		c.Encoding = source.FormEncoding
-	case v == "json":
-		c.Encoding = source.JSONEncoding
-	default:
+	}
+	e, ok := ParseEncoding(v)
+	if !ok {
 		return fmt.Errorf("%q is not form or json", v)
 	}
+	c.Encoding = e
 	return nil
+}
+
+// ParseEncoding is the Encoding named "form" or "json".
+func ParseEncoding(v string) (source.Encoding, bool) {
+	switch v {
+	case "form":
+		return source.FormEncoding, true
+	case "json":
+		return source.JSONEncoding, true
+	}
+	return source.EncodingDefault, false
 }
 
 func setAuthStyle(c *source.Config, n *yaml.Node) error {
@@ -792,13 +810,22 @@ func setAuthStyle(c *source.Config, n *yaml.Node) error {
 	if err != nil {
 		return err
 	}
+	a, ok := ParseAuthStyle(v)
+	if !ok {
+		return fmt.Errorf("%q is not header, body or none", v)
+	}
+	c.AuthStyle = a
+	return nil
+}
+
+// ParseAuthStyle is the AuthStyle named "header", "body" or "none".
+func ParseAuthStyle(v string) (source.AuthStyle, bool) {
 	for _, a := range []source.AuthStyle{source.AuthInHeader, source.AuthInBody, source.AuthNone} {
 		if a.String() == v {
-			c.AuthStyle = a
-			return nil
+			return a, true
 		}
 	}
-	return fmt.Errorf("%q is not header, body or none", v)
+	return source.AuthDefault, false
 }
 
 // setTokenURL is token_url: no credentials and no secret-named query
