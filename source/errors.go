@@ -300,6 +300,10 @@ func (e *ConfigError) Error() string { return ErrInvalidConfig.Error() + ": " + 
 // Is matches ErrInvalidConfig.
 func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
 
+// ErrorType returns telemetry.ErrorInvalidConfig, for the
+// telemetry.AttrErrorType attribute.
+func (e *ConfigError) ErrorType() string { return telemetry.ErrorInvalidConfig }
+
 // Unwrap returns the Provider's Validate error, or nil.
 func (e *ConfigError) Unwrap() error { return e.Err }
 

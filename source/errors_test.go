@@ -3,12 +3,15 @@ package source_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tokenhttp/tokenhttp/internal/instrument"
 	"github.com/tokenhttp/tokenhttp/retry"
 	"github.com/tokenhttp/tokenhttp/source"
+	"github.com/tokenhttp/tokenhttp/telemetry"
 )
 
 // TestConfigErrorField: New's error for a bad Config names the field, so
@@ -100,5 +103,15 @@ func TestErrorNotTokenEndpoint(t *testing.T) {
 		if got := strings.Contains(e.Hint(), "Config.TokenURL"); got != tt.want {
 			t.Errorf("HTTP %d %s: Hint() = %q, want a hint at Config.TokenURL: %v", tt.status, tt.code, e.Hint(), tt.want)
 		}
+	}
+}
+
+// TestConfigErrorType: a refused Config has its own error.type, wherever
+// it is classified (it was "network" but in the proxy's readiness, which
+// special-cased it).
+func TestConfigErrorType(t *testing.T) {
+	_, err := source.New(source.Config{})
+	if got, want := instrument.ErrorType(fmt.Errorf("route: %w", err)), telemetry.ErrorInvalidConfig; got != want {
+		t.Errorf("ErrorType(New(Config{}) error) = %q, want %q", got, want)
 	}
 }

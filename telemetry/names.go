@@ -107,6 +107,7 @@ const (
 	ErrorCanceled          = "canceled"            // the caller or Close called it off
 	ErrorClosed            = "closed"              // the source is closed
 	ErrorHook              = "hook"                // a user hook failed
+	ErrorInvalidConfig     = "invalid_config"      // the Config was refused
 	ErrorNetwork           = "network"             // no reply from the endpoint
 	ErrorExpiredOnArrival  = "expired_on_arrival"  // the token expired before it arrived
 	ErrorRefreshTokenSpent = "refresh_token_spent" // a refresh token that may have been used: a new one is needed

@@ -67,7 +67,7 @@ func (r *recorder) Token(ctx context.Context) (*source.Token, error) {
 	}
 	o := &outcome{errType: "no_token", at: time.Now()}
 	if err != nil {
-		o.errType = errType(err)
+		o.errType = instrument.ErrorType(err)
 	}
 	var open *source.BreakerOpenError
 	if errors.As(err, &open) {
@@ -115,14 +115,6 @@ func (r *recorder) RejectedAfterRenewal(tok *source.Token) {
 	if r.renew != nil {
 		r.renew.RejectedAfterRenewal(tok)
 	}
-}
-
-// errType is a short code for err, never provider text.
-func errType(err error) string {
-	if errors.Is(err, source.ErrInvalidConfig) {
-		return "invalid_config"
-	}
-	return instrument.ErrorType(err)
 }
 
 // RouteState is a route's readiness, as /readyz reports it.

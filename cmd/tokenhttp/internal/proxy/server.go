@@ -31,6 +31,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/tokenhttp/tokenhttp"
+	"github.com/tokenhttp/tokenhttp/internal/instrument"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/source/redisstore"
 )
@@ -558,7 +559,7 @@ func (p *Proxy) warm(ctx context.Context, cfg *Config, srcs []*shared, idx []int
 			if msg := errs[j].Error(); p.warmErr[prefix] != msg {
 				p.warmErr[prefix] = msg
 				p.log.Warn("route takes its new source without a token: its upstream changed, so the running source's token is not sent there; it answers 503 until the new source gets one",
-					"route", prefix, "error_type", errType(errs[j]), "error", msg)
+					"route", prefix, "error_type", instrument.ErrorType(errs[j]), "error", msg)
 			}
 			continue
 		}
@@ -583,7 +584,7 @@ func (p *Proxy) warm(ctx context.Context, cfg *Config, srcs []*shared, idx []int
 		}
 		if e := errs[j].Error(); p.warmErr[prefix] != e { // the source's errors carry no secret
 			p.warmErr[prefix] = e
-			p.log.Warn(msg, "route", prefix, "error_type", errType(errs[j]), "error", e)
+			p.log.Warn(msg, "route", prefix, "error_type", instrument.ErrorType(errs[j]), "error", e)
 		}
 	}
 }
