@@ -3,9 +3,6 @@ package oauth2adapt
 import (
 	"errors"
 	"fmt"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 
@@ -40,38 +37,16 @@ func convertError(err error) error {
 
 // Bounds of provider text kept in a source.Error.
 const (
-	maxDescription = 256
+	maxDescription = oauth2code.MaxDescription
 	maxCode        = 64
 )
 
 // clean returns provider text safe to show: invalid UTF-8 and control
-// characters dropped, runs of white space folded, at most limit bytes.
-// (The secrets of an x/oauth2 source are not known here; RetrieveError's
-// Body, where a misbehaving endpoint may echo them, is never used.)
+// characters dropped, runs of white space folded, at most limit bytes and
+// "…". (The secrets of an x/oauth2 source are not known here;
+// RetrieveError's Body, where a misbehaving endpoint may echo them, is
+// never used.)
 func clean(text string, limit int) string {
-	var b strings.Builder
-	space, cut := false, false
-	for _, r := range text {
-		if r == utf8.RuneError || unicode.IsControl(r) || unicode.IsSpace(r) {
-			space = b.Len() > 0
-			continue
-		}
-		n := utf8.RuneLen(r)
-		if space {
-			n++
-		}
-		if b.Len()+n > limit {
-			cut = true
-			break
-		}
-		if space {
-			b.WriteByte(' ')
-			space = false
-		}
-		b.WriteRune(r)
-	}
-	if cut {
-		b.WriteString("…")
-	}
-	return b.String()
+	folded, more := oauth2code.Fold(text, limit)
+	return oauth2code.Cut(folded, limit, more)
 }

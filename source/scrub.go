@@ -9,11 +9,13 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/tokenhttp/tokenhttp/internal/oauth2code"
 )
 
 // Bounds of provider text kept in an Error.
 const (
-	maxDescription = 256
+	maxDescription = oauth2code.MaxDescription
 	// minSecretLen: a shorter secret is scrubbed only where it stands as
 	// a word of its own (not inside another word), so that a one-letter
 	// password does not turn every "a" of a description into [REDACTED].
@@ -168,41 +170,6 @@ func (s scrubber) clean(text string) string {
 	if len(s.secrets) > 0 {
 		longest = len(s.secrets[0])
 	}
-	text, more := fold(text, maxDescription+longest+1)
-	text = s.scrub(text)
-	if len(text) <= maxDescription && !more {
-		return text
-	}
-	if len(text) <= maxDescription { // the second scrub shortened it
-		return strings.TrimSpace(text) + "…"
-	}
-	cut := maxDescription
-	for cut > 0 && !utf8.RuneStart(text[cut]) {
-		cut--
-	}
-	return strings.TrimSpace(text[:cut]) + "…"
-}
-
-// fold replaces invalid UTF-8 and control characters, folds runs of white
-// space into one space and trims the ends. It stops after about limit
-// bytes; more reports that it did.
-func fold(text string, limit int) (folded string, more bool) {
-	var b strings.Builder
-	space := false
-	for _, r := range text {
-		if r == utf8.RuneError || unicode.IsControl(r) || unicode.IsSpace(r) {
-			space = b.Len() > 0
-			continue
-		}
-		if b.Len() >= limit {
-			more = true
-			break
-		}
-		if space {
-			b.WriteByte(' ')
-			space = false
-		}
-		b.WriteRune(r)
-	}
-	return b.String(), more
+	text, more := oauth2code.Fold(text, maxDescription+longest+1)
+	return oauth2code.Cut(s.scrub(text), maxDescription, more)
 }
