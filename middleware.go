@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tokenhttp/tokenhttp/internal/instrument"
+	"github.com/tokenhttp/tokenhttp/internal/tokenuse"
 	"github.com/tokenhttp/tokenhttp/source"
 	"github.com/tokenhttp/tokenhttp/telemetry"
 )
@@ -128,7 +129,7 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, err := src.Token(r.Context())
-	if err != nil || tok == nil || (tok.AccessToken == "" && tok.Authorization == "") {
+	if tokenuse.Check(tok, err) != nil {
 		g.reject(w, r, classify(r.Context(), err))
 		return
 	}

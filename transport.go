@@ -4,16 +4,18 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/google/uuid"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
 
+	"github.com/google/uuid"
+
 	"github.com/tokenhttp/tokenhttp/internal/instrument"
 	"github.com/tokenhttp/tokenhttp/internal/retry"
 	"github.com/tokenhttp/tokenhttp/internal/safehttp"
+	"github.com/tokenhttp/tokenhttp/internal/tokenuse"
 	"github.com/tokenhttp/tokenhttp/source"
 )
 
@@ -125,9 +127,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("tokenhttp: refusing to send a token over cleartext %s to %s; use https, or WithInsecureHTTP if the network is trusted", req.URL.Scheme, req.URL.Host)
 	}
 	tok, err := t.src.Token(req.Context())
-	if err == nil && tok == nil {
-		err = errors.New("the TokenSource returned neither a token nor an error")
-	}
+	err = tokenuse.Check(tok, err)
 	if err != nil {
 		closeBody(req)
 		return nil, fmt.Errorf("tokenhttp: no token for the request to %s: %w", req.URL.Host, err)

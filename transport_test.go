@@ -1123,3 +1123,24 @@ func TestTransport401RenewedTokenRevokedToo(t *testing.T) {
 		t.Errorf("token requests = %d, want %d (the old token, its replacement, one after the backoff)", got, want)
 	}
 }
+
+// TestTransportEmptyToken: a token with neither an AccessToken nor an
+// Authorization is an error and nothing is sent (a bare "Bearer " went
+// out), as a nil token is.
+func TestTransportEmptyToken(t *testing.T) {
+	for _, tok := range []*source.Token{nil, {TokenType: "Bearer"}} {
+		sent := false
+		tr := tokenhttp.NewTransport(staticSource(tok), tokenhttp.WithBase(roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			sent = true
+			return reply(r, 200, ""), nil
+		})))
+		req := httptest.NewRequest(http.MethodGet, "https://api.example/x", nil)
+		resp, err := tr.RoundTrip(req)
+		if err == nil || sent {
+			if resp != nil {
+				resp.Body.Close()
+			}
+			t.Errorf("RoundTrip with the token %v = %v, sent %v; want an error and nothing sent", tok, err, sent)
+		}
+	}
+}

@@ -2,10 +2,10 @@ package oauth2adapt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/tokenhttp/tokenhttp/internal/safehttp"
+	"github.com/tokenhttp/tokenhttp/internal/tokenuse"
 	"github.com/tokenhttp/tokenhttp/oauth2adapt/internal/rpctoken"
 	"github.com/tokenhttp/tokenhttp/source"
 )
@@ -65,9 +65,7 @@ func PerRPCCredentials(src source.TokenSource, opts ...RPCOption) *RPCCredential
 // call option), having sent nothing.
 func (c *RPCCredentials) GetRequestMetadata(ctx context.Context, uri ...string) (map[string]string, error) {
 	tok, err := c.src.Token(ctx)
-	if err == nil && tok == nil {
-		err = errors.New("the TokenSource returned neither a token nor an error")
-	}
+	err = tokenuse.Check(tok, err)
 	if err != nil {
 		return nil, fmt.Errorf("oauth2adapt: no token for the gRPC call: %w", err)
 	}

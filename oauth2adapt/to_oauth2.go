@@ -2,7 +2,6 @@ package oauth2adapt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tokenhttp/tokenhttp/internal/safehttp"
+	"github.com/tokenhttp/tokenhttp/internal/tokenuse"
 	"github.com/tokenhttp/tokenhttp/source"
 )
 
@@ -106,9 +106,7 @@ func (a *toOAuth2) Token() (*oauth2.Token, error) {
 		defer cancel()
 	}
 	tok, err := a.src.Token(ctx)
-	if err == nil && tok == nil {
-		err = errors.New("the TokenSource returned neither a token nor an error")
-	}
+	err = tokenuse.Check(tok, err)
 	if err != nil {
 		return nil, fmt.Errorf("oauth2adapt: no token: %w", err)
 	}
