@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	"github.com/tokenhttp/tokenhttp/internal/instrument"
 	"github.com/tokenhttp/tokenhttp/internal/tokenuse"
@@ -92,10 +91,7 @@ type gateway struct {
 	unmatched Unmatched
 	tel       *instrument.Instruments
 
-	// hdr is the header value of the last token seen. With several
-	// sources in turn it changes often; it is only a cache, keyed by the
-	// token's identity.
-	hdr atomic.Pointer[header]
+	hdr headerCache // the header value of the last token seen
 }
 
 func newMiddleware(route func(*http.Request) source.TokenSource, opts []Option) func(http.Handler) http.Handler {
@@ -139,14 +135,9 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // withToken returns a shallow copy of r with tok in its context and a
 // Header of its own whose only Authorization is tok's.
 func (g *gateway) withToken(r *http.Request, tok *source.Token) *http.Request {
-	h := g.hdr.Load()
-	if h == nil || h.tok != tok {
-		h = &header{tok: tok, vals: []string{tok.HeaderValue()}}
-		g.hdr.Store(h)
-	}
 	r2 := r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok))
 	r2.Header = copyWithout(r.Header, len(r.Header)+1)
-	r2.Header["Authorization"] = h.vals
+	r2.Header["Authorization"] = g.hdr.vals(tok)
 	withoutCredentialTrailers(r2, r)
 	return r2
 }

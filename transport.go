@@ -44,8 +44,8 @@ type Transport struct {
 	insecure bool
 	tel      *instrument.Instruments
 
-	hdr  atomic.Pointer[header] // the header value of the last token seen
-	fapi bool                   // src asks for an x-fapi-interaction-id on each call
+	hdr  headerCache
+	fapi bool // src asks for an x-fapi-interaction-id on each call
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -54,6 +54,21 @@ var _ http.RoundTripper = (*Transport)(nil)
 type header struct {
 	tok  *source.Token
 	vals []string // len 1, cap 1: appends copy; nobody writes it
+}
+
+// headerCache holds the header of the last token seen. With several
+// sources in turn it changes often; it is only a cache, keyed by the
+// token's identity.
+type headerCache struct{ p atomic.Pointer[header] }
+
+// vals returns the Authorization values for tok.
+func (c *headerCache) vals(tok *source.Token) []string {
+	h := c.p.Load()
+	if h == nil || h.tok != tok {
+		h = &header{tok: tok, vals: []string{tok.HeaderValue()}}
+		c.p.Store(h)
+	}
+	return h.vals
 }
 
 // NewTransport returns a Transport that takes tokens from src. With no
@@ -195,14 +210,9 @@ func (t *Transport) retryOnce(req *http.Request, tok *source.Token, resp *http.R
 
 // withToken returns a shallow copy of req with its own Header carrying tok.
 func (t *Transport) withToken(req *http.Request, tok *source.Token) *http.Request {
-	h := t.hdr.Load()
-	if h == nil || h.tok != tok {
-		h = &header{tok: tok, vals: []string{tok.HeaderValue()}}
-		t.hdr.Store(h)
-	}
 	r2 := shallowCopy(req)
 	hdr := copyWithout(req.Header, len(req.Header)+1) // also a hand-built "authorization"
-	hdr["Authorization"] = h.vals
+	hdr["Authorization"] = t.hdr.vals(tok)
 	if t.fapi && len(hdr[fapiHeader]) == 0 {
 		hdr[fapiHeader] = []string{uuid.NewString()}
 	}
