@@ -193,12 +193,12 @@ func TestTopLevel(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, cmd := range []string{"demo", "token", "call", "emulate", "version", "help"} {
+	for _, cmd := range []string{"demo", "token", "call", "emulate", "proxy", "version", "help"} {
 		for _, args := range [][]string{{cmd, "--help"}, {cmd, "-h"}, {"help", cmd}} {
 			t.Run(strings.Join(args, " "), func(t *testing.T) {
 				r := exec(t, invocation{}, args...)
 				assertCode(t, r, exitOK)
-				if got, want := r.output(), "Usage: tokenhttp "+cmd; !strings.Contains(got, want) {
+				if got, want := r.stdout, "Usage: tokenhttp "+cmd; !strings.Contains(got, want) { // help goes to standard output
 					t.Errorf("got %q, want it to contain %q", got, want)
 				}
 				if got, want := r.output(), "Examples"; !strings.Contains(got, want) {

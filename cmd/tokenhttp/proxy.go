@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,34 +29,35 @@ one kept); SIGTERM or SIGINT drains requests in flight, up to
 
 Exit codes: 0 ok, 1 the proxy failed, 2 usage or a bad config.
 
-Flags:
+Examples:
+  tokenhttp proxy --check --config proxy.yaml
+  tokenhttp proxy --config proxy.yaml --log-format text
 `
 
-// runProxy is the proxy subcommand; it uses only the standard library's
-// types so that it stays independent of the rest of the CLI.
+// runProxy is the proxy subcommand. It parses its flags as the other
+// commands do; it takes its streams and environment one by one so that
+// tests can run it as the binary does.
 func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := env{stdout: stdout, stderr: stderr, getenv: getenv}
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, proxyHelp); fs.PrintDefaults() }
 	file := fs.String("config", "", "the YAML config `file` (required)")
 	check := fs.Bool("check", false, "validate the config, read its secrets, and exit")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "how long SIGTERM waits for requests in flight")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if *file == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "tokenhttp proxy: --config FILE is required and no argument is taken")
-		return 2
+	pos, help, err := parseArgs(fs, args)
+	switch {
+	case help:
+		printHelp(stdout, proxyHelp, fs)
+		return exitOK
+	case err != nil:
+		return flagError(e, "proxy", err)
+	case *file == "" || len(pos) > 0:
+		return flagError(e, "proxy", usagef("--config FILE is required and no argument is taken"))
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "tokenhttp proxy: --log-level %q: use debug, info, warn or error\n", *logLevel)
-		return 2
+		return flagError(e, "proxy", usagef("--log-level %q: use debug, info, warn or error", *logLevel))
 	}
 	hopts := &slog.HandlerOptions{Level: level}
 	var log *slog.Logger
@@ -67,22 +67,21 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	case "text":
 		log = slog.New(slog.NewTextHandler(stderr, hopts))
 	default:
-		fmt.Fprintf(stderr, "tokenhttp proxy: --log-format %q: use json or text\n", *logFormat)
-		return 2
+		return flagError(e, "proxy", usagef("--log-format %q: use json or text", *logFormat))
 	}
 
 	cfg, err := proxy.LoadConfig(*file)
 	if err != nil {
 		fmt.Fprintln(stderr, "tokenhttp proxy:", err)
-		return 2
+		return exitUsage
 	}
 	if *check {
 		if err := proxy.Check(cfg, getenv); err != nil {
 			fmt.Fprintln(stderr, "tokenhttp proxy:", err)
-			return 2
+			return exitUsage
 		}
 		fmt.Fprintf(stdout, "%s: ok (%d routes)\n", *file, len(cfg.Routes))
-		return 0
+		return exitOK
 	}
 
 	// Signals first, so that none is missed while the proxy starts.
@@ -93,12 +92,12 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	p, err := proxy.New(ctx, cfg, proxy.Options{ConfigPath: *file, Logger: log, Getenv: getenv})
 	if err != nil {
 		fmt.Fprintln(stderr, "tokenhttp proxy:", err)
-		return 2
+		return exitUsage
 	}
 	if err := p.Start(); err != nil {
 		fmt.Fprintln(stderr, "tokenhttp proxy:", err)
 		_ = p.Shutdown(context.Background())
-		return 1
+		return exitFailed
 	}
 	for {
 		select {
@@ -114,7 +113,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		case err := <-p.Failed():
 			log.Error("a listener stopped; exiting", "error", err.Error())
 			_ = p.Shutdown(context.Background())
-			return 1
+			return exitFailed
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), *drain)
 		err := p.Shutdown(sctx)
@@ -123,6 +122,6 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 			log.Warn("shutdown", "error", err.Error())
 		}
 		log.Info("stopped")
-		return 0
+		return exitOK
 	}
 }
