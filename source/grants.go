@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -187,15 +185,6 @@ func SignedAssertion(signer crypto.Signer, claims map[string]any, opts Assertion
 	}
 }
 
-// secretHash names a secret in the store key without holding it.
-func secretHash(kind, v string) string {
-	if v == "" {
-		return ""
-	}
-	h := sha256.Sum256([]byte("tokenhttp/" + kind + "\x00" + v))
-	return hex.EncodeToString(h[:])
-}
-
 // publicClientGrant reports whether grant may come from a public client:
 // client_id in the body and no client_secret when ClientSecret is empty.
 func publicClientGrant(grant string) bool {
@@ -244,7 +233,7 @@ func grantIdentity(r *resolved) []string {
 	cfg := &r.cfg
 	switch r.grant {
 	case RefreshToken:
-		return []string{"refresh_token", secretHash("refresh", cfg.RefreshToken)}
+		return []string{"refresh_token", refreshID(cfg.RefreshToken)}
 	case JWTBearer:
 		return []string{"jwt_bearer"}
 	case TokenExchange:

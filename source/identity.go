@@ -1,9 +1,9 @@
 package source
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -18,16 +18,9 @@ func sourceID(r *resolved) string {
 	if r.cfg.Name != "" {
 		return r.cfg.Name
 	}
-	params := make([]string, 0, len(r.cfg.EndpointParams))
-	for k := range r.cfg.EndpointParams {
-		params = append(params, k)
-	}
-	sort.Strings(params)
-	h := sha256.New()
-	for _, part := range []string{"tokenhttp/source-id/v1", r.p.Name, redactURL(r.tokenURL), r.grant, r.cfg.ClientID, r.cfg.Username,
-		strings.Join(r.cfg.Scopes, " "), strings.Join(params, " "), r.cfg.Origin, r.cfg.Cloud, r.cfg.Lifetime.String()} {
-		h.Write([]byte(part))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil)[:6])
+	var b keyBuilder
+	b.strs([]string{"tokenhttp/source-id/v1", r.p.Name, redactURL(r.tokenURL), r.grant, r.cfg.ClientID, r.cfg.Username,
+		strings.Join(r.cfg.Scopes, " "), strings.Join(slices.Sorted(maps.Keys(r.cfg.EndpointParams)), " "),
+		r.cfg.Origin, r.cfg.Cloud, r.cfg.Lifetime.String()})
+	return hex.EncodeToString(b.h.Sum(nil)[:6])
 }

@@ -199,6 +199,16 @@ func credential(t *Token) [sha256.Size]byte {
 }
 
 // refreshFingerprint fingerprints a refresh token.
+// refreshID is refreshFingerprint in hex for a store key, "" without a
+// refresh token.
+func refreshID(rt string) string {
+	if rt == "" {
+		return ""
+	}
+	fp := refreshFingerprint(rt)
+	return hex.EncodeToString(fp[:])
+}
+
 func refreshFingerprint(rt string) [sha256.Size]byte {
 	var b keyBuilder
 	b.str("refresh")
