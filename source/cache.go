@@ -455,9 +455,7 @@ func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats, refreshHint
 		}
 		s.refresh = "" // refused: fall back to the grant, once
 		s.spent.add(refreshFingerprint(rt))
-		if st.onFallback != nil {
-			st.onFallback(RefreshToken, err)
-		}
+		st.onFallback(RefreshToken, err)
 	}
 	tok, err := s.ep.exchange(ctx, s.r.grant, "", st)
 	if err != nil {

@@ -18,10 +18,6 @@ func (r *resolved) jwtClientAuth() bool {
 	return r.cfg.PrivateKey != nil || r.cfg.ClientAssertion != nil
 }
 
-// perAttempt reports whether each attempt of a token request needs a body
-// of its own: a client assertion is single-use.
-func (r *resolved) perAttempt() bool { return r.jwtClientAuth() }
-
 // validateClientAuth checks the client authentication fields of c.
 func validateClientAuth(c *Config, r *resolved) error {
 	if c.PrivateKey != nil && c.ClientAssertion != nil {

@@ -273,9 +273,6 @@ func (c Config) redacted() redactedConfig {
 		ClientCertificate: c.ClientCertificate != nil, KeyID: c.KeyID, AssertionAudience: redactURL(c.AssertionAudience),
 		SigningAlgorithm: c.SigningAlgorithm, ClientAssertion: c.ClientAssertion != nil,
 	}
-	if c.AssertionAudience == "" {
-		r.AssertionAudience = ""
-	}
 	if c.PrivateKey != nil {
 		r.PrivateKey = redacted
 	}

@@ -69,13 +69,10 @@ type notSentError struct{ error }
 func (e notSentError) Unwrap() error { return e.error }
 
 // exchange makes one token request with grant; refresh is the refresh
-// token for the RefreshToken grant. A refusal is an *Error. st, if not
-// nil, is updated with the attempts, the last status and when the
-// answered attempt started (the token's Expiry counts from then).
+// token for the RefreshToken grant. A refusal is an *Error. st is updated
+// with the attempts, the last status and when the answered attempt
+// started (the token's Expiry counts from then).
 func (e *endpoint) exchange(ctx context.Context, grant, refresh string, st *exchangeStats) (*Token, error) {
-	if st == nil {
-		st = &exchangeStats{}
-	}
 	st.grant = grant
 	req, scrub, err := e.build(ctx, grant, refresh)
 	if err != nil {
@@ -89,7 +86,7 @@ func (e *endpoint) exchange(ctx context.Context, grant, refresh string, st *exch
 	// an earlier attempt's 429 and the wait after it are not the token's.
 	start := time.Now()
 	onSend := func(int) { start = time.Now() }
-	perAttempt := grant == JWTBearer || grant == TokenExchange || e.r.perAttempt()
+	perAttempt := grant == JWTBearer || grant == TokenExchange || e.r.jwtClientAuth() // a client assertion is single-use too
 	if perAttempt {
 		// Each attempt carries a newly made assertion or subject token.
 		req.GetBody = e.rebuild(ctx, grant, refresh, &scrub)

@@ -125,7 +125,7 @@ func (s *CachedSource) fetchLocked(ctx context.Context, st *exchangeStats, rec *
 	// Another sharer may have stored a token just before the lock.
 	got, ok, stored, err := load()
 	if err == nil && ok {
-		s.background(unlock)
+		s.fetches.Go(unlock) // in the background; Close waits for it
 		rec.From(telemetry.FromStore)
 		return got, nil
 	}
@@ -180,9 +180,6 @@ func (s *CachedSource) afterFetch(ctx context.Context, got obtained, bad *Token,
 func (s *CachedSource) isRejected(tok *Token) bool {
 	return tok != nil && s.bad.has(credential(tok))
 }
-
-// background runs f in the background; Close waits for it.
-func (s *CachedSource) background(f func()) { s.fetches.Go(f) }
 
 // fromStore loads the stored token and reports whether this source may
 // use it: not the token it is replacing nor one an API rejected, and not
