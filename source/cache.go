@@ -427,35 +427,20 @@ func (s *CachedSource) fetch(ctx context.Context, st *exchangeStats, refreshHint
 		}
 	}
 	if rt != "" {
-		tok, err := s.ep.exchange(ctx, RefreshToken, rt, st)
-		if err == nil {
-			if tok.RefreshToken == "" { // not rotated: keep using the old one
-				tok.RefreshToken = rt
-			} else if tok.RefreshToken != rt {
-				s.spent.add(refreshFingerprint(rt))
-			}
-			s.refresh = tok.RefreshToken
-			if err := s.rotated(ctx, RefreshToken, tok, rt); err != nil {
-				return nil, err
-			}
-			return tok, nil
-		}
+		tok, spent, err := s.refreshWith(ctx, rt, st)
 		var te *Error
 		switch {
-		case refreshUnspent(err):
-			return nil, err // the server surely did not act on it: still good
+		case err == nil:
+			return tok, nil
+		case !spent: // the server surely did not act on it: still good
+			return nil, err
 		case !errors.As(err, &te) || te.Temporary():
 			// The server may have acted on the request (a 5xx, no reply
 			// after it was written) or certainly did (a 2xx the source
-			// cannot use) and rotated the token: never send it again. The
-			// next fetch uses the configured grant.
-			s.refresh = ""
-			s.spent.add(refreshFingerprint(rt))
+			// cannot use): the next fetch uses the configured grant.
 			return nil, err
 		}
-		s.refresh = "" // refused: fall back to the grant, once
-		s.spent.add(refreshFingerprint(rt))
-		st.onFallback(RefreshToken, err)
+		st.onFallback(RefreshToken, err) // refused: fall back to the grant, once
 	}
 	tok, err := s.ep.exchange(ctx, s.r.grant, "", st)
 	if err != nil {

@@ -39,24 +39,13 @@ func (s *CachedSource) fetchRefreshGrant(ctx context.Context, st *exchangeStats,
 		return nil, ErrRefreshTokenSpent
 	}
 	st.grant = RefreshToken
-	tok, err := s.ep.exchange(ctx, RefreshToken, rt, st)
-	if err == nil {
-		if tok.RefreshToken == "" { // not rotated: keep using it
-			tok.RefreshToken = rt
-		} else if tok.RefreshToken != rt {
-			s.spent.add(refreshFingerprint(rt))
-		}
-		s.refresh, s.dead = tok.RefreshToken, nil
-		if err := s.rotated(ctx, RefreshToken, tok, rt); err != nil {
-			return nil, err
-		}
+	tok, spent, err := s.refreshWith(ctx, rt, st)
+	switch {
+	case err == nil:
 		return tok, nil
+	case !spent: // not acted on: still good
+		return nil, err
 	}
-	if refreshUnspent(err) {
-		return nil, err // not acted on: still good
-	}
-	s.refresh = ""
-	s.spent.add(refreshFingerprint(rt))
 	var te *Error
 	if errors.As(err, &te) && !te.Temporary() {
 		dead := *te
@@ -66,4 +55,31 @@ func (s *CachedSource) fetchRefreshGrant(ctx context.Context, st *exchangeStats,
 	}
 	s.dead = fmt.Errorf("%w (%w)", ErrRefreshTokenSpent, err)
 	return nil, err
+}
+
+// refreshWith sends the refresh token rt. On a token it keeps the refresh
+// token to send next (the new one, or rt when it was not rotated) and
+// marks a rotated rt spent. On a failure the server may have acted on
+// (anything but refreshUnspent), rt is dropped and marked spent, and spent
+// is true: it is never sent again. s.fetchMu is held.
+func (s *CachedSource) refreshWith(ctx context.Context, rt string, st *exchangeStats) (tok *Token, spent bool, err error) {
+	tok, err = s.ep.exchange(ctx, RefreshToken, rt, st)
+	if err != nil {
+		if refreshUnspent(err) {
+			return nil, false, err
+		}
+		s.refresh = ""
+		s.spent.add(refreshFingerprint(rt))
+		return nil, true, err
+	}
+	if tok.RefreshToken == "" { // not rotated: keep using it
+		tok.RefreshToken = rt
+	} else if tok.RefreshToken != rt {
+		s.spent.add(refreshFingerprint(rt))
+	}
+	s.refresh, s.dead = tok.RefreshToken, nil
+	if err := s.rotated(ctx, RefreshToken, tok, rt); err != nil {
+		return nil, false, err
+	}
+	return tok, false, nil
 }
