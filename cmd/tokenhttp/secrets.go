@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/tokenhttp/tokenhttp/cmd/tokenhttp/internal/proxy"
 	"github.com/tokenhttp/tokenhttp/source"
 )
 
@@ -69,7 +70,6 @@ func (c *credFlags) clientSecret(e env, p *source.Provider, tr *tracer) (string,
 	return v, nil
 }
 
-// readSecretFile reads a secret from a file, without its final line break.
 // checkFile is a usage error unless the file name can be opened: a file
 // read only when a token is requested (an assertion, a subject token) is
 // checked when the flags are.
@@ -81,14 +81,15 @@ func checkFile(name, flagName string) error {
 	return f.Close()
 }
 
+// readSecretFile reads a secret from a file (proxy.ReadSecretFile), with
+// flagName in its usage errors.
 func readSecretFile(name, flagName string) (string, error) {
-	b, err := os.ReadFile(name)
-	if err != nil {
-		return "", usagef("%s: reading the secret file: %v", flagName, err)
-	}
-	v := strings.TrimRight(string(b), "\r\n")
-	if v == "" {
+	v, err := proxy.ReadSecretFile(name)
+	switch {
+	case errors.Is(err, proxy.ErrEmptySecret):
 		return "", usagef("%s: the file %s is empty", flagName, name)
+	case err != nil:
+		return "", usagef("%s: reading the secret file: %v", flagName, err)
 	}
 	return v, nil
 }

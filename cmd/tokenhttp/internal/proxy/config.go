@@ -94,16 +94,32 @@ type SecretRef struct {
 	set  func(*source.Config, string)
 }
 
+// ErrEmptySecret is ReadSecretFile's error for an empty file.
+var ErrEmptySecret = errors.New("the secret file is empty")
+
+// ReadSecretFile reads a secret from a file, without its final line
+// break. An empty one is ErrEmptySecret; the CLI and the proxy share it.
+func ReadSecretFile(name string) (string, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return "", err
+	}
+	v := strings.TrimRight(string(b), "\r\n")
+	if v == "" {
+		return "", ErrEmptySecret
+	}
+	return v, nil
+}
+
 // Read returns the secret, without a trailing newline.
 func (s SecretRef) Read(getenv func(string) string) (string, error) {
 	if s.File != "" {
-		b, err := os.ReadFile(s.File)
-		if err != nil {
-			return "", fmt.Errorf("%s_file: %w", s.Key, errors.Unwrap(err))
-		}
-		v := strings.TrimRight(string(b), "\r\n")
-		if v == "" {
+		v, err := ReadSecretFile(s.File)
+		switch {
+		case errors.Is(err, ErrEmptySecret):
 			return "", fmt.Errorf("%s_file %s is empty", s.Key, s.File)
+		case err != nil:
+			return "", fmt.Errorf("%s_file: %w", s.Key, errors.Unwrap(err))
 		}
 		return v, nil
 	}
