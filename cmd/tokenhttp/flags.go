@@ -143,7 +143,7 @@ func flagError(e env, cmd string, err error) int {
 	return exitUsage
 }
 
-// provider returns the --provider's dialect.
+// providerOf returns the --provider's dialect.
 func (c *credFlags) providerOf() (*source.Provider, error) {
 	p, ok := proxy.ProviderNamed(c.provider)
 	if !ok {

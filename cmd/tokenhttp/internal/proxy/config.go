@@ -330,7 +330,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("the config is empty: it needs at least `routes:` with one route: its prefix, upstream and source (see the Proxy section of the README)")
 		}
-		return nil, fmt.Errorf("%w", cleanYAMLError(err))
+		return nil, cleanYAMLError(err)
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
